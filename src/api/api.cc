@@ -1,0 +1,110 @@
+// ApiHandler dispatches by path prefix: each API has its own router and its own error shape,
+// so that a servicectl client always sees {"Error": ...} and a native one {"error": {...}}.
+#include "api/api.h"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+#include "api/api_context.h"
+#include "api/errors.h"
+#include "common/log.h"
+
+namespace berth {
+
+std::string ApiContext::PublicBaseUrl(const HttpRequest& req) const {
+  if (!options.public_url.empty()) {
+    std::string url = options.public_url;
+    while (!url.empty() && url.back() == '/') {
+      url.pop_back();
+    }
+    return url;
+  }
+  std::string_view host = req.Header("host");
+  return fmt::format("http://{}", host.empty() ? "localhost" : host);
+}
+
+Result<boost::json::value> ParseJsonBody(const HttpRequest& req) {
+  if (req.body.empty()) {
+    return Status::InvalidArgument("request body is empty; send a JSON object");
+  }
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(req.body, ec);
+  if (ec) {
+    return Status::InvalidArgument(fmt::format("malformed JSON in request body: {}", ec.message()));
+  }
+  return v;
+}
+
+namespace {
+
+constexpr std::string_view kServicectlPrefix = "/servicectl-1";
+
+bool IsServicectlPath(std::string_view path) {
+  return path.starts_with(kServicectlPrefix) &&
+         (path.size() == kServicectlPrefix.size() || path[kServicectlPrefix.size()] == '/');
+}
+
+HttpResponse ServicectlError(int status, std::string_view message) {
+  return JsonResponse(status, boost::json::object{{"Error", message}});
+}
+
+class ApiHandler final : public HttpHandler {
+ public:
+  ApiHandler(Store& store, ApiOptions options) : ctx_(store, std::move(options)) {
+    AddNativeRoutes(ctx_, native_);
+    AddServicectlRoutes(ctx_, servicectl_);
+  }
+
+  HttpResponse Handle(const HttpRequest& req) override {
+    bool dialect = IsServicectlPath(req.path);
+    const Router& router = dialect ? servicectl_ : native_;
+    Router::Match m = router.Find(req.method, req.path);
+    if (m.handler == nullptr) {
+      if (m.allowed.empty()) {
+        std::string msg = fmt::format("no such endpoint: {} {}", req.method, req.path.substr(0, 200));
+        if (!dialect && !req.path.starts_with("/api/")) {
+          msg += "; the API lives under /api/v1 (e.g. GET /api/v1/services)";
+        }
+        return dialect ? ServicectlError(404, msg) : ErrorResponse(404, "not_found", msg);
+      }
+      std::string allowed = fmt::format("{}", fmt::join(m.allowed, ", "));
+      std::string msg = fmt::format("method {} is not allowed on {}; allowed: {}", req.method,
+                                    req.path.substr(0, 200), allowed);
+      HttpResponse r = dialect ? ServicectlError(405, msg)
+                               : ErrorResponse(405, "method_not_allowed", msg);
+      r.headers.emplace_back("Allow", allowed);
+      return r;
+    }
+    try {
+      return (*m.handler)(req, m.params);
+    } catch (const std::exception& e) {
+      // Handlers report errors through Status; an exception here is a bug in berth or a
+      // library surprise. Answer 500 and keep serving.
+      LogError("request handler threw", {{"method", req.method}, {"path", req.path},
+                                         {"error", e.what()}});
+      std::string msg = fmt::format("internal error while handling {} {}", req.method, req.path);
+      return dialect ? ServicectlError(500, msg) : ErrorResponse(500, "internal", msg);
+    }
+  }
+
+  HttpResponse Reject(std::string_view target, int status, std::string_view message) override {
+    if (IsServicectlPath(target)) {
+      return ServicectlError(status, message);
+    }
+    return ErrorResponse(status, CodeForHttpStatus(status), message);
+  }
+
+ private:
+  ApiContext ctx_;
+  Router native_;
+  Router servicectl_;
+};
+
+}  // namespace
+
+std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options) {
+  return std::make_unique<ApiHandler>(store, std::move(options));
+}
+
+}  // namespace berth

@@ -1,0 +1,22 @@
+// The daemon's HTTP API: the native API under /api/v1 and the servicectl dialect under
+// /servicectl-1 (seed 002), both over the same store.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "api/http_types.h"
+#include "store/store.h"
+
+namespace berth {
+
+struct ApiOptions {
+  // The URL users reach berth under, e.g. "https://berth.example.org"; used for deployment
+  // links. Empty: "http://" + the request's Host header.
+  std::string public_url;
+};
+
+// Builds the API handler. `store` must outlive it. Thread-safe.
+std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options);
+
+}  // namespace berth

@@ -1,0 +1,52 @@
+// Plain HTTP request and response values exchanged between the listener (server.cc, the only
+// file that sees Beast) and the pure request handlers. Handlers never touch sockets, so tests
+// call them directly.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace berth {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // as received: "/api/v1/services?project=x"
+  std::string path;  // percent-decoded path without the query
+  std::map<std::string, std::string, std::less<>> query;  // decoded; last value wins
+  std::vector<std::pair<std::string, std::string>> headers;  // names lowercase
+  std::string body;
+  std::string peer;  // "127.0.0.1:51234"
+
+  // The first header named `name` (lowercase), or "" when absent.
+  std::string_view Header(std::string_view name) const;
+  bool HasHeader(std::string_view name) const;
+  // The query parameter `name`, or "" when absent.
+  std::string_view Query(std::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+// Splits `target` into path and query, percent-decoding both. Returns false for a target that
+// is not an absolute path or has invalid percent-encoding.
+bool ParseTarget(std::string_view target, HttpRequest& req);
+
+// Anything that turns requests into responses: the API router, later the gateway.
+class HttpHandler {
+ public:
+  virtual ~HttpHandler() = default;
+  // Called for every well-formed request. Must not throw.
+  virtual HttpResponse Handle(const HttpRequest& req) = 0;
+  // Called when the listener refuses a request itself (too large, malformed), so that the
+  // error has the shape its path's API uses. `target` may be empty.
+  virtual HttpResponse Reject(std::string_view target, int status, std::string_view message) = 0;
+};
+
+}  // namespace berth

@@ -1,0 +1,316 @@
+// The only file of the API that instantiates Beast and Asio templates; keeping them here keeps
+// the rest of the build fast.
+#include "api/server.h"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <csignal>
+#include <thread>
+#include <vector>
+
+#include "common/log.h"
+
+namespace berth {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+Result<tcp::endpoint> ParseListen(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    return Status::InvalidArgument(
+        fmt::format("listen address '{}' has no port; write HOST:PORT, e.g. 127.0.0.1:8080",
+                    listen));
+  }
+  std::string host = listen.substr(0, colon);
+  std::string port_text = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) {
+    host = "0.0.0.0";
+  }
+  unsigned port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port > 65535) {
+    return Status::InvalidArgument(
+        fmt::format("listen address '{}': port '{}' is not a number 0-65535", listen, port_text));
+  }
+  boost::system::error_code addr_ec;
+  auto addr = asio::ip::make_address(host, addr_ec);
+  if (addr_ec) {
+    if (host == "localhost") {
+      addr = asio::ip::make_address("127.0.0.1");
+    } else {
+      return Status::InvalidArgument(fmt::format(
+          "listen address '{}': '{}' is not an IP address ({})", listen, host, addr_ec.message()));
+    }
+  }
+  return tcp::endpoint(addr, static_cast<unsigned short>(port));
+}
+
+HttpRequest ToHttpRequest(http::request<http::string_body>& req, const std::string& peer) {
+  HttpRequest out;
+  out.method = std::string(req.method_string());
+  out.target = std::string(req.target());
+  out.headers.reserve(8);
+  for (const auto& f : req) {
+    std::string name(f.name_string());
+    for (char& c : name) {
+      if (c >= 'A' && c <= 'Z') {
+        c = static_cast<char>(c + 32);
+      }
+    }
+    out.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  out.body = std::move(req.body());
+  out.peer = peer;
+  return out;
+}
+
+http::response<http::string_body> ToBeastResponse(HttpResponse&& r, unsigned version,
+                                                  bool keep_alive, bool head) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  res.set(http::field::server, "berth");
+  res.set(http::field::content_type, r.content_type);
+  for (auto& [k, v] : r.headers) {
+    res.set(k, v);
+  }
+  res.keep_alive(keep_alive);
+  if (head) {
+    res.content_length(r.body.size());
+  } else {
+    res.body() = std::move(r.body);
+    res.prepare_payload();
+  }
+  return res;
+}
+
+class BeastServer final : public HttpServer {
+ public:
+  BeastServer(const ServerOptions& options, HttpHandler& handler)
+      : options_(options), handler_(handler), ioc_(options.threads), acceptor_(ioc_) {}
+
+  ~BeastServer() override { Stop(); }
+
+  Status Listen() {
+    auto ep = ParseListen(options_.listen);
+    if (!ep.ok()) {
+      return ep.status();
+    }
+    boost::system::error_code ec;
+    acceptor_.open(ep->protocol(), ec);
+    if (!ec) {
+      acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    }
+    if (!ec) {
+      acceptor_.bind(*ep, ec);
+    }
+    if (!ec) {
+      acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+      return Status::Unavailable(
+          fmt::format("cannot listen on {}: {}", options_.listen, ec.message()));
+    }
+    local_ = acceptor_.local_endpoint(ec);
+    asio::co_spawn(ioc_, Accept(), asio::detached);
+    int n = options_.threads < 1 ? 1 : options_.threads;
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([this] { ioc_.run(); });
+    }
+    return Status::Ok();
+  }
+
+  std::string LocalAddress() const override {
+    if (local_.address().is_v6()) {
+      return fmt::format("[{}]:{}", local_.address().to_string(), local_.port());
+    }
+    return fmt::format("{}:{}", local_.address().to_string(), local_.port());
+  }
+
+  void WaitForShutdownSignal() override {
+    asio::io_context sig_ioc;
+    asio::signal_set signals(sig_ioc, SIGINT, SIGTERM);
+    signals.async_wait([](const boost::system::error_code&, int sig) {
+      LogInfo("shutting down", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+    });
+    sig_ioc.run();
+  }
+
+  void Stop() override {
+    if (stopped_.exchange(true)) {
+      return;
+    }
+    asio::post(acceptor_.get_executor(), [this] {
+      boost::system::error_code ignored;
+      acceptor_.close(ignored);
+    });
+    // Requests being handled get a moment to finish; idle keep-alive connections do not hold
+    // shutdown up.
+    for (int i = 0; i < 200 && busy_.load() > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ioc_.stop();
+    for (auto& t : threads_) {
+      if (t.joinable()) {
+        t.join();
+      }
+    }
+  }
+
+ private:
+  asio::awaitable<void> Accept() {
+    for (;;) {
+      auto [ec, socket] =
+          co_await acceptor_.async_accept(asio::make_strand(ioc_), kNoThrow);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor_.is_open()) {
+          co_return;
+        }
+        // Running out of descriptors must not end the accept loop; back off briefly.
+        LogWarn("accept failed", {{"error", ec.message()}});
+        asio::steady_timer t(ioc_, std::chrono::milliseconds(50));
+        co_await t.async_wait(kNoThrow);
+        continue;
+      }
+      auto exec = socket.get_executor();
+      asio::co_spawn(exec, Session(std::move(socket)), [](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            LogWarn("connection ended by an exception", {{"error", ex.what()}});
+          }
+        }
+      });
+    }
+  }
+
+  asio::awaitable<void> Reply(beast::tcp_stream& stream, HttpResponse r, unsigned version,
+                              bool keep_alive, bool head) {
+    auto res = ToBeastResponse(std::move(r), version, keep_alive, head);
+    if (head) {
+      http::response_serializer<http::string_body> sr{res};
+      sr.split(true);
+      co_await http::async_write_header(stream, sr, kNoThrow);
+    } else {
+      co_await http::async_write(stream, res, kNoThrow);
+    }
+  }
+
+  asio::awaitable<void> Session(tcp::socket socket) {
+    boost::system::error_code ec;
+    auto remote = socket.remote_endpoint(ec);
+    std::string peer = ec ? std::string("unknown")
+                          : fmt::format("{}:{}", remote.address().to_string(), remote.port());
+    socket.set_option(tcp::no_delay(true), ec);
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+      parser.body_limit(options_.max_body_bytes);
+      stream.expires_after(options_.idle_timeout);
+      auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kNoThrow);
+      if (hec) {
+        co_await RejectRead(stream, hec, parser.is_header_done() ? parser.get().target() : "");
+        break;
+      }
+      auto& head = parser.get();
+      if (beast::iequals(head[http::field::expect], "100-continue")) {
+        auto len = parser.content_length();
+        if (len && *len > options_.max_body_bytes) {
+          co_await RejectRead(stream, http::error::body_limit, head.target());
+          break;
+        }
+        http::response<http::empty_body> cont{http::status::continue_, head.version()};
+        co_await http::async_write(stream, cont, kNoThrow);
+      }
+      auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kNoThrow);
+      if (bec) {
+        co_await RejectRead(stream, bec, parser.get().target());
+        break;
+      }
+      http::request<http::string_body> req = parser.release();
+      bool keep_alive = req.keep_alive();
+      unsigned version = req.version();
+      bool is_head = req.method() == http::verb::head;
+      HttpRequest request = ToHttpRequest(req, peer);
+      HttpResponse response;
+      busy_.fetch_add(1);
+      if (!ParseTarget(request.target, request)) {
+        response = handler_.Reject(request.target, 400,
+                                   "request target is not an absolute path with valid "
+                                   "percent-encoding");
+        keep_alive = false;
+      } else {
+        response = handler_.Handle(request);
+      }
+      busy_.fetch_sub(1);
+      stream.expires_after(options_.idle_timeout);
+      co_await Reply(stream, std::move(response), version, keep_alive, is_head);
+      if (!keep_alive || stopped_.load()) {
+        break;
+      }
+    }
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  // Answers a request the parser refused, then the connection closes. Clean ends (peer closed,
+  // idle timeout) get no answer.
+  asio::awaitable<void> RejectRead(beast::tcp_stream& stream, boost::system::error_code ec,
+                                   std::string_view target) {
+    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted) {
+      co_return;
+    }
+    int status = 400;
+    std::string message = fmt::format("malformed HTTP request: {}", ec.message());
+    if (ec == http::error::body_limit) {
+      status = 413;
+      message = fmt::format("request body is larger than the limit of {} bytes",
+                            options_.max_body_bytes);
+    } else if (ec == http::error::header_limit) {
+      status = 431;
+      message = fmt::format("request headers are larger than the limit of {} bytes",
+                            options_.max_header_bytes);
+    }
+    HttpResponse r = handler_.Reject(target, status, message);
+    stream.expires_after(std::chrono::seconds(5));
+    co_await Reply(stream, std::move(r), 11, false, false);
+  }
+
+  ServerOptions options_;
+  HttpHandler& handler_;
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  tcp::endpoint local_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopped_{false};
+  std::atomic<int> busy_{0};
+};
+
+}  // namespace
+
+Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& options,
+                                                      HttpHandler& handler) {
+  auto server = std::make_unique<BeastServer>(options, handler);
+  if (auto s = server->Listen(); !s.ok()) {
+    return s;
+  }
+  return std::unique_ptr<HttpServer>(std::move(server));
+}
+
+}  // namespace berth

@@ -1,0 +1,172 @@
+// Blocking Beast client; the CLI makes one request at a time, so a plain synchronous stream
+// per call is all it needs.
+#include "cli/api_client.h"
+
+#include <fmt/format.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+namespace berth {
+namespace {
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace asio = boost::asio;
+
+struct ParsedUrl {
+  std::string host;
+  std::string port;
+  std::string prefix;  // path prefix without a trailing slash
+};
+
+Result<ParsedUrl> ParseUrl(std::string_view url) {
+  constexpr std::string_view kHttp = "http://";
+  if (!url.starts_with(kHttp)) {
+    return Status::InvalidArgument(fmt::format(
+        "berth URL '{}' must start with http:// (e.g. http://127.0.0.1:8080)", url));
+  }
+  std::string_view rest = url.substr(kHttp.size());
+  size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  ParsedUrl out;
+  if (slash != std::string_view::npos) {
+    out.prefix = std::string(rest.substr(slash));
+    while (!out.prefix.empty() && out.prefix.back() == '/') {
+      out.prefix.pop_back();
+    }
+  }
+  size_t colon = authority.rfind(':');
+  if (colon != std::string_view::npos && authority.find(']', colon) == std::string_view::npos) {
+    out.host = std::string(authority.substr(0, colon));
+    out.port = std::string(authority.substr(colon + 1));
+  } else {
+    out.host = std::string(authority);
+    out.port = "80";
+  }
+  if (out.host.size() >= 2 && out.host.front() == '[') {
+    out.host = out.host.substr(1, out.host.size() - 2);
+  }
+  if (out.host.empty()) {
+    return Status::InvalidArgument(fmt::format("berth URL '{}' has no host", url));
+  }
+  return out;
+}
+}  // namespace
+
+Status StatusFromResponse(const ApiResponse& r) {
+  std::string message;
+  std::string code;
+  if (r.body.is_object()) {
+    const auto& o = r.body.get_object();
+    if (const auto* e = o.if_contains("error"); e && e->is_object()) {
+      if (const auto* m = e->get_object().if_contains("message"); m && m->is_string()) {
+        message = std::string(m->get_string());
+      }
+      if (const auto* c = e->get_object().if_contains("code"); c && c->is_string()) {
+        code = std::string(c->get_string());
+      }
+    }
+  }
+  if (message.empty()) {
+    message = r.raw.empty() ? fmt::format("HTTP {}", r.status) : r.raw.substr(0, 500);
+  }
+  StatusCode sc = StatusCode::kInternal;
+  switch (r.status) {
+    case 400:
+    case 413:
+      sc = StatusCode::kInvalidArgument;
+      break;
+    case 401:
+      sc = StatusCode::kUnauthenticated;
+      message += " (log in again with 'berth login URL --token TOKEN')";
+      break;
+    case 403:
+      sc = StatusCode::kPermissionDenied;
+      break;
+    case 404:
+      sc = StatusCode::kNotFound;
+      break;
+    case 409:
+      sc = code == "already_exists" ? StatusCode::kAlreadyExists
+                                    : StatusCode::kFailedPrecondition;
+      break;
+    case 503:
+      sc = StatusCode::kUnavailable;
+      break;
+    default:
+      break;
+  }
+  return {sc, message};
+}
+
+Result<ApiResponse> ApiClient::Call(std::string_view method, std::string_view path,
+                                    const boost::json::value* body) const {
+  auto url = ParseUrl(base_url_);
+  if (!url.ok()) {
+    return url.status();
+  }
+  try {
+    asio::io_context ioc;
+    asio::ip::tcp::resolver resolver(ioc);
+    beast::tcp_stream stream(ioc);
+    boost::system::error_code ec;
+    auto results = resolver.resolve(url->host, url->port, ec);
+    if (ec) {
+      return Status::Unavailable(
+          fmt::format("cannot resolve {}: {}", url->host, ec.message()));
+    }
+    stream.expires_after(std::chrono::seconds(60));
+    stream.connect(results, ec);
+    if (ec) {
+      return Status::Unavailable(fmt::format(
+          "cannot reach berth at {}: {}; is 'berth serve' running there?", base_url_,
+          ec.message()));
+    }
+    http::request<http::string_body> req{http::string_to_verb(method), url->prefix + std::string(path),
+                                         11};
+    req.set(http::field::host, url->host + ":" + url->port);
+    req.set(http::field::user_agent, "berth-cli");
+    if (!token_.empty()) {
+      req.set(http::field::authorization, "Bearer " + token_);
+    }
+    if (body != nullptr) {
+      req.set(http::field::content_type, "application/json");
+      req.body() = boost::json::serialize(*body);
+    }
+    req.prepare_payload();
+    http::write(stream, req, ec);
+    if (ec) {
+      return Status::Unavailable(fmt::format("sending request to {}: {}", base_url_, ec.message()));
+    }
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(256 << 20);
+    http::read(stream, buffer, parser, ec);
+    if (ec) {
+      return Status::Unavailable(
+          fmt::format("reading response from {}: {}", base_url_, ec.message()));
+    }
+    ApiResponse out;
+    out.status = static_cast<int>(parser.get().result_int());
+    out.raw = std::move(parser.get().body());
+    if (!out.raw.empty()) {
+      boost::system::error_code jec;
+      out.body = boost::json::parse(out.raw, jec);
+      if (jec) {
+        out.body = nullptr;
+      }
+    }
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    if (out.status >= 400) {
+      return StatusFromResponse(out);
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return Status::Unavailable(fmt::format("talking to {}: {}", base_url_, e.what()));
+  }
+}
+
+}  // namespace berth

@@ -1,0 +1,39 @@
+// ApiClient: the CLI's blocking HTTP/1.1 client of the daemon's REST API.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace berth {
+
+struct ApiResponse {
+  int status = 0;
+  boost::json::value body;  // null when the body is empty or not JSON
+  std::string raw;
+};
+
+class ApiClient {
+ public:
+  // `base_url` like "http://127.0.0.1:8080"; `token` may be empty.
+  ApiClient(std::string base_url, std::string token)
+      : base_url_(std::move(base_url)), token_(std::move(token)) {}
+
+  // Sends one request. Transport failures are Unavailable with a hint; API errors (status >=
+  // 400) are returned as a Status carrying the server's message.
+  Result<ApiResponse> Call(std::string_view method, std::string_view path,
+                           const boost::json::value* body = nullptr) const;
+
+  const std::string& base_url() const { return base_url_; }
+
+ private:
+  std::string base_url_;
+  std::string token_;
+};
+
+// Maps an API error response to a Status with the server's message.
+Status StatusFromResponse(const ApiResponse& r);
+
+}  // namespace berth

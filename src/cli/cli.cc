@@ -1,0 +1,321 @@
+#include "cli/cli.h"
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "cli/api_client.h"
+#include "cli/client_config.h"
+#include "cli/output.h"
+
+namespace berth {
+namespace json = boost::json;
+namespace {
+
+// Options every client command takes.
+struct CommonOptions {
+  std::string output = "table";
+  std::string project;
+};
+
+[[noreturn]] void Fail(const Status& s) {
+  std::cerr << "berth: " << s.message() << "\n";
+  throw CLI::RuntimeError(1);
+}
+
+void AddCommon(CLI::App* cmd, const std::shared_ptr<CommonOptions>& opts, bool project) {
+  cmd->add_option("-o,--output", opts->output, "Output format: table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  if (project) {
+    cmd->add_option("-p,--project", opts->project,
+                    "Project to act on (admin tokens; default: the token's own, or 'default')");
+  }
+}
+
+ApiClient Client() {
+  auto config = LoadClientConfig();
+  if (!config.ok()) {
+    Fail(config.status());
+  }
+  return ApiClient(config->url, config->token);
+}
+
+json::value Call(std::string_view method, const std::string& path,
+                 const json::value* body = nullptr) {
+  auto r = Client().Call(method, path, body);
+  if (!r.ok()) {
+    Fail(r.status());
+  }
+  return r->body;
+}
+
+std::string WithProject(std::string path, const CommonOptions& opts) {
+  if (!opts.project.empty()) {
+    path += (path.find('?') == std::string::npos ? "?project=" : "&project=") + opts.project;
+  }
+  return path;
+}
+
+std::string Str(const json::value& v) {
+  if (v.is_string()) {
+    return std::string(v.get_string());
+  }
+  if (v.is_null()) {
+    return "-";
+  }
+  return json::serialize(v);
+}
+
+const json::value& Field(const json::value& v, std::string_view key) {
+  static const json::value kNull;
+  if (!v.is_object()) {
+    return kNull;
+  }
+  const json::value* f = v.get_object().if_contains(key);
+  return f ? *f : kNull;
+}
+
+void Print(const CommonOptions& opts, const json::value& v, const std::string& table) {
+  std::cout << (opts.output == "json" ? PrettyJson(v) : table);
+}
+
+void AddLogin(CLI::App& app) {
+  struct Args {
+    std::string url;
+    std::string token;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "login", "Save the daemon's URL and a token for later commands (checked first)");
+  cmd->add_option("url", a->url, "berth URL, e.g. http://127.0.0.1:8080")->required();
+  cmd->add_option("--token", a->token,
+                  "API token (the admin token is in DATA_DIR/admin.token)")
+      ->required();
+  cmd->callback([a] {
+    std::string url = a->url;
+    while (url.size() > 7 && url.back() == '/') {
+      url.pop_back();
+    }
+    auto who = ApiClient(url, a->token).Call("GET", "/api/v1/whoami");
+    if (!who.ok()) {
+      Fail(who.status().WithContext("checking the token"));
+    }
+    if (auto s = SaveClientConfig({url, a->token}); !s.ok()) {
+      Fail(s);
+    }
+    const json::value& project = Field(who->body, "project");
+    std::cout << fmt::format("Logged in to {} as {} ({}); saved to {}\n", url,
+                             Str(Field(who->body, "token_id")),
+                             project.is_null() ? "admin" : "project " + Str(project),
+                             ClientConfigPath());
+  });
+}
+
+void AddProjects(CLI::App& app) {
+  CLI::App* group = app.add_subcommand("projects", "List and create projects");
+  group->require_subcommand(1);
+  auto opts = std::make_shared<CommonOptions>();
+
+  CLI::App* ls = group->add_subcommand("ls", "List projects");
+  AddCommon(ls, opts, false);
+  ls->callback([opts] {
+    json::value v = Call("GET", "/api/v1/projects");
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : Field(v, "projects").as_array()) {
+      rows.push_back({Str(Field(p, "name")), Str(Field(p, "created_at"))});
+    }
+    Print(*opts, v, FormatTable({"NAME", "CREATED"}, rows));
+  });
+
+  auto name = std::make_shared<std::string>();
+  CLI::App* create = group->add_subcommand("create", "Create a project (admin token)");
+  create->add_option("name", *name, "Project name: lowercase letters, digits and '_'")
+      ->required();
+  AddCommon(create, opts, false);
+  create->callback([opts, name] {
+    json::value body = json::object{{"name", *name}};
+    json::value v = Call("POST", "/api/v1/projects", &body);
+    Print(*opts, v, fmt::format("Created project {}\n", Str(Field(v, "name"))));
+  });
+}
+
+void AddTokens(CLI::App& app) {
+  CLI::App* group = app.add_subcommand("tokens", "Create, list and revoke API tokens");
+  group->require_subcommand(1);
+  auto opts = std::make_shared<CommonOptions>();
+
+  struct CreateArgs {
+    bool admin = false;
+    std::string description;
+  };
+  auto ca = std::make_shared<CreateArgs>();
+  CLI::App* create = group->add_subcommand(
+      "create", "Create a token for a project (or --admin); the secret is shown once");
+  create->add_flag("--admin", ca->admin, "Create an admin token (admin tokens only)");
+  create->add_option("-d,--description", ca->description, "What the token is for");
+  AddCommon(create, opts, true);
+  create->callback([opts, ca] {
+    json::object body;
+    if (ca->admin) {
+      body["admin"] = true;
+    }
+    if (!opts->project.empty()) {
+      body["project"] = opts->project;
+    }
+    if (!ca->description.empty()) {
+      body["description"] = ca->description;
+    }
+    json::value b = body;
+    json::value v = Call("POST", "/api/v1/tokens", &b);
+    const json::value& project = Field(v, "project");
+    Print(*opts, v,
+          fmt::format("Created token {} for {}.\nSave it now; berth keeps only its hash:\n{}\n",
+                      Str(Field(v, "id")),
+                      project.is_null() ? "admin" : "project " + Str(project),
+                      Str(Field(v, "token"))));
+  });
+
+  CLI::App* ls = group->add_subcommand("ls", "List tokens (ids, never secrets)");
+  AddCommon(ls, opts, true);
+  ls->callback([opts] {
+    json::value v = Call("GET", WithProject("/api/v1/tokens", *opts));
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& t : Field(v, "tokens").as_array()) {
+      rows.push_back({Str(Field(t, "id")),
+                      Field(t, "admin").as_bool() ? "(admin)" : Str(Field(t, "project")),
+                      Field(t, "revoked").as_bool() ? "revoked" : "active",
+                      Str(Field(t, "created_at")), Str(Field(t, "description"))});
+    }
+    Print(*opts, v, FormatTable({"ID", "PROJECT", "STATE", "CREATED", "DESCRIPTION"}, rows));
+  });
+
+  auto id = std::make_shared<std::string>();
+  CLI::App* revoke = group->add_subcommand("revoke", "Revoke a token by id");
+  revoke->add_option("id", *id, "Token id, e.g. tk_1a2b3c4d5e6f")->required();
+  AddCommon(revoke, opts, false);
+  revoke->callback([opts, id] {
+    json::value v = Call("DELETE", "/api/v1/tokens/" + *id);
+    Print(*opts, v, fmt::format("Revoked token {}\n", *id));
+  });
+}
+
+std::string ReadFileOrFail(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    Fail(Status::NotFound(fmt::format("cannot read definition file '{}'", path)));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string DescribeService(const json::value& s) {
+  std::string out;
+  out += fmt::format("Name:      {}\n", Str(Field(s, "name")));
+  out += fmt::format("Project:   {}\n", Str(Field(s, "project")));
+  out += fmt::format("URL:       {}\n", Str(Field(s, "url")));
+  out += fmt::format("Revision:  {}\n", Str(Field(s, "revision")));
+  out += fmt::format("Created:   {}\n", Str(Field(s, "created_at")));
+  out += fmt::format("Updated:   {}\n", Str(Field(s, "updated_at")));
+  const json::value& def = Field(s, "definition");
+  if (def.is_null()) {
+    out += "Definition: none yet (berth services update NAME -f definition.yaml)\n";
+  } else {
+    out += "Definition:\n" + PrettyJson(def);
+  }
+  return out;
+}
+
+void AddServices(CLI::App& app) {
+  CLI::App* group = app.add_subcommand("services", "Register, define and remove services");
+  group->require_subcommand(1);
+  auto opts = std::make_shared<CommonOptions>();
+  auto name = std::make_shared<std::string>();
+
+  CLI::App* ls = group->add_subcommand("ls", "List the project's services");
+  AddCommon(ls, opts, true);
+  ls->callback([opts] {
+    json::value v = Call("GET", WithProject("/api/v1/services", *opts));
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& s : Field(v, "services").as_array()) {
+      rows.push_back({Str(Field(s, "name")), Str(Field(s, "revision")), Str(Field(s, "path")),
+                      Str(Field(s, "updated_at"))});
+    }
+    if (rows.empty() && opts->output == "table") {
+      std::cout << fmt::format("No services in project {}. Create one with 'berth services "
+                               "create NAME'.\n",
+                               Str(Field(v, "project")));
+      return;
+    }
+    Print(*opts, v, FormatTable({"NAME", "REVISION", "PATH", "UPDATED"}, rows));
+  });
+
+  CLI::App* create = group->add_subcommand("create", "Register a new, empty service");
+  create->add_option("name", *name, "Service name: a-z, 0-9, '-'")->required();
+  AddCommon(create, opts, true);
+  create->callback([opts, name] {
+    json::value body = json::object{{"name", *name}};
+    json::value v = Call("POST", WithProject("/api/v1/services", *opts), &body);
+    Print(*opts, v,
+          fmt::format("Created service {} at {}\nNext: berth services update {} -f "
+                      "definition.yaml\n",
+                      Str(Field(v, "name")), Str(Field(v, "url")), *name));
+  });
+
+  CLI::App* show = group->add_subcommand("show", "Show a service and its definition");
+  show->add_option("name", *name, "Service name")->required();
+  AddCommon(show, opts, true);
+  show->callback([opts, name] {
+    json::value v = Call("GET", WithProject("/api/v1/services/" + *name, *opts));
+    Print(*opts, v, DescribeService(v));
+  });
+
+  auto file = std::make_shared<std::string>();
+  CLI::App* update = group->add_subcommand(
+      "update", "Store a new definition revision from a YAML or JSON file");
+  update->add_option("name", *name, "Service name")->required();
+  update->add_option("-f,--file", *file, "Definition file (YAML or JSON; '-' for stdin)")
+      ->required();
+  AddCommon(update, opts, true);
+  update->callback([opts, name, file] {
+    std::string text;
+    if (*file == "-") {
+      std::stringstream ss;
+      ss << std::cin.rdbuf();
+      text = ss.str();
+    } else {
+      text = ReadFileOrFail(*file);
+    }
+    auto def = YamlToJson(text);
+    if (!def.ok()) {
+      Fail(def.status().WithContext(*file));
+    }
+    json::value v = Call("PUT", WithProject("/api/v1/services/" + *name, *opts), &*def);
+    Print(*opts, v,
+          fmt::format("Service {} is at revision {}\n", *name, Str(Field(v, "revision"))));
+  });
+
+  CLI::App* rm = group->add_subcommand("rm", "Delete a service and its revisions");
+  rm->add_option("name", *name, "Service name")->required();
+  AddCommon(rm, opts, true);
+  rm->callback([opts, name] {
+    json::value v = Call("DELETE", WithProject("/api/v1/services/" + *name, *opts));
+    Print(*opts, v, fmt::format("Deleted service {}\n", *name));
+  });
+}
+
+}  // namespace
+
+void AddClientCommands(CLI::App& app) {
+  AddLogin(app);
+  AddProjects(app);
+  AddTokens(app);
+  AddServices(app);
+}
+
+}  // namespace berth

@@ -1,0 +1,309 @@
+#include "daemon/daemon.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "api/api.h"
+#include "api/auth.h"
+#include "api/server.h"
+#include "common/log.h"
+#include "model/names.h"
+#include "store/store.h"
+
+namespace berth {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Writes `content` to `path` with `mode` atomically: a crash leaves the old file or the new
+// one, never half of it.
+Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) {
+    return ErrnoStatus("creating " + tmp, errno);
+  }
+  ::fchmod(fd, mode);  // the umask may have narrowed or widened what open set
+  size_t off = 0;
+  while (off < content.size()) {
+    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      Status s = ErrnoStatus("writing " + tmp, errno);
+      ::close(fd);
+      return s;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    Status s = ErrnoStatus("syncing " + tmp, errno);
+    ::close(fd);
+    return s;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return ErrnoStatus("renaming " + tmp + " to " + path, errno);
+  }
+  return Status::Ok();
+}
+
+// Holds an exclusive lock on DIR/berth.lock for the daemon's life so that two daemons never
+// share one store.
+class DataDirLock {
+ public:
+  static Result<std::unique_ptr<DataDirLock>> Acquire(const std::string& dir) {
+    std::string path = dir + "/berth.lock";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return ErrnoStatus("opening " + path, errno);
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return Status::FailedPrecondition(fmt::format(
+          "another berth daemon is already using data directory {}; stop it or pick another "
+          "--data-dir",
+          dir));
+    }
+    return std::unique_ptr<DataDirLock>(new DataDirLock(fd));
+  }
+  ~DataDirLock() { ::close(fd_); }
+
+ private:
+  explicit DataDirLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// First start: the "default" project and an admin token, written once to DIR/admin.token.
+// The token file is written before its hash is stored: a crash in between leaves no usable
+// admin token in the store, so the next start makes a new one and overwrites the file.
+Status Bootstrap(Store& store, const std::string& data_dir) {
+  auto p = store.GetProject(kDefaultProject);
+  if (!p.ok()) {
+    if (p.status().code() != StatusCode::kNotFound) {
+      return p.status();
+    }
+    auto created = store.CreateProject(kDefaultProject);
+    if (!created.ok() && created.status().code() != StatusCode::kAlreadyExists) {
+      return created.status();
+    }
+    LogInfo("created project", {{"project", std::string(kDefaultProject)}});
+  }
+  std::string token_path = data_dir + "/admin.token";
+  auto admins = store.CountActiveAdminTokens();
+  if (!admins.ok()) {
+    return admins.status();
+  }
+  if (*admins > 0) {
+    LogInfo("admin token", {{"file", token_path}});
+    return Status::Ok();
+  }
+  auto token = GenerateToken();
+  if (!token.ok()) {
+    return token.status();
+  }
+  if (auto s = WriteFileAtomic(token_path, token->secret + "\n", 0600); !s.ok()) {
+    return s;
+  }
+  auto info = store.CreateToken(token->id, token->hash, std::nullopt, "created at first start");
+  if (!info.ok()) {
+    return info.status();
+  }
+  LogInfo("created admin token; it is shown once here and kept in the file (mode 0600)",
+          {{"id", token->id}, {"token", token->secret}, {"file", token_path}});
+  return Status::Ok();
+}
+
+Result<int> ParseThreads(std::string_view text, std::string_view source) {
+  int n = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || ptr != text.data() + text.size() || n < 1 || n > 256) {
+    return Status::InvalidArgument(
+        fmt::format("threads from {}: '{}' is not a number between 1 and 256", source, text));
+  }
+  return n;
+}
+
+}  // namespace
+
+Result<DaemonConfig> ResolveDaemonConfig(const DaemonFlags& flags) {
+  DaemonConfig c;
+  // Lowest precedence first: config file, then env, then flags.
+  if (flags.config_file) {
+    YAML::Node root;
+    try {
+      root = YAML::LoadFile(*flags.config_file);
+    } catch (const YAML::Exception& e) {
+      return Status::InvalidArgument(
+          fmt::format("reading config file {}: {}", *flags.config_file, e.what()));
+    }
+    if (!root.IsMap() && !root.IsNull()) {
+      return Status::InvalidArgument(fmt::format(
+          "config file {}: must be a mapping of data-dir, listen, threads, public-url",
+          *flags.config_file));
+    }
+    for (const auto& kv : root) {
+      std::string key = kv.first.as<std::string>();
+      std::string value = kv.second.IsScalar() ? kv.second.as<std::string>() : "";
+      if (key == "data-dir") {
+        c.data_dir = value;
+      } else if (key == "listen") {
+        c.listen = value;
+      } else if (key == "threads") {
+        auto n = ParseThreads(value, "config file " + *flags.config_file);
+        if (!n.ok()) {
+          return n.status();
+        }
+        c.threads = *n;
+      } else if (key == "public-url") {
+        c.public_url = value;
+      } else {
+        return Status::InvalidArgument(fmt::format(
+            "config file {}: unknown key '{}'; known keys are data-dir, listen, threads, "
+            "public-url",
+            *flags.config_file, key));
+      }
+    }
+  }
+  if (const char* v = std::getenv("BERTH_DATA_DIR"); v && *v) {
+    c.data_dir = v;
+  }
+  if (const char* v = std::getenv("BERTH_LISTEN"); v && *v) {
+    c.listen = v;
+  }
+  if (const char* v = std::getenv("BERTH_THREADS"); v && *v) {
+    auto n = ParseThreads(v, "BERTH_THREADS");
+    if (!n.ok()) {
+      return n.status();
+    }
+    c.threads = *n;
+  }
+  if (const char* v = std::getenv("BERTH_PUBLIC_URL"); v && *v) {
+    c.public_url = v;
+  }
+  if (flags.data_dir) {
+    c.data_dir = *flags.data_dir;
+  }
+  if (flags.listen) {
+    c.listen = *flags.listen;
+  }
+  if (flags.threads) {
+    if (*flags.threads < 1 || *flags.threads > 256) {
+      return Status::InvalidArgument(
+          fmt::format("--threads {}: must be between 1 and 256", *flags.threads));
+    }
+    c.threads = *flags.threads;
+  }
+  if (flags.public_url) {
+    c.public_url = *flags.public_url;
+  }
+  if (c.data_dir.empty()) {
+    return Status::InvalidArgument("data directory is empty; pass --data-dir DIR");
+  }
+  return c;
+}
+
+int RunDaemon(const DaemonConfig& config) {
+  std::error_code fec;
+  fs::create_directories(config.data_dir, fec);
+  if (fec) {
+    LogError("cannot create data directory",
+             {{"dir", config.data_dir}, {"error", fec.message()}});
+    return 1;
+  }
+  std::string dir = fs::absolute(config.data_dir, fec).lexically_normal().string();
+  while (dir.size() > 1 && dir.back() == '/') {
+    dir.pop_back();
+  }
+  ::chmod(dir.c_str(), 0700);
+
+  auto lock = DataDirLock::Acquire(dir);
+  if (!lock.ok()) {
+    LogError("cannot start", {{"error", lock.status().message()}});
+    return 1;
+  }
+  auto store = OpenStore({"sqlite://" + dir + "/state.db"});
+  if (!store.ok()) {
+    LogError("cannot open store", {{"error", store.status().message()}});
+    return 1;
+  }
+  if (auto s = Bootstrap(**store, dir); !s.ok()) {
+    LogError("cannot initialise store", {{"error", s.message()}});
+    return 1;
+  }
+  auto api = MakeApiHandler(**store, ApiOptions{config.public_url});
+  ServerOptions sopts;
+  sopts.listen = config.listen;
+  sopts.threads = config.threads;
+  sopts.max_body_bytes = config.max_body_bytes;
+  auto server = HttpServer::Start(sopts, *api);
+  if (!server.ok()) {
+    LogError("cannot start listener", {{"error", server.status().message()}});
+    return 1;
+  }
+  std::string addr = (*server)->LocalAddress();
+  std::string url = "http://" + addr;
+  // Tools and tests find a daemon started on port 0 through this file.
+  std::string info = fmt::format("{{\"pid\": {}, \"address\": \"{}\", \"url\": \"{}\"}}\n",
+                                 ::getpid(), addr, url);
+  if (auto s = WriteFileAtomic(dir + "/daemon.json", info, 0644); !s.ok()) {
+    LogWarn("cannot write daemon.json", {{"error", s.message()}});
+  }
+  LogInfo("berth is listening", {{"url", url},
+                                 {"data_dir", dir},
+                                 {"threads", std::to_string(config.threads)},
+                                 {"admin_token_file", dir + "/admin.token"}});
+  (*server)->WaitForShutdownSignal();
+  (*server)->Stop();
+  ::unlink((dir + "/daemon.json").c_str());
+  LogInfo("stopped");
+  return 0;
+}
+
+void AddServeCommand(CLI::App& app) {
+  auto flags = std::make_shared<DaemonFlags>();
+  CLI::App* serve = app.add_subcommand(
+      "serve",
+      "Run the berth daemon: the REST API, the servicectl dialect, and (later) the gateway");
+  serve->add_option_function<std::string>(
+      "--data-dir", [flags](const std::string& v) { flags->data_dir = v; },
+      "Where berth keeps its store and admin token [env BERTH_DATA_DIR; default ./berth-data]");
+  serve->add_option_function<std::string>(
+      "--listen", [flags](const std::string& v) { flags->listen = v; },
+      "Address to listen on, HOST:PORT; port 0 picks a free one [env BERTH_LISTEN; default "
+      "127.0.0.1:8080]");
+  serve->add_option_function<int>(
+      "--threads", [flags](int v) { flags->threads = v; },
+      "Worker threads of the listener [env BERTH_THREADS; default 2]");
+  serve->add_option_function<std::string>(
+      "--public-url", [flags](const std::string& v) { flags->public_url = v; },
+      "URL users reach berth under, for deployment links [env BERTH_PUBLIC_URL]");
+  serve->add_option_function<std::string>(
+      "--config", [flags](const std::string& v) { flags->config_file = v; },
+      "YAML file with data-dir, listen, threads, public-url (flags and env override it)");
+  serve->callback([flags] {
+    auto config = ResolveDaemonConfig(*flags);
+    if (!config.ok()) {
+      LogError("bad configuration", {{"error", config.status().message()}});
+      throw CLI::RuntimeError(2);
+    }
+    int rc = RunDaemon(*config);
+    if (rc != 0) {
+      throw CLI::RuntimeError(rc);
+    }
+  });
+}
+
+}  // namespace berth

@@ -1,0 +1,44 @@
+// The daemon: `berth serve`. The only code that names concrete backends: it opens the SQLite
+// store, builds the API, binds the listener and waits for a signal.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+
+namespace CLI {
+class App;
+}
+
+namespace berth {
+
+struct DaemonConfig {
+  std::string data_dir = "./berth-data";
+  std::string listen = "127.0.0.1:8080";
+  int threads = 2;
+  std::string public_url;  // empty: derived from each request's Host header
+  size_t max_body_bytes = 1 << 20;
+};
+
+// Settings as given on the command line; unset ones fall back to env (BERTH_DATA_DIR,
+// BERTH_LISTEN, BERTH_THREADS, BERTH_PUBLIC_URL), then the config file, then defaults.
+struct DaemonFlags {
+  std::optional<std::string> data_dir;
+  std::optional<std::string> listen;
+  std::optional<int> threads;
+  std::optional<std::string> public_url;
+  std::optional<std::string> config_file;
+};
+
+// Resolves flags, environment and the optional YAML config file into a config.
+// InvalidArgument names the bad setting and where it came from.
+Result<DaemonConfig> ResolveDaemonConfig(const DaemonFlags& flags);
+
+// Runs until SIGINT/SIGTERM. Returns the process exit code; startup errors are logged.
+int RunDaemon(const DaemonConfig& config);
+
+// Adds the `serve` subcommand to `app`.
+void AddServeCommand(CLI::App& app);
+
+}  // namespace berth

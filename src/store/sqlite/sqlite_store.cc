@@ -1,0 +1,650 @@
+// SqliteStore keeps one connection behind a mutex. SQLite serialises writers anyway, and the
+// daemon's reads are short point lookups, so one connection with cached prepared statements is
+// faster than a pool and keeps transactions simple: every mutating call is BEGIN IMMEDIATE ...
+// COMMIT, so a crash leaves either all of a change or none of it.
+#include "store/sqlite/sqlite_store.h"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <map>
+#include <mutex>
+
+#include "common/time.h"
+
+namespace berth {
+namespace {
+
+// Schema migrations, applied in order; PRAGMA user_version counts how many have run.
+// Append only: a released migration never changes.
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE projects (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+  id TEXT PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  project_id INTEGER REFERENCES projects(id) ON DELETE CASCADE,
+  description TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+CREATE TABLE services (
+  id INTEGER PRIMARY KEY,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  revision INTEGER NOT NULL DEFAULT 0,
+  defaults TEXT NOT NULL DEFAULT '{}',
+  UNIQUE (project_id, name)
+);
+CREATE TABLE revisions (
+  service_id INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+  revision INTEGER NOT NULL,
+  definition TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (service_id, revision)
+);
+)sql",
+};
+
+Status SqliteError(sqlite3* db, std::string_view context) {
+  int code = sqlite3_extended_errcode(db);
+  std::string msg = fmt::format("{}: {} (sqlite error {})", context, sqlite3_errmsg(db), code);
+  if ((code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED) {
+    return Status::Unavailable(std::move(msg));
+  }
+  return Status::Internal(std::move(msg));
+}
+
+// A prepared statement, reset on destruction so that it can be reused from the cache.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  Stmt& Bind(int i, std::string_view s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Bind(int i, int64_t n) {
+    sqlite3_bind_int64(stmt_, i, n);
+    return *this;
+  }
+  Stmt& BindNull(int i) {
+    sqlite3_bind_null(stmt_, i);
+    return *this;
+  }
+
+  // Returns true while rows remain; false when done.
+  Result<bool> Step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) {
+      return true;
+    }
+    if (rc == SQLITE_DONE) {
+      return false;
+    }
+    return SqliteError(db_, "executing statement");
+  }
+  Status Exec() {
+    auto r = Step();
+    return r.ok() ? Status::Ok() : r.status();
+  }
+
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::string Text(int col) const {
+    const unsigned char* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+};
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  ~SqliteStore() override {
+    for (auto& [sql, stmt] : cache_) {
+      sqlite3_finalize(stmt);
+    }
+    sqlite3_close(db_);
+  }
+
+  Status Init() {
+    std::lock_guard lock(mu_);
+    for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
+                               "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000"}) {
+      if (sqlite3_exec(db_, pragma, nullptr, nullptr, nullptr) != SQLITE_OK) {
+        return SqliteError(db_, pragma);
+      }
+    }
+    return Migrate();
+  }
+
+  Result<Project> CreateProject(std::string_view name) override {
+    std::lock_guard lock(mu_);
+    Project p{std::string(name), NowUnixMillis()};
+    auto st = Prepare("INSERT INTO projects (name, created_at) VALUES (?, ?)");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, name).Bind(2, p.created_at);
+    if (auto r = st->Exec(); !r.ok()) {
+      if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE) {
+        return Status::AlreadyExists(fmt::format("project '{}' already exists", name));
+      }
+      return r.WithContext("creating project");
+    }
+    return p;
+  }
+
+  Result<std::vector<Project>> ListProjects() override {
+    std::lock_guard lock(mu_);
+    auto st = Prepare("SELECT name, created_at FROM projects ORDER BY name");
+    if (!st.ok()) {
+      return st.status();
+    }
+    std::vector<Project> out;
+    for (;;) {
+      auto row = st->Step();
+      if (!row.ok()) {
+        return row.status();
+      }
+      if (!*row) {
+        break;
+      }
+      out.push_back({st->Text(0), st->Int(1)});
+    }
+    return out;
+  }
+
+  Result<Project> GetProject(std::string_view name) override {
+    std::lock_guard lock(mu_);
+    auto st = Prepare("SELECT name, created_at FROM projects WHERE name = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, name);
+    auto row = st->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    if (!*row) {
+      return Status::NotFound(fmt::format("project '{}' does not exist", name));
+    }
+    return Project{st->Text(0), st->Int(1)};
+  }
+
+  Result<TokenInfo> CreateToken(std::string_view id, std::string_view hash,
+                                const std::optional<std::string>& project,
+                                std::string_view description) override {
+    std::lock_guard lock(mu_);
+    std::optional<int64_t> project_id;
+    if (project) {
+      auto pid = ProjectId(*project);
+      if (!pid.ok()) {
+        return pid.status();
+      }
+      project_id = *pid;
+    }
+    TokenInfo t{std::string(id), project, std::string(description), NowUnixMillis(), {}};
+    auto st = Prepare(
+        "INSERT INTO tokens (id, hash, project_id, description, created_at) VALUES (?,?,?,?,?)");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, id).Bind(2, hash).Bind(4, description).Bind(5, t.created_at);
+    if (project_id) {
+      st->Bind(3, *project_id);
+    } else {
+      st->BindNull(3);
+    }
+    if (auto r = st->Exec(); !r.ok()) {
+      return r.WithContext("creating token");
+    }
+    return t;
+  }
+
+  Result<std::vector<TokenInfo>> ListTokens(const std::optional<std::string>& project) override {
+    std::lock_guard lock(mu_);
+    auto st = Prepare(project ? kTokenSelect + std::string(" WHERE p.name = ? ORDER BY t.created_at")
+                              : kTokenSelect + std::string(" ORDER BY t.created_at"));
+    if (!st.ok()) {
+      return st.status();
+    }
+    if (project) {
+      st->Bind(1, *project);
+    }
+    std::vector<TokenInfo> out;
+    for (;;) {
+      auto row = st->Step();
+      if (!row.ok()) {
+        return row.status();
+      }
+      if (!*row) {
+        break;
+      }
+      out.push_back(TokenFromRow(*st));
+    }
+    return out;
+  }
+
+  Result<TokenInfo> GetToken(std::string_view id) override {
+    std::lock_guard lock(mu_);
+    return FindToken(" WHERE t.id = ?", id, fmt::format("token '{}' does not exist", id));
+  }
+
+  Result<TokenInfo> FindTokenByHash(std::string_view hash) override {
+    std::lock_guard lock(mu_);
+    return FindToken(" WHERE t.hash = ?", hash, "no token matches");
+  }
+
+  Status RevokeToken(std::string_view id) override {
+    std::lock_guard lock(mu_);
+    auto st = Prepare("UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, NowUnixMillis()).Bind(2, id);
+    if (auto r = st->Exec(); !r.ok()) {
+      return r.WithContext("revoking token");
+    }
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound(fmt::format("token '{}' does not exist", id));
+    }
+    return Status::Ok();
+  }
+
+  Result<int64_t> CountActiveAdminTokens() override {
+    std::lock_guard lock(mu_);
+    auto st =
+        Prepare("SELECT COUNT(*) FROM tokens WHERE project_id IS NULL AND revoked_at IS NULL");
+    if (!st.ok()) {
+      return st.status();
+    }
+    auto row = st->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    return st->Int(0);
+  }
+
+  Result<ServiceRecord> CreateService(std::string_view project, std::string_view name,
+                                      std::string_view defaults_json) override {
+    std::lock_guard lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    ServiceRecord rec;
+    rec.project = std::string(project);
+    rec.name = std::string(name);
+    rec.created_at = rec.updated_at = NowUnixMillis();
+    rec.defaults_json = std::string(defaults_json);
+    auto st = Prepare(
+        "INSERT INTO services (project_id, name, created_at, updated_at, defaults) "
+        "VALUES (?,?,?,?,?)");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid).Bind(2, name).Bind(3, rec.created_at).Bind(4, rec.updated_at);
+    st->Bind(5, defaults_json);
+    if (auto r = st->Exec(); !r.ok()) {
+      if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE) {
+        return Status::AlreadyExists(
+            fmt::format("service '{}' already exists in project '{}'", name, project));
+      }
+      return r.WithContext("creating service");
+    }
+    return rec;
+  }
+
+  Result<std::vector<ServiceRecord>> ListServices(std::string_view project) override {
+    std::lock_guard lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare(std::string(kServiceSelect) + " WHERE s.project_id = ? ORDER BY s.name");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid);
+    std::vector<ServiceRecord> out;
+    for (;;) {
+      auto row = st->Step();
+      if (!row.ok()) {
+        return row.status();
+      }
+      if (!*row) {
+        break;
+      }
+      out.push_back(ServiceFromRow(*st, project));
+    }
+    return out;
+  }
+
+  Result<ServiceRecord> GetService(std::string_view project, std::string_view name) override {
+    std::lock_guard lock(mu_);
+    return GetServiceLocked(project, name);
+  }
+
+  Result<ServiceRecord> PutDefinition(std::string_view project, std::string_view name,
+                                      std::string_view definition_json) override {
+    std::lock_guard lock(mu_);
+    Transaction tx(this);
+    if (auto s = tx.Begin(); !s.ok()) {
+      return s;
+    }
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    int64_t now = NowUnixMillis();
+    auto up = Prepare(
+        "UPDATE services SET revision = revision + 1, updated_at = ? WHERE id = ? "
+        "RETURNING revision");
+    if (!up.ok()) {
+      return up.status();
+    }
+    up->Bind(1, now).Bind(2, *sid);
+    auto row = up->Step();
+    if (!row.ok()) {
+      return row.status().WithContext("storing definition");
+    }
+    if (!*row) {
+      return Status::Internal("storing definition: the service row vanished mid-transaction");
+    }
+    int64_t revision = up->Int(0);
+    while (true) {  // drain RETURNING so the statement completes
+      auto more = up->Step();
+      if (!more.ok()) {
+        return more.status();
+      }
+      if (!*more) {
+        break;
+      }
+    }
+    auto ins = Prepare(
+        "INSERT INTO revisions (service_id, revision, definition, created_at) VALUES (?,?,?,?)");
+    if (!ins.ok()) {
+      return ins.status();
+    }
+    ins->Bind(1, *sid).Bind(2, revision).Bind(3, definition_json).Bind(4, now);
+    if (auto s = ins->Exec(); !s.ok()) {
+      return s.WithContext("storing definition");
+    }
+    if (auto s = tx.Commit(); !s.ok()) {
+      return s;
+    }
+    return GetServiceLocked(project, name);
+  }
+
+  Result<std::vector<Revision>> ListRevisions(std::string_view project,
+                                              std::string_view name) override {
+    std::lock_guard lock(mu_);
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    auto st = Prepare(
+        "SELECT revision, definition, created_at FROM revisions WHERE service_id = ? "
+        "ORDER BY revision");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *sid);
+    std::vector<Revision> out;
+    for (;;) {
+      auto row = st->Step();
+      if (!row.ok()) {
+        return row.status();
+      }
+      if (!*row) {
+        break;
+      }
+      out.push_back({static_cast<int>(st->Int(0)), st->Text(1), st->Int(2)});
+    }
+    return out;
+  }
+
+  Status DeleteService(std::string_view project, std::string_view name) override {
+    std::lock_guard lock(mu_);
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    // Revisions go with the service through ON DELETE CASCADE, in the same statement.
+    auto st = Prepare("DELETE FROM services WHERE id = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *sid);
+    return st->Exec().WithContext("deleting service");
+  }
+
+ private:
+  static constexpr const char* kTokenSelect =
+      "SELECT t.id, p.name, t.description, t.created_at, t.revoked_at FROM tokens t "
+      "LEFT JOIN projects p ON p.id = t.project_id";
+  static constexpr const char* kServiceSelect =
+      "SELECT s.name, s.created_at, s.updated_at, s.revision, r.definition, s.defaults "
+      "FROM services s "
+      "LEFT JOIN revisions r ON r.service_id = s.id AND r.revision = s.revision";
+
+  // BEGIN IMMEDIATE takes the write lock up front so that a transaction never fails half-way
+  // on a lock upgrade; it rolls back unless committed.
+  class Transaction {
+   public:
+    explicit Transaction(SqliteStore* store) : store_(store) {}
+    ~Transaction() {
+      if (open_) {
+        sqlite3_exec(store_->db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      }
+    }
+    Status Begin() {
+      if (sqlite3_exec(store_->db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        return SqliteError(store_->db_, "beginning transaction");
+      }
+      open_ = true;
+      return Status::Ok();
+    }
+    Status Commit() {
+      if (sqlite3_exec(store_->db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        return SqliteError(store_->db_, "committing transaction");
+      }
+      open_ = false;
+      return Status::Ok();
+    }
+
+   private:
+    SqliteStore* store_;
+    bool open_ = false;
+  };
+
+  Result<Stmt> Prepare(const std::string& sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                             SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+        return SqliteError(db_, "preparing statement");
+      }
+      it = cache_.emplace(sql, stmt).first;
+    }
+    return Result<Stmt>(std::in_place, db_, it->second);
+  }
+
+  Status Migrate() {
+    int version = 0;
+    {
+      sqlite3_stmt* st = nullptr;
+      if (sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &st, nullptr) != SQLITE_OK) {
+        return SqliteError(db_, "reading schema version");
+      }
+      if (sqlite3_step(st) == SQLITE_ROW) {
+        version = sqlite3_column_int(st, 0);
+      }
+      sqlite3_finalize(st);
+    }
+    constexpr int kKnown = static_cast<int>(std::size(kMigrations));
+    if (version > kKnown) {
+      return Status::FailedPrecondition(fmt::format(
+          "store schema version {} is newer than this berth understands ({}); upgrade berth",
+          version, kKnown));
+    }
+    for (int v = version; v < kKnown; ++v) {
+      Transaction tx(this);
+      if (auto s = tx.Begin(); !s.ok()) {
+        return s;
+      }
+      if (sqlite3_exec(db_, kMigrations[v], nullptr, nullptr, nullptr) != SQLITE_OK) {
+        return SqliteError(db_, fmt::format("applying schema migration {}", v + 1));
+      }
+      std::string set_version = fmt::format("PRAGMA user_version = {}", v + 1);
+      if (sqlite3_exec(db_, set_version.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+        return SqliteError(db_, "recording schema version");
+      }
+      if (auto s = tx.Commit(); !s.ok()) {
+        return s;
+      }
+    }
+    return Status::Ok();
+  }
+
+  Result<int64_t> ProjectId(std::string_view project) {
+    auto st = Prepare("SELECT id FROM projects WHERE name = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, project);
+    auto row = st->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    if (!*row) {
+      return Status::NotFound(fmt::format("project '{}' does not exist", project));
+    }
+    return st->Int(0);
+  }
+
+  Result<int64_t> ServiceId(std::string_view project, std::string_view name) {
+    auto st = Prepare(
+        "SELECT s.id FROM services s JOIN projects p ON p.id = s.project_id "
+        "WHERE p.name = ? AND s.name = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, project).Bind(2, name);
+    auto row = st->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    if (!*row) {
+      return Status::NotFound(
+          fmt::format("service '{}' does not exist in project '{}'", name, project));
+    }
+    return st->Int(0);
+  }
+
+  Result<ServiceRecord> GetServiceLocked(std::string_view project, std::string_view name) {
+    auto st = Prepare(std::string(kServiceSelect) +
+                      " JOIN projects p ON p.id = s.project_id WHERE p.name = ? AND s.name = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, project).Bind(2, name);
+    auto row = st->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    if (!*row) {
+      return Status::NotFound(
+          fmt::format("service '{}' does not exist in project '{}'", name, project));
+    }
+    return ServiceFromRow(*st, project);
+  }
+
+  Result<TokenInfo> FindToken(std::string_view where, std::string_view key,
+                              std::string not_found) {
+    auto st = Prepare(kTokenSelect + std::string(where));
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, key);
+    auto row = st->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    if (!*row) {
+      return Status::NotFound(std::move(not_found));
+    }
+    return TokenFromRow(*st);
+  }
+
+  static TokenInfo TokenFromRow(const Stmt& st) {
+    TokenInfo t;
+    t.id = st.Text(0);
+    if (!st.IsNull(1)) {
+      t.project = st.Text(1);
+    }
+    t.description = st.Text(2);
+    t.created_at = st.Int(3);
+    if (!st.IsNull(4)) {
+      t.revoked_at = st.Int(4);
+    }
+    return t;
+  }
+
+  static ServiceRecord ServiceFromRow(const Stmt& st, std::string_view project) {
+    ServiceRecord rec;
+    rec.project = std::string(project);
+    rec.name = st.Text(0);
+    rec.created_at = st.Int(1);
+    rec.updated_at = st.Int(2);
+    rec.revision = static_cast<int>(st.Int(3));
+    rec.definition_json = st.Text(4);
+    rec.defaults_json = st.Text(5);
+    return rec;
+  }
+
+  std::mutex mu_;
+  sqlite3* db_;  // GUARDED_BY(mu_)
+  std::map<std::string, sqlite3_stmt*> cache_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return Status::Unavailable(fmt::format("opening SQLite store '{}': {}", path, msg));
+  }
+  auto store = std::make_unique<SqliteStore>(db);
+  if (auto s = store->Init(); !s.ok()) {
+    return s.WithContext(fmt::format("opening SQLite store '{}'", path));
+  }
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace berth

@@ -1,0 +1,101 @@
+// Store persists the platform's desired state: projects, tokens, services and their
+// definition revisions. Every mutating call is one transaction: after a crash at any moment the
+// store reopens consistent, holding every change whose call returned.
+//
+// Implementations are safe to call from multiple threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace berth {
+
+struct Project {
+  std::string name;
+  int64_t created_at = 0;  // unix millis
+};
+
+struct TokenInfo {
+  std::string id;  // public handle, e.g. "tk_1a2b3c4d5e6f"
+  std::optional<std::string> project;  // nullopt for an admin token
+  std::string description;
+  int64_t created_at = 0;
+  std::optional<int64_t> revoked_at;
+  bool admin() const { return !project.has_value(); }
+};
+
+struct ServiceRecord {
+  std::string project;
+  std::string name;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+  int revision = 0;  // 0 until the first definition is PUT
+  std::string definition_json;  // of `revision`; empty when revision == 0
+  // Definition keys given when the service was created (servicectl's health_check), applied
+  // to PUT definitions that leave them out. A JSON object.
+  std::string defaults_json = "{}";
+};
+
+struct Revision {
+  int revision = 0;
+  std::string definition_json;
+  int64_t created_at = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // AlreadyExists if a project of that name exists. Names are validated by the caller.
+  virtual Result<Project> CreateProject(std::string_view name) = 0;
+  virtual Result<std::vector<Project>> ListProjects() = 0;
+  // NotFound if there is no such project.
+  virtual Result<Project> GetProject(std::string_view name) = 0;
+
+  // Stores a token under its SHA-256 `hash`. `project` nullopt makes an admin token.
+  // NotFound if the project does not exist.
+  virtual Result<TokenInfo> CreateToken(std::string_view id, std::string_view hash,
+                                        const std::optional<std::string>& project,
+                                        std::string_view description) = 0;
+  // Tokens of `project`, or every token when nullopt; revoked ones included.
+  virtual Result<std::vector<TokenInfo>> ListTokens(const std::optional<std::string>& project) = 0;
+  virtual Result<TokenInfo> GetToken(std::string_view id) = 0;
+  // Marks a token revoked; NotFound if unknown. Revoking twice is not an error.
+  virtual Status RevokeToken(std::string_view id) = 0;
+  // NotFound if no token has this hash. Revoked tokens are returned with revoked_at set.
+  virtual Result<TokenInfo> FindTokenByHash(std::string_view hash) = 0;
+  // Number of admin tokens that are not revoked.
+  virtual Result<int64_t> CountActiveAdminTokens() = 0;
+
+  // NotFound if the project is missing; AlreadyExists if the service exists.
+  virtual Result<ServiceRecord> CreateService(std::string_view project, std::string_view name,
+                                              std::string_view defaults_json = "{}") = 0;
+  virtual Result<std::vector<ServiceRecord>> ListServices(std::string_view project) = 0;
+  virtual Result<ServiceRecord> GetService(std::string_view project, std::string_view name) = 0;
+  // Appends a revision holding `definition_json` and makes it current. NotFound if the service
+  // does not exist.
+  virtual Result<ServiceRecord> PutDefinition(std::string_view project, std::string_view name,
+                                              std::string_view definition_json) = 0;
+  // Oldest first. NotFound if the service does not exist.
+  virtual Result<std::vector<Revision>> ListRevisions(std::string_view project,
+                                                      std::string_view name) = 0;
+  // Removes the service and its revisions. NotFound if it does not exist.
+  virtual Status DeleteService(std::string_view project, std::string_view name) = 0;
+};
+
+struct StoreOptions {
+  // "sqlite:///abs/path/state.db", "sqlite://relative/path.db" or "sqlite::memory:".
+  std::string url;
+};
+
+// Opens (creating and migrating if needed) the store named by `options.url`. InvalidArgument
+// for an unknown scheme; FailedPrecondition for a store written by a newer berth.
+Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
+
+}  // namespace berth
