@@ -1,0 +1,183 @@
+// The store contract, run against every backend this build has (today SQLite in memory and on
+// disk), plus file-specific behaviour: reopen, migrations, a newer schema.
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace berth {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/berth-store-test-XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class StoreContractTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string url = GetParam() == "memory" ? "sqlite::memory:"
+                                             : "sqlite://" + dir_.path() + "/state.db";
+    auto s = OpenStore({url});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+    ASSERT_TRUE(store_->CreateProject("default").ok());
+  }
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreContractTest, ProjectsAreUniqueAndListedByName) {
+  ASSERT_TRUE(store_->CreateProject("beta").ok());
+  auto dup = store_->CreateProject("beta");
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists);
+  auto list = store_->ListProjects();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].name, "beta");
+  EXPECT_EQ((*list)[1].name, "default");
+  EXPECT_EQ(store_->GetProject("nope").status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, TokensAreFoundByHashAndRevoked) {
+  auto t = store_->CreateToken("tk_1", "hash1", std::string("default"), "ci");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_TRUE(store_->CreateToken("tk_admin", "hash2", std::nullopt, "").ok());
+  auto found = store_->FindTokenByHash("hash1");
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->id, "tk_1");
+  EXPECT_EQ(found->project, "default");
+  EXPECT_FALSE(found->revoked_at.has_value());
+  EXPECT_EQ(store_->FindTokenByHash("zzz").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(*store_->CountActiveAdminTokens(), 1);
+
+  ASSERT_TRUE(store_->RevokeToken("tk_1").ok());
+  ASSERT_TRUE(store_->RevokeToken("tk_1").ok());  // idempotent
+  EXPECT_TRUE(store_->FindTokenByHash("hash1")->revoked_at.has_value());
+  EXPECT_EQ(store_->RevokeToken("tk_none").code(), StatusCode::kNotFound);
+
+  auto project_tokens = store_->ListTokens(std::string("default"));
+  ASSERT_TRUE(project_tokens.ok());
+  ASSERT_EQ(project_tokens->size(), 1u);
+  EXPECT_EQ(store_->ListTokens(std::nullopt)->size(), 2u);
+  EXPECT_EQ(store_->CreateToken("tk_x", "h3", std::string("ghost"), "").status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, DefinitionsBecomeNumberedRevisions) {
+  ASSERT_TRUE(store_->CreateService("default", "hello").ok());
+  auto first = store_->GetService("default", "hello");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->revision, 0);
+  EXPECT_TRUE(first->definition_json.empty());
+
+  ASSERT_TRUE(store_->PutDefinition("default", "hello", R"({"v":1})").ok());
+  auto second = store_->PutDefinition("default", "hello", R"({"v":2})");
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->revision, 2);
+  EXPECT_EQ(second->definition_json, R"({"v":2})");
+  auto revs = store_->ListRevisions("default", "hello");
+  ASSERT_TRUE(revs.ok());
+  ASSERT_EQ(revs->size(), 2u);
+  EXPECT_EQ((*revs)[0].definition_json, R"({"v":1})");
+
+  EXPECT_EQ(store_->PutDefinition("default", "ghost", "{}").status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, ServicesAreScopedToTheirProject) {
+  ASSERT_TRUE(store_->CreateProject("other").ok());
+  ASSERT_TRUE(store_->CreateService("default", "api").ok());
+  ASSERT_TRUE(store_->CreateService("other", "api").ok());  // same name, other project
+  EXPECT_EQ(store_->CreateService("default", "api").status().code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->CreateService("ghost", "api").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->DeleteService("other", "api").ok());
+  EXPECT_TRUE(store_->GetService("default", "api").ok());
+  EXPECT_EQ(store_->GetService("other", "api").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->DeleteService("other", "api").code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListServices("other")->size(), 0u);
+}
+
+TEST_P(StoreContractTest, DeleteRemovesRevisions) {
+  ASSERT_TRUE(store_->CreateService("default", "svc", R"({"health-check":{}})").ok());
+  ASSERT_TRUE(store_->PutDefinition("default", "svc", "{}").ok());
+  ASSERT_TRUE(store_->DeleteService("default", "svc").ok());
+  ASSERT_TRUE(store_->CreateService("default", "svc").ok());
+  auto again = store_->GetService("default", "svc");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->revision, 0);
+  EXPECT_EQ(again->defaults_json, "{}");
+  EXPECT_EQ(store_->ListRevisions("default", "svc")->size(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContractTest, ::testing::Values("memory", "file"));
+
+TEST(SqliteStoreTest, ReopenKeepsEverything) {
+  TempDir dir;
+  std::string url = "sqlite://" + dir.path() + "/state.db";
+  {
+    auto s = OpenStore({url});
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->CreateProject("default").ok());
+    ASSERT_TRUE((*s)->CreateService("default", "hello").ok());
+    ASSERT_TRUE((*s)->PutDefinition("default", "hello", R"({"a":1})").ok());
+  }
+  auto s = OpenStore({url});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto svc = (*s)->GetService("default", "hello");
+  ASSERT_TRUE(svc.ok());
+  EXPECT_EQ(svc->revision, 1);
+  EXPECT_EQ(svc->definition_json, R"({"a":1})");
+}
+
+TEST(SqliteStoreTest, RefusesStoreFromNewerBerth) {
+  TempDir dir;
+  std::string path = dir.path() + "/state.db";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 999", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto s = OpenStore({"sqlite://" + path});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("upgrade berth"), std::string::npos);
+}
+
+TEST(SqliteStoreTest, UsesWalAndForeignKeys) {
+  TempDir dir;
+  std::string path = dir.path() + "/state.db";
+  ASSERT_TRUE(OpenStore({"sqlite://" + path}).ok());
+  EXPECT_TRUE(fs::exists(path));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST(StoreTest, UnknownSchemeIsInvalidArgument) {
+  auto s = OpenStore({"mysql://x"});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace berth
