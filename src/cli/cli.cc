@@ -262,9 +262,10 @@ void AddServices(CLI::App& app) {
     json::value body = json::object{{"name", *name}};
     json::value v = Call("POST", WithProject("/api/v1/services", *opts), &body);
     Print(*opts, v,
-          fmt::format("Created service {} at {}\nNext: berth services update {} -f "
+          fmt::format("Created service {} at {}\nNext: berth services update {}{} -f "
                       "definition.yaml\n",
-                      Str(Field(v, "name")), Str(Field(v, "url")), *name));
+                      Str(Field(v, "name")), Str(Field(v, "url")), *name,
+                      opts->project.empty() ? "" : " -p " + opts->project));
   });
 
   CLI::App* show = group->add_subcommand("show", "Show a service and its definition");
