@@ -1,12 +1,11 @@
 #include "cli/client_config.h"
 
-#include <fcntl.h>
+#include "common/file_util.h"
+
 #include <fmt/format.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <boost/json.hpp>
-#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -67,18 +66,7 @@ Status SaveClientConfig(const ClientConfig& config) {
   std::string body = boost::json::serialize(
                          boost::json::object{{"url", config.url}, {"token", config.token}}) +
                      "\n";
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return ErrnoStatus("writing " + tmp, errno);
-  }
-  bool ok = ::write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size());
-  ok = ::fsync(fd) == 0 && ok;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    return ErrnoStatus("writing " + path, errno);
-  }
-  return Status::Ok();
+  return WriteFileAtomic(path, body, 0600);
 }
 
 }  // namespace berth

@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "api/auth.h"
 #include "api/server.h"
+#include "common/file_util.h"
 #include "common/log.h"
 #include "model/names.h"
 #include "store/store.h"
@@ -25,40 +26,6 @@ namespace berth {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Writes `content` to `path` with `mode` atomically: a crash leaves the old file or the new
-// one, never half of it.
-Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) {
-    return ErrnoStatus("creating " + tmp, errno);
-  }
-  ::fchmod(fd, mode);  // the umask may have narrowed or widened what open set
-  size_t off = 0;
-  while (off < content.size()) {
-    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      Status s = ErrnoStatus("writing " + tmp, errno);
-      ::close(fd);
-      return s;
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    Status s = ErrnoStatus("syncing " + tmp, errno);
-    ::close(fd);
-    return s;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return ErrnoStatus("renaming " + tmp + " to " + path, errno);
-  }
-  return Status::Ok();
-}
 
 // Holds an exclusive lock on DIR/berth.lock for the daemon's life so that two daemons never
 // share one store.

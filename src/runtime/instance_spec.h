@@ -1,0 +1,50 @@
+// What the launcher hands to an instance's shim, and what the shim leaves behind. All of it
+// lives in the instance directory, so a restarted daemon can find every instance again:
+//   spec.json   InstanceSpec, written by the launcher before the shim starts
+//   shim.json   ShimRecord, written by the shim once the program runs
+//   exit.json   ExitRecord, written by the shim when the program has ended
+//   logs/       LogWriter's files
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace berth {
+
+struct InstanceSpec {
+  std::string id;  // unique, also the cgroup name: "i-<hex>"
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // "NAME=value"
+  std::string cwd;
+  uint64_t memory_limit_bytes = 0;  // 0: none
+  int grace_seconds = 10;  // SIGTERM to SIGKILL
+  uint64_t log_max_bytes = 10 << 20;
+  int log_keep = 5;
+};
+
+struct ShimRecord {
+  int shim_pid = 0;
+  int pid = 0;
+  int64_t started_at = 0;  // unix millis
+};
+
+struct ExitRecord {
+  int exit_code = -1;  // -1 when killed by a signal
+  int signal = 0;
+  bool oom_killed = false;
+  int64_t ended_at = 0;
+  std::string error;  // e.g. why exec failed
+};
+
+std::string InstanceSpecToJson(const InstanceSpec& spec);
+Result<InstanceSpec> InstanceSpecFromJson(const std::string& text);
+std::string ShimRecordToJson(const ShimRecord& r);
+Result<ShimRecord> ShimRecordFromJson(const std::string& text);
+std::string ExitRecordToJson(const ExitRecord& r);
+Result<ExitRecord> ExitRecordFromJson(const std::string& text);
+
+}  // namespace berth

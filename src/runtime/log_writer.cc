@@ -1,0 +1,166 @@
+#include "runtime/log_writer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <deque>
+#include <fstream>
+
+namespace berth {
+namespace {
+constexpr size_t kMaxPartial = 64 << 10;
+constexpr size_t kFlushAt = 256 << 10;
+}  // namespace
+
+LogWriter::LogWriter(std::string dir, LogRotation rotation)
+    : dir_(std::move(dir)), rotation_(rotation) {}
+
+LogWriter::~LogWriter() {
+  FinishPartial();
+  (void)Flush();
+  if (fd_ >= 0) {
+    ::close(fd_);
+  }
+}
+
+Status LogWriter::Open() {
+  std::string path = dir_ + "/current.log";
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd_ < 0) {
+    return ErrnoStatus("opening log " + path, errno);
+  }
+  off_t end = ::lseek(fd_, 0, SEEK_END);
+  size_ = end > 0 ? static_cast<uint64_t>(end) : 0;
+  return Status::Ok();
+}
+
+void LogWriter::AppendLine(std::string_view stream, std::string_view text) {
+  using namespace std::chrono;
+  auto now = system_clock::now().time_since_epoch();
+  int64_t micros = duration_cast<microseconds>(now).count();
+  int64_t second = micros / 1000000;
+  if (second != cached_second_) {
+    std::time_t t = static_cast<std::time_t>(second);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_prefix_ = buf;
+    cached_second_ = second;
+  }
+  char frac[16];
+  std::snprintf(frac, sizeof(frac), ".%06dZ ", static_cast<int>(micros % 1000000));
+  buffer_ += cached_prefix_;
+  buffer_ += frac;
+  buffer_ += stream;
+  buffer_ += ' ';
+  buffer_ += text;
+  buffer_ += '\n';
+  if (buffer_.size() >= kFlushAt) {
+    (void)Flush();
+  }
+}
+
+void LogWriter::Feed(std::string_view stream, std::string_view data) {
+  std::string& partial = stream == "stderr" ? partial_err_ : partial_out_;
+  while (!data.empty()) {
+    size_t nl = data.find('\n');
+    if (nl == std::string_view::npos) {
+      partial.append(data);
+      if (partial.size() >= kMaxPartial) {
+        AppendLine(stream, partial);
+        partial.clear();
+      }
+      return;
+    }
+    if (partial.empty()) {
+      AppendLine(stream, data.substr(0, nl));
+    } else {
+      partial.append(data.substr(0, nl));
+      AppendLine(stream, partial);
+      partial.clear();
+    }
+    data.remove_prefix(nl + 1);
+  }
+}
+
+void LogWriter::Note(std::string_view text) { AppendLine("berth", text); }
+
+void LogWriter::FinishPartial() {
+  if (!partial_out_.empty()) {
+    AppendLine("stdout", partial_out_);
+    partial_out_.clear();
+  }
+  if (!partial_err_.empty()) {
+    AppendLine("stderr", partial_err_);
+    partial_err_.clear();
+  }
+}
+
+Status LogWriter::Flush() {
+  if (fd_ < 0 || buffer_.empty()) {
+    return Status::Ok();
+  }
+  size_t off = 0;
+  while (off < buffer_.size()) {
+    ssize_t n = ::write(fd_, buffer_.data() + off, buffer_.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      buffer_.clear();  // a full disk must not grow the shim's memory without bound
+      return ErrnoStatus("writing log in " + dir_, errno);
+    }
+    off += static_cast<size_t>(n);
+  }
+  size_ += buffer_.size();
+  buffer_.clear();
+  if (size_ >= rotation_.max_bytes) {
+    return Rotate();
+  }
+  return Status::Ok();
+}
+
+Status LogWriter::Rotate() {
+  ::close(fd_);
+  fd_ = -1;
+  std::string base = dir_ + "/current.log";
+  std::string oldest = base + "." + std::to_string(rotation_.keep);
+  ::unlink(oldest.c_str());
+  for (int i = rotation_.keep - 1; i >= 1; --i) {
+    std::string from = base + "." + std::to_string(i);
+    std::string to = base + "." + std::to_string(i + 1);
+    ::rename(from.c_str(), to.c_str());
+  }
+  if (rotation_.keep > 0) {
+    ::rename(base.c_str(), (base + ".1").c_str());
+  } else {
+    ::unlink(base.c_str());
+  }
+  size_ = 0;
+  return Open();
+}
+
+std::vector<std::string> ReadLogTail(const std::string& dir, size_t tail, int keep) {
+  std::deque<std::string> lines;
+  std::string base = dir + "/current.log";
+  for (int i = keep; i >= 0; --i) {
+    std::string path = i == 0 ? base : base + "." + std::to_string(i);
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      lines.push_back(std::move(line));
+      if (tail > 0 && lines.size() > tail) {
+        lines.pop_front();
+      }
+    }
+  }
+  return {lines.begin(), lines.end()};
+}
+
+}  // namespace berth
