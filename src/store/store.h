@@ -40,6 +40,22 @@ struct ServiceRecord {
   // Definition keys given when the service was created (servicectl's health_check), applied
   // to PUT definitions that leave them out. A JSON object.
   std::string defaults_json = "{}";
+  bool desired_running = true;  // false after `stop`
+  int active_revision = 0;  // the revision that last became healthy (serves traffic)
+  int failed_revision = 0;  // the newest revision rolled back; not retried
+};
+
+struct ArtifactRecord {
+  std::string tag;
+  std::string digest;  // "sha256:<hex>"
+  int64_t size = 0;
+  int64_t created_at = 0;
+};
+
+struct EventRecord {
+  int64_t time = 0;
+  std::string kind;  // "created", "revision", "started", "exited", "oom-killed", ...
+  std::string message;
 };
 
 struct Revision {
@@ -85,8 +101,32 @@ class Store {
   // Oldest first. NotFound if the service does not exist.
   virtual Result<std::vector<Revision>> ListRevisions(std::string_view project,
                                                       std::string_view name) = 0;
-  // Removes the service and its revisions. NotFound if it does not exist.
+  // Removes the service with its revisions, artifacts and events. NotFound if it does not
+  // exist.
   virtual Status DeleteService(std::string_view project, std::string_view name) = 0;
+  // Every service of every project (the daemon's start-up view).
+  virtual Result<std::vector<ServiceRecord>> ListAllServices() = 0;
+  virtual Status SetDesiredRunning(std::string_view project, std::string_view name,
+                                   bool running) = 0;
+  virtual Status SetRolloutResult(std::string_view project, std::string_view name,
+                                  int active_revision, int failed_revision) = 0;
+
+  // Points `tag` of the service's repository at `digest` (replacing an earlier push).
+  virtual Result<ArtifactRecord> PutArtifact(std::string_view project, std::string_view name,
+                                             std::string_view tag, std::string_view digest,
+                                             int64_t size) = 0;
+  // Newest first.
+  virtual Result<std::vector<ArtifactRecord>> ListArtifacts(std::string_view project,
+                                                            std::string_view name) = 0;
+  // True while any tag of any service points at `digest`.
+  virtual Result<bool> DigestInUse(std::string_view digest) = 0;
+
+  // Appends to the service's event log (the newest 200 are kept).
+  virtual Status AddEvent(std::string_view project, std::string_view name, std::string_view kind,
+                          std::string_view message) = 0;
+  // Newest first, at most `limit`.
+  virtual Result<std::vector<EventRecord>> ListEvents(std::string_view project,
+                                                      std::string_view name, int limit) = 0;
 };
 
 struct StoreOptions {

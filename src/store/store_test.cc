@@ -125,6 +125,52 @@ TEST_P(StoreContractTest, DeleteRemovesRevisions) {
   EXPECT_EQ(store_->ListRevisions("default", "svc")->size(), 0u);
 }
 
+TEST_P(StoreContractTest, ArtifactTagsPointAtDigestsAndMove) {
+  ASSERT_TRUE(store_->CreateService("default", "svc").ok());
+  ASSERT_TRUE(store_->PutArtifact("default", "svc", "latest", "sha256:aa", 10).ok());
+  ASSERT_TRUE(store_->PutArtifact("default", "svc", "v1", "sha256:aa", 10).ok());
+  ASSERT_TRUE(store_->PutArtifact("default", "svc", "latest", "sha256:bb", 20).ok());
+  auto list = store_->ListArtifacts("default", "svc");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  for (const auto& a : *list) {
+    EXPECT_EQ(a.digest, a.tag == "latest" ? "sha256:bb" : "sha256:aa");
+  }
+  EXPECT_TRUE(*store_->DigestInUse("sha256:aa"));
+  ASSERT_TRUE(store_->DeleteService("default", "svc").ok());
+  EXPECT_FALSE(*store_->DigestInUse("sha256:aa"));
+  EXPECT_EQ(store_->PutArtifact("default", "svc", "x", "d", 1).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, EventsAreNewestFirstAndCapped) {
+  ASSERT_TRUE(store_->CreateService("default", "svc").ok());
+  for (int i = 0; i < 250; ++i) {
+    ASSERT_TRUE(store_->AddEvent("default", "svc", "test", "event " + std::to_string(i)).ok());
+  }
+  auto events = store_->ListEvents("default", "svc", 1000);
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(events->size(), 200u);
+  EXPECT_EQ(events->front().message, "event 249");
+  EXPECT_EQ((*store_->ListEvents("default", "svc", 2)).size(), 2u);
+}
+
+TEST_P(StoreContractTest, DesiredStateAndRolloutResultPersist) {
+  ASSERT_TRUE(store_->CreateService("default", "svc").ok());
+  EXPECT_TRUE(store_->GetService("default", "svc")->desired_running);
+  ASSERT_TRUE(store_->SetDesiredRunning("default", "svc", false).ok());
+  ASSERT_TRUE(store_->SetRolloutResult("default", "svc", 3, 4).ok());
+  auto svc = store_->GetService("default", "svc");
+  EXPECT_FALSE(svc->desired_running);
+  EXPECT_EQ(svc->active_revision, 3);
+  EXPECT_EQ(svc->failed_revision, 4);
+  auto all = store_->ListAllServices();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].project, "default");
+  EXPECT_EQ((*all)[0].name, "svc");
+}
+
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContractTest, ::testing::Values("memory", "file"));
 
 TEST(SqliteStoreTest, ReopenKeepsEverything) {

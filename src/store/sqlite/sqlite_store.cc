@@ -50,6 +50,29 @@ CREATE TABLE revisions (
   PRIMARY KEY (service_id, revision)
 );
 )sql",
+    // Runtime: desired state, the revision serving traffic, artifacts and events.
+    R"sql(
+ALTER TABLE services ADD COLUMN desired_running INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE services ADD COLUMN active_revision INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE services ADD COLUMN failed_revision INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE artifacts (
+  service_id INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+  tag TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (service_id, tag)
+);
+CREATE INDEX artifacts_by_digest ON artifacts(digest);
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY,
+  service_id INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+  time INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  message TEXT NOT NULL
+);
+CREATE INDEX events_by_service ON events(service_id, id);
+)sql",
 };
 
 Status SqliteError(sqlite3* db, std::string_view context) {
@@ -438,13 +461,179 @@ class SqliteStore final : public Store {
     return st->Exec().WithContext("deleting service");
   }
 
+  Result<std::vector<ServiceRecord>> ListAllServices() override {
+    std::lock_guard lock(mu_);
+    auto st = Prepare(std::string(kServiceSelect) + " ORDER BY p.name, s.name");
+    if (!st.ok()) {
+      return st.status();
+    }
+    std::vector<ServiceRecord> out;
+    for (;;) {
+      auto row = st->Step();
+      if (!row.ok()) {
+        return row.status();
+      }
+      if (!*row) {
+        break;
+      }
+      out.push_back(ServiceFromRow(*st, ""));
+    }
+    return out;
+  }
+
+  Status SetDesiredRunning(std::string_view project, std::string_view name,
+                           bool running) override {
+    std::lock_guard lock(mu_);
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    auto st = Prepare("UPDATE services SET desired_running = ? WHERE id = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, running ? 1 : 0).Bind(2, *sid);
+    return st->Exec().WithContext("recording desired state");
+  }
+
+  Status SetRolloutResult(std::string_view project, std::string_view name, int active_revision,
+                          int failed_revision) override {
+    std::lock_guard lock(mu_);
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    auto st =
+        Prepare("UPDATE services SET active_revision = ?, failed_revision = ? WHERE id = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, active_revision).Bind(2, failed_revision).Bind(3, *sid);
+    return st->Exec().WithContext("recording rollout result");
+  }
+
+  Result<ArtifactRecord> PutArtifact(std::string_view project, std::string_view name,
+                                     std::string_view tag, std::string_view digest,
+                                     int64_t size) override {
+    std::lock_guard lock(mu_);
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    ArtifactRecord a{std::string(tag), std::string(digest), size, NowUnixMillis()};
+    auto st = Prepare(
+        "INSERT INTO artifacts (service_id, tag, digest, size, created_at) VALUES (?,?,?,?,?) "
+        "ON CONFLICT (service_id, tag) DO UPDATE SET digest = excluded.digest, "
+        "size = excluded.size, created_at = excluded.created_at");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *sid).Bind(2, tag).Bind(3, digest).Bind(4, size).Bind(5, a.created_at);
+    if (auto s = st->Exec(); !s.ok()) {
+      return s.WithContext("storing artifact");
+    }
+    return a;
+  }
+
+  Result<std::vector<ArtifactRecord>> ListArtifacts(std::string_view project,
+                                                    std::string_view name) override {
+    std::lock_guard lock(mu_);
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    auto st = Prepare(
+        "SELECT tag, digest, size, created_at FROM artifacts WHERE service_id = ? "
+        "ORDER BY created_at DESC, tag");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *sid);
+    std::vector<ArtifactRecord> out;
+    for (;;) {
+      auto row = st->Step();
+      if (!row.ok()) {
+        return row.status();
+      }
+      if (!*row) {
+        break;
+      }
+      out.push_back({st->Text(0), st->Text(1), st->Int(2), st->Int(3)});
+    }
+    return out;
+  }
+
+  Result<bool> DigestInUse(std::string_view digest) override {
+    std::lock_guard lock(mu_);
+    auto st = Prepare("SELECT 1 FROM artifacts WHERE digest = ? LIMIT 1");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, digest);
+    return st->Step();
+  }
+
+  Status AddEvent(std::string_view project, std::string_view name, std::string_view kind,
+                  std::string_view message) override {
+    std::lock_guard lock(mu_);
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    auto st = Prepare("INSERT INTO events (service_id, time, kind, message) VALUES (?,?,?,?)");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *sid).Bind(2, NowUnixMillis()).Bind(3, kind).Bind(4, message);
+    if (auto s = st->Exec(); !s.ok()) {
+      return s.WithContext("recording event");
+    }
+    // Keep the newest 200 events of a service.
+    auto trim = Prepare(
+        "DELETE FROM events WHERE service_id = ? AND id <= "
+        "(SELECT id FROM events WHERE service_id = ? ORDER BY id DESC LIMIT 1 OFFSET 200)");
+    if (!trim.ok()) {
+      return trim.status();
+    }
+    trim->Bind(1, *sid).Bind(2, *sid);
+    return trim->Exec();
+  }
+
+  Result<std::vector<EventRecord>> ListEvents(std::string_view project, std::string_view name,
+                                              int limit) override {
+    std::lock_guard lock(mu_);
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    auto st = Prepare(
+        "SELECT time, kind, message FROM events WHERE service_id = ? ORDER BY id DESC LIMIT ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *sid).Bind(2, limit);
+    std::vector<EventRecord> out;
+    for (;;) {
+      auto row = st->Step();
+      if (!row.ok()) {
+        return row.status();
+      }
+      if (!*row) {
+        break;
+      }
+      out.push_back({st->Int(0), st->Text(1), st->Text(2)});
+    }
+    return out;
+  }
+
  private:
   static constexpr const char* kTokenSelect =
       "SELECT t.id, p.name, t.description, t.created_at, t.revoked_at FROM tokens t "
       "LEFT JOIN projects p ON p.id = t.project_id";
   static constexpr const char* kServiceSelect =
-      "SELECT s.name, s.created_at, s.updated_at, s.revision, r.definition, s.defaults "
-      "FROM services s "
+      "SELECT s.name, s.created_at, s.updated_at, s.revision, r.definition, s.defaults, "
+      "s.desired_running, s.active_revision, s.failed_revision, p.name FROM services s "
+      "JOIN projects p ON p.id = s.project_id "
       "LEFT JOIN revisions r ON r.service_id = s.id AND r.revision = s.revision";
 
   // BEGIN IMMEDIATE takes the write lock up front so that a transaction never fails half-way
@@ -563,8 +752,7 @@ class SqliteStore final : public Store {
   }
 
   Result<ServiceRecord> GetServiceLocked(std::string_view project, std::string_view name) {
-    auto st = Prepare(std::string(kServiceSelect) +
-                      " JOIN projects p ON p.id = s.project_id WHERE p.name = ? AND s.name = ?");
+    auto st = Prepare(std::string(kServiceSelect) + " WHERE p.name = ? AND s.name = ?");
     if (!st.ok()) {
       return st.status();
     }
@@ -620,6 +808,12 @@ class SqliteStore final : public Store {
     rec.revision = static_cast<int>(st.Int(3));
     rec.definition_json = st.Text(4);
     rec.defaults_json = st.Text(5);
+    rec.desired_running = st.Int(6) != 0;
+    rec.active_revision = static_cast<int>(st.Int(7));
+    rec.failed_revision = static_cast<int>(st.Int(8));
+    if (project.empty()) {
+      rec.project = st.Text(9);
+    }
     return rec;
   }
 
