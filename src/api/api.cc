@@ -36,6 +36,27 @@ Result<boost::json::value> ParseJsonBody(const HttpRequest& req) {
   return v;
 }
 
+RouteHandler WithAuth(ApiContext& ctx, AuthedHandler h) {
+  return [&ctx, h = std::move(h)](const HttpRequest& req, const PathParams& params) {
+    auto who = ctx.auth.Authenticate(BearerToken(req.Header("authorization")));
+    if (!who.ok()) {
+      HttpResponse resp = ErrorResponse(who.status());
+      resp.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"berth\"");
+      return resp;
+    }
+    return h(req, *who, params);
+  };
+}
+
+Result<std::string> RequestProject(const HttpRequest& req, const Principal& who,
+                                   std::string_view body_project) {
+  std::string_view requested = req.Query("project");
+  if (requested.empty()) {
+    requested = body_project;
+  }
+  return ResolveProject(who, requested);
+}
+
 namespace {
 
 constexpr std::string_view kServicectlPrefix = "/servicectl-1";
@@ -51,8 +72,10 @@ HttpResponse ServicectlError(int status, std::string_view message) {
 
 class ApiHandler final : public HttpHandler {
  public:
-  ApiHandler(Store& store, ApiOptions options) : ctx_(store, std::move(options)) {
+  ApiHandler(Store& store, ApiOptions options, Controller* controller)
+      : ctx_(store, std::move(options), controller) {
     AddNativeRoutes(ctx_, native_);
+    AddRuntimeRoutes(ctx_, native_);
     AddServicectlRoutes(ctx_, servicectl_);
   }
 
@@ -88,6 +111,21 @@ class ApiHandler final : public HttpHandler {
     }
   }
 
+  std::optional<UploadPolicy> Upload(std::string_view method, std::string_view target) override {
+    // PUT /api/v1/services/{name}/artifacts/{tag}
+    if (method != "PUT" || ctx_.controller == nullptr) {
+      return std::nullopt;
+    }
+    std::string_view path = target.substr(0, target.find('?'));
+    auto segs = SplitPath(path);
+    if (segs.size() == 6 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "services" &&
+        segs[4] == "artifacts") {
+      return UploadPolicy{ctx_.controller->UploadDir(),
+                          ctx_.controller->options().max_artifact_bytes};
+    }
+    return std::nullopt;
+  }
+
   HttpResponse Reject(std::string_view target, int status, std::string_view message) override {
     if (IsServicectlPath(target)) {
       return ServicectlError(status, message);
@@ -103,8 +141,9 @@ class ApiHandler final : public HttpHandler {
 
 }  // namespace
 
-std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options) {
-  return std::make_unique<ApiHandler>(store, std::move(options));
+std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
+                                            Controller* controller) {
+  return std::make_unique<ApiHandler>(store, std::move(options), controller);
 }
 
 }  // namespace berth

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "api/http_types.h"
+#include "control/controller.h"
 #include "store/store.h"
 
 namespace berth {
@@ -16,7 +17,9 @@ struct ApiOptions {
   std::string public_url;
 };
 
-// Builds the API handler. `store` must outlive it. Thread-safe.
-std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options);
+// Builds the API handler. `store` and `controller` must outlive it. Without a controller
+// (unit tests) the registry works and runtime endpoints answer 503. Thread-safe.
+std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
+                                            Controller* controller = nullptr);
 
 }  // namespace berth

@@ -15,10 +15,12 @@
 namespace berth {
 
 struct ApiContext {
-  ApiContext(Store& s, ApiOptions o) : store(s), auth(s), options(std::move(o)) {}
+  ApiContext(Store& s, ApiOptions o, Controller* c)
+      : store(s), auth(s), options(std::move(o)), controller(c) {}
   Store& store;
   Authenticator auth;
   ApiOptions options;
+  Controller* controller;  // null in unit tests: runtime endpoints answer 503
 
   // "https://host" without a trailing slash: options.public_url or http://<Host header>.
   std::string PublicBaseUrl(const HttpRequest& req) const;
@@ -28,8 +30,19 @@ struct ApiContext {
 // where parsing failed.
 Result<boost::json::value> ParseJsonBody(const HttpRequest& req);
 
+// A native route handler that runs only for an authenticated caller.
+using AuthedHandler =
+    std::function<HttpResponse(const HttpRequest&, const Principal&, const PathParams&)>;
+// Wraps `h` with bearer-token authentication (401 with WWW-Authenticate otherwise).
+RouteHandler WithAuth(ApiContext& ctx, AuthedHandler h);
+// The project a native request acts on: ?project=, else `body_project`, else the token's own.
+Result<std::string> RequestProject(const HttpRequest& req, const Principal& who,
+                                   std::string_view body_project = {});
+
 // Native API routes (/api/v1/...).
 void AddNativeRoutes(ApiContext& ctx, Router& router);
+// Runtime routes: artifacts, status, logs, stop/start (/api/v1/services/{name}/...).
+void AddRuntimeRoutes(ApiContext& ctx, Router& router);
 // servicectl dialect routes (/servicectl-1/...).
 void AddServicectlRoutes(ApiContext& ctx, Router& router);
 

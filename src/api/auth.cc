@@ -6,22 +6,6 @@
 
 namespace berth {
 
-Result<NewToken> GenerateToken() {
-  auto id = RandomHex(6);
-  if (!id.ok()) {
-    return id.status();
-  }
-  auto secret = RandomHex(32);
-  if (!secret.ok()) {
-    return secret.status();
-  }
-  NewToken t;
-  t.id = "tk_" + *id;
-  t.secret = "berth_" + *secret;
-  t.hash = Sha256Hex(t.secret);
-  return t;
-}
-
 Result<Principal> Authenticator::Authenticate(std::string_view token) {
   if (token.empty()) {
     return Status::Unauthenticated(

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "common/crypto.h"
 #include "common/status.h"
 #include "store/store.h"
 
@@ -20,14 +21,6 @@ struct Principal {
   std::optional<std::string> project;  // nullopt: admin
   bool admin() const { return !project.has_value(); }
 };
-
-// A fresh token and its public id; `secret` is shown to the user once and never stored.
-struct NewToken {
-  std::string id;
-  std::string secret;
-  std::string hash;
-};
-Result<NewToken> GenerateToken();
 
 inline constexpr std::string_view kDefaultProject = "default";
 

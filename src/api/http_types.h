@@ -3,7 +3,10 @@
 // call them directly.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -18,6 +21,9 @@ struct HttpRequest {
   std::map<std::string, std::string, std::less<>> query;  // decoded; last value wins
   std::vector<std::pair<std::string, std::string>> headers;  // names lowercase
   std::string body;
+  // Set instead of `body` for upload routes: the file the listener streamed the body into.
+  // The handler may take it (rename); the listener removes whatever is left afterwards.
+  std::string body_file;
   std::string peer;  // "127.0.0.1:51234"
 
   // The first header named `name` (lowercase), or "" when absent.
@@ -32,6 +38,17 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // For streamed answers (logs -f, event streams): after `body`, the listener sends chunks
+  // from `next_chunk`, polling it every `poll_every` while it returns "", until it returns
+  // nullopt or the client goes away. Called from a listener thread; must not block.
+  std::function<std::optional<std::string>()> next_chunk;
+  int poll_every_ms = 200;
+};
+
+// Where and how large an upload route's body may be.
+struct UploadPolicy {
+  std::string dir;  // temp files are made here
+  uint64_t max_bytes = 0;
 };
 
 // Splits `target` into path and query, percent-decoding both. Returns false for a target that
@@ -47,6 +64,13 @@ class HttpHandler {
   // Called when the listener refuses a request itself (too large, malformed), so that the
   // error has the shape its path's API uses. `target` may be empty.
   virtual HttpResponse Reject(std::string_view target, int status, std::string_view message) = 0;
+  // For routes that take large bodies: the body goes to a file instead of memory. nullopt for
+  // ordinary routes.
+  virtual std::optional<UploadPolicy> Upload(std::string_view method, std::string_view target) {
+    (void)method;
+    (void)target;
+    return std::nullopt;
+  }
 };
 
 }  // namespace berth

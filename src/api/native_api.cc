@@ -41,19 +41,15 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
   using Method = HttpResponse (NativeApi::*)(const HttpRequest&, const Principal&,
                                              const PathParams&);
 
-  // Every route but /health needs a principal; authenticate once here.
+  // Every route but /health needs a principal. The routes share ownership of this object, so
+  // it lives as long as the router.
   void Bind(Router& r, std::string_view method, std::string_view pattern, Method m) {
-    // The routes share ownership of this object, so it lives as long as the router.
-    r.Add(method, pattern, [self = shared_from_this(), m](const HttpRequest& req,
-                                                          const PathParams& params) {
-      auto who = self->ctx_.auth.Authenticate(BearerToken(req.Header("authorization")));
-      if (!who.ok()) {
-        HttpResponse resp = ErrorResponse(who.status());
-        resp.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"berth\"");
-        return resp;
-      }
-      return ((*self).*m)(req, *who, params);
-    });
+    r.Add(method, pattern,
+          WithAuth(ctx_, [self = shared_from_this(), m](const HttpRequest& req,
+                                                        const Principal& who,
+                                                        const PathParams& params) {
+            return ((*self).*m)(req, who, params);
+          }));
   }
 
   static json::object ProjectJson(const Project& p) {
@@ -96,16 +92,6 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
     r.status = status;
     r.body = std::move(body);
     return r;
-  }
-
-  // The project named by ?project= (or `body_project`), checked against the token.
-  Result<std::string> TargetProject(const HttpRequest& req, const Principal& who,
-                                    std::string_view body_project = {}) {
-    std::string_view requested = req.Query("project");
-    if (requested.empty()) {
-      requested = body_project;
-    }
-    return ResolveProject(who, requested);
   }
 
   HttpResponse WhoAmI(const HttpRequest&, const Principal& who, const PathParams&) {
@@ -174,7 +160,7 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
   HttpResponse ListTokens(const HttpRequest& req, const Principal& who, const PathParams&) {
     std::optional<std::string> filter;
     if (!who.admin() || !req.Query("project").empty()) {
-      auto project = TargetProject(req, who);
+      auto project = RequestProject(req, who);
       if (!project.ok()) {
         return ErrorResponse(project.status());
       }
@@ -310,7 +296,7 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
   }
 
   HttpResponse ListServices(const HttpRequest& req, const Principal& who, const PathParams&) {
-    auto project = TargetProject(req, who);
+    auto project = RequestProject(req, who);
     if (!project.ok()) {
       return ErrorResponse(project.status());
     }
@@ -356,7 +342,7 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
     if (!name.ok()) {
       return ErrorResponse(name.status());
     }
-    auto project = TargetProject(req, who, body_project);
+    auto project = RequestProject(req, who, body_project);
     if (!project.ok()) {
       return ErrorResponse(project.status());
     }
@@ -367,13 +353,14 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
     if (!rec.ok()) {
       return ErrorResponse(rec.status());
     }
+    (void)ctx_.store.AddEvent(*project, *name, "created", "service created");
     HttpResponse r = RawJson(201, ServiceJson(req, *rec));
     r.headers.emplace_back("Location", "/api/v1/services/" + *name);
     return r;
   }
 
   HttpResponse GetService(const HttpRequest& req, const Principal& who, const PathParams& params) {
-    auto project = TargetProject(req, who);
+    auto project = RequestProject(req, who);
     if (!project.ok()) {
       return ErrorResponse(project.status());
     }
@@ -385,7 +372,7 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
   }
 
   HttpResponse PutService(const HttpRequest& req, const Principal& who, const PathParams& params) {
-    auto project = TargetProject(req, who);
+    auto project = RequestProject(req, who);
     if (!project.ok()) {
       return ErrorResponse(project.status());
     }
@@ -402,17 +389,23 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
     if (!def.ok()) {
       return ErrorResponse(def.status());
     }
+    if (ctx_.controller != nullptr) {
+      if (auto s = ctx_.controller->Admit(*existing, *def); !s.ok()) {
+        return ErrorResponse(s);
+      }
+    }
     auto rec = ctx_.store.PutDefinition(*project, params[0],
                                         json::serialize(DefinitionToJson(*def)));
     if (!rec.ok()) {
       return ErrorResponse(rec.status());
     }
+    RefreshRuntime(*project, params[0]);
     return RawJson(200, ServiceJson(req, *rec));
   }
 
   HttpResponse DeleteService(const HttpRequest& req, const Principal& who,
                              const PathParams& params) {
-    auto project = TargetProject(req, who);
+    auto project = RequestProject(req, who);
     if (!project.ok()) {
       return ErrorResponse(project.status());
     }
@@ -420,15 +413,17 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
     if (!rec.ok()) {
       return ErrorResponse(rec.status());
     }
-    if (auto s = ctx_.store.DeleteService(*project, params[0]); !s.ok()) {
-      return ErrorResponse(s);
+    Status deleted = ctx_.controller != nullptr ? ctx_.controller->Forget(*project, params[0])
+                                                : ctx_.store.DeleteService(*project, params[0]);
+    if (!deleted.ok()) {
+      return ErrorResponse(deleted);
     }
     return RawJson(200, "{\"deleted\":" + ServiceJson(req, *rec) + "}");
   }
 
   HttpResponse ListRevisions(const HttpRequest& req, const Principal& who,
                              const PathParams& params) {
-    auto project = TargetProject(req, who);
+    auto project = RequestProject(req, who);
     if (!project.ok()) {
       return ErrorResponse(project.status());
     }
@@ -443,6 +438,15 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
                                  {"definition", json::parse(r.definition_json)}});
     }
     return JsonResponse(200, json::object{{"revisions", std::move(out)}});
+  }
+
+  // The stored change is what counts; a runtime that cannot follow it reports in events.
+  void RefreshRuntime(const std::string& project, const std::string& name) {
+    if (ctx_.controller != nullptr) {
+      if (auto s = ctx_.controller->Refresh(project, name); !s.ok()) {
+        (void)ctx_.store.AddEvent(project, name, "error", "cannot apply: " + s.message());
+      }
+    }
   }
 
   static Result<std::string> RequiredString(const json::value& body, std::string_view key,

@@ -9,6 +9,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <unistd.h>
 #include <charconv>
 #include <csignal>
 #include <thread>
@@ -59,12 +60,12 @@ Result<tcp::endpoint> ParseListen(const std::string& listen) {
   return tcp::endpoint(addr, static_cast<unsigned short>(port));
 }
 
-HttpRequest ToHttpRequest(http::request<http::string_body>& req, const std::string& peer) {
+HttpRequest ToHttpRequest(const http::request_header<>& head, const std::string& peer) {
   HttpRequest out;
-  out.method = std::string(req.method_string());
-  out.target = std::string(req.target());
+  out.method = std::string(head.method_string());
+  out.target = std::string(head.target());
   out.headers.reserve(8);
-  for (const auto& f : req) {
+  for (const auto& f : head) {
     std::string name(f.name_string());
     for (char& c : name) {
       if (c >= 'A' && c <= 'Z') {
@@ -73,7 +74,6 @@ HttpRequest ToHttpRequest(http::request<http::string_body>& req, const std::stri
     }
     out.headers.emplace_back(std::move(name), std::string(f.value()));
   }
-  out.body = std::move(req.body());
   out.peer = peer;
   return out;
 }
@@ -218,35 +218,63 @@ class BeastServer final : public HttpServer {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     for (;;) {
-      http::request_parser<http::string_body> parser;
-      parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-      parser.body_limit(options_.max_body_bytes);
+      http::request_parser<http::empty_body> head_parser;
+      head_parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       stream.expires_after(options_.idle_timeout);
-      auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kNoThrow);
+      auto [hec, hn] = co_await http::async_read_header(stream, buffer, head_parser, kNoThrow);
       if (hec) {
-        co_await RejectRead(stream, hec, parser.is_header_done() ? parser.get().target() : "");
+        co_await RejectRead(stream, hec,
+                            head_parser.is_header_done() ? head_parser.get().target() : "");
         break;
       }
-      auto& head = parser.get();
-      if (beast::iequals(head[http::field::expect], "100-continue")) {
-        auto len = parser.content_length();
-        if (len && *len > options_.max_body_bytes) {
-          co_await RejectRead(stream, http::error::body_limit, head.target());
-          break;
-        }
-        http::response<http::empty_body> cont{http::status::continue_, head.version()};
+      const auto& head = head_parser.get();
+      HttpRequest request = ToHttpRequest(head, peer);
+      bool keep_alive = head.keep_alive();
+      unsigned version = head.version();
+      bool is_head = head.method() == http::verb::head;
+      bool expect_continue = beast::iequals(head[http::field::expect], "100-continue");
+      auto upload = handler_.Upload(request.method, request.target);
+      uint64_t limit = upload ? upload->max_bytes : options_.max_body_bytes;
+      if (auto len = head_parser.content_length(); len && *len > limit) {
+        co_await RejectRead(stream, http::error::body_limit, head.target(), limit);
+        break;
+      }
+      if (expect_continue) {
+        http::response<http::empty_body> cont{http::status::continue_, version};
         co_await http::async_write(stream, cont, kNoThrow);
       }
-      auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kNoThrow);
-      if (bec) {
-        co_await RejectRead(stream, bec, parser.get().target());
-        break;
+      boost::system::error_code bec;
+      if (upload) {
+        request.body_file = fmt::format("{}/upload-{}-{}", upload->dir, ::getpid(),
+                                        upload_seq_.fetch_add(1));
+        http::request_parser<http::file_body> parser{std::move(head_parser)};
+        parser.body_limit(limit);
+        parser.get().body().open(request.body_file.c_str(), beast::file_mode::write, bec);
+        if (!bec) {
+          // Large uploads take long; the idle timeout applies to each read, not the whole body.
+          while (!bec && !parser.is_done()) {
+            stream.expires_after(options_.idle_timeout);
+            auto [rec, rn] = co_await http::async_read_some(stream, buffer, parser, kNoThrow);
+            bec = rec;
+          }
+          parser.get().body().close();
+        }
+        if (bec) {
+          ::unlink(request.body_file.c_str());
+          co_await RejectRead(stream, bec, request.target, limit);
+          break;
+        }
+      } else {
+        http::request_parser<http::string_body> parser{std::move(head_parser)};
+        parser.body_limit(limit);
+        auto [rec, rn] = co_await http::async_read(stream, buffer, parser, kNoThrow);
+        bec = rec;
+        if (bec) {
+          co_await RejectRead(stream, bec, request.target, limit);
+          break;
+        }
+        request.body = std::move(parser.get().body());
       }
-      http::request<http::string_body> req = parser.release();
-      bool keep_alive = req.keep_alive();
-      unsigned version = req.version();
-      bool is_head = req.method() == http::verb::head;
-      HttpRequest request = ToHttpRequest(req, peer);
       HttpResponse response;
       busy_.fetch_add(1);
       if (!ParseTarget(request.target, request)) {
@@ -258,7 +286,14 @@ class BeastServer final : public HttpServer {
         response = handler_.Handle(request);
       }
       busy_.fetch_sub(1);
+      if (!request.body_file.empty()) {
+        ::unlink(request.body_file.c_str());
+      }
       stream.expires_after(options_.idle_timeout);
+      if (response.next_chunk) {
+        co_await Stream(stream, std::move(response), version);
+        break;
+      }
       co_await Reply(stream, std::move(response), version, keep_alive, is_head);
       if (!keep_alive || stopped_.load()) {
         break;
@@ -267,10 +302,52 @@ class BeastServer final : public HttpServer {
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
+  // Sends a chunked response whose chunks come from `r.next_chunk`, until it ends or the
+  // client goes away.
+  asio::awaitable<void> Stream(beast::tcp_stream& stream, HttpResponse r, unsigned version) {
+    http::response<http::empty_body> res{static_cast<http::status>(r.status), version};
+    res.set(http::field::server, "berth");
+    res.set(http::field::content_type, r.content_type);
+    res.set(http::field::cache_control, "no-cache");
+    for (auto& [k, v] : r.headers) {
+      res.set(k, v);
+    }
+    res.chunked(true);
+    res.keep_alive(false);
+    http::response_serializer<http::empty_body> sr{res};
+    auto [hec, hn] = co_await http::async_write_header(stream, sr, kNoThrow);
+    if (hec) {
+      co_return;
+    }
+    asio::steady_timer timer(stream.get_executor());
+    std::string pending = std::move(r.body);
+    while (!stopped_.load()) {
+      if (!pending.empty()) {
+        stream.expires_after(options_.idle_timeout);
+        auto [wec, wn] =
+            co_await asio::async_write(stream, http::make_chunk(asio::buffer(pending)), kNoThrow);
+        if (wec) {
+          co_return;
+        }
+      }
+      std::optional<std::string> next = r.next_chunk();
+      if (!next) {
+        break;
+      }
+      pending = std::move(*next);
+      if (pending.empty()) {
+        timer.expires_after(std::chrono::milliseconds(r.poll_every_ms));
+        co_await timer.async_wait(kNoThrow);
+      }
+    }
+    stream.expires_after(std::chrono::seconds(5));
+    co_await asio::async_write(stream, http::make_chunk_last(), kNoThrow);
+  }
+
   // Answers a request the parser refused, then the connection closes. Clean ends (peer closed,
   // idle timeout) get no answer.
   asio::awaitable<void> RejectRead(beast::tcp_stream& stream, boost::system::error_code ec,
-                                   std::string_view target) {
+                                   std::string_view target, uint64_t body_limit = 0) {
     if (ec == http::error::end_of_stream || ec == asio::error::eof ||
         ec == asio::error::connection_reset || ec == beast::error::timeout ||
         ec == asio::error::operation_aborted) {
@@ -281,7 +358,7 @@ class BeastServer final : public HttpServer {
     if (ec == http::error::body_limit) {
       status = 413;
       message = fmt::format("request body is larger than the limit of {} bytes",
-                            options_.max_body_bytes);
+                            body_limit ? body_limit : options_.max_body_bytes);
     } else if (ec == http::error::header_limit) {
       status = 431;
       message = fmt::format("request headers are larger than the limit of {} bytes",
@@ -300,6 +377,7 @@ class BeastServer final : public HttpServer {
   std::vector<std::thread> threads_;
   std::atomic<bool> stopped_{false};
   std::atomic<int> busy_{0};
+  std::atomic<uint64_t> upload_seq_{0};
 };
 
 }  // namespace

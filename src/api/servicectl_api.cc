@@ -8,6 +8,7 @@
 //    name on create 405 (the client raises MethodNotAllowedException for it).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 
 #include "api/api_context.h"
@@ -195,6 +196,8 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
     std::string qualified = DeploymentPath(rec.project, rec.name).substr(1);
     json::object status;
     json::array events;
+    json::array tasks;
+    json::array targets;
     HealthCheck hc;
     if (rec.revision == 0) {
       // Nothing defined yet: CloudFlow answers "unknown" for these.
@@ -216,45 +219,120 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
         return Error(500, "stored definition is unreadable: " + def.status().message());
       }
       hc = def->health_check;
-      // No instances run yet: what is desired is pending.
-      status["service_status"] = def->replicas > 0 ? "ACTIVE" : "INACTIVE";
-      status["count_desired"] = def->replicas;
-      status["count_running"] = 0;
-      status["count_pending"] = def->replicas;
-      auto revs = ctx_.store.ListRevisions(rec.project, rec.name);
-      if (!revs.ok()) {
-        return Error(revs.status());
+      int desired = rec.desired_running ? def->replicas : 0;
+      int running = 0;
+      if (ctx_.controller != nullptr) {
+        ServiceStatus st = ctx_.controller->StatusOf(rec.project, rec.name);
+        running = st.running;
+        for (const auto& i : st.instances) {
+          bool alive = i.state == "starting" || i.state == "running" || i.state == "unhealthy";
+          json::object task_def{{"name", qualified},
+                                {"revision", i.revision},
+                                {"status", "ACTIVE"},
+                                {"container_image", def->container_tag
+                                                        ? fmt::format("{}:{}", qualified,
+                                                                      *def->container_tag)
+                                                        : qualified},
+                                {"container_memory_reservation",
+                                 def->memory_reservation_mb ? *def->memory_reservation_mb : 0},
+                                {"container_memory_limit",
+                                 def->memory_limit_mb ? *def->memory_limit_mb : 0},
+                                {"container_port", i.port}};
+          tasks.push_back(json::object{
+              {"task_name", i.id},
+              {"created_at", i.started_at ? ServicectlTime(i.started_at) : std::string("-")},
+              {"desired_status", alive ? "RUNNING" : "STOPPED"},
+              {"last_status", i.state == "running" ? "RUNNING"
+                              : alive              ? "PENDING"
+                                                   : "STOPPED"},
+              {"task_definition", std::move(task_def)}});
+          if (alive) {
+            json::object target{{"target", i.id},
+                                {"port", i.port},
+                                {"health", i.state == "running" ? "healthy"
+                                           : i.state == "starting" ? "initial"
+                                                                   : "unhealthy"}};
+            if (i.state != "running" && !i.health.empty()) {
+              target["description"] = i.health;
+            }
+            targets.push_back(std::move(target));
+          }
+        }
       }
-      for (auto it = revs->rbegin(); it != revs->rend() && events.size() < 20; ++it) {
+      status["service_status"] = rec.desired_running ? "ACTIVE" : "INACTIVE";
+      status["count_desired"] = desired;
+      status["count_running"] = running;
+      status["count_pending"] = std::max(0, desired - running);
+      auto evs = ctx_.store.ListEvents(rec.project, rec.name, 20);
+      if (!evs.ok()) {
+        return Error(evs.status());
+      }
+      for (const auto& e : *evs) {
+        if (e.kind == "created") {
+          continue;  // added below from the service itself
+        }
         events.push_back(json::object{
-            {"created_at", ServicectlTime(it->created_at)},
-            {"message", fmt::format("(service {}) definition revision {} stored", qualified,
-                                    it->revision)}});
+            {"created_at", ServicectlTime(e.time)},
+            {"message", fmt::format("(service {}) {}", qualified, e.message)}});
       }
     }
     events.push_back(json::object{{"created_at", ServicectlTime(rec.created_at)},
                                   {"message", fmt::format("(service {}) created", qualified)}});
-    status["tasks"] = json::array();
+    status["tasks"] = std::move(tasks);
     status["events"] = std::move(events);
     status["target_health"] =
         json::object{{"health_check_path", ctx_.PublicBaseUrl(req) + "/" + qualified +
                                                (hc.rel_path == "/" ? "/" : hc.rel_path)},
                      {"interval", hc.interval_s},
                      {"status_codes", hc.status_codes},
-                     {"targets", json::array()}};
+                     {"targets", std::move(targets)}};
     return JsonResponse(200, json::object{{"name", rec.name}, {"status", std::move(status)}});
   }
 
-  HttpResponse LogsView(const HttpRequest& req, const ServiceRecord&) {
-    for (std::string_view key : {"tail", "streams"}) {
-      std::string_view v = req.Query(key);
-      if (!v.empty() && v.find_first_not_of("0123456789") != std::string_view::npos) {
-        return Error(400, fmt::format("{} must be a non-negative integer, got '{}'", key,
+  HttpResponse LogsView(const HttpRequest& req, const ServiceRecord& rec) {
+    size_t counts[2] = {20, 1};  // CloudFlow's defaults: 20 events of the newest stream
+    const char* keys[2] = {"tail", "streams"};
+    for (int k = 0; k < 2; ++k) {
+      std::string_view v = req.Query(keys[k]);
+      if (v.empty()) {
+        continue;
+      }
+      if (v.find_first_not_of("0123456789") != std::string_view::npos || v.size() > 9) {
+        return Error(400, fmt::format("{} must be a non-negative integer, got '{}'", keys[k],
                                       v.substr(0, 32)));
       }
+      counts[k] = static_cast<size_t>(std::stoul(std::string(v)));
     }
-    // One stream per instance; no instance has run yet.
-    return JsonResponse(200, json::object{{"logs", json::array()}});
+    json::array logs;
+    if (ctx_.controller != nullptr) {
+      std::string qualified = DeploymentPath(rec.project, rec.name).substr(1);
+      // One stream per instance, newest instance first; events oldest first within a stream.
+      ServiceStatus st = ctx_.controller->StatusOf(rec.project, rec.name);
+      std::vector<InstanceStatus> order = st.instances;
+      std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+        return a.started_at > b.started_at;
+      });
+      for (const auto& inst : order) {
+        if (logs.size() >= counts[1]) {
+          break;
+        }
+        LogQuery q;
+        q.tail = counts[0];
+        q.instance = inst.id;
+        json::array events;
+        for (const auto& l : ctx_.controller->Logs(rec.project, rec.name, q)) {
+          std::string t = l.time.substr(0, 19);
+          if (t.size() > 10) {
+            t[10] = ' ';
+          }
+          events.push_back(json::object{{"time", t}, {"message", l.message}});
+        }
+        logs.push_back(json::object{
+            {"stream_name", fmt::format("{}/{}/{}", qualified, qualified, inst.id)},
+            {"log_events", std::move(events)}});
+      }
+    }
+    return JsonResponse(200, json::object{{"logs", std::move(logs)}});
   }
 
   HttpResponse DockerView(const HttpRequest& req, const ServiceRecord& rec) {
@@ -266,8 +344,8 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
       token = BearerToken(req.Header("authorization"));
     }
     return JsonResponse(
-        200, json::object{{"repo_uri", fmt::format("{}/api/v1/services/{}/artifacts?project={}",
-                                                   base, rec.name, rec.project)},
+        200, json::object{{"repo_uri", fmt::format("{}/api/v1/services/{}/artifacts",
+                                                   base, rec.name)},
                           {"proxy_endpoint", base},
                           {"user", "berth"},
                           {"password", token}});
@@ -312,10 +390,20 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
                                       *current->container_port, *def->container_port));
       }
     }
+    if (ctx_.controller != nullptr) {
+      if (auto s = ctx_.controller->Admit(*rec, *def); !s.ok()) {
+        return Error(s);
+      }
+    }
     auto updated =
         ctx_.store.PutDefinition(project, params[0], json::serialize(DefinitionToJson(*def)));
     if (!updated.ok()) {
       return Error(updated.status());
+    }
+    if (ctx_.controller != nullptr) {
+      if (auto s = ctx_.controller->Refresh(project, params[0]); !s.ok()) {
+        (void)ctx_.store.AddEvent(project, params[0], "error", "cannot apply: " + s.message());
+      }
     }
     return JsonResponse(
         200, json::object{{"Success", fmt::format("service {} updated to revision {}",
@@ -324,8 +412,10 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
   }
 
   HttpResponse Delete(const HttpRequest&, const std::string& project, const PathParams& params) {
-    if (auto s = ctx_.store.DeleteService(project, params[0]); !s.ok()) {
-      return Error(s);
+    Status deleted = ctx_.controller != nullptr ? ctx_.controller->Forget(project, params[0])
+                                                : ctx_.store.DeleteService(project, params[0]);
+    if (!deleted.ok()) {
+      return Error(deleted);
     }
     return JsonResponse(200, json::object{{"Success", fmt::format("service {} deleted",
                                                                   params[0])}});

@@ -41,4 +41,20 @@ std::string Sha256Hex(std::string_view data) {
   return ToHex(digest, sizeof(digest));
 }
 
+Result<NewToken> GenerateToken() {
+  auto id = RandomHex(6);
+  if (!id.ok()) {
+    return id.status();
+  }
+  auto secret = RandomHex(32);
+  if (!secret.ok()) {
+    return secret.status();
+  }
+  NewToken t;
+  t.id = "tk_" + *id;
+  t.secret = "berth_" + *secret;
+  t.hash = Sha256Hex(t.secret);
+  return t;
+}
+
 }  // namespace berth

@@ -17,6 +17,9 @@
 #include "api/api.h"
 #include "api/auth.h"
 #include "api/server.h"
+#include "control/controller.h"
+#include "runtime/linux/linux_launcher.h"
+#include "runtime/linux/shim.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "model/names.h"
@@ -210,7 +213,12 @@ int RunDaemon(const DaemonConfig& config) {
     LogError("cannot initialise store", {{"error", s.message()}});
     return 1;
   }
-  auto api = MakeApiHandler(**store, ApiOptions{config.public_url});
+  auto launcher = MakeLinuxLauncher(SelfExecutable());
+  ControllerOptions copts;
+  copts.data_dir = dir;
+  // The URL instances use to reach the API; fixed up below once the port is known.
+  Controller controller(**store, *launcher, copts);
+  auto api = MakeApiHandler(**store, ApiOptions{config.public_url}, &controller);
   ServerOptions sopts;
   sopts.listen = config.listen;
   sopts.threads = config.threads;
@@ -222,6 +230,12 @@ int RunDaemon(const DaemonConfig& config) {
   }
   std::string addr = (*server)->LocalAddress();
   std::string url = "http://" + addr;
+  controller.SetBerthUrl(url);
+  if (auto s = controller.Start(); !s.ok()) {
+    LogError("cannot start the runtime", {{"error", s.message()}});
+    (*server)->Stop();
+    return 1;
+  }
   // Tools and tests find a daemon started on port 0 through this file.
   std::string info = fmt::format("{{\"pid\": {}, \"address\": \"{}\", \"url\": \"{}\"}}\n",
                                  ::getpid(), addr, url);
@@ -234,9 +248,24 @@ int RunDaemon(const DaemonConfig& config) {
                                  {"admin_token_file", dir + "/admin.token"}});
   (*server)->WaitForShutdownSignal();
   (*server)->Stop();
+  // Instances keep running under their shims; the next daemon re-adopts them.
+  controller.Shutdown();
   ::unlink((dir + "/daemon.json").c_str());
   LogInfo("stopped");
   return 0;
+}
+
+void AddShimCommand(CLI::App& app) {
+  auto dir = std::make_shared<std::string>();
+  CLI::App* shim = app.add_subcommand("shim", "");  // internal: no description, hidden
+  shim->group("");
+  shim->add_option("dir", *dir, "Instance directory")->required();
+  shim->callback([dir] {
+    int rc = RunShim(*dir, 3);
+    if (rc != 0) {
+      throw CLI::RuntimeError(rc);
+    }
+  });
 }
 
 void AddServeCommand(CLI::App& app) {

@@ -40,5 +40,7 @@ int RunDaemon(const DaemonConfig& config);
 
 // Adds the `serve` subcommand to `app`.
 void AddServeCommand(CLI::App& app);
+// Adds the internal `shim DIR` subcommand the launcher starts per instance.
+void AddShimCommand(CLI::App& app);
 
 }  // namespace berth

@@ -347,6 +347,16 @@ bool StatusCodeSet::Contains(int code) const {
                      [code](const auto& r) { return code >= r.first && code <= r.second; });
 }
 
+Status ValidateTag(std::string_view tag) {
+  if (!IsTag(tag)) {
+    return Status::InvalidArgument(fmt::format(
+        "tag '{}' is not valid: use letters, digits, '_', '.', '-' (at most 128, not starting "
+        "with '.' or '-')",
+        tag.substr(0, 64)));
+  }
+  return Status::Ok();
+}
+
 const std::vector<std::string>& DefinitionKeys() {
   static const std::vector<std::string> keys = {
       "container-tag", "memory-reservation", "memory-limit",  "container-port",

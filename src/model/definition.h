@@ -78,6 +78,10 @@ Result<Definition> ParseDefinition(const boost::json::value& json);
 // == d.
 boost::json::object DefinitionToJson(const Definition& def);
 
+// Artifact tags follow Docker's grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. InvalidArgument
+// naming the rule otherwise.
+Status ValidateTag(std::string_view tag);
+
 // Keys ParseDefinition accepts, in documentation order.
 const std::vector<std::string>& DefinitionKeys();
 

@@ -22,7 +22,8 @@ struct InstanceProbe {
 class Launcher {
  public:
   virtual ~Launcher() = default;
-  // Creates `instance_dir` (which must not exist), writes the spec and starts the program.
+  // Creates `instance_dir` if needed (it must not hold an instance already), writes the spec
+  // and starts the program.
   // Returns once it runs, with its pid; FailedPrecondition with the reason when it cannot
   // start (exec failure: the reason is also in the instance's log).
   virtual Result<ShimRecord> Start(const std::string& instance_dir, const InstanceSpec& spec) = 0;

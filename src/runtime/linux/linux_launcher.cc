@@ -59,9 +59,14 @@ class LinuxLauncher final : public Launcher {
 
   Result<ShimRecord> Start(const std::string& instance_dir, const InstanceSpec& spec) override {
     std::error_code ec;
-    if (!fs::create_directories(instance_dir + "/logs", ec) || ec) {
-      return Status::Internal(fmt::format("creating instance directory {}: {}", instance_dir,
-                                          ec ? ec.message() : "it already exists"));
+    if (fs::exists(instance_dir + "/spec.json")) {
+      return Status::AlreadyExists(
+          fmt::format("instance directory {} has been started before", instance_dir));
+    }
+    fs::create_directories(instance_dir + "/logs", ec);
+    if (ec) {
+      return Status::Internal(
+          fmt::format("creating instance directory {}: {}", instance_dir, ec.message()));
     }
     if (auto s = WriteFileAtomic(instance_dir + "/spec.json", InstanceSpecToJson(spec), 0600);
         !s.ok()) {

@@ -1,0 +1,238 @@
+// Runtime endpoints of the native API: a service's artifacts, status, logs, stop and start.
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <charconv>
+
+#include "api/api_context.h"
+#include "api/errors.h"
+#include "common/time.h"
+#include "model/definition.h"
+
+namespace berth {
+namespace json = boost::json;
+namespace {
+
+HttpResponse NoRuntime() {
+  return ErrorResponse(Status::Unavailable("the runtime is not running in this process"));
+}
+
+Result<size_t> QueryCount(const HttpRequest& req, std::string_view key, size_t fallback) {
+  std::string_view v = req.Query(key);
+  if (v.empty()) {
+    return fallback;
+  }
+  size_t n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || p != v.data() + v.size()) {
+    return Status::InvalidArgument(
+        fmt::format("{}: must be a non-negative integer, got '{}'", key, v.substr(0, 32)));
+  }
+  return n;
+}
+
+json::object LogLineJson(const LogLine& l) {
+  return {{"time", l.time},         {"stream", l.stream},     {"message", l.message},
+          {"instance", l.instance}, {"revision", l.revision}, {"version", l.revision}};
+}
+
+class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
+ public:
+  explicit RuntimeApi(ApiContext& ctx) : ctx_(ctx) {}
+
+  void Register(Router& r) {
+    Bind(r, "PUT", "/api/v1/services/{name}/artifacts/{tag}", &RuntimeApi::PushArtifact);
+    Bind(r, "GET", "/api/v1/services/{name}/artifacts", &RuntimeApi::ListArtifacts);
+    Bind(r, "GET", "/api/v1/services/{name}/status", &RuntimeApi::GetStatus);
+    Bind(r, "GET", "/api/v1/services/{name}/logs", &RuntimeApi::GetLogs);
+    Bind(r, "POST", "/api/v1/services/{name}/stop", &RuntimeApi::Stop);
+    Bind(r, "POST", "/api/v1/services/{name}/start", &RuntimeApi::Start);
+  }
+
+ private:
+  using Method = HttpResponse (RuntimeApi::*)(const HttpRequest&, const std::string& project,
+                                              const PathParams&);
+
+  // Authenticates, resolves the project and checks the service exists before `m` runs. The
+  // routes share ownership of this object.
+  void Bind(Router& r, std::string_view method, std::string_view pattern, Method m) {
+    r.Add(method, pattern,
+          WithAuth(ctx_, [self = shared_from_this(), m](const HttpRequest& req,
+                                                        const Principal& who,
+                                                        const PathParams& params) {
+            if (self->ctx_.controller == nullptr) {
+              return NoRuntime();
+            }
+            auto project = RequestProject(req, who);
+            if (!project.ok()) {
+              return ErrorResponse(project.status());
+            }
+            auto svc = self->ctx_.store.GetService(*project, params[0]);
+            if (!svc.ok()) {
+              return ErrorResponse(svc.status());
+            }
+            return ((*self).*m)(req, *project, params);
+          }));
+  }
+
+  HttpResponse PushArtifact(const HttpRequest& req, const std::string& project,
+                            const PathParams& params) {
+    if (auto s = ValidateTag(params[1]); !s.ok()) {
+      return ErrorResponse(s);
+    }
+    if (req.body_file.empty()) {
+      return ErrorResponse(Status::InvalidArgument(
+          "send the bundle (tar, tar.gz or tar.zst) as the request body"));
+    }
+    auto rec = ctx_.controller->PushArtifact(project, params[0], params[1], req.body_file);
+    if (!rec.ok()) {
+      return ErrorResponse(rec.status());
+    }
+    return JsonResponse(201, json::object{{"tag", rec->tag},
+                                          {"digest", rec->digest},
+                                          {"size", rec->size},
+                                          {"created_at", FormatRfc3339(rec->created_at)}});
+  }
+
+  HttpResponse ListArtifacts(const HttpRequest&, const std::string& project,
+                             const PathParams& params) {
+    auto list = ctx_.store.ListArtifacts(project, params[0]);
+    if (!list.ok()) {
+      return ErrorResponse(list.status());
+    }
+    json::array out;
+    for (const auto& a : *list) {
+      out.push_back(json::object{{"tag", a.tag},
+                                 {"digest", a.digest},
+                                 {"size", a.size},
+                                 {"created_at", FormatRfc3339(a.created_at)}});
+    }
+    return JsonResponse(200, json::object{{"artifacts", std::move(out)}});
+  }
+
+  HttpResponse GetStatus(const HttpRequest&, const std::string& project,
+                         const PathParams& params) {
+    auto svc = ctx_.store.GetService(project, params[0]);
+    if (!svc.ok()) {
+      return ErrorResponse(svc.status());
+    }
+    ServiceStatus st = ctx_.controller->StatusOf(project, params[0]);
+    json::array instances;
+    for (const auto& i : st.instances) {
+      json::object o{{"id", i.id},
+                     {"version", std::to_string(i.revision)},
+                     {"revision", i.revision},
+                     {"state", i.state},
+                     {"pid", i.pid},
+                     {"host", i.host},
+                     {"port", i.port},
+                     {"started_at", i.started_at ? json::value(FormatRfc3339Millis(i.started_at))
+                                                 : json::value(nullptr)},
+                     {"restarts", i.restarts},
+                     {"exit_code", i.exit_code ? json::value(*i.exit_code) : json::value(nullptr)},
+                     {"signal", i.signal ? json::value(*i.signal) : json::value(nullptr)},
+                     {"rss_bytes", i.rss_bytes ? json::value(*i.rss_bytes) : json::value(nullptr)},
+                     {"health", i.health}};
+      instances.push_back(std::move(o));
+    }
+    json::array events;
+    auto evs = ctx_.store.ListEvents(project, params[0], 50);
+    if (evs.ok()) {
+      for (const auto& e : *evs) {
+        events.push_back(json::object{
+            {"time", FormatRfc3339Millis(e.time)}, {"kind", e.kind}, {"message", e.message}});
+      }
+    }
+    return JsonResponse(200, json::object{{"name", params[0]},
+                                          {"project", project},
+                                          {"desired_running", svc->desired_running},
+                                          {"revision", svc->revision},
+                                          {"active_revision", st.active_revision},
+                                          {"failed_revision", svc->failed_revision},
+                                          {"desired", st.desired},
+                                          {"running", st.running},
+                                          {"instances", std::move(instances)},
+                                          {"events", std::move(events)}});
+  }
+
+  HttpResponse GetLogs(const HttpRequest& req, const std::string& project,
+                       const PathParams& params) {
+    auto tail = QueryCount(req, "tail", 100);
+    if (!tail.ok()) {
+      return ErrorResponse(tail.status());
+    }
+    LogQuery q;
+    q.tail = *tail;
+    q.since = std::string(req.Query("since"));
+    q.instance = std::string(req.Query("instance"));
+    std::string_view version = req.Query("version");
+    if (!version.empty()) {
+      int v = 0;
+      auto [p, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
+      if (ec != std::errc() || p != version.data() + version.size()) {
+        return ErrorResponse(Status::InvalidArgument(
+            fmt::format("version: '{}' is not a revision number", version.substr(0, 32))));
+      }
+      q.revision = v;
+    }
+    std::string_view follow = req.Query("follow");
+    auto lines = ctx_.controller->Logs(project, params[0], q);
+    if (follow.empty() || follow == "0" || follow == "false") {
+      json::array out;
+      for (const auto& l : lines) {
+        out.push_back(LogLineJson(l));
+      }
+      return JsonResponse(200, json::object{{"lines", std::move(out)}});
+    }
+    // Follow: newline-delimited JSON, one line per log line, as it happens.
+    HttpResponse r;
+    r.content_type = "application/x-ndjson";
+    std::string since = q.since;
+    for (const auto& l : lines) {
+      r.body += json::serialize(LogLineJson(l)) + "\n";
+      since = std::max(since, l.time);
+    }
+    Controller* controller = ctx_.controller;
+    q.tail = 0;
+    r.next_chunk = [controller, project, name = params[0], q, since]() mutable
+        -> std::optional<std::string> {
+      q.since = since;
+      std::string chunk;
+      for (const auto& l : controller->Logs(project, name, q)) {
+        chunk += json::serialize(LogLineJson(l)) + "\n";
+        since = std::max(since, l.time);
+      }
+      return chunk;
+    };
+    return r;
+  }
+
+  HttpResponse SetRunning(const std::string& project, const std::string& name, bool running) {
+    if (auto s = ctx_.store.SetDesiredRunning(project, name, running); !s.ok()) {
+      return ErrorResponse(s);
+    }
+    (void)ctx_.store.AddEvent(project, name, running ? "start" : "stop",
+                              running ? "service started by request" : "service stopped by request");
+    if (auto s = ctx_.controller->Refresh(project, name); !s.ok()) {
+      return ErrorResponse(s);
+    }
+    return JsonResponse(200, json::object{{"name", name}, {"desired_running", running}});
+  }
+
+  HttpResponse Stop(const HttpRequest&, const std::string& project, const PathParams& params) {
+    return SetRunning(project, params[0], false);
+  }
+  HttpResponse Start(const HttpRequest&, const std::string& project, const PathParams& params) {
+    return SetRunning(project, params[0], true);
+  }
+
+  ApiContext& ctx_;
+};
+
+}  // namespace
+
+void AddRuntimeRoutes(ApiContext& ctx, Router& router) {
+  std::make_shared<RuntimeApi>(ctx)->Register(router);
+}
+
+}  // namespace berth
