@@ -102,68 +102,194 @@ Status StatusFromResponse(const ApiResponse& r) {
   return {sc, message};
 }
 
-Result<ApiResponse> ApiClient::Call(std::string_view method, std::string_view path,
-                                    const boost::json::value* body) const {
-  auto url = ParseUrl(base_url_);
+namespace {
+// One connection to the daemon for one request.
+struct Connection {
+  asio::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  ParsedUrl url;
+};
+
+Status Connect(const std::string& base_url, Connection& c) {
+  auto url = ParseUrl(base_url);
   if (!url.ok()) {
     return url.status();
   }
+  c.url = *url;
+  asio::ip::tcp::resolver resolver(c.ioc);
+  boost::system::error_code ec;
+  auto results = resolver.resolve(c.url.host, c.url.port, ec);
+  if (ec) {
+    return Status::Unavailable(fmt::format("cannot resolve {}: {}", c.url.host, ec.message()));
+  }
+  c.stream.connect(results, ec);
+  if (ec) {
+    return Status::Unavailable(fmt::format(
+        "cannot reach berth at {}: {}; is 'berth serve' running there?", base_url, ec.message()));
+  }
+  return Status::Ok();
+}
+
+template <typename Body>
+void SetCommonHeaders(http::request<Body>& req, const ParsedUrl& url, const std::string& token) {
+  req.set(http::field::host, url.host + ":" + url.port);
+  req.set(http::field::user_agent, "berth-cli");
+  if (!token.empty()) {
+    req.set(http::field::authorization, "Bearer " + token);
+  }
+}
+
+Result<ApiResponse> ReadResponse(Connection& c, const std::string& base_url) {
+  boost::system::error_code ec;
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(256 << 20);
+  c.stream.expires_after(std::chrono::minutes(30));
+  http::read(c.stream, buffer, parser, ec);
+  if (ec) {
+    return Status::Unavailable(
+        fmt::format("reading response from {}: {}", base_url, ec.message()));
+  }
+  ApiResponse out;
+  out.status = static_cast<int>(parser.get().result_int());
+  out.raw = std::move(parser.get().body());
+  if (!out.raw.empty()) {
+    boost::system::error_code jec;
+    out.body = boost::json::parse(out.raw, jec);
+    if (jec) {
+      out.body = nullptr;
+    }
+  }
+  c.stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  if (out.status >= 400) {
+    return StatusFromResponse(out);
+  }
+  return out;
+}
+}  // namespace
+
+Result<ApiResponse> ApiClient::Upload(
+    std::string_view path, const std::string& file_path,
+    const std::function<void(uint64_t sent, uint64_t total)>& progress) const {
   try {
-    asio::io_context ioc;
-    asio::ip::tcp::resolver resolver(ioc);
-    beast::tcp_stream stream(ioc);
+    Connection c;
+    if (auto s = Connect(base_url_, c); !s.ok()) {
+      return s;
+    }
+    http::request<http::file_body> req{http::verb::put, c.url.prefix + std::string(path), 11};
+    SetCommonHeaders(req, c.url, token_);
+    req.set(http::field::content_type, "application/gzip");
     boost::system::error_code ec;
-    auto results = resolver.resolve(url->host, url->port, ec);
+    req.body().open(file_path.c_str(), beast::file_mode::scan, ec);
     if (ec) {
-      return Status::Unavailable(
-          fmt::format("cannot resolve {}: {}", url->host, ec.message()));
+      return Status::NotFound(fmt::format("opening {}: {}", file_path, ec.message()));
     }
-    stream.expires_after(std::chrono::seconds(60));
-    stream.connect(results, ec);
+    req.prepare_payload();
+    uint64_t total = req.body().size();
+    http::request_serializer<http::file_body> sr{req};
+    uint64_t sent = 0;
+    while (!sr.is_done()) {
+      c.stream.expires_after(std::chrono::minutes(5));
+      size_t n = http::write_some(c.stream, sr, ec);
+      if (ec) {
+        return Status::Unavailable(fmt::format("uploading to {}: {}", base_url_, ec.message()));
+      }
+      sent += n;
+      if (progress) {
+        progress(std::min(sent, total), total);
+      }
+    }
+    return ReadResponse(c, base_url_);
+  } catch (const std::exception& e) {
+    return Status::Unavailable(fmt::format("talking to {}: {}", base_url_, e.what()));
+  }
+}
+
+Status ApiClient::Stream(std::string_view path,
+                         const std::function<bool(std::string_view)>& on_data) const {
+  try {
+    Connection c;
+    if (auto s = Connect(base_url_, c); !s.ok()) {
+      return s;
+    }
+    http::request<http::empty_body> req{http::verb::get, c.url.prefix + std::string(path), 11};
+    SetCommonHeaders(req, c.url, token_);
+    boost::system::error_code ec;
+    http::write(c.stream, req, ec);
     if (ec) {
-      return Status::Unavailable(fmt::format(
-          "cannot reach berth at {}: {}; is 'berth serve' running there?", base_url_,
-          ec.message()));
+      return Status::Unavailable(fmt::format("sending request to {}: {}", base_url_, ec.message()));
     }
-    http::request<http::string_body> req{http::string_to_verb(method), url->prefix + std::string(path),
-                                         11};
-    req.set(http::field::host, url->host + ":" + url->port);
-    req.set(http::field::user_agent, "berth-cli");
-    if (!token_.empty()) {
-      req.set(http::field::authorization, "Bearer " + token_);
+    beast::flat_buffer buffer;
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(boost::none);
+    c.stream.expires_never();
+    http::read_header(c.stream, buffer, parser, ec);
+    if (ec) {
+      return Status::Unavailable(fmt::format("reading from {}: {}", base_url_, ec.message()));
     }
+    if (parser.get().result_int() >= 400) {
+      std::string raw;
+      char buf[4096];
+      while (!parser.is_done()) {
+        parser.get().body().data = buf;
+        parser.get().body().size = sizeof(buf);
+        http::read(c.stream, buffer, parser, ec);
+        if (ec && ec != http::error::need_buffer) {
+          break;
+        }
+        raw.append(buf, sizeof(buf) - parser.get().body().size);
+      }
+      ApiResponse r;
+      r.status = static_cast<int>(parser.get().result_int());
+      r.raw = raw;
+      boost::system::error_code jec;
+      r.body = boost::json::parse(raw, jec);
+      return StatusFromResponse(r);
+    }
+    char buf[8192];
+    while (!parser.is_done()) {
+      parser.get().body().data = buf;
+      parser.get().body().size = sizeof(buf);
+      http::read(c.stream, buffer, parser, ec);
+      if (ec && ec != http::error::need_buffer) {
+        if (ec == http::error::end_of_stream || ec == asio::error::eof) {
+          break;
+        }
+        return Status::Unavailable(fmt::format("reading from {}: {}", base_url_, ec.message()));
+      }
+      size_t got = sizeof(buf) - parser.get().body().size;
+      if (got > 0 && !on_data(std::string_view(buf, got))) {
+        break;
+      }
+    }
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Status::Unavailable(fmt::format("talking to {}: {}", base_url_, e.what()));
+  }
+}
+
+Result<ApiResponse> ApiClient::Call(std::string_view method, std::string_view path,
+                                    const boost::json::value* body) const {
+  try {
+    Connection c;
+    if (auto s = Connect(base_url_, c); !s.ok()) {
+      return s;
+    }
+    http::request<http::string_body> req{http::string_to_verb(method),
+                                         c.url.prefix + std::string(path), 11};
+    SetCommonHeaders(req, c.url, token_);
     if (body != nullptr) {
       req.set(http::field::content_type, "application/json");
       req.body() = boost::json::serialize(*body);
     }
     req.prepare_payload();
-    http::write(stream, req, ec);
+    boost::system::error_code ec;
+    c.stream.expires_after(std::chrono::seconds(60));
+    http::write(c.stream, req, ec);
     if (ec) {
       return Status::Unavailable(fmt::format("sending request to {}: {}", base_url_, ec.message()));
     }
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(256 << 20);
-    http::read(stream, buffer, parser, ec);
-    if (ec) {
-      return Status::Unavailable(
-          fmt::format("reading response from {}: {}", base_url_, ec.message()));
-    }
-    ApiResponse out;
-    out.status = static_cast<int>(parser.get().result_int());
-    out.raw = std::move(parser.get().body());
-    if (!out.raw.empty()) {
-      boost::system::error_code jec;
-      out.body = boost::json::parse(out.raw, jec);
-      if (jec) {
-        out.body = nullptr;
-      }
-    }
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    if (out.status >= 400) {
-      return StatusFromResponse(out);
-    }
-    return out;
+    return ReadResponse(c, base_url_);
   } catch (const std::exception& e) {
     return Status::Unavailable(fmt::format("talking to {}: {}", base_url_, e.what()));
   }

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +27,16 @@ class ApiClient {
   // 400) are returned as a Status carrying the server's message.
   Result<ApiResponse> Call(std::string_view method, std::string_view path,
                            const boost::json::value* body = nullptr) const;
+
+  // Sends the file at `file_path` as the body of a PUT to `path`, calling `progress` with the
+  // bytes sent so far.
+  Result<ApiResponse> Upload(std::string_view path, const std::string& file_path,
+                             const std::function<void(uint64_t sent, uint64_t total)>& progress)
+      const;
+
+  // Opens a streaming GET (e.g. logs?follow=1) and calls `on_data` with each piece of the body
+  // as it arrives, until the server ends it or `on_data` returns false.
+  Status Stream(std::string_view path, const std::function<bool(std::string_view)>& on_data) const;
 
   const std::string& base_url() const { return base_url_; }
 

@@ -11,78 +11,12 @@
 
 #include "cli/api_client.h"
 #include "cli/client_config.h"
+#include "cli/command_util.h"
 #include "cli/output.h"
 
 namespace berth {
 namespace json = boost::json;
 namespace {
-
-// Options every client command takes.
-struct CommonOptions {
-  std::string output = "table";
-  std::string project;
-};
-
-[[noreturn]] void Fail(const Status& s) {
-  std::cerr << "berth: " << s.message() << "\n";
-  throw CLI::RuntimeError(1);
-}
-
-void AddCommon(CLI::App* cmd, const std::shared_ptr<CommonOptions>& opts, bool project) {
-  cmd->add_option("-o,--output", opts->output, "Output format: table or json")
-      ->check(CLI::IsMember({"table", "json"}));
-  if (project) {
-    cmd->add_option("-p,--project", opts->project,
-                    "Project to act on (admin tokens; default: the token's own, or 'default')");
-  }
-}
-
-ApiClient Client() {
-  auto config = LoadClientConfig();
-  if (!config.ok()) {
-    Fail(config.status());
-  }
-  return ApiClient(config->url, config->token);
-}
-
-json::value Call(std::string_view method, const std::string& path,
-                 const json::value* body = nullptr) {
-  auto r = Client().Call(method, path, body);
-  if (!r.ok()) {
-    Fail(r.status());
-  }
-  return r->body;
-}
-
-std::string WithProject(std::string path, const CommonOptions& opts) {
-  if (!opts.project.empty()) {
-    path += (path.find('?') == std::string::npos ? "?project=" : "&project=") + opts.project;
-  }
-  return path;
-}
-
-std::string Str(const json::value& v) {
-  if (v.is_string()) {
-    return std::string(v.get_string());
-  }
-  if (v.is_null()) {
-    return "-";
-  }
-  return json::serialize(v);
-}
-
-const json::value& Field(const json::value& v, std::string_view key) {
-  static const json::value kNull;
-  if (!v.is_object()) {
-    return kNull;
-  }
-  const json::value* f = v.get_object().if_contains(key);
-  return f ? *f : kNull;
-}
-
-void Print(const CommonOptions& opts, const json::value& v, const std::string& table) {
-  std::cout << (opts.output == "json" ? PrettyJson(v) : table);
-}
 
 void AddLogin(CLI::App& app) {
   struct Args {
@@ -231,7 +165,7 @@ std::string DescribeService(const json::value& s) {
   return out;
 }
 
-void AddServices(CLI::App& app) {
+CLI::App* AddServices(CLI::App& app) {
   CLI::App* group = app.add_subcommand("services", "Register, define and remove services");
   group->require_subcommand(1);
   auto opts = std::make_shared<CommonOptions>();
@@ -268,12 +202,17 @@ void AddServices(CLI::App& app) {
                       opts->project.empty() ? "" : " -p " + opts->project));
   });
 
-  CLI::App* show = group->add_subcommand("show", "Show a service and its definition");
+  CLI::App* show = group->add_subcommand(
+      "show", "Show a service: definition, instances and recent events");
   show->add_option("name", *name, "Service name")->required();
   AddCommon(show, opts, true);
   show->callback([opts, name] {
     json::value v = Call("GET", WithProject("/api/v1/services/" + *name, *opts));
-    Print(*opts, v, DescribeService(v));
+    json::value st = Call("GET", WithProject("/api/v1/services/" + *name + "/status", *opts));
+    if (opts->output == "json") {
+      v.as_object()["status"] = st;
+    }
+    Print(*opts, v, DescribeService(v) + DescribeStatus(st));
   });
 
   auto file = std::make_shared<std::string>();
@@ -308,6 +247,7 @@ void AddServices(CLI::App& app) {
     json::value v = Call("DELETE", WithProject("/api/v1/services/" + *name, *opts));
     Print(*opts, v, fmt::format("Deleted service {}\n", *name));
   });
+  return group;
 }
 
 }  // namespace
@@ -316,7 +256,8 @@ void AddClientCommands(CLI::App& app) {
   AddLogin(app);
   AddProjects(app);
   AddTokens(app);
-  AddServices(app);
+  CLI::App* services = AddServices(app);
+  AddRuntimeCommands(app, *services);
 }
 
 }  // namespace berth

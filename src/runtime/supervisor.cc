@@ -326,6 +326,8 @@ void Supervisor::Observe(Service& svc) {
     inst->ready = false;
     inst->exit = p.exit;
     hosts_in_use_.erase(inst->host);
+    // Remember that this exit was handled, so that a restarted daemon does not count it again.
+    (void)WriteFileAtomic(inst->dir + "/exit.seen", "", 0644);
     if (inst->stopping) {
       inst->state = "exited";
       continue;
@@ -616,6 +618,12 @@ void Supervisor::Adopt() {
     if (p.shim) {
       inst->shim = *p.shim;
     }
+    if (!p.running && fs::exists(dir + "/exit.seen")) {
+      // An exit an earlier daemon already handled: history, kept for its logs.
+      inst->live = false;
+      inst->exit = p.exit;
+      inst->state = p.exit && p.exit->oom_killed ? "oom-killed" : "exited";
+    }
     if (it == services_.end()) {
       // Its service is gone: stop it and drop its directory once it exited.
       auto orphan = std::make_unique<Service>();
@@ -645,7 +653,7 @@ void Supervisor::Adopt() {
       hosts_in_use_.insert(inst->host);
       Event(svc, "adopted", fmt::format("re-adopted running instance {} of revision {} (pid {})",
                                         inst->id, inst->revision, inst->shim.pid));
-    } else {
+    } else if (inst->live) {
       // Died while the daemon was away: Observe counts it as a crash and restarts the slot.
       hosts_in_use_.insert(inst->host);
     }

@@ -45,7 +45,7 @@ std::optional<uint64_t> RssOf(int pid) {
     return std::nullopt;
   }
   at += 6;
-  while (at < status->size() && (*status)[at] == ' ') {
+  while (at < status->size() && ((*status)[at] == ' ' || (*status)[at] == '\t')) {
     ++at;
   }
   uint64_t kb = 0;

@@ -1,0 +1,73 @@
+#include "cli/command_util.h"
+
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <iostream>
+
+#include "cli/client_config.h"
+#include "cli/output.h"
+
+namespace berth {
+namespace json = boost::json;
+
+[[noreturn]] void Fail(const Status& s) {
+  std::cerr << "berth: " << s.message() << "\n";
+  throw CLI::RuntimeError(1);
+}
+
+void AddCommon(CLI::App* cmd, const std::shared_ptr<CommonOptions>& opts, bool project) {
+  cmd->add_option("-o,--output", opts->output, "Output format: table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  if (project) {
+    cmd->add_option("-p,--project", opts->project,
+                    "Project to act on (admin tokens; default: the token's own, or 'default')");
+  }
+}
+
+ApiClient Client() {
+  auto config = LoadClientConfig();
+  if (!config.ok()) {
+    Fail(config.status());
+  }
+  return ApiClient(config->url, config->token);
+}
+
+json::value Call(std::string_view method, const std::string& path, const json::value* body) {
+  auto r = Client().Call(method, path, body);
+  if (!r.ok()) {
+    Fail(r.status());
+  }
+  return r->body;
+}
+
+std::string WithProject(std::string path, const CommonOptions& opts) {
+  if (!opts.project.empty()) {
+    path += (path.find('?') == std::string::npos ? "?project=" : "&project=") + opts.project;
+  }
+  return path;
+}
+
+std::string Str(const json::value& v) {
+  if (v.is_string()) {
+    return std::string(v.get_string());
+  }
+  if (v.is_null()) {
+    return "-";
+  }
+  return json::serialize(v);
+}
+
+const json::value& Field(const json::value& v, std::string_view key) {
+  static const json::value kNull;
+  if (!v.is_object()) {
+    return kNull;
+  }
+  const json::value* f = v.get_object().if_contains(key);
+  return f ? *f : kNull;
+}
+
+void Print(const CommonOptions& opts, const json::value& v, const std::string& table) {
+  std::cout << (opts.output == "json" ? PrettyJson(v) : table);
+}
+
+}  // namespace berth

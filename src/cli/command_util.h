@@ -1,0 +1,49 @@
+// Helpers shared by the CLI's commands: common options, calling the API, reading its JSON,
+// failing with a plain message and a non-zero exit.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "cli/api_client.h"
+#include "common/status.h"
+
+namespace CLI {
+class App;
+}
+
+namespace berth {
+
+// Options every client command takes.
+struct CommonOptions {
+  std::string output = "table";
+  std::string project;
+};
+
+// Prints "berth: <message>" to stderr and exits with 1 (through CLI11).
+[[noreturn]] void Fail(const Status& s);
+// Adds -o/--output (and -p/--project when `project`).
+void AddCommon(CLI::App* cmd, const std::shared_ptr<CommonOptions>& opts, bool project);
+// A client for the saved login (or BERTH_URL / BERTH_TOKEN).
+ApiClient Client();
+// Calls the API and returns the JSON body; fails on any error.
+boost::json::value Call(std::string_view method, const std::string& path,
+                        const boost::json::value* body = nullptr);
+// Appends ?project= (or &project=) when the user named one.
+std::string WithProject(std::string path, const CommonOptions& opts);
+// A JSON value as text for a table cell ("-" for null).
+std::string Str(const boost::json::value& v);
+// v[key], or null when absent.
+const boost::json::value& Field(const boost::json::value& v, std::string_view key);
+// Prints `v` as JSON with -o json, else `table`.
+void Print(const CommonOptions& opts, const boost::json::value& v, const std::string& table);
+
+// A service's status (GET .../status) for people: instances and recent events.
+std::string DescribeStatus(const boost::json::value& status);
+
+// Adds push, logs, and `services show|stop|start` runtime views (runtime_commands.cc).
+void AddRuntimeCommands(CLI::App& app, CLI::App& services);
+
+}  // namespace berth

@@ -1,0 +1,214 @@
+// Runtime commands: push a bundle, read logs, show, stop and start a service.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+#include "artifacts/bundle_packer.h"
+#include "cli/command_util.h"
+#include "cli/output.h"
+
+namespace berth {
+namespace json = boost::json;
+namespace {
+
+// A one-line progress bar on stderr, redrawn at most 10 times a second; silent unless stderr
+// is a terminal.
+class ProgressBar {
+ public:
+  explicit ProgressBar(std::string label) : label_(std::move(label)), tty_(isatty(2) != 0) {}
+  void Update(uint64_t done, uint64_t total) {
+    if (!tty_) {
+      return;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (done < total && now - last_ < std::chrono::milliseconds(100)) {
+      return;
+    }
+    last_ = now;
+    int pct = total ? static_cast<int>(done * 100 / total) : 100;
+    int filled = pct * 30 / 100;
+    std::cerr << fmt::format("\r{:<10} [{}{}] {:3}% {}/{}", label_, std::string(filled, '#'),
+                             std::string(30 - filled, '.'), pct, Human(done), Human(total))
+              << std::flush;
+  }
+  void Done() {
+    if (tty_) {
+      std::cerr << "\n";
+    }
+  }
+  static std::string Human(uint64_t n) {
+    if (n >= (1u << 20)) {
+      return fmt::format("{:.1f} MB", static_cast<double>(n) / (1 << 20));
+    }
+    if (n >= 1024) {
+      return fmt::format("{:.1f} KB", static_cast<double>(n) / 1024);
+    }
+    return fmt::format("{} B", n);
+  }
+
+ private:
+  std::string label_;
+  bool tty_;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+std::string LogLineText(const json::value& l) {
+  return fmt::format("{} {} {:6} {}", Str(Field(l, "time")), Str(Field(l, "instance")),
+                     Str(Field(l, "stream")), Str(Field(l, "message")));
+}
+
+}  // namespace
+
+std::string DescribeStatus(const json::value& st) {
+  std::string out = fmt::format(
+      "Status:    {} (revision {} live, {}/{} instances ready{})\n",
+      Field(st, "desired_running").as_bool() ? "running" : "stopped",
+      Str(Field(st, "active_revision")), Str(Field(st, "running")), Str(Field(st, "desired")),
+      Field(st, "failed_revision").as_int64() > 0
+          ? fmt::format("; revision {} was rolled back", Str(Field(st, "failed_revision")))
+          : "");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& i : Field(st, "instances").as_array()) {
+    std::string mem = "-";
+    if (Field(i, "rss_bytes").is_int64() || Field(i, "rss_bytes").is_uint64()) {
+      mem = fmt::format("{:.1f}M",
+                        Field(i, "rss_bytes").to_number<double>() / (1024.0 * 1024.0));
+    }
+    rows.push_back({Str(Field(i, "id")), Str(Field(i, "revision")), Str(Field(i, "state")),
+                    fmt::format("{}:{}", Str(Field(i, "host")), Str(Field(i, "port"))),
+                    Str(Field(i, "pid")), Str(Field(i, "restarts")), mem,
+                    Str(Field(i, "started_at")),
+                    Field(i, "signal").is_null() ? Str(Field(i, "exit_code"))
+                                                 : "signal " + Str(Field(i, "signal"))});
+  }
+  if (!rows.empty()) {
+    out += "Instances:\n" + FormatTable({"ID", "REV", "STATE", "ADDRESS", "PID", "RESTARTS", "RSS",
+                                         "STARTED", "EXIT"},
+                                        rows);
+  }
+  const auto& events = Field(st, "events").as_array();
+  if (!events.empty()) {
+    out += "Events (newest first):\n";
+    for (size_t k = 0; k < events.size() && k < 10; ++k) {
+      out += fmt::format("  {}  {}\n", Str(Field(events[k], "time")),
+                         Str(Field(events[k], "message")));
+    }
+  }
+  return out;
+}
+
+void AddRuntimeCommands(CLI::App& app, CLI::App& services) {
+  auto opts = std::make_shared<CommonOptions>();
+
+  struct PushArgs {
+    std::string name;
+    std::string dir;
+    std::string tag = "latest";
+  };
+  auto pa = std::make_shared<PushArgs>();
+  CLI::App* push = app.add_subcommand(
+      "push", "Pack a folder (honouring .berthignore) and upload it as a tagged bundle");
+  push->add_option("name", pa->name, "Service name")->required();
+  push->add_option("dir", pa->dir, "Folder to pack")->required()->check(CLI::ExistingDirectory);
+  push->add_option("-t,--tag", pa->tag, "Tag for the bundle (default: latest)");
+  AddCommon(push, opts, true);
+  push->callback([opts, pa] {
+    std::string tmp = fmt::format("{}/berth-push-{}.tar.gz",
+                                  std::filesystem::temp_directory_path().string(), getpid());
+    ProgressBar packing("packing");
+    auto packed = PackDirectory(pa->dir, tmp, [&](uint64_t d, uint64_t t) { packing.Update(d, t); });
+    packing.Done();
+    if (!packed.ok()) {
+      Fail(packed.status());
+    }
+    ProgressBar uploading("uploading");
+    auto r = Client().Upload(WithProject(fmt::format("/api/v1/services/{}/artifacts/{}",
+                                                     pa->name, pa->tag),
+                                         *opts),
+                             tmp, [&](uint64_t d, uint64_t t) { uploading.Update(d, t); });
+    uploading.Done();
+    std::filesystem::remove(tmp);
+    if (!r.ok()) {
+      Fail(r.status());
+    }
+    Print(*opts, r->body,
+          fmt::format("Pushed {} as {}:{} ({} files, {})\n", pa->dir, pa->name, pa->tag,
+                      packed->entries, ProgressBar::Human(packed->archive_bytes)) +
+              fmt::format("Digest: {}\n", Str(Field(r->body, "digest"))));
+  });
+
+  struct LogArgs {
+    std::string name;
+    std::string version;
+    bool follow = false;
+    size_t tail = 100;
+    std::string instance;
+  };
+  auto la = std::make_shared<LogArgs>();
+  CLI::App* logs = app.add_subcommand("logs", "Print a service's logs (all instances, merged)");
+  logs->add_option("name", la->name, "Service name")->required();
+  logs->add_option("version", la->version, "Only this version (revision)");
+  logs->add_flag("-f,--follow", la->follow, "Keep printing new lines as they come");
+  logs->add_option("-n,--tail", la->tail, "Lines to show first (0: all; default 100)");
+  logs->add_option("--instance", la->instance, "Only this instance id");
+  AddCommon(logs, opts, true);
+  logs->callback([opts, la] {
+    std::string path = fmt::format("/api/v1/services/{}/logs?tail={}", la->name, la->tail);
+    if (!la->version.empty()) {
+      path += "&version=" + la->version;
+    }
+    if (!la->instance.empty()) {
+      path += "&instance=" + la->instance;
+    }
+    path = WithProject(path, *opts);
+    if (!la->follow) {
+      json::value v = Call("GET", path);
+      std::string text;
+      for (const auto& l : Field(v, "lines").as_array()) {
+        text += LogLineText(l) + "\n";
+      }
+      Print(*opts, v, text);
+      return;
+    }
+    std::string pending;
+    Status s = Client().Stream(path + "&follow=1", [&](std::string_view data) {
+      pending.append(data);
+      size_t nl;
+      while ((nl = pending.find('\n')) != std::string::npos) {
+        std::string line = pending.substr(0, nl);
+        pending.erase(0, nl + 1);
+        boost::system::error_code ec;
+        json::value l = json::parse(line, ec);
+        if (!ec) {
+          std::cout << (opts->output == "json" ? line : LogLineText(l)) << "\n" << std::flush;
+        }
+      }
+      return true;
+    });
+    if (!s.ok()) {
+      Fail(s);
+    }
+  });
+
+  auto name = std::make_shared<std::string>();
+  for (bool start : {false, true}) {
+    CLI::App* cmd = services.add_subcommand(
+        start ? "start" : "stop",
+        start ? "Start a stopped service again" : "Stop a service's instances, keeping it");
+    cmd->add_option("name", *name, "Service name")->required();
+    AddCommon(cmd, opts, true);
+    cmd->callback([opts, name, start] {
+      json::value v = Call("POST", WithProject(fmt::format("/api/v1/services/{}/{}", *name,
+                                                           start ? "start" : "stop"),
+                                               *opts));
+      Print(*opts, v, fmt::format("{} service {}\n", start ? "Started" : "Stopped", *name));
+    });
+  }
+}
+
+}  // namespace berth
