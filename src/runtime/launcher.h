@@ -29,6 +29,9 @@ class Launcher {
   virtual Result<ShimRecord> Start(const std::string& instance_dir, const InstanceSpec& spec) = 0;
   // What is known of the instance now. Cheap: called by the supervisor on every tick.
   virtual InstanceProbe Probe(const std::string& instance_dir) = 0;
+  // True once the instance's exit is recorded: a cheap check the supervisor makes often,
+  // leaving full Probes for when something changed.
+  virtual bool ExitRecorded(const std::string& instance_dir) = 0;
   // Asks the shim to stop the tree (SIGTERM, grace, SIGKILL). Returns at once; Probe shows the
   // exit once it happened.
   virtual Status Stop(const std::string& instance_dir) = 0;

@@ -17,7 +17,8 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 using SteadyClock = std::chrono::steady_clock;
 constexpr int kUnhealthyAfter = 3;
-constexpr auto kStartupProbeEvery = std::chrono::milliseconds(10);
+// New instances are probed often so that a fast program is ready within milliseconds.
+constexpr auto kStartupProbeEvery = std::chrono::milliseconds(5);
 
 std::string DescribeExit(const ExitRecord& e) {
   if (e.oom_killed) {
@@ -74,6 +75,7 @@ struct Supervisor::Instance {
   int restarts = 0;
   SteadyClock::time_point launched;
   SteadyClock::time_point next_probe;
+  SteadyClock::time_point next_full_probe;
   std::optional<ExitRecord> exit;
   std::optional<uint64_t> rss;
   std::string health;
@@ -140,6 +142,7 @@ void Supervisor::Apply(DesiredService desired) {
       svc = std::make_unique<Service>();
     }
     svc->desired = std::move(desired);
+    dirty_ = true;
   }
   wake_.notify_all();
 }
@@ -154,6 +157,7 @@ void Supervisor::Remove(const ServiceKey& key) {
     it->second->desired.running = false;
     removed_.push_back(std::move(it->second));
     services_.erase(it);
+    dirty_ = true;
   }
   wake_.notify_all();
 }
@@ -161,8 +165,9 @@ void Supervisor::Remove(const ServiceKey& key) {
 void Supervisor::Loop() {
   std::unique_lock lock(mu_);
   while (!stop_) {
+    dirty_ = false;
     Tick();
-    wake_.wait_for(lock, options_.tick, [this] { return stop_; });
+    wake_.wait_for(lock, options_.tick, [this] { return stop_ || dirty_; });
   }
 }
 
@@ -291,6 +296,7 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
     Event(svc, "started",
           fmt::format("instance {} of revision {} started on {}:{} (pid {})", inst->id,
                       spec.revision, inst->host, inst->port, started->pid));
+    wake_.notify_all();  // the health thread probes new instances at once
   }
   svc.instances.push_back(std::move(inst));
 }
@@ -314,6 +320,10 @@ void Supervisor::Observe(Service& svc) {
     if (!inst->live) {
       continue;
     }
+    if (now < inst->next_full_probe && !launcher_.ExitRecorded(inst->dir)) {
+      continue;
+    }
+    inst->next_full_probe = now + options_.full_probe_every;
     InstanceProbe p = launcher_.Probe(inst->dir);
     if (p.running) {
       inst->rss = p.rss_bytes;
@@ -574,9 +584,22 @@ void Supervisor::HealthLoop() {
       }
     }
     if (!jobs.empty()) {
-      wake_.notify_all();  // readiness changed what Reconcile may do
+      dirty_ = true;  // readiness changed what Reconcile may do
+      wake_.notify_all();
+      continue;
     }
-    wake_.wait_for(lock, std::chrono::milliseconds(5), [this] { return stop_; });
+    // Sleep until the next probe is due; Apply and Launch wake this thread early.
+    auto next = now + std::chrono::milliseconds(500);
+    for (auto& [key, svc] : services_) {
+      for (auto& inst : svc->instances) {
+        if (inst->live && !inst->stopping && !inst->probing && inst->shim.pid != 0) {
+          next = std::min(next, inst->next_probe);
+        }
+      }
+    }
+    if (next > now) {
+      wake_.wait_until(lock, next);
+    }
   }
 }
 

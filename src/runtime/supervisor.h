@@ -89,7 +89,10 @@ struct Endpoint {
 
 struct SupervisorOptions {
   std::string instances_dir;  // one directory per instance
-  std::chrono::milliseconds tick{20};
+  std::chrono::milliseconds tick{100};
+  // A full look at each live instance (shim alive, RSS) this often; exits recorded by the shim
+  // are noticed on the next tick.
+  std::chrono::milliseconds full_probe_every{10000};
   std::chrono::seconds rollout_deadline{60};
   std::chrono::milliseconds backoff_base{250};
   std::chrono::seconds backoff_max{30};
@@ -162,6 +165,7 @@ class Supervisor {
   std::set<std::string> hosts_in_use_;  // GUARDED_BY(mu_)
   uint32_t next_host_ = 0;  // GUARDED_BY(mu_)
   bool stop_ = false;  // GUARDED_BY(mu_)
+  bool dirty_ = false;  // GUARDED_BY(mu_): something changed; reconcile now
   std::thread loop_;
   std::thread health_;
 };

@@ -187,6 +187,10 @@ class LinuxLauncher final : public Launcher {
     return p;
   }
 
+  bool ExitRecorded(const std::string& instance_dir) override {
+    return ::access((instance_dir + "/exit.json").c_str(), F_OK) == 0;
+  }
+
   Status Stop(const std::string& instance_dir) override {
     InstanceProbe p = Probe(instance_dir);
     if (!p.running) {

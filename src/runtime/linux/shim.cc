@@ -138,6 +138,9 @@ class Shim {
       ChildExec(go[0], exec_err[1], out[1], err[1], spec_.cwd.c_str(), cargv.data(),
                 cenv.data());
     }
+    // A larger pipe lets a chatty program run ahead of the log writer instead of blocking.
+    ::fcntl(out[0], F_SETPIPE_SZ, 1 << 20);
+    ::fcntl(err[0], F_SETPIPE_SZ, 1 << 20);
     ::close(out[1]);
     ::close(err[1]);
     ::close(go[0]);
