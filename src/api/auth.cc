@@ -12,12 +12,14 @@ Result<Principal> Authenticator::Authenticate(std::string_view token) {
         "no token given; send 'Authorization: Bearer <token>' (see 'berth login')");
   }
   std::string hash = Sha256Hex(token);
+  uint64_t generation = 0;
   {
     std::lock_guard lock(mu_);
     auto it = cache_.find(hash);
     if (it != cache_.end()) {
       return it->second;
     }
+    generation = generation_;
   }
   auto info = store_.FindTokenByHash(hash);
   if (!info.ok()) {
@@ -31,13 +33,16 @@ Result<Principal> Authenticator::Authenticate(std::string_view token) {
   }
   Principal p{info->id, info->project};
   std::lock_guard lock(mu_);
-  cache_.emplace(std::move(hash), p);
+  if (generation == generation_) {
+    cache_.emplace(std::move(hash), p);
+  }
   return p;
 }
 
 void Authenticator::Invalidate() {
   std::lock_guard lock(mu_);
   cache_.clear();
+  ++generation_;
 }
 
 Result<std::string> ResolveProject(const Principal& who, std::string_view requested) {

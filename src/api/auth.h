@@ -37,6 +37,8 @@ class Authenticator {
   Store& store_;
   std::mutex mu_;
   std::unordered_map<std::string, Principal> cache_;  // GUARDED_BY(mu_); by token hash
+  // Bumped by Invalidate: a lookup that raced with a revocation must not refill the cache.
+  uint64_t generation_ = 0;  // GUARDED_BY(mu_)
 };
 
 // The project a request acts on: `requested` if given, else the token's own project (admin:

@@ -355,7 +355,10 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
     }
     (void)ctx_.store.AddEvent(*project, *name, "created", "service created");
     HttpResponse r = RawJson(201, ServiceJson(req, *rec));
-    r.headers.emplace_back("Location", "/api/v1/services/" + *name);
+    r.headers.emplace_back("Location", "/api/v1/services/" + *name +
+                                           (req.Query("project").empty() && body_project.empty()
+                                                ? std::string()
+                                                : "?project=" + *project));
     return r;
   }
 

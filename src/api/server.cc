@@ -96,6 +96,20 @@ http::response<http::string_body> ToBeastResponse(HttpResponse&& r, unsigned ver
   return res;
 }
 
+// The target of the request line at the start of `buffer`, or "" when it is not there.
+std::string RawTarget(const beast::flat_buffer& buffer) {
+  auto data = buffer.data();
+  std::string_view text(static_cast<const char*>(data.data()), data.size());
+  size_t eol = text.find('\n');
+  std::string_view line = text.substr(0, eol);
+  size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos) {
+    return {};
+  }
+  size_t sp2 = line.find(' ', sp1 + 1);
+  return std::string(line.substr(sp1 + 1, sp2 == std::string_view::npos ? sp2 : sp2 - sp1 - 1));
+}
+
 class BeastServer final : public HttpServer {
  public:
   BeastServer(const ServerOptions& options, HttpHandler& handler)
@@ -140,12 +154,16 @@ class BeastServer final : public HttpServer {
   }
 
   void WaitForShutdownSignal() override {
-    asio::io_context sig_ioc;
-    asio::signal_set signals(sig_ioc, SIGINT, SIGTERM);
-    signals.async_wait([](const boost::system::error_code&, int sig) {
-      LogInfo("shutting down", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
-    });
-    sig_ioc.run();
+    // The daemon blocks these in every thread before starting any (BlockShutdownSignals), so
+    // a signal arriving at any moment waits here instead of killing the process.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    LogInfo("shutting down", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
   }
 
   void Stop() override {
@@ -220,11 +238,18 @@ class BeastServer final : public HttpServer {
     for (;;) {
       http::request_parser<http::empty_body> head_parser;
       head_parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+      head_parser.body_limit(boost::none);  // checked below, per route
       stream.expires_after(options_.idle_timeout);
       auto [hec, hn] = co_await http::async_read_header(stream, buffer, head_parser, kNoThrow);
       if (hec) {
-        co_await RejectRead(stream, hec,
-                            head_parser.is_header_done() ? head_parser.get().target() : "");
+        // The error's shape depends on the route. Beast consumes the start line before the
+        // fields, so the target may be in the parser already; before that it is in the buffer.
+        // (A named variable, not a temporary: GCC 12 mishandles temporaries in co_await.)
+        std::string target(head_parser.get().target());
+        if (target.empty()) {
+          target = RawTarget(buffer);
+        }
+        co_await RejectRead(stream, hec, target);
         break;
       }
       const auto& head = head_parser.get();
@@ -381,6 +406,14 @@ class BeastServer final : public HttpServer {
 };
 
 }  // namespace
+
+void BlockShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& options,
                                                       HttpHandler& handler) {

@@ -33,11 +33,15 @@ class HttpServer {
   // The bound address, "127.0.0.1:45123" (the real port when 0 was asked for).
   virtual std::string LocalAddress() const = 0;
   // Blocks until SIGINT or SIGTERM arrives, then returns (the server keeps running until
-  // Stop or destruction).
+  // Stop or destruction). Call BlockShutdownSignals first, before any thread starts.
   virtual void WaitForShutdownSignal() = 0;
   // Stops accepting, lets requests in flight finish (up to a short deadline), joins threads.
   // Idempotent.
   virtual void Stop() = 0;
 };
+
+// Blocks SIGINT and SIGTERM in the calling thread (and so in threads it starts later), so
+// that WaitForShutdownSignal receives them whenever they arrive.
+void BlockShutdownSignals();
 
 }  // namespace berth

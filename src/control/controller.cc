@@ -1,6 +1,7 @@
 #include "control/controller.h"
 
 #include <fmt/format.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -135,9 +136,17 @@ Result<int> RunBuild(const std::string& command, const std::string& cwd, const s
   std::string c = "-c";
   std::string cmd = command;
   char* argv[] = {sh.data(), c.data(), cmd.data(), nullptr};
+  // The daemon blocks SIGTERM/SIGINT; the build must not inherit that.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
   pid_t pid = 0;
-  int rc = posix_spawn(&pid, "/bin/sh", &fa, nullptr, argv, environ);
+  int rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     return ErrnoStatus("starting the build command", rc);
   }

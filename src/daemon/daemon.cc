@@ -186,6 +186,7 @@ Result<DaemonConfig> ResolveDaemonConfig(const DaemonFlags& flags) {
 }
 
 int RunDaemon(const DaemonConfig& config) {
+  BlockShutdownSignals();
   std::error_code fec;
   fs::create_directories(config.data_dir, fec);
   if (fec) {

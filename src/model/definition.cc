@@ -179,8 +179,9 @@ Status ParseEnvironment(const json::value& v, Definition& def) {
     std::string val;
     if (value->is_string()) {
       val = std::string(value->get_string());
-    } else if (value->is_int64() || value->is_uint64() || value->is_double() ||
-               value->is_bool()) {
+    } else if (value->is_double()) {
+      val = fmt::format("{}", value->get_double());  // shortest form: 1.5, not 1.5E0
+    } else if (value->is_int64() || value->is_uint64() || value->is_bool()) {
       val = json::serialize(*value);
     } else {
       return FieldError(field + ".value",

@@ -1,0 +1,478 @@
+"""The `berth` command-line client, run as a subprocess against a real daemon.
+
+Each test gets its own HOME and XDG_CONFIG_HOME, so `berth login` writes into a temp dir and
+never touches the developer's config; BERTH_URL / BERTH_TOKEN are removed from the environment
+unless a test sets them on purpose.
+"""
+import json
+import re
+import socket
+import stat
+import subprocess
+
+import pytest
+
+from conftest import BERTH_BIN, clean_env, create_project, create_token, unique
+
+DEFINITION_YAML = """\
+container-tag: latest
+memory-reservation: 100
+memory-limit: 150
+container-port: 80
+environment:
+  - {name: CONTEXT_ROOT, value: /default-web}
+health-check: {rel_path: /, status_codes: "200-499", interval: 30}
+scope: [interactive, jobs]
+"""
+
+
+class Cli:
+    def __init__(self, tmp_path):
+        self.home = tmp_path / "home"
+        self.xdg = tmp_path / "xdg"
+        self.home.mkdir()
+        self.xdg.mkdir()
+        self.config_path = self.xdg / "berth" / "config.json"
+
+    def run(self, *args, env=None, stdin=None, xdg=True):
+        e = clean_env(HOME=str(self.home))
+        if xdg:
+            e["XDG_CONFIG_HOME"] = str(self.xdg)
+        else:
+            e.pop("XDG_CONFIG_HOME", None)
+        e.update(env or {})
+        return subprocess.run([BERTH_BIN, *args], env=e, input=stdin, capture_output=True,
+                              text=True, timeout=60)
+
+    def ok(self, *args, **kw):
+        p = self.run(*args, **kw)
+        assert p.returncode == 0, f"berth {' '.join(args)} exited {p.returncode}:\n{p.stderr}"
+        assert p.stderr == "", p.stderr
+        return p.stdout
+
+    def json(self, *args, **kw):
+        return json.loads(self.ok(*args, "-o", "json", **kw))
+
+    def fails(self, *args, **kw):
+        """Runs a command that must fail the way the CLI reports API errors."""
+        p = self.run(*args, **kw)
+        assert p.returncode != 0, f"berth {' '.join(args)} succeeded:\n{p.stdout}"
+        assert p.stdout == "", p.stdout
+        # One plain line: "berth: <message>", no stack trace or raw JSON.
+        assert p.stderr.startswith("berth: "), p.stderr
+        assert p.stderr.count("\n") == 1, p.stderr
+        assert "{" not in p.stderr, p.stderr
+        return p.stderr
+
+
+@pytest.fixture
+def cli(tmp_path):
+    return Cli(tmp_path)
+
+
+@pytest.fixture
+def logged_in(cli, daemon):
+    """A CLI logged in with the admin token."""
+    cli.ok("login", daemon.url, "--token", daemon.admin_token)
+    return cli
+
+
+def table(text):
+    """Parses FormatTable output into a list of dicts keyed by the header."""
+    lines = text.rstrip("\n").split("\n")
+    header = re.split(r"\s{2,}", lines[0].strip())
+    rows = []
+    for line in lines[1:]:
+        cells = re.split(r"\s{2,}", line.rstrip())
+        cells += [""] * (len(header) - len(cells))
+        rows.append(dict(zip(header, cells)))
+    return header, rows
+
+
+def closed_port():
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- help --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args,words", [
+    ([], ["serve", "login", "projects", "tokens", "services"]),
+    (["services"], ["ls", "create", "show", "update", "rm"]),
+    (["services", "update"], ["--file", "--output", "--project"]),
+    (["tokens"], ["create", "ls", "revoke"]),
+    (["tokens", "create"], ["--admin", "--description", "--project"]),
+    (["projects"], ["ls", "create"]),
+    (["login"], ["--token", "url"]),
+    (["serve"], ["--data-dir", "--listen", "--threads", "--public-url", "--config"]),
+])
+def test_help(cli, args, words):
+    out = cli.ok(*args, "--help")
+    assert "Usage:" in out
+    for w in words:
+        assert w in out, (w, out)
+
+
+def test_no_subcommand_is_an_error(cli):
+    p = cli.run()
+    assert p.returncode != 0 and "subcommand" in p.stderr
+
+
+def test_bad_output_format_is_refused(logged_in):
+    p = logged_in.run("projects", "ls", "-o", "yaml")
+    assert p.returncode != 0 and "yaml" in p.stderr
+
+
+def test_missing_argument_is_refused(logged_in):
+    p = logged_in.run("services", "create")
+    assert p.returncode != 0 and "name" in p.stderr
+
+
+# --- login -------------------------------------------------------------------------------------
+
+
+def test_login_saves_url_and_token(cli, daemon):
+    # A trailing slash is dropped, so saved URLs join cleanly with paths.
+    out = cli.ok("login", daemon.url + "/", "--token", daemon.admin_token)
+    admin_id = daemon.get("/api/v1/whoami").json()["token_id"]
+    assert f"Logged in to {daemon.url} as {admin_id} (admin)" in out
+    assert str(cli.config_path) in out
+    saved = json.loads(cli.config_path.read_text())
+    assert saved == {"url": daemon.url, "token": daemon.admin_token}
+    # It holds a secret: only the owner may read it.
+    assert stat.S_IMODE(cli.config_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(cli.config_path.parent.stat().st_mode) == 0o700
+    # Later commands use it.
+    assert "default" in cli.ok("projects", "ls")
+
+
+def test_login_with_project_token(cli, daemon):
+    project = create_project(daemon)
+    tok = create_token(daemon, project=project)
+    out = cli.ok("login", daemon.url, "--token", tok["token"])
+    assert f"as {tok['id']} (project {project})" in out
+
+
+def test_login_without_xdg_uses_home(cli, daemon):
+    cli.ok("login", daemon.url, "--token", daemon.admin_token, xdg=False)
+    path = cli.home / ".config" / "berth" / "config.json"
+    assert json.loads(path.read_text())["token"] == daemon.admin_token
+    assert not cli.config_path.exists()
+
+
+@pytest.mark.parametrize("token", ["nonsense", "berth_" + "0" * 64])
+def test_login_with_bad_token_saves_nothing(cli, daemon, token):
+    err = cli.fails("login", daemon.url, "--token", token)
+    assert "checking the token" in err and "not valid" in err
+    assert not cli.config_path.exists()
+    assert not (cli.xdg / "berth").exists() or not any((cli.xdg / "berth").iterdir())
+
+
+def test_failed_login_keeps_previous_config(cli, daemon):
+    cli.ok("login", daemon.url, "--token", daemon.admin_token)
+    before = cli.config_path.read_text()
+    cli.fails("login", daemon.url, "--token", "nonsense")
+    assert cli.config_path.read_text() == before
+
+
+def test_login_to_unreachable_daemon(cli):
+    url = f"http://127.0.0.1:{closed_port()}"
+    err = cli.fails("login", url, "--token", "whatever")
+    assert "cannot reach berth" in err and url in err
+    assert not cli.config_path.exists()
+
+
+def test_login_with_bad_url(cli):
+    err = cli.fails("login", "ftp://127.0.0.1:1", "--token", "x")
+    assert "http://" in err
+
+
+# --- projects ----------------------------------------------------------------------------------
+
+
+def test_projects(logged_in):
+    name = unique("cliproj")
+    assert logged_in.ok("projects", "create", name) == f"Created project {name}\n"
+    other = unique("cliproj")
+    created = logged_in.json("projects", "create", other)
+    assert created["name"] == other and "created_at" in created
+
+    header, rows = table(logged_in.ok("projects", "ls"))
+    assert header == ["NAME", "CREATED"]
+    names = [r["NAME"] for r in rows]
+    assert {"default", name, other} <= set(names)
+    assert all(re.match(r"\d{4}-\d\d-\d\dT", r["CREATED"]) for r in rows)
+
+    listed = logged_in.json("projects", "ls")
+    assert [p["name"] for p in listed["projects"]] == names
+
+
+def test_project_errors_show_server_message(logged_in, daemon):
+    err = logged_in.fails("projects", "create", "Bad")
+    assert "project name 'Bad' must begin with a lowercase letter" in err
+    name = create_project(daemon)
+    err = logged_in.fails("projects", "create", name)
+    assert f"project '{name}' already exists" in err
+
+
+def test_project_token_cannot_create_projects(cli, daemon):
+    project = create_project(daemon)
+    tok = create_token(daemon, project=project)
+    cli.ok("login", daemon.url, "--token", tok["token"])
+    err = cli.fails("projects", "create", unique("x"))
+    assert "only an admin token can create projects" in err
+    _, rows = table(cli.ok("projects", "ls"))
+    assert [r["NAME"] for r in rows] == [project]
+
+
+# --- tokens ------------------------------------------------------------------------------------
+
+
+def test_tokens_create_ls_revoke(logged_in, daemon):
+    project = create_project(daemon)
+    out = logged_in.ok("tokens", "create", "-p", project, "-d", "build bot")
+    m = re.search(r"Created token (tk_[0-9a-f]{12}) for project " + project, out)
+    assert m, out
+    token_id = m.group(1)
+    secret = re.search(r"^(berth_[0-9a-f]{64})$", out, re.M).group(1)
+    assert daemon.get("/api/v1/whoami", token=secret).json()["token_id"] == token_id
+
+    created = logged_in.json("tokens", "create", "-p", project)
+    assert created["project"] == project and created["token"].startswith("berth_")
+
+    admin = logged_in.json("tokens", "create", "--admin", "-d", "spare admin")
+    assert admin["admin"] is True and admin["project"] is None
+
+    header, rows = table(logged_in.ok("tokens", "ls", "-p", project))
+    assert header == ["ID", "PROJECT", "STATE", "CREATED", "DESCRIPTION"]
+    by_id = {r["ID"]: r for r in rows}
+    assert set(by_id) == {token_id, created["id"]}
+    assert by_id[token_id]["PROJECT"] == project and by_id[token_id]["STATE"] == "active"
+    assert by_id[token_id]["DESCRIPTION"] == "build bot"
+    # Secrets are never listed.
+    assert secret not in logged_in.ok("tokens", "ls")
+
+    _, all_rows = table(logged_in.ok("tokens", "ls"))
+    assert any(r["ID"] == admin["id"] and r["PROJECT"] == "(admin)" for r in all_rows)
+
+    assert logged_in.ok("tokens", "revoke", token_id) == f"Revoked token {token_id}\n"
+    revoked = logged_in.json("tokens", "revoke", created["id"])
+    assert revoked["revoked"] is True and revoked["id"] == created["id"]
+    _, rows = table(logged_in.ok("tokens", "ls", "-p", project))
+    assert {r["STATE"] for r in rows} == {"revoked"}
+    listed = logged_in.json("tokens", "ls", "-p", project)
+    assert all(t["revoked"] for t in listed["tokens"]) and len(listed["tokens"]) == 2
+    assert daemon.get("/api/v1/whoami", token=secret).status_code == 401
+
+
+def test_token_errors_show_server_message(logged_in, daemon):
+    err = logged_in.fails("tokens", "revoke", "tk_000000000000")
+    assert "token 'tk_000000000000' does not exist" in err
+    err = logged_in.fails("tokens", "create", "-p", "nosuchproject")
+    assert "project 'nosuchproject' does not exist" in err
+
+
+def test_last_admin_token_refusal_is_shown(cli, daemon_factory):
+    d = daemon_factory()  # its own daemon, so that the bootstrap token is the only admin
+    cli.ok("login", d.url, "--token", d.admin_token)
+    me = d.get("/api/v1/whoami").json()["token_id"]
+    err = cli.fails("tokens", "revoke", me)
+    assert "refusing to revoke the last admin token" in err
+    assert d.get("/api/v1/whoami").status_code == 200
+
+
+def test_revoked_saved_token_says_log_in_again(cli, daemon):
+    project = create_project(daemon)
+    tok = create_token(daemon, project=project)
+    cli.ok("login", daemon.url, "--token", tok["token"])
+    daemon.delete(f"/api/v1/tokens/{tok['id']}")
+    err = cli.fails("services", "ls")
+    assert "revoked" in err and "berth login" in err
+
+
+# --- services ----------------------------------------------------------------------------------
+
+
+def test_services_lifecycle(logged_in, daemon, tmp_path):
+    project = create_project(daemon)
+    out = logged_in.ok("services", "ls", "-p", project)
+    assert out == (f"No services in project {project}. Create one with 'berth services "
+                   f"create NAME'.\n")
+    assert logged_in.json("services", "ls", "-p", project) == {"project": project,
+                                                               "services": []}
+
+    out = logged_in.ok("services", "create", "web", "-p", project)
+    assert f"Created service web at {daemon.url}/{project}-web" in out
+    assert f"berth services update web -p {project} -f definition.yaml" in out
+    api = logged_in.json("services", "create", "api", "-p", project)
+    assert api["name"] == "api" and api["revision"] == 0 and api["definition"] is None
+
+    header, rows = table(logged_in.ok("services", "ls", "-p", project))
+    assert header == ["NAME", "REVISION", "PATH", "UPDATED"]
+    assert [(r["NAME"], r["REVISION"], r["PATH"]) for r in rows] == [
+        ("api", "0", f"/{project}-api"), ("web", "0", f"/{project}-web")]
+
+    out = logged_in.ok("services", "show", "web", "-p", project)
+    assert "Name:      web" in out and f"Project:   {project}" in out
+    assert "Revision:  0" in out and "Definition: none yet" in out
+
+    deffile = tmp_path / "def.yaml"
+    deffile.write_text(DEFINITION_YAML)
+    out = logged_in.ok("services", "update", "web", "-f", str(deffile), "-p", project)
+    assert out == "Service web is at revision 1\n"
+    stored = daemon.get(f"/api/v1/services/web?project={project}").json()["definition"]
+    assert stored["memory-limit"] == 150 and stored["container-tag"] == "latest"
+    assert stored["environment"] == [{"name": "CONTEXT_ROOT", "value": "/default-web"}]
+    assert stored["health-check"]["status_codes"] == "200-499"
+
+    # JSON is YAML too; -o json prints the whole service.
+    jsonfile = tmp_path / "def.json"
+    jsonfile.write_text(json.dumps({"container-tag": "v2", "memory-reservation": 10,
+                                    "memory-limit": 20, "container-port": 80}))
+    v2 = logged_in.json("services", "update", "web", "-f", str(jsonfile), "-p", project)
+    assert v2["revision"] == 2 and v2["definition"]["container-tag"] == "v2"
+
+    # '-' reads the definition from stdin.
+    out = logged_in.ok("services", "update", "web", "-f", "-", "-p", project,
+                       stdin=DEFINITION_YAML)
+    assert out == "Service web is at revision 3\n"
+
+    out = logged_in.ok("services", "show", "web", "-p", project)
+    assert "Revision:  3" in out and '"memory-limit": 150' in out
+    shown = logged_in.json("services", "show", "web", "-p", project)
+    assert shown["revision"] == 3 and shown["definition"]["memory-reservation"] == 100
+
+    assert logged_in.ok("services", "rm", "web", "-p", project) == "Deleted service web\n"
+    deleted = logged_in.json("services", "rm", "api", "-p", project)
+    assert deleted["deleted"]["name"] == "api"
+    assert logged_in.json("services", "ls", "-p", project)["services"] == []
+
+
+def test_yaml_number_in_env_value(logged_in, daemon, tmp_path):
+    # Unquoted numbers are common in hand-written YAML env values; berth keeps numbers as
+    # text, and a version like 1.10 must not come back in exponent notation.
+    name = unique("clisvc")
+    logged_in.ok("services", "create", name)
+    f = tmp_path / "env.yaml"
+    f.write_text("container-tag: latest\nreplicas: 0\nenvironment:\n"
+                 "  - {name: WORKERS, value: 4}\n  - {name: VERSION, value: 1.10}\n")
+    env = logged_in.json("services", "update", name, "-f", str(f))["definition"]["environment"]
+    logged_in.ok("services", "rm", name)
+    assert env[0] == {"name": "WORKERS", "value": "4"}
+    assert env[1]["value"] in ("1.10", "1.1"), env
+
+
+def test_services_default_project_for_admin(logged_in, daemon):
+    name = unique("clisvc")
+    logged_in.ok("services", "create", name)
+    assert daemon.get(f"/api/v1/services/{name}").json()["project"] == "default"
+    assert name in [r["NAME"] for r in table(logged_in.ok("services", "ls"))[1]]
+    logged_in.ok("services", "rm", name)
+
+
+def test_service_errors_show_server_message(logged_in, daemon, tmp_path):
+    err = logged_in.fails("services", "create", "Bad")
+    assert "service name 'Bad' must begin with a lowercase letter" in err
+    err = logged_in.fails("services", "create", "x" * 40)
+    assert "at most 32" in err
+    err = logged_in.fails("services", "show", "nosuchsvc")
+    assert "service 'nosuchsvc' does not exist in project 'default'" in err
+    err = logged_in.fails("services", "rm", "nosuchsvc")
+    assert "does not exist" in err
+    err = logged_in.fails("services", "ls", "-p", "nosuchproject")
+    assert "project 'nosuchproject' does not exist" in err
+
+    name = unique("clisvc")
+    logged_in.ok("services", "create", name)
+    err = logged_in.fails("services", "create", name)
+    assert "already exists" in err
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("container-tag: latest\nmemory-reservation: 200\nmemory-limit: 100\n")
+    err = logged_in.fails("services", "update", name, "-f", str(bad))
+    assert "memory-limit: must be >= memory-reservation (100 < 200)" in err
+    bad.write_text("container-tag: latest\nreplicas: many\n")
+    err = logged_in.fails("services", "update", name, "-f", str(bad))
+    assert "replicas: must be an integer" in err
+    assert daemon.get(f"/api/v1/services/{name}").json()["revision"] == 0
+    logged_in.ok("services", "rm", name)
+
+
+def test_update_with_unreadable_or_invalid_file(logged_in, daemon, tmp_path):
+    name = unique("clisvc")
+    logged_in.ok("services", "create", name)
+    missing = tmp_path / "nope.yaml"
+    err = logged_in.fails("services", "update", name, "-f", str(missing))
+    assert "cannot read definition file" in err and str(missing) in err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("container-tag: [latest\n")
+    err = logged_in.fails("services", "update", name, "-f", str(broken))
+    assert str(broken) in err and "YAML" in err
+    assert daemon.get(f"/api/v1/services/{name}").json()["revision"] == 0
+
+
+def test_project_token_is_confined(cli, daemon):
+    a, b = create_project(daemon), create_project(daemon)
+    tok = create_token(daemon, project=a)
+    cli.ok("login", daemon.url, "--token", tok["token"])
+    cli.ok("services", "create", "mine")
+    assert cli.json("services", "ls")["project"] == a
+    err = cli.fails("services", "ls", "-p", b)
+    assert f"cannot act on project '{b}'" in err
+    err = cli.fails("tokens", "create", "--admin")
+    assert "only an admin token can create admin tokens" in err
+
+
+# --- environment overrides ---------------------------------------------------------------------
+
+
+def test_env_overrides_saved_config(cli, daemon):
+    project = create_project(daemon)
+    tok = create_token(daemon, project=project)
+    # The saved login is the admin token on a dead address.
+    cli.ok("login", daemon.url, "--token", daemon.admin_token)
+    saved = cli.config_path.read_text()
+    cli.config_path.write_text(saved.replace(daemon.url, f"http://127.0.0.1:{closed_port()}"))
+
+    err = cli.fails("services", "ls")
+    assert "cannot reach berth" in err
+
+    # BERTH_URL fixes the address; the saved admin token is still used.
+    out = cli.json("services", "ls", env={"BERTH_URL": daemon.url})
+    assert out["project"] == "default"
+    # BERTH_TOKEN replaces the token: now the project's view.
+    out = cli.json("services", "ls", env={"BERTH_URL": daemon.url, "BERTH_TOKEN": tok["token"]})
+    assert out["project"] == project
+
+
+def test_env_alone_without_login(cli, daemon):
+    out = cli.json("projects", "ls", env={"BERTH_URL": daemon.url + "/",
+                                          "BERTH_TOKEN": daemon.admin_token})
+    assert "default" in [p["name"] for p in out["projects"]]
+    assert not cli.config_path.exists()
+
+
+def test_url_without_token_says_how_to_log_in(cli, daemon):
+    err = cli.fails("services", "ls", env={"BERTH_URL": daemon.url})
+    assert "no token given" in err and "berth login" in err
+
+
+def test_corrupt_config_is_reported(cli, daemon):
+    cli.config_path.parent.mkdir(parents=True)
+    cli.config_path.write_text("{not json")
+    err = cli.fails("services", "ls")
+    assert str(cli.config_path) in err and "berth login" in err
+
+
+def test_daemon_not_running(cli, daemon_factory):
+    d = daemon_factory()
+    cli.ok("login", d.url, "--token", d.admin_token)
+    assert d.stop() == 0
+    for args in (["services", "ls"], ["projects", "ls"], ["tokens", "ls"],
+                 ["services", "create", "x"]):
+        err = cli.fails(*args)
+        assert f"cannot reach berth at {d.url}" in err
+        assert "is 'berth serve' running there?" in err
