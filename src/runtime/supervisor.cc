@@ -2,6 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/json.hpp>
 #include <filesystem>
@@ -32,6 +37,23 @@ std::string DescribeExit(const ExitRecord& e) {
   }
   return fmt::format("exited with code {}", e.exit_code);
 }
+// True if nothing listens on host:port (a bind succeeds).
+bool PortFree(const std::string& host, int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return true;
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return free;
+}
+
 }  // namespace
 
 std::string ExpandVariables(std::string_view text, const std::map<std::string, std::string>& env) {
@@ -207,15 +229,17 @@ void Supervisor::Event(const Service& svc, const std::string& kind, const std::s
   }
 }
 
-std::string Supervisor::AllocateHost() {
+std::string Supervisor::AllocateHost(int port) {
   // 127.1.0.1 upwards; every address of 127/8 is local on Linux, none needs configuring.
+  // Another daemon (or program) may hold an address at this port: probe before taking it.
   for (uint32_t tries = 0; tries < (254u << 16); ++tries) {
     uint32_t n = next_host_++ % (254u * 256u * 254u);
     uint32_t a = 1 + n / (256u * 254u);
     uint32_t b = (n / 254u) % 256u;
     uint32_t c = 1 + n % 254u;
     std::string host = fmt::format("127.{}.{}.{}", a, b, c);
-    if (hosts_in_use_.insert(host).second) {
+    if (hosts_in_use_.count(host) == 0 && PortFree(host, port)) {
+      hosts_in_use_.insert(host);
       return host;
     }
   }
@@ -230,7 +254,7 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   inst->dir = options_.instances_dir + "/" + inst->id;
   inst->revision = spec.revision;
   inst->slot = slot;
-  inst->host = AllocateHost();
+  inst->host = AllocateHost(spec.port);
   inst->port = spec.port;
   inst->restarts = s.restarts;
   inst->launched = SteadyClock::now();

@@ -150,7 +150,7 @@ class Supervisor {
   void StopInstance(Service& svc, Instance& inst, const std::string& why);
   void Observe(Service& svc);
   void Adopt();
-  std::string AllocateHost();
+  std::string AllocateHost(int port);
   void Event(const Service& svc, const std::string& kind, const std::string& message);
   void PruneDirs(Service& svc);
 

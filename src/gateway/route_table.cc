@@ -1,0 +1,91 @@
+#include "gateway/route_table.h"
+
+#include <charconv>
+
+namespace berth {
+namespace {
+std::string Key(const std::string& host, int port) { return host + ":" + std::to_string(port); }
+}  // namespace
+
+void RouteTable::Update(ServiceRoute route) {
+  std::lock_guard lock(mu_);
+  for (auto& u : route.upstreams) {
+    auto& counter = counters_[Key(u.host, u.port)];
+    if (!counter) {
+      counter = std::make_shared<std::atomic<int>>(0);
+    }
+    u.in_flight = counter;
+  }
+  auto next = std::make_shared<Table>(*table_);
+  (*next)[route.prefix] = std::make_shared<const ServiceRoute>(std::move(route));
+  table_ = std::move(next);
+}
+
+void RouteTable::Remove(const std::string& prefix) {
+  std::lock_guard lock(mu_);
+  auto next = std::make_shared<Table>(*table_);
+  next->erase(prefix);
+  table_ = std::move(next);
+}
+
+std::optional<RouteMatch> RouteTable::Match(std::string_view target) const {
+  std::shared_ptr<const Table> table;
+  {
+    std::lock_guard lock(mu_);
+    table = table_;
+  }
+  if (target.empty() || target[0] != '/') {
+    return std::nullopt;
+  }
+  size_t end = target.find_first_of("/?", 1);
+  std::string_view first = target.substr(0, end);  // "/p-s" or "/p-s@3"
+  RouteMatch m;
+  m.prefix_len = first.size();
+  size_t at = first.find('@');
+  if (at != std::string_view::npos) {
+    int rev = 0;
+    std::string_view num = first.substr(at + 1);
+    auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), rev);
+    if (ec != std::errc() || p != num.data() + num.size() || rev <= 0) {
+      return std::nullopt;
+    }
+    m.pinned_revision = rev;
+    first = first.substr(0, at);
+  }
+  auto it = table->find(first);
+  if (it == table->end()) {
+    return std::nullopt;
+  }
+  m.route = it->second;
+  return m;
+}
+
+int RouteTable::InFlight(const std::string& host, int port) const {
+  std::lock_guard lock(mu_);
+  auto it = counters_.find(Key(host, port));
+  return it == counters_.end() ? 0 : it->second->load();
+}
+
+std::optional<Upstream> RouteTable::Pick(const ServiceRoute& route, int revision) const {
+  const Upstream* best = nullptr;
+  int best_load = 0;
+  size_t n = route.upstreams.size();
+  uint32_t start = n ? round_robin_.fetch_add(1, std::memory_order_relaxed) % n : 0;
+  for (size_t k = 0; k < n; ++k) {
+    const Upstream& u = route.upstreams[(start + k) % n];
+    if (u.revision != revision) {
+      continue;
+    }
+    int load = u.in_flight->load(std::memory_order_relaxed);
+    if (best == nullptr || load < best_load) {
+      best = &u;
+      best_load = load;
+    }
+  }
+  if (best == nullptr) {
+    return std::nullopt;
+  }
+  return *best;
+}
+
+}  // namespace berth

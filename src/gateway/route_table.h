@@ -1,0 +1,66 @@
+// RouteTable maps a request path to a service's ready instances: "/<project>-<service>/..."
+// goes to the live (MAIN) revision, "/<project>-<service>@<revision>/..." to that revision.
+// Readers take an immutable snapshot, so a switch of revision is atomic for every request: a
+// request routed before the switch finishes where it started; one after goes to the new
+// instances. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace berth {
+
+struct Upstream {
+  std::string host;
+  int port = 0;
+  int revision = 0;
+  // Requests being relayed to this instance right now (least-outstanding balancing, draining).
+  std::shared_ptr<std::atomic<int>> in_flight;
+};
+
+struct ServiceRoute {
+  std::string project;
+  std::string name;
+  std::string prefix;  // "/<project>-<service>"
+  bool strip = false;  // base-path: strip
+  bool public_access = false;  // auth: public
+  int active_revision = 0;
+  std::vector<Upstream> upstreams;  // ready instances of every revision
+};
+
+struct RouteMatch {
+  std::shared_ptr<const ServiceRoute> route;
+  std::optional<int> pinned_revision;  // "@<revision>" in the path
+  size_t prefix_len = 0;  // bytes of the path that name the route
+};
+
+class RouteTable {
+ public:
+  // Replaces a service's route (or adds it). Keeps in-flight counters of instances that stay.
+  void Update(ServiceRoute route);
+  void Remove(const std::string& prefix);
+  // The route for a request target ("/p-s/x?y"); nullopt when no service has that prefix.
+  std::optional<RouteMatch> Match(std::string_view target) const;
+  // Requests in flight to host:port (0 if unknown): the supervisor waits for 0 before
+  // stopping an instance that left the route.
+  int InFlight(const std::string& host, int port) const;
+  // Picks the ready instance of `revision` with the fewest requests in flight; ties go round
+  // robin. nullopt when there is none.
+  std::optional<Upstream> Pick(const ServiceRoute& route, int revision) const;
+
+ private:
+  using Table = std::map<std::string, std::shared_ptr<const ServiceRoute>, std::less<>>;
+  mutable std::mutex mu_;
+  std::shared_ptr<const Table> table_ = std::make_shared<Table>();  // GUARDED_BY(mu_)
+  // Counters outlive route updates so that draining sees requests routed before a switch.
+  std::map<std::string, std::shared_ptr<std::atomic<int>>> counters_;  // GUARDED_BY(mu_)
+  mutable std::atomic<uint32_t> round_robin_{0};
+};
+
+}  // namespace berth

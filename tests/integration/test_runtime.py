@@ -1,0 +1,958 @@
+"""berth's runtime end to end: bundles pushed through the API run as supervised instances.
+
+Each test starts real programs (small Python servers, `python3` from PATH) through a real
+`berth serve`, and checks what a user would see: the program answers on its instance address,
+status/events/logs tell the truth, crashes are restarted with backoff, memory limits are
+enforced, bad archives are refused, rollouts never leave the service without a ready instance
+and roll back by themselves, and instances survive a daemon that is killed.
+
+Everything polls with a deadline; no fixed sleep decides a result. Instances outlive the daemon
+by design, so every test's services are deleted afterwards and any process left over is killed.
+
+Run with Debian's interpreter:
+    BERTH_BIN=build/src/berth/berth /usr/bin/python3 -m pytest -q tests/integration/test_runtime.py
+"""
+import gzip
+import io
+import itertools
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import BERTH_BIN, assert_native_error, clean_env, unique, wait_until
+
+# Live instance states; exited ones are "exited", "oom-killed" or "crash-looping".
+LIVE_STATES = {"starting", "running", "unhealthy", "stopping"}
+
+# Each service gets its own container port, so that instances of different daemons (which all
+# allocate addresses from 127.1.0.1 upwards) can never collide.
+_ports = itertools.count(21000 + (os.getpid() % 500) * 20)
+
+
+def next_port():
+    return next(_ports)
+
+
+# A small server: answers every GET with its first argument (default "ok") and the current
+# value of a counter in X-Count. With TICK set, prints "tick N" every TICK seconds. After a
+# GET of /sick it answers everything with 503.
+APP = r"""
+import http.server, os, sys, threading, time
+text = sys.argv[1] if len(sys.argv) > 1 else "ok"
+tick = float(os.environ.get("TICK", "0"))
+state = {"n": 0, "sick": False}
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/sick":
+            state["sick"] = True
+        body = text.encode()
+        self.send_response(503 if state["sick"] else 200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Count", str(state["n"]))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer((os.environ["HOST"], int(os.environ["PORT"])), H)
+if tick:
+    def loop():
+        while True:
+            state["n"] += 1
+            print("tick %d" % state["n"], flush=True)
+            time.sleep(tick)
+    threading.Thread(target=loop, daemon=True).start()
+print("serving %s on %s:%s" % (text, os.environ["HOST"], os.environ["PORT"]), flush=True)
+srv.serve_forever()
+"""
+
+# Serves its whole environment as JSON.
+ENV_SERVER = r"""
+import http.server, json, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps(dict(os.environ)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer((os.environ["HOST"], int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+def app_command(text="ok"):
+    return ["python3", "-c", APP, text]
+
+
+# --- processes ------------------------------------------------------------------------------
+
+def pid_alive(pid):
+    """True if `pid` exists and is not a zombie (shims are reparented and may linger as such)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def instance_records(data_dir):
+    """{instance id: (meta, shim)} for every instance directory under the data dir."""
+    out = {}
+    for d in sorted((Path(data_dir) / "instances").glob("i-*")):
+        try:
+            meta = json.loads((d / "meta.json").read_text())
+        except (FileNotFoundError, ValueError):
+            meta = {}
+        try:
+            shim = json.loads((d / "shim.json").read_text())
+        except (FileNotFoundError, ValueError):
+            shim = {}
+        out[d.name] = (meta, shim)
+    return out
+
+
+def instance_pids(data_dir):
+    pids = set()
+    for meta, shim in instance_records(data_dir).values():
+        for key in ("shim_pid", "pid"):
+            if shim.get(key):
+                pids.add(shim[key])
+    return pids
+
+
+def kill_leftovers(pids):
+    for pid in pids:
+        if pid_alive(pid):
+            for f in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+                try:
+                    f()
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+
+@pytest.fixture
+def track(daemon_factory):
+    """track(daemon, name): the service is deleted after the test and its processes reaped.
+
+    Depends on daemon_factory so that it is torn down first, while the daemons still run."""
+    entries = []
+    yield lambda d, name: entries.append((d, name))
+    data_dirs = {d.data_dir for d, _ in entries}
+    pids = set()
+    for dd in data_dirs:
+        pids |= instance_pids(dd)
+    for d, name in entries:
+        if d.running():
+            try:
+                d.delete(f"/api/v1/services/{name}")
+            except requests.RequestException:
+                pass
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(0.05)
+    left = [p for p in pids if pid_alive(p)]
+    kill_leftovers(left)
+    # Instances started after the snapshot (a restart racing the delete).
+    for dd in data_dirs:
+        kill_leftovers([p for p in instance_pids(dd) if pid_alive(p)])
+    assert not left, f"processes still alive 15 s after their services were deleted: {left}"
+
+
+# --- API helpers ----------------------------------------------------------------------------
+
+def tarball(files, gz=True):
+    """A bundle from {"path": str|bytes}."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as tf:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = int(time.time())
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class Service:
+    def __init__(self, d, name):
+        self.d = d
+        self.name = name
+
+    @property
+    def path(self):
+        return f"/api/v1/services/{self.name}"
+
+    def push(self, tag, body, expect=201):
+        r = self.d.put(f"{self.path}/artifacts/{tag}", data=body,
+                       headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == expect, f"push {tag}: {r.status_code} {r.text}"
+        return r.json()
+
+    def define(self, definition, expect=200):
+        r = self.d.put(self.path, json=definition)
+        assert r.status_code == expect, f"PUT {self.path}: {r.status_code} {r.text}"
+        return r
+
+    def status(self):
+        r = self.d.get(f"{self.path}/status")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def events(self, kind=None, st=None):
+        evs = (st or self.status())["events"]
+        return [e for e in evs if kind is None or e["kind"] == kind]
+
+    def wait(self, predicate, timeout, what, interval=0.02):
+        """Polls status until predicate(status) is truthy and returns that status (or the
+        predicate's value when it is an object); the failure shows the last status."""
+        last = {}
+
+        def check():
+            last["st"] = self.status()
+            return predicate(last["st"])
+
+        try:
+            value = wait_until(check, timeout, what, interval)
+            # A plain truth value is not interesting; the status that satisfied it is.
+            return last["st"] if value is True or isinstance(value, list) else value
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nlast status: {json.dumps(last.get('st'), indent=1)}")
+
+    def wait_running(self, timeout=10, revision=None):
+        """Waits for a ready instance (of `revision` if given); returns it."""
+        def ready(st):
+            for i in st["instances"]:
+                if i["state"] == "running" and (revision is None or i["revision"] == revision):
+                    return i
+            return None
+        return self.wait(ready, timeout, f"a running instance of {self.name}")
+
+    def logs(self, **query):
+        r = self.d.get(f"{self.path}/logs", params=query)
+        assert r.status_code == 200, r.text
+        return r.json()["lines"]
+
+
+@pytest.fixture
+def new_service(daemon, track):
+    """new_service(prefix="s", d=None): creates a service (admin token: project "default")."""
+    def make(prefix="s", d=None):
+        d = d or daemon
+        name = unique(prefix)
+        r = d.post("/api/v1/services", json={"name": name})
+        assert r.status_code == 201, r.text
+        track(d, name)
+        return Service(d, name)
+    return make
+
+
+def get(host, port, path="/", timeout=2.0):
+    return requests.get(f"http://{host}:{port}{path}", timeout=timeout)
+
+
+def answers(host, port, path="/"):
+    try:
+        return get(host, port, path, timeout=1.0)
+    except requests.RequestException:
+        return None
+
+
+def live(st):
+    return [i for i in st["instances"] if i["state"] in LIVE_STATES]
+
+
+def restart_delays(st):
+    """The "restarting in N ms" delays of exit events, oldest first."""
+    out = []
+    for e in reversed(st["events"]):
+        m = re.search(r"restarting in (\d+) ms", e["message"])
+        if e["kind"] in ("exited", "oom-killed") and m:
+            out.append(int(m.group(1)))
+    return out
+
+
+# --- 1. deploy and environment --------------------------------------------------------------
+
+def test_pushed_bundle_serves_quickly_with_its_environment(daemon, new_service):
+    svc = new_service("web")
+    port = next_port()
+    bundle = tarball({
+        "berth.yaml": f'command: ["python3", "server.py"]\nport: {port}\n'
+                      'env:\n  FROM_BUNDLE: bundle-value\n',
+        "server.py": ENV_SERVER,
+    })
+    pushed = svc.push("v1", bundle)
+    assert pushed["tag"] == "v1" and pushed["digest"].startswith("sha256:"), pushed
+    assert pushed["size"] == len(bundle), pushed
+
+    t0 = time.monotonic()
+    svc.define({"container-tag": "v1",
+                "environment": [{"name": "GREETING", "value": "hello from the definition"}]})
+
+    def served():
+        st = svc.status()
+        for i in live(st):
+            r = answers(i["host"], i["port"])
+            if r is not None and r.status_code == 200:
+                return i, r
+        return None
+    inst, r = wait_until(served, 10, "the instance to answer on its address", interval=0.005)
+    elapsed = time.monotonic() - t0
+    print(f"\ninstance answered {elapsed * 1000:.0f} ms after the PUT")
+    assert elapsed < 1.0, f"took {elapsed:.2f}s from PUT to first answer"
+
+    assert re.fullmatch(r"127\.\d+\.\d+\.\d+", inst["host"]), inst
+    assert inst["port"] == port, inst
+    assert inst["host"] != "127.0.0.1", inst
+    env = r.json()
+    assert env["HOST"] == inst["host"]
+    assert env["PORT"] == str(port)
+    assert env["CONTEXT_ROOT"] == f"/default-{svc.name}"
+    assert env["BERTH_URL"] == daemon.url
+    assert env["BERTH_SERVICE"] == svc.name
+    assert env["BERTH_VERSION"] == "1"
+    assert env["BERTH_PROJECT"] == "default"
+    assert env["BERTH_INSTANCE"] == inst["id"]
+    assert env["GREETING"] == "hello from the definition"
+    assert env["FROM_BUNDLE"] == "bundle-value"
+    # The instance's token works against the API, confined to its project.
+    who = requests.get(env["BERTH_URL"] + "/api/v1/whoami",
+                       headers={"Authorization": "Bearer " + env["BERTH_TOKEN"]}, timeout=10)
+    assert who.status_code == 200, who.text
+    assert who.json()["project"] == "default", who.json()
+    assert who.json()["admin"] is False, who.json()
+    # The daemon's own secrets are not handed down.
+    assert env["BERTH_TOKEN"] != daemon.admin_token
+
+    st = svc.wait(lambda s: s["running"] == 1, 5, "status running == 1")
+    assert st["active_revision"] == 1 and st["revision"] == 1, st
+    assert inst["pid"] > 0 and pid_alive(inst["pid"]), inst
+    assert svc.events("started", st) and svc.events("ready", st), st["events"]
+
+
+# --- 2. crashes, restarts, backoff, crash-looping -------------------------------------------
+
+def test_killed_instance_is_restarted_and_counted(new_service):
+    svc = new_service("crash")
+    port = next_port()
+    svc.define({"command": app_command(), "container-port": port, "base-path": "strip"})
+    first = svc.wait_running()
+    assert first["restarts"] == 0, first
+    os.kill(first["pid"], signal.SIGKILL)
+
+    def replaced(st):
+        for i in st["instances"]:
+            if i["state"] == "running" and i["id"] != first["id"]:
+                return i
+        return None
+    second = svc.wait(replaced, 10, "a new running instance after kill -9")
+    st = svc.status()
+    assert second["restarts"] >= 1, second
+    assert second["pid"] != first["pid"]
+    assert not pid_alive(first["pid"])
+    old = [i for i in st["instances"] if i["id"] == first["id"]]
+    assert old and old[0]["state"] == "exited" and old[0]["signal"] == 9, old
+    exited = svc.events("exited", st)
+    assert exited, st["events"]
+    assert first["id"] in exited[0]["message"] and "signal 9" in exited[0]["message"], exited
+    r = get(second["host"], second["port"])
+    assert r.status_code == 200 and r.text == "ok"
+
+
+def test_always_failing_program_backs_off_then_crash_loops(new_service):
+    svc = new_service("loop")
+    svc.define({"command": ["python3", "-c", "import sys; print('dying'); sys.exit(1)"],
+                "container-port": next_port(), "base-path": "strip"})
+    st = svc.wait(lambda s: svc.events("crash-looping", s), 30, "a crash-looping event",
+                  interval=0.1)
+    delays = restart_delays(st)
+    assert len(delays) >= 5, st["events"]
+    assert delays[:5] == [250, 500, 1000, 2000, 4000], delays
+    assert all(b > a for a, b in zip(delays, delays[1:])), delays
+    ev = svc.events("crash-looping", st)[0]
+    assert "5 times in a row" in ev["message"], ev
+    assert any(i["state"] == "crash-looping" for i in st["instances"]), st["instances"]
+    assert all(i["exit_code"] == 1 for i in st["instances"] if i["state"] != "starting"), st
+    assert st["running"] == 0, st
+    assert any("exited with code 1" in e["message"] for e in svc.events("exited", st))
+    # The program's output and the exit are in its logs.
+    msgs = [l["message"] for l in svc.logs(tail=50)]
+    assert "dying" in msgs, msgs
+
+
+def test_unhealthy_instance_is_replaced(new_service):
+    svc = new_service("sick")
+    svc.define({"command": app_command(), "container-port": next_port(), "base-path": "strip",
+                "health-check": {"rel_path": "/", "status_codes": "200-299", "interval": 1,
+                                 "timeout": 1}})
+    first = svc.wait_running()
+    assert get(first["host"], first["port"], "/sick").status_code == 503
+
+    def replaced(st):
+        for i in st["instances"]:
+            if i["state"] == "running" and i["id"] != first["id"]:
+                return i
+        return None
+    second = svc.wait(replaced, 15, "a healthy replacement", interval=0.05)
+    assert second["restarts"] >= 1, second
+    assert get(second["host"], second["port"]).status_code == 200
+    st = svc.status()
+    unhealthy = svc.events("unhealthy", st)
+    assert unhealthy and first["id"] in unhealthy[0]["message"], st["events"]
+    assert "503" in unhealthy[0]["message"], unhealthy
+    assert any(first["id"] in e["message"] and "unhealthy" in e["message"]
+               for e in svc.events("stopping", st)), st["events"]
+    wait_until(lambda: not pid_alive(first["pid"]), 15, "the unhealthy instance to exit")
+
+
+# --- 3. memory limit ------------------------------------------------------------------------
+
+MEMORY_HOG = r"""
+import time
+hog = []
+for _ in range(200):
+    hog.append(bytearray(10 << 20))   # 10 MB, touched: bytearray zero-fills
+    time.sleep(0.005)
+print("allocated 2 GB without being stopped", flush=True)
+time.sleep(60)
+"""
+
+
+def test_memory_limit_kills_the_hog_and_not_its_neighbour(new_service):
+    if os.geteuid() != 0:
+        pytest.skip("memory limits need cgroups, which need root")
+    neighbour = new_service("calm")
+    neighbour.define({"command": app_command("calm"), "container-port": next_port(),
+                      "base-path": "strip"})
+    calm = neighbour.wait_running()
+
+    hog = new_service("hog")
+    hog.define({"command": ["python3", "-c", MEMORY_HOG], "memory-limit": 50,
+                "container-port": next_port(), "health-check": {"type": "tcp"}})
+
+    def oom(st):
+        # The neighbour must keep answering all along.
+        r = get(calm["host"], calm["port"])
+        assert r.status_code == 200 and r.text == "calm", r
+        return any(i["state"] == "oom-killed" for i in st["instances"]) and \
+            hog.events("oom-killed", st)
+    st = hog.wait(oom, 20, "an oom-killed instance and event", interval=0.05)
+    ev = hog.events("oom-killed", st)[0]
+    assert "memory limit" in ev["message"] and "restarting in" in ev["message"], ev
+    killed = [i for i in st["instances"] if i["state"] == "oom-killed"][0]
+    assert killed["signal"] == 9, killed
+    msgs = [l["message"] for l in hog.logs(tail=100)]
+    assert not any("without being stopped" in m for m in msgs), msgs
+    nst = neighbour.status()
+    same = [i for i in nst["instances"] if i["id"] == calm["id"]]
+    assert same and same[0]["state"] == "running" and same[0]["pid"] == calm["pid"], nst
+    assert same[0]["restarts"] == 0
+    assert not neighbour.events("exited", nst) and not neighbour.events("oom-killed", nst)
+
+
+# --- 4. hostile archives --------------------------------------------------------------------
+
+def _tar_with(infos, gz=True):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w", format=tarfile.GNU_FORMAT) as tf:
+        ok = tarfile.TarInfo("berth.yaml")
+        data = b'command: ["true"]\n'
+        ok.size = len(data)
+        tf.addfile(ok, io.BytesIO(data))
+        for info, data in infos:
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def _file(name, data=b"evil\n"):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    return info, data
+
+
+def _symlink(name, target):
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.SYMTYPE
+    info.linkname = target
+    return info, None
+
+
+def _hardlink(name, target):
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.LNKTYPE
+    info.linkname = target
+    return info, None
+
+
+def _device(name):
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.CHRTYPE
+    info.devmajor, info.devminor = 1, 3
+    info.mode = 0o666
+    return info, None
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, n):
+        self.left = n
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        n = min(len(b), self.left)
+        b[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def _gzip_bomb(name, size=300 << 20):
+    raw = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as gz:
+        with tarfile.open(fileobj=gz, mode="w|", format=tarfile.GNU_FORMAT) as tf:
+            info = tarfile.TarInfo(name)
+            info.size = size
+            tf.addfile(info, _Zeros(size))
+    return raw.getvalue()
+
+
+def _store_files(data_dir):
+    root = Path(data_dir) / "artifacts"
+    out = set()
+    for sub in ("blobs", "unpacked", "ingested", "tmp"):
+        if (root / sub).exists():
+            out |= {str(p.relative_to(root)) for p in (root / sub).rglob("*")}
+    return out
+
+
+HOSTILE = [
+    ("absolute path", lambda: _tar_with([_file("/tmp/berth-abs-evil.txt")]), "berth-abs-evil.txt"),
+    ("dot-dot", lambda: _tar_with([_file("sub/../../dotdot-evil.txt")]), "dotdot-evil.txt"),
+    ("symlink escaping", lambda: _tar_with([_symlink("escape-link", "../../../../etc/passwd")]),
+     "escape-link"),
+    ("absolute symlink", lambda: _tar_with([_symlink("abs-link", "/etc/passwd")]), "abs-link"),
+    ("write through symlink", lambda: _tar_with([_symlink("out", ".."), _file("out/thru.txt")]),
+     "out"),
+    ("hard link escaping", lambda: _tar_with([_hardlink("hard-evil", "../../../etc/passwd")]),
+     "hard-evil"),
+    ("device file", lambda: _tar_with([_device("dev-null")]), "dev-null"),
+    ("gzip bomb", lambda: _gzip_bomb("zeros.bin"), "zeros.bin"),
+]
+
+
+def test_hostile_archives_are_refused_and_leave_nothing(daemon, new_service):
+    svc = new_service("hostile")
+    before = _store_files(daemon.data_dir)
+    uploads_before = set(os.listdir(daemon.data_dir / "uploads"))
+    for what, build, entry in HOSTILE:
+        body = build()
+        if what == "gzip bomb":
+            assert len(body) < 2 << 20, len(body)  # small upload, huge content
+        t0 = time.monotonic()
+        r = svc.d.put(f"{svc.path}/artifacts/bad", data=body,
+                      headers={"Content-Type": "application/octet-stream"})
+        msg = assert_native_error(r, 400)
+        print(f"\n{what}: {msg}")
+        assert entry in msg, f"{what}: message does not name the entry '{entry}': {msg}"
+        if what == "gzip bomb":
+            # Refused early, not after writing 300 MB.
+            assert time.monotonic() - t0 < 10, "the bomb took too long to refuse"
+    assert not Path("/tmp/berth-abs-evil.txt").exists()
+    r = svc.d.get(f"{svc.path}/artifacts")
+    assert r.status_code == 200 and r.json() == {"artifacts": []}, r.text
+    assert _store_files(daemon.data_dir) == before, \
+        sorted(_store_files(daemon.data_dir) - before)
+    assert set(os.listdir(daemon.data_dir / "uploads")) == uploads_before
+    for base in (daemon.data_dir, daemon.data_dir / "artifacts",
+                 daemon.data_dir / "artifacts" / "unpacked"):
+        for name in ("dotdot-evil.txt", "thru.txt"):
+            assert not (base / name).exists(), base / name
+    # The same service still takes a good bundle afterwards.
+    svc.push("good", tarball({"berth.yaml": 'command: ["true"]\n'}))
+
+
+# --- 5. rolling update and automatic rollback -----------------------------------------------
+
+def test_rolling_update_keeps_a_ready_instance_and_rolls_back_a_broken_revision(new_service):
+    svc = new_service("roll")
+    port = next_port()
+    base = {"container-port": port, "base-path": "strip"}
+    svc.define({**base, "command": app_command("v1")})
+    v1 = svc.wait_running(revision=1)
+    assert get(v1["host"], v1["port"]).text == "v1"
+    svc.wait(lambda s: s["active_revision"] == 1, 5, "revision 1 live")
+
+    svc.define({**base, "command": app_command("v2")})
+    observations = 0
+    deadline = time.monotonic() + 20
+    while True:
+        st = svc.status()
+        observations += 1
+        ready = [i for i in st["instances"] if i["state"] == "running"]
+        assert ready and st["running"] >= 1, \
+            f"observation {observations}: no ready instance during the rollout: {st}"
+        assert ready[0]["revision"] in (1, 2)
+        only_v2 = all(i["revision"] == 2 for i in live(st))
+        if st["active_revision"] == 2 and only_v2 and st["running"] == 1:
+            break
+        assert time.monotonic() < deadline, f"rollout to revision 2 did not finish: {st}"
+        time.sleep(0.02)
+    print(f"\n{observations} status observations during the rollout")
+    v2 = [i for i in st["instances"] if i["state"] == "running"][0]
+    assert v2["revision"] == 2 and v2["id"] != v1["id"]
+    assert get(v2["host"], v2["port"]).text == "v2"
+    wait_until(lambda: not pid_alive(v1["pid"]), 15, "the revision 1 process to exit")
+    # Logs can be read per revision and per instance.
+    by_rev = {rev: svc.logs(tail=0, version=rev) for rev in (1, 2)}
+    assert any(l["message"].startswith("serving v1 ") for l in by_rev[1]), by_rev[1]
+    assert all(l["revision"] == 1 and l["instance"] == v1["id"] for l in by_rev[1]), by_rev[1]
+    assert any(l["message"].startswith("serving v2 ") for l in by_rev[2]), by_rev[2]
+    assert all(l["revision"] == 2 for l in by_rev[2]), by_rev[2]
+    only = svc.logs(tail=0, instance=v1["id"])
+    assert only and all(l["instance"] == v1["id"] for l in only), only
+    assert svc.events("live", st), st["events"]
+
+    svc.define({**base, "command": ["python3", "-c", "import sys; sys.exit(1)"]})
+    st = svc.wait(lambda s: s["failed_revision"] == 3, 30, "revision 3 rolled back",
+                  interval=0.05)
+    assert st["active_revision"] == 2 and st["revision"] == 3, st
+    rb = svc.events("rolled-back", st)
+    assert rb, st["events"]
+    assert "revision 3" in rb[0]["message"] and "exited with code 1" in rb[0]["message"], rb
+    assert "revision 2 stays live" in rb[0]["message"], rb
+    # The v2 instance was never touched.
+    st = svc.wait(lambda s: [(i["id"], i["state"]) for i in live(s)] == [(v2["id"], "running")],
+                  10, "only the revision 2 instance live")
+    assert live(st)[0]["pid"] == v2["pid"]
+    assert get(v2["host"], v2["port"]).text == "v2"
+    # And it stays that way: revision 3 is not retried.
+    time.sleep(0.5)
+    st = svc.status()
+    assert [i["id"] for i in live(st)] == [v2["id"]], st
+    assert st["running"] == 1 and st["active_revision"] == 2 and st["failed_revision"] == 3
+
+
+# --- 6. the daemon dies, instances do not ---------------------------------------------------
+
+def test_instances_survive_daemon_kill9_and_are_adopted(daemon_factory, new_service):
+    d = daemon_factory()
+    svc = new_service("survive", d=d)
+    svc.define({"command": app_command("alive"), "container-port": next_port(),
+                "base-path": "strip", "environment": [{"name": "TICK", "value": "0.1"}]})
+    inst = svc.wait_running()
+    r = get(inst["host"], inst["port"])
+    assert r.text == "alive"
+
+    d.kill9()
+    count_at_kill = int(get(inst["host"], inst["port"]).headers["X-Count"])
+
+    # The instance keeps serving and printing while no daemon is there.
+    def advanced():
+        r = answers(inst["host"], inst["port"])
+        return r is not None and r.status_code == 200 and \
+            int(r.headers["X-Count"]) >= count_at_kill + 10
+    wait_until(advanced, 10, "the orphaned instance to keep counting", interval=0.05)
+    assert pid_alive(inst["pid"])
+
+    d.start()
+    st = svc.wait(lambda s: any(i["id"] == inst["id"] and i["state"] == "running"
+                                for i in s["instances"]), 10, "the instance re-adopted")
+    same = [i for i in st["instances"] if i["id"] == inst["id"]][0]
+    assert same["pid"] == inst["pid"], same
+    assert same["restarts"] == inst["restarts"] == 0, same
+    assert [i["id"] for i in live(st)] == [inst["id"]], st
+    adopted = svc.events("adopted", st)
+    assert adopted and inst["id"] in adopted[0]["message"], st["events"]
+    assert str(inst["pid"]) in adopted[0]["message"]
+    assert not svc.events("exited", st), st["events"]
+
+    # Logs have no gap across the downtime.
+    def enough():
+        lines = svc.logs(tail=0)
+        ticks = [int(m.group(1)) for l in lines
+                 if (m := re.fullmatch(r"tick (\d+)", l["message"]))]
+        return ticks if ticks and ticks[-1] >= count_at_kill + 15 else None
+    ticks = wait_until(enough, 10, "log lines written after the restart", interval=0.1)
+    assert ticks[0] == 1, ticks[:5]
+    assert ticks == list(range(1, ticks[-1] + 1)), \
+        f"gap in the counter: {[b for a, b in zip(ticks, ticks[1:]) if b != a + 1]}"
+
+
+def test_instance_that_died_while_the_daemon_was_down_is_restarted_once(daemon_factory,
+                                                                       new_service):
+    d = daemon_factory()
+    svc = new_service("orphan", d=d)
+    svc.define({"command": app_command("back"), "container-port": next_port(),
+                "base-path": "strip"})
+    inst = svc.wait_running()
+    d.kill9()
+    os.kill(inst["pid"], signal.SIGKILL)
+    exit_json = d.data_dir / "instances" / inst["id"] / "exit.json"
+    wait_until(exit_json.exists, 10, "the shim to record the exit")
+
+    d.start()
+
+    def replaced(st):
+        for i in st["instances"]:
+            if i["state"] == "running" and i["id"] != inst["id"]:
+                return i
+        return None
+    second = svc.wait(replaced, 10, "a replacement for the instance that died meanwhile")
+    assert second["restarts"] == 1, second
+    assert get(second["host"], second["port"]).text == "back"
+    st = svc.status()
+    old = [i for i in st["instances"] if i["id"] == inst["id"]]
+    assert old and old[0]["state"] == "exited" and old[0]["signal"] == 9, old
+    exited = svc.events("exited", st)
+    assert len(exited) == 1 and inst["id"] in exited[0]["message"], st["events"]
+    assert not [e for e in svc.events("adopted", st) if inst["id"] in e["message"]]
+
+    # Another restart adopts the replacement and does not count the old exit again.
+    d.restart()
+    st = svc.wait(lambda s: svc.events("adopted", s), 10, "the replacement adopted")
+    assert second["id"] in svc.events("adopted", st)[0]["message"]
+    st = svc.wait(lambda s: [(i["id"], i["state"]) for i in live(s)] == [(second["id"], "running")],
+                  10, "only the replacement running")
+    assert live(st)[0]["pid"] == second["pid"] and live(st)[0]["restarts"] == 1, st
+    assert len(svc.events("exited", st)) == 1, st["events"]
+
+
+def test_rollback_and_stop_survive_a_daemon_restart(daemon_factory, new_service):
+    d = daemon_factory()
+    svc = new_service("keep", d=d)
+    base = {"container-port": next_port(), "base-path": "strip"}
+    svc.define({**base, "command": app_command("good")})
+    good = svc.wait_running(revision=1)
+    svc.define({**base, "command": ["python3", "-c", "import sys; sys.exit(3)"]})
+    svc.wait(lambda s: s["failed_revision"] == 2, 30, "revision 2 rolled back", interval=0.05)
+    svc.wait(lambda s: [i["id"] for i in live(s)] == [good["id"]], 10, "only revision 1 live")
+
+    d.restart()
+    st = svc.wait(lambda s: svc.events("adopted", s), 10, "the good instance adopted")
+    started_before = len(svc.events("started", st))
+    time.sleep(1.0)  # long enough for a retried revision 2 to have been started
+    st = svc.status()
+    assert st["active_revision"] == 1 and st["failed_revision"] == 2 and st["revision"] == 2, st
+    assert [(i["id"], i["pid"]) for i in live(st)] == [(good["id"], good["pid"])], st
+    assert len(svc.events("started", st)) == started_before, st["events"]
+    assert get(good["host"], good["port"]).text == "good"
+
+    assert d.post(f"{svc.path}/stop").status_code == 200
+    svc.wait(lambda s: not live(s), 15, "no live instance after stop")
+    d.restart()
+    time.sleep(0.5)  # long enough for a wrongly restarted instance to appear
+    st = svc.status()
+    assert not live(st) and st["desired_running"] is False, st
+    assert _refuses(good["host"], good["port"])
+    assert d.post(f"{svc.path}/start").status_code == 200
+    again = svc.wait_running(revision=1)
+    assert get(again["host"], again["port"]).text == "good"
+
+
+# --- 7. stop, start, delete -----------------------------------------------------------------
+
+def _refuses(host, port):
+    with socket.socket() as s:
+        s.settimeout(2)
+        try:
+            s.connect((host, port))
+        except ConnectionRefusedError:
+            return True
+        return False
+
+
+def test_stop_start_and_delete(daemon, new_service):
+    svc = new_service("ctl")
+    port = next_port()
+    # http.server with $(HOST)/$(PORT) expanded in argv, as in the manual.
+    bundle = tarball({
+        "berth.yaml": 'command: ["python3", "-m", "http.server", "--bind", "$(HOST)", '
+                      f'"$(PORT)"]\nport: {port}\n',
+        "index.html": f"<p>hello {svc.name}</p>\n",
+    })
+    digest = svc.push("v1", bundle)["digest"]
+    hexd = digest.split(":", 1)[1]
+    svc.define({"container-tag": "v1", "base-path": "strip"})
+    inst = svc.wait_running()
+    assert f"hello {svc.name}" in get(inst["host"], inst["port"]).text
+
+    r = svc.d.post(f"{svc.path}/stop")
+    assert r.status_code == 200 and r.json()["desired_running"] is False, r.text
+    st = svc.wait(lambda s: not live(s), 15, "no live instance after stop")
+    assert st["running"] == 0 and st["desired_running"] is False and st["desired"] == 0, st
+    assert not pid_alive(inst["pid"])
+    assert _refuses(inst["host"], inst["port"])
+    assert svc.events("stop", st), st["events"]
+    # Stopped stays stopped.
+    time.sleep(0.3)
+    assert not live(svc.status())
+
+    r = svc.d.post(f"{svc.path}/start")
+    assert r.status_code == 200 and r.json()["desired_running"] is True, r.text
+    again = svc.wait_running()
+    assert again["id"] != inst["id"]
+    assert f"hello {svc.name}" in get(again["host"], again["port"]).text
+
+    ids = [iid for iid, (meta, _) in instance_records(daemon.data_dir).items()
+           if meta.get("service") == svc.name]
+    assert inst["id"] in ids and again["id"] in ids
+    unpacked = daemon.data_dir / "artifacts" / "unpacked" / hexd
+    blob = daemon.data_dir / "artifacts" / "blobs" / hexd
+    assert unpacked.is_dir() and blob.is_file()
+
+    r = svc.d.delete(svc.path)
+    assert r.status_code == 200, r.text
+    wait_until(lambda: not pid_alive(again["pid"]), 15, "the instance to stop after delete")
+    wait_until(lambda: _refuses(again["host"], again["port"]), 5, "the port to close")
+    wait_until(lambda: not any((daemon.data_dir / "instances" / i).exists() for i in ids), 15,
+               "the service's instance directories to be removed")
+    assert not unpacked.exists() and not blob.exists()
+    assert svc.d.get(f"{svc.path}/status").status_code == 404
+    assert svc.d.get(f"{svc.path}/artifacts").status_code == 404
+
+
+def test_command_arguments_expand_variables(new_service):
+    svc = new_service("argv")
+    svc.define({"command": ["python3", "-c", "import sys, time; print(repr(sys.argv[1:]), "
+                            "flush=True); time.sleep(60)",
+                            "$(HOST):$(PORT)", "$$(PORT)", "$(NOT_SET)", "$(GREETING)!",
+                            "$(BERTH_SERVICE)"],
+                "environment": [{"name": "GREETING", "value": "hi"}],
+                "container-port": next_port(), "health-check": {"type": "tcp"}})
+    lines = wait_until(lambda: [l for l in svc.logs(tail=10) if l["message"].startswith("[")],
+                       10, "the program's argv in its logs")
+    inst = svc.status()["instances"][0]
+    assert lines[0]["message"] == repr([f"{inst['host']}:{inst['port']}", "$(PORT)",
+                                        "$(NOT_SET)", "hi!", svc.name]), lines
+
+
+# --- 8. the CLI ------------------------------------------------------------------------------
+
+def _cli(d, tmp_path, *args):
+    env = clean_env(BERTH_URL=d.url, BERTH_TOKEN=d.admin_token, HOME=str(tmp_path),
+                    XDG_CONFIG_HOME=str(tmp_path / "xdg"))
+    p = subprocess.run([BERTH_BIN, *args], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, f"berth {' '.join(args)} exited {p.returncode}:\n{p.stderr}"
+    return p.stdout
+
+
+def test_cli_push_logs_and_show(daemon, new_service, tmp_path):
+    svc = new_service("cli")
+    port = next_port()
+    bundle = tmp_path / "bundle"
+    (bundle / "notes").mkdir(parents=True)
+    (bundle / "berth.yaml").write_text(f'command: ["python3", "app.py", "from-cli"]\n'
+                                       f'port: {port}\nenv:\n  TICK: "0.05"\n')
+    (bundle / "app.py").write_text(APP)
+    (bundle / "secret.env").write_text("PASSWORD=hunter2\n")
+    (bundle / "notes" / "keep.md").write_text("kept\n")
+    (bundle / "notes" / "draft.tmp").write_text("dropped\n")
+    (bundle / ".berthignore").write_text("# not for the server\nsecret.env\n*.tmp\n")
+
+    out = _cli(daemon, tmp_path, "push", svc.name, str(bundle), "--tag", "t1")
+    assert f"{svc.name}:t1" in out, out
+    m = re.search(r"Digest: sha256:([0-9a-f]{64})", out)
+    assert m, out
+    unpacked = daemon.data_dir / "artifacts" / "unpacked" / m.group(1)
+    assert (unpacked / "app.py").is_file() and (unpacked / "berth.yaml").is_file()
+    assert (unpacked / "notes" / "keep.md").read_text() == "kept\n"
+    assert not (unpacked / "secret.env").exists()
+    assert not (unpacked / "notes" / "draft.tmp").exists()
+    arts = svc.d.get(f"{svc.path}/artifacts").json()["artifacts"]
+    assert [a["tag"] for a in arts] == ["t1"] and arts[0]["digest"] == "sha256:" + m.group(1)
+
+    svc.define({"container-tag": "t1", "base-path": "strip"})
+    inst = svc.wait_running()
+    assert get(inst["host"], inst["port"]).text == "from-cli"
+    wait_until(lambda: len(svc.logs(tail=10)) >= 6, 10, "some log lines")
+
+    out = _cli(daemon, tmp_path, "logs", svc.name, "-n", "5")
+    lines = out.splitlines()
+    assert len(lines) == 5, out
+    for line in lines:
+        assert re.fullmatch(rf"\S+Z {inst['id']} stdout +(tick \d+|serving from-cli on \S+)",
+                            line), line
+    assert re.search(r"tick \d+$", lines[-1]), out
+    last = int(lines[-1].rsplit(" ", 1)[1])
+
+    # Following: the API streams new lines as NDJSON while the program writes them.
+    with svc.d.get(f"{svc.path}/logs", params={"tail": 2, "follow": 1}, stream=True) as r:
+        assert r.status_code == 200, r.text
+        assert r.headers["Content-Type"].startswith("application/x-ndjson"), r.headers
+        seen = []
+        deadline = time.monotonic() + 10
+        for raw in r.iter_lines():
+            if raw:
+                line = json.loads(raw)
+                assert line["instance"] == inst["id"] and line["revision"] == 1, line
+                seen.append(line["message"])
+                m = re.fullmatch(r"tick (\d+)", line["message"])
+                if m and int(m.group(1)) >= last + 5:
+                    break
+            assert time.monotonic() < deadline, f"follow did not deliver new lines: {seen}"
+    ticks = [int(m.group(1)) for t in seen if (m := re.fullmatch(r"tick (\d+)", t))]
+    assert ticks == list(range(ticks[0], ticks[-1] + 1)), ticks
+
+    out = _cli(daemon, tmp_path, "services", "show", svc.name)
+    assert "Instances:" in out, out
+    header = next(l for l in out.splitlines() if l.lstrip().startswith("ID"))
+    for col in ("REV", "STATE", "ADDRESS", "PID", "RESTARTS"):
+        assert col in header, header
+    row = next((l for l in out.splitlines() if inst["id"] in l and "running" in l), None)
+    assert row, out
+    assert f"{inst['host']}:{port}" in row and str(inst["pid"]) in row, row
+
+
+# --- 9. a definition waiting for its artifact -----------------------------------------------
+
+def test_definition_waits_for_its_tag(new_service):
+    svc = new_service("wait")
+    port = next_port()
+    svc.define({"container-tag": "later", "base-path": "strip"})
+    st = svc.wait(lambda s: svc.events("cannot-run", s), 5, "a cannot-run event")
+    ev = svc.events("cannot-run", st)[0]
+    assert f"berth push {svc.name} DIR --tag later" in ev["message"], ev
+    assert "later" in ev["message"]
+    assert st["instances"] == [] and st["running"] == 0, st
+    time.sleep(0.2)
+    assert svc.status()["instances"] == []
+
+    svc.push("later", tarball({"berth.yaml": f'command: ["python3", "app.py", "late"]\n'
+                                             f'port: {port}\n', "app.py": APP}))
+    inst = svc.wait_running()
+    assert get(inst["host"], inst["port"]).text == "late"
+    assert svc.status()["active_revision"] == 1
+
+
+# --- 10. admission ---------------------------------------------------------------------------
+
+def test_reservation_larger_than_the_machine_is_refused(new_service):
+    svc = new_service("big")
+    svc.define({"command": app_command(), "container-port": next_port(), "base-path": "strip"})
+    before = svc.d.get(svc.path).json()
+    assert before["revision"] == 1, before
+    r = svc.d.put(svc.path, json={"command": app_command(), "memory-reservation": 1_000_000})
+    msg = assert_native_error(r, 409)
+    assert "memory-reservation" in msg and "1000000 MB" in msg, msg
+    mem_mb = int(re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
+                 .group(1)) // 1024
+    assert str(mem_mb) in msg, msg
+    after = svc.d.get(svc.path).json()
+    assert after["revision"] == 1, after
+    revs = svc.d.get(f"{svc.path}/revisions").json()["revisions"]
+    assert [r["revision"] for r in revs] == [1], revs
+    assert svc.status()["revision"] == 1
