@@ -72,10 +72,13 @@ HttpResponse ServicectlError(int status, std::string_view message) {
 
 class ApiHandler final : public HttpHandler {
  public:
-  ApiHandler(Store& store, ApiOptions options, Controller* controller)
-      : ctx_(store, std::move(options), controller) {
+  ApiHandler(Store& store, ApiOptions options, Controller* controller, Gateway* gateway,
+             Authenticator* auth)
+      : own_auth_(auth ? nullptr : std::make_unique<Authenticator>(store)),
+        ctx_(store, std::move(options), controller, gateway, auth ? *auth : *own_auth_) {
     AddNativeRoutes(ctx_, native_);
     AddRuntimeRoutes(ctx_, native_);
+    AddGatewayRoutes(ctx_, native_);
     AddServicectlRoutes(ctx_, servicectl_);
   }
 
@@ -86,7 +89,12 @@ class ApiHandler final : public HttpHandler {
     if (m.handler == nullptr) {
       if (m.allowed.empty()) {
         std::string msg = fmt::format("no such endpoint: {} {}", req.method, req.path.substr(0, 200));
-        if (!dialect && !req.path.starts_with("/api/")) {
+        std::string_view first = req.path.substr(0, req.path.find('/', 1));
+        if (!dialect && first.find('-') != std::string_view::npos) {
+          msg = fmt::format("no service is deployed at {}; services are reached at "
+                            "/<project>-<service>/ once they have a definition",
+                            first.substr(0, 100));
+        } else if (!dialect && !req.path.starts_with("/api/")) {
           msg += "; the API lives under /api/v1 (e.g. GET /api/v1/services)";
         }
         return dialect ? ServicectlError(404, msg) : ErrorResponse(404, "not_found", msg);
@@ -134,6 +142,7 @@ class ApiHandler final : public HttpHandler {
   }
 
  private:
+  std::unique_ptr<Authenticator> own_auth_;
   ApiContext ctx_;
   Router native_;
   Router servicectl_;
@@ -142,8 +151,9 @@ class ApiHandler final : public HttpHandler {
 }  // namespace
 
 std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
-                                            Controller* controller) {
-  return std::make_unique<ApiHandler>(store, std::move(options), controller);
+                                            Controller* controller, Gateway* gateway,
+                                            Authenticator* auth) {
+  return std::make_unique<ApiHandler>(store, std::move(options), controller, gateway, auth);
 }
 
 }  // namespace berth

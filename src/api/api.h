@@ -6,7 +6,9 @@
 #include <string>
 
 #include "api/http_types.h"
+#include "api/auth.h"
 #include "control/controller.h"
+#include "gateway/gateway.h"
 #include "store/store.h"
 
 namespace berth {
@@ -17,9 +19,13 @@ struct ApiOptions {
   std::string public_url;
 };
 
-// Builds the API handler. `store` and `controller` must outlive it. Without a controller
-// (unit tests) the registry works and runtime endpoints answer 503. Thread-safe.
+// Builds the API handler. Everything passed must outlive it. Without a controller (unit
+// tests) the registry works and runtime endpoints answer 503; without a gateway /metrics has
+// no routes. `auth` is shared with the gateway so that a revocation reaches both; null makes
+// one of its own. Thread-safe.
 std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
-                                            Controller* controller = nullptr);
+                                            Controller* controller = nullptr,
+                                            Gateway* gateway = nullptr,
+                                            Authenticator* auth = nullptr);
 
 }  // namespace berth

@@ -15,12 +15,13 @@
 namespace berth {
 
 struct ApiContext {
-  ApiContext(Store& s, ApiOptions o, Controller* c)
-      : store(s), auth(s), options(std::move(o)), controller(c) {}
+  ApiContext(Store& s, ApiOptions o, Controller* c, Gateway* g, Authenticator& a)
+      : store(s), auth(a), options(std::move(o)), controller(c), gateway(g) {}
   Store& store;
-  Authenticator auth;
+  Authenticator& auth;
   ApiOptions options;
   Controller* controller;  // null in unit tests: runtime endpoints answer 503
+  Gateway* gateway;  // null in unit tests
 
   // "https://host" without a trailing slash: options.public_url or http://<Host header>.
   std::string PublicBaseUrl(const HttpRequest& req) const;
@@ -43,6 +44,8 @@ Result<std::string> RequestProject(const HttpRequest& req, const Principal& who,
 void AddNativeRoutes(ApiContext& ctx, Router& router);
 // Runtime routes: artifacts, status, logs, stop/start (/api/v1/services/{name}/...).
 void AddRuntimeRoutes(ApiContext& ctx, Router& router);
+// /metrics and the browser login page (/_berth/login).
+void AddGatewayRoutes(ApiContext& ctx, Router& router);
 // servicectl dialect routes (/servicectl-1/...).
 void AddServicectlRoutes(ApiContext& ctx, Router& router);
 

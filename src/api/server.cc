@@ -110,10 +110,19 @@ std::string RawTarget(const beast::flat_buffer& buffer) {
   return std::string(line.substr(sp1 + 1, sp2 == std::string_view::npos ? sp2 : sp2 - sp1 - 1));
 }
 
+std::string_view BufferView(const beast::flat_buffer& b) {
+  auto d = b.data();
+  return {static_cast<const char*>(d.data()), d.size()};
+}
+
 class BeastServer final : public HttpServer {
  public:
-  BeastServer(const ServerOptions& options, HttpHandler& handler)
-      : options_(options), handler_(handler), ioc_(options.threads), acceptor_(ioc_) {}
+  BeastServer(const ServerOptions& options, HttpHandler& handler, Gateway* gateway)
+      : options_(options),
+        handler_(handler),
+        gateway_(gateway),
+        ioc_(options.threads),
+        acceptor_(ioc_) {}
 
   ~BeastServer() override { Stop(); }
 
@@ -215,7 +224,9 @@ class BeastServer final : public HttpServer {
     }
   }
 
-  asio::awaitable<void> Reply(beast::tcp_stream& stream, HttpResponse r, unsigned version,
+  // Takes the response by reference to a caller's named variable: GCC 12 destroys temporaries
+  // that live across a co_await twice.
+  asio::awaitable<void> Reply(beast::tcp_stream& stream, HttpResponse& r, unsigned version,
                               bool keep_alive, bool head) {
     auto res = ToBeastResponse(std::move(r), version, keep_alive, head);
     if (head) {
@@ -235,7 +246,53 @@ class BeastServer final : public HttpServer {
     socket.set_option(tcp::no_delay(true), ec);
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
+    std::string peer_ip = ec ? std::string() : remote.address().to_string();
+    MessageHead mh;
     for (;;) {
+      // Read a whole request head first: the proxy path parses it in place, and the API path
+      // hands the buffered bytes to Beast's parser below without another read.
+      ParseResult pr = ParseResult::kIncomplete;
+      bool timed_out = false;
+      bool closed = false;
+      auto head_deadline = std::chrono::steady_clock::now() + options_.header_timeout;
+      while ((pr = ParseRequestHead(BufferView(buffer), mh)) == ParseResult::kIncomplete &&
+             buffer.size() <= options_.max_header_bytes) {
+        // Idle keep-alive connections wait up to idle_timeout for a first byte; once a request
+        // has begun, its head must be complete within header_timeout.
+        if (buffer.size() == 0) {
+          stream.expires_after(options_.idle_timeout);
+        } else {
+          stream.expires_at(head_deadline);
+        }
+        auto [rec, rn] = co_await stream.async_read_some(buffer.prepare(8192), kNoThrow);
+        if (rec) {
+          timed_out = rec == beast::error::timeout && buffer.size() > 0;
+          closed = true;
+          break;
+        }
+        buffer.commit(rn);
+      }
+      if (timed_out) {
+        HttpResponse r = handler_.Reject(RawTarget(buffer), 408,
+                                         fmt::format("the request head did not arrive within {} s",
+                                                     options_.header_timeout.count()));
+        co_await Reply(stream, r, 11, false, false);
+        break;
+      }
+      if (closed) {
+        break;
+      }
+      if (pr == ParseResult::kComplete && gateway_ != nullptr) {
+        if (auto match = gateway_->routes().Match(mh.target)) {
+          busy_.fetch_add(1);
+          bool again = co_await gateway_->Serve(stream, buffer, mh, *match, peer_ip);
+          busy_.fetch_sub(1);
+          if (!again || stopped_.load()) {
+            break;
+          }
+          continue;
+        }
+      }
       http::request_parser<http::empty_body> head_parser;
       head_parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       head_parser.body_limit(boost::none);  // checked below, per route
@@ -316,10 +373,10 @@ class BeastServer final : public HttpServer {
       }
       stream.expires_after(options_.idle_timeout);
       if (response.next_chunk) {
-        co_await Stream(stream, std::move(response), version);
+        co_await Stream(stream, response, version);
         break;
       }
-      co_await Reply(stream, std::move(response), version, keep_alive, is_head);
+      co_await Reply(stream, response, version, keep_alive, is_head);
       if (!keep_alive || stopped_.load()) {
         break;
       }
@@ -329,7 +386,7 @@ class BeastServer final : public HttpServer {
 
   // Sends a chunked response whose chunks come from `r.next_chunk`, until it ends or the
   // client goes away.
-  asio::awaitable<void> Stream(beast::tcp_stream& stream, HttpResponse r, unsigned version) {
+  asio::awaitable<void> Stream(beast::tcp_stream& stream, HttpResponse& r, unsigned version) {
     http::response<http::empty_body> res{static_cast<http::status>(r.status), version};
     res.set(http::field::server, "berth");
     res.set(http::field::content_type, r.content_type);
@@ -391,11 +448,12 @@ class BeastServer final : public HttpServer {
     }
     HttpResponse r = handler_.Reject(target, status, message);
     stream.expires_after(std::chrono::seconds(5));
-    co_await Reply(stream, std::move(r), 11, false, false);
+    co_await Reply(stream, r, 11, false, false);
   }
 
   ServerOptions options_;
   HttpHandler& handler_;
+  Gateway* gateway_;
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
   tcp::endpoint local_;
@@ -416,8 +474,8 @@ void BlockShutdownSignals() {
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& options,
-                                                      HttpHandler& handler) {
-  auto server = std::make_unique<BeastServer>(options, handler);
+                                                      HttpHandler& handler, Gateway* gateway) {
+  auto server = std::make_unique<BeastServer>(options, handler, gateway);
   if (auto s = server->Listen(); !s.ok()) {
     return s;
   }

@@ -11,6 +11,7 @@
 
 #include "api/http_types.h"
 #include "common/status.h"
+#include "gateway/gateway.h"
 
 namespace berth {
 
@@ -19,15 +20,18 @@ struct ServerOptions {
   int threads = 1;
   size_t max_body_bytes = 1 << 20;
   size_t max_header_bytes = 16 << 10;
-  std::chrono::seconds idle_timeout{60};  // keep-alive idle and slow-client limit
+  std::chrono::seconds idle_timeout{60};  // keep-alive idle
+  std::chrono::seconds header_timeout{10};  // a request head must arrive within this (slowloris)
 };
 
 class HttpServer {
  public:
-  // Binds and starts serving on a background thread pool. `handler` must outlive the server.
-  // InvalidArgument for a malformed address; Unavailable when it cannot be bound.
+  // Binds and starts serving on a background thread pool. `handler` (and `gateway`, which
+  // takes every path its route table knows) must outlive the server. InvalidArgument for a
+  // malformed address; Unavailable when it cannot be bound.
   static Result<std::unique_ptr<HttpServer>> Start(const ServerOptions& options,
-                                                   HttpHandler& handler);
+                                                   HttpHandler& handler,
+                                                   Gateway* gateway = nullptr);
   virtual ~HttpServer() = default;
 
   // The bound address, "127.0.0.1:45123" (the real port when 0 was asked for).

@@ -174,6 +174,29 @@ Controller::Controller(Store& store, Launcher& launcher, ControllerOptions optio
       LogWarn("cannot record rollout", {{"service", key.name}, {"error", s.message()}});
     }
   };
+  if (RouteTable* routes = options_.routes) {
+    hooks.routes = [routes](const ServiceKey& key, const RouteUpdate& u) {
+      std::string prefix = DeploymentPath(key.project, key.name);
+      if (u.removed) {
+        routes->Remove(prefix);
+        return;
+      }
+      ServiceRoute r;
+      r.project = key.project;
+      r.name = key.name;
+      r.prefix = prefix;
+      r.strip = u.strip;
+      r.public_access = u.public_access;
+      r.active_revision = u.active_revision;
+      for (const auto& e : u.ready) {
+        r.upstreams.push_back({e.host, e.port, e.revision, nullptr});
+      }
+      routes->Update(std::move(r));
+    };
+    hooks.in_flight = [routes](const std::string& host, int port) {
+      return routes->InFlight(host, port);
+    };
+  }
   supervisor_ = std::make_unique<Supervisor>(launcher, so, std::move(hooks));
   std::error_code ec;
   fs::create_directories(UploadDir(), ec);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "artifacts/artifact_store.h"
+#include "gateway/route_table.h"
 #include "common/status.h"
 #include "model/definition.h"
 #include "runtime/supervisor.h"
@@ -24,6 +25,8 @@ struct ControllerOptions {
   uint64_t max_artifact_bytes = uint64_t{1} << 30;
   // Memory the machine offers for reservations; 0: MemTotal from /proc/meminfo.
   uint64_t memory_capacity_mb = 0;
+  // The gateway's routes, kept up to date with ready instances; may be null (no gateway).
+  RouteTable* routes = nullptr;
 };
 
 struct LogLine {

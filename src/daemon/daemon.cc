@@ -16,6 +16,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "gateway/gateway.h"
 #include "api/server.h"
 #include "control/controller.h"
 #include "runtime/linux/linux_launcher.h"
@@ -215,16 +216,29 @@ int RunDaemon(const DaemonConfig& config) {
     return 1;
   }
   auto launcher = MakeLinuxLauncher(SelfExecutable());
+  // One authenticator for API and gateway, so that a revoked token stops working in both.
+  // The gateway accepts tokens of the service's project, or admin tokens.
+  Authenticator gateway_auth(**store);
+  Gateway gateway(GatewayOptions{}, [&gateway_auth](std::string_view token)
+                                        -> std::optional<std::string> {
+    auto who = gateway_auth.Authenticate(token);
+    if (!who.ok()) {
+      return std::nullopt;
+    }
+    return who->project.value_or("");
+  });
   ControllerOptions copts;
   copts.data_dir = dir;
+  copts.routes = &gateway.routes();
   // The URL instances use to reach the API; fixed up below once the port is known.
   Controller controller(**store, *launcher, copts);
-  auto api = MakeApiHandler(**store, ApiOptions{config.public_url}, &controller);
+  auto api = MakeApiHandler(**store, ApiOptions{config.public_url}, &controller, &gateway,
+                            &gateway_auth);
   ServerOptions sopts;
   sopts.listen = config.listen;
   sopts.threads = config.threads;
   sopts.max_body_bytes = config.max_body_bytes;
-  auto server = HttpServer::Start(sopts, *api);
+  auto server = HttpServer::Start(sopts, *api, &gateway);
   if (!server.ok()) {
     LogError("cannot start listener", {{"error", server.status().message()}});
     return 1;

@@ -22,8 +22,8 @@ namespace berth {
 
 struct GatewayOptions {
   std::chrono::seconds connect_timeout{5};
-  std::chrono::seconds upstream_timeout{60};  // for the response head (504 after)
-  std::chrono::seconds body_idle_timeout{300};  // between reads of a relayed body
+  std::chrono::seconds upstream_timeout{60};       // for the response head (504 after)
+  std::chrono::seconds body_idle_timeout{300};     // between reads of a relayed body
   std::chrono::seconds tunnel_idle_timeout{3600};  // websockets
   size_t max_header_bytes = 16 << 10;
   size_t idle_upstreams_per_instance = 64;

@@ -22,8 +22,8 @@ struct MessageHead {
   // Request line or status line parts.
   std::string_view method;  // requests
   std::string_view target;  // requests
-  int status = 0;  // responses
-  int version_minor = 1;  // HTTP/1.x
+  int status = 0;           // responses
+  int version_minor = 1;    // HTTP/1.x
   std::array<HeaderField, kMaxHeaderFields> fields;
   size_t field_count = 0;
   size_t head_bytes = 0;  // through the blank line
@@ -59,8 +59,20 @@ class ChunkedTracker {
   bool invalid() const { return state_ == State::kInvalid; }
 
  private:
-  enum class State { kSize, kSizeExt, kSizeLf, kData, kDataCr, kDataLf, kTrailer, kTrailerLf,
-                     kTrailerLine, kTrailerLineLf, kDone, kInvalid };
+  enum class State {
+    kSize,
+    kSizeExt,
+    kSizeLf,
+    kData,
+    kDataCr,
+    kDataLf,
+    kTrailer,
+    kTrailerLf,
+    kTrailerLine,
+    kTrailerLineLf,
+    kDone,
+    kInvalid
+  };
   State state_ = State::kSize;
   uint64_t remaining_ = 0;
   int size_digits_ = 0;

@@ -17,7 +17,8 @@ void RouteTable::Update(ServiceRoute route) {
     u.in_flight = counter;
   }
   auto next = std::make_shared<Table>(*table_);
-  (*next)[route.prefix] = std::make_shared<const ServiceRoute>(std::move(route));
+  std::string prefix = route.prefix;  // the assignment below evaluates its right side first
+  (*next)[prefix] = std::make_shared<const ServiceRoute>(std::move(route));
   table_ = std::move(next);
 }
 

@@ -27,8 +27,8 @@ struct Upstream {
 struct ServiceRoute {
   std::string project;
   std::string name;
-  std::string prefix;  // "/<project>-<service>"
-  bool strip = false;  // base-path: strip
+  std::string prefix;          // "/<project>-<service>"
+  bool strip = false;          // base-path: strip
   bool public_access = false;  // auth: public
   int active_revision = 0;
   std::vector<Upstream> upstreams;  // ready instances of every revision
@@ -37,7 +37,7 @@ struct ServiceRoute {
 struct RouteMatch {
   std::shared_ptr<const ServiceRoute> route;
   std::optional<int> pinned_revision;  // "@<revision>" in the path
-  size_t prefix_len = 0;  // bytes of the path that name the route
+  size_t prefix_len = 0;               // bytes of the path that name the route
 };
 
 class RouteTable {

@@ -91,6 +91,8 @@ struct Supervisor::Instance {
   ShimRecord shim;
   bool live = true;
   bool stopping = false;
+  bool stop_sent = false;  // the shim was told to stop (after draining)
+  SteadyClock::time_point drain_deadline;
   bool ready = false;
   bool probing = false;
   int probe_failures = 0;
@@ -120,6 +122,7 @@ struct Supervisor::Service {
   std::optional<SteadyClock::time_point> rollout_started;
   int rollout_revision = 0;
   std::set<std::string> noted;  // one-time events already sent
+  std::string published_routes;  // what PublishRoutes last sent, to send only changes
 };
 
 Supervisor::Supervisor(Launcher& launcher, SupervisorOptions options, SupervisorHooks hooks)
@@ -176,6 +179,11 @@ void Supervisor::Remove(const ServiceKey& key) {
     if (it == services_.end()) {
       return;
     }
+    if (hooks_.routes) {
+      RouteUpdate gone;
+      gone.removed = true;
+      hooks_.routes(key, gone);
+    }
     it->second->desired.running = false;
     removed_.push_back(std::move(it->second));
     services_.erase(it);
@@ -196,6 +204,7 @@ void Supervisor::Loop() {
 void Supervisor::Tick() {
   for (auto& [key, svc] : services_) {
     Reconcile(*svc);
+    PublishRoutes(*svc);
   }
   for (auto it = removed_.begin(); it != removed_.end();) {
     Service& svc = **it;
@@ -330,10 +339,11 @@ void Supervisor::StopInstance(Service& svc, Instance& inst, const std::string& w
     return;
   }
   inst.stopping = true;
+  inst.ready = false;
   inst.state = "stopping";
-  if (auto s = launcher_.Stop(inst.dir); !s.ok()) {
-    LogWarn("stopping instance failed", {{"instance", inst.id}, {"error", s.message()}});
-  }
+  // The shim is told on a later tick, once the route without this instance is published and
+  // the requests already on it are done (Observe).
+  inst.drain_deadline = SteadyClock::now() + options_.drain_timeout;
   Event(svc, "stopping", fmt::format("stopping instance {} of revision {}: {}", inst.id,
                                      inst.revision, why));
 }
@@ -343,6 +353,14 @@ void Supervisor::Observe(Service& svc) {
   for (auto& inst : svc.instances) {
     if (!inst->live) {
       continue;
+    }
+    if (inst->stopping && !inst->stop_sent &&
+        (now >= inst->drain_deadline || !hooks_.in_flight ||
+         hooks_.in_flight(inst->host, inst->port) == 0)) {
+      inst->stop_sent = true;
+      if (auto s = launcher_.Stop(inst->dir); !s.ok()) {
+        LogWarn("stopping instance failed", {{"instance", inst->id}, {"error", s.message()}});
+      }
     }
     if (now < inst->next_full_probe && !launcher_.ExitRecorded(inst->dir)) {
       continue;
@@ -528,6 +546,39 @@ void Supervisor::Reconcile(Service& svc) {
   PruneDirs(svc);
 }
 
+void Supervisor::PublishRoutes(Service& svc) {
+  if (!hooks_.routes) {
+    return;
+  }
+  const DesiredService& d = svc.desired;
+  RouteUpdate u;
+  u.active_revision = d.active_revision;
+  const RevisionSpec* spec = nullptr;
+  for (const std::optional<RevisionSpec>* candidate : {&d.active, &d.latest}) {
+    if (*candidate && (*candidate)->revision == d.active_revision) {
+      spec = &**candidate;
+    }
+  }
+  if (spec == nullptr && d.latest) {
+    spec = &*d.latest;
+  }
+  if (spec != nullptr) {
+    u.strip = spec->def.base_path == "strip";
+    u.public_access = spec->def.auth == "public";
+  }
+  std::string sig = fmt::format("{}|{}|{}|", u.active_revision, u.strip, u.public_access);
+  for (const auto& inst : svc.instances) {
+    if (inst->live && inst->ready && !inst->stopping) {
+      u.ready.push_back({inst->host, inst->port, inst->revision});
+      sig += fmt::format("{}:{}@{},", inst->host, inst->port, inst->revision);
+    }
+  }
+  if (sig != svc.published_routes) {
+    svc.published_routes = sig;
+    hooks_.routes(d.key, u);
+  }
+}
+
 void Supervisor::PruneDirs(Service& svc) {
   int exited = 0;
   for (auto it = svc.instances.rbegin(); it != svc.instances.rend(); ++it) {
@@ -683,9 +734,11 @@ void Supervisor::Adopt() {
     }
     Service& svc = *it->second;
     const RevisionSpec* spec = nullptr;
-    for (const auto& candidate : {svc.desired.latest, svc.desired.active}) {
-      if (candidate && candidate->revision == inst->revision) {
-        spec = &*candidate;
+    // Pointers, not an initializer list: that would copy the specs into temporaries.
+    for (const std::optional<RevisionSpec>* candidate :
+         {&svc.desired.latest, &svc.desired.active}) {
+      if (*candidate && (*candidate)->revision == inst->revision) {
+        spec = &**candidate;
       }
     }
     if (spec != nullptr) {

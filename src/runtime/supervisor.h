@@ -87,6 +87,15 @@ struct Endpoint {
   int revision = 0;
 };
 
+// Where a service's traffic may go, published whenever it changes.
+struct RouteUpdate {
+  bool removed = false;  // the service is gone
+  int active_revision = 0;
+  bool strip = false;  // base-path: strip
+  bool public_access = false;  // auth: public
+  std::vector<Endpoint> ready;  // ready instances of every revision (not draining)
+};
+
 struct SupervisorOptions {
   std::string instances_dir;  // one directory per instance
   std::chrono::milliseconds tick{100};
@@ -99,6 +108,9 @@ struct SupervisorOptions {
   std::chrono::seconds healthy_reset{30};
   int crash_loop_after = 5;
   int exited_dirs_kept = 5;  // per service, for their logs
+  // An instance leaving the route is stopped once its requests in flight are done, or after
+  // this long.
+  std::chrono::seconds drain_timeout{30};
 };
 
 struct SupervisorHooks {
@@ -107,6 +119,11 @@ struct SupervisorHooks {
       event;
   // The live revision changed (rollout done) or a revision was rolled back.
   std::function<void(const ServiceKey&, int active_revision, int failed_revision)> rollout;
+  // The service's routable instances changed. Called with the supervisor's lock held: must
+  // not call back into the supervisor.
+  std::function<void(const ServiceKey&, const RouteUpdate&)> routes;
+  // Requests in flight to an instance (from the gateway); 0 when unknown.
+  std::function<int(const std::string& host, int port)> in_flight;
 };
 
 // Expands "$(NAME)" in a command argument from the instance's environment, as Kubernetes does:
@@ -153,6 +170,7 @@ class Supervisor {
   std::string AllocateHost(int port);
   void Event(const Service& svc, const std::string& kind, const std::string& message);
   void PruneDirs(Service& svc);
+  void PublishRoutes(Service& svc);
 
   Launcher& launcher_;
   SupervisorOptions options_;
