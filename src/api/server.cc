@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "gateway/watchdog.h"
 
 namespace berth {
 namespace {
@@ -248,6 +249,12 @@ class BeastServer final : public HttpServer {
     beast::flat_buffer buffer;
     std::string peer_ip = ec ? std::string() : remote.address().to_string();
     MessageHead mh;
+    // With a gateway, head reads use its watchdog instead of a timer per read (see watchdog.h).
+    std::optional<WatchGuard> watch;
+    if (gateway_ != nullptr) {
+      gateway_->EnsureSweeping(stream.get_executor());
+      watch.emplace(gateway_->watchdog(), stream.socket(), options_.idle_timeout);
+    }
     for (;;) {
       // Read a whole request head first: the proxy path parses it in place, and the API path
       // hands the buffered bytes to Beast's parser below without another read.
@@ -259,12 +266,29 @@ class BeastServer final : public HttpServer {
              buffer.size() <= options_.max_header_bytes) {
         // Idle keep-alive connections wait up to idle_timeout for a first byte; once a request
         // has begun, its head must be complete within header_timeout.
-        if (buffer.size() == 0) {
-          stream.expires_after(options_.idle_timeout);
+        boost::system::error_code rec;
+        size_t rn = 0;
+        if (watch) {
+          // Idle keep-alive: idle_timeout from now. Once a head has begun: a fixed deadline,
+          // so that a byte now and then (slowloris) does not keep the connection.
+          if (buffer.size() == 0) {
+            watch->Extend(options_.idle_timeout);
+          } else {
+            watch->Until(head_deadline);
+          }
+          std::tie(rec, rn) =
+              co_await stream.socket().async_read_some(buffer.prepare(8192), kNoThrow);
+          if (rec == asio::error::operation_aborted) {
+            rec = beast::error::timeout;
+          }
         } else {
-          stream.expires_at(head_deadline);
+          if (buffer.size() == 0) {
+            stream.expires_after(options_.idle_timeout);
+          } else {
+            stream.expires_at(head_deadline);
+          }
+          std::tie(rec, rn) = co_await stream.async_read_some(buffer.prepare(8192), kNoThrow);
         }
-        auto [rec, rn] = co_await stream.async_read_some(buffer.prepare(8192), kNoThrow);
         if (rec) {
           timed_out = rec == beast::error::timeout && buffer.size() > 0;
           closed = true;
@@ -281,6 +305,9 @@ class BeastServer final : public HttpServer {
       }
       if (closed) {
         break;
+      }
+      if (watch) {
+        watch->Suspend();  // the proxy and the API handle their own timeouts from here
       }
       if (pr == ParseResult::kComplete && gateway_ != nullptr) {
         if (auto match = gateway_->routes().Match(mh.target)) {

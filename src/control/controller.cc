@@ -189,7 +189,7 @@ Controller::Controller(Store& store, Launcher& launcher, ControllerOptions optio
       r.public_access = u.public_access;
       r.active_revision = u.active_revision;
       for (const auto& e : u.ready) {
-        r.upstreams.push_back({e.host, e.port, e.revision, nullptr});
+        r.upstreams.push_back({e.host, e.port, e.revision, "", nullptr});
       }
       routes->Update(std::move(r));
     };
@@ -347,8 +347,22 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
   for (const auto& e : def->environment) {
     env[e.name] = e.value;
   }
-  for (const auto& [k, v] : env) {
+  // "$BASE_PATH_PREFIX" in env values and the command is the external base path (Orchest's
+  // placeholder), for programs that must be told where they are served.
+  auto expand_prefix = [&](std::string& text) {
+    constexpr std::string_view kPlaceholder = "$BASE_PATH_PREFIX";
+    for (size_t at = text.find(kPlaceholder); at != std::string::npos;
+         at = text.find(kPlaceholder, at + context_root.size())) {
+      text.replace(at, kPlaceholder.size(), context_root);
+    }
+  };
+  env["BASE_PATH_PREFIX"] = context_root;
+  for (auto& [k, v] : env) {
+    expand_prefix(v);
     spec.env.push_back(k + "=" + v);
+  }
+  for (auto& arg : spec.argv) {
+    expand_prefix(arg);
   }
   return spec;
 }

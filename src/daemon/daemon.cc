@@ -263,6 +263,8 @@ int RunDaemon(const DaemonConfig& config) {
                                  {"admin_token_file", dir + "/admin.token"}});
   (*server)->WaitForShutdownSignal();
   (*server)->Stop();
+  gateway.Shutdown();
+  server->reset();  // its io_context owns what the gateway and sessions still reference
   // Instances keep running under their shims; the next daemon re-adopts them.
   controller.Shutdown();
   ::unlink((dir + "/daemon.json").c_str());

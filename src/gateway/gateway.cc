@@ -4,6 +4,8 @@
 // is a head string for each direction; bodies move through the connection buffers.
 #include "gateway/gateway.h"
 
+#include "gateway/watchdog.h"
+
 // GCC 12 reports a false -Wmismatched-new-delete for Asio's coroutine frames in large
 // coroutines (the frame's operator new and delete do match).
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
@@ -16,6 +18,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core.hpp>
 #include <deque>
+#include <list>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -47,18 +50,6 @@ bool IsHopByHop(std::string_view name) {
          EqualsIgnoreCase(name, "proxy-connection") || EqualsIgnoreCase(name, "te") ||
          EqualsIgnoreCase(name, "upgrade") || EqualsIgnoreCase(name, "proxy-authorization");
 }
-
-// Latency buckets in seconds, Prometheus style.
-constexpr double kBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-constexpr size_t kBucketCount = std::size(kBuckets);
-
-struct RouteMetrics {
-  std::atomic<uint64_t> requests[6] = {};  // by status class: 0 (none), 1xx..5xx
-  std::atomic<uint64_t> bucket[kBucketCount + 1] = {};
-  std::atomic<uint64_t> latency_us_sum{0};
-  std::atomic<uint64_t> bytes_in{0};
-  std::atomic<uint64_t> bytes_out{0};
-};
 
 std::string ErrorBody(std::string_view code, std::string_view message) {
   std::string out = R"({"error":{"code":")";
@@ -126,22 +117,25 @@ std::string CookiesWithoutToken(std::string_view cookies) {
 }  // namespace
 
 struct Gateway::Impl {
+  Watchdog watchdog;
+  std::unique_ptr<asio::steady_timer> sweep_timer;
+  std::once_flag sweep_started;
+
   GatewayOptions options;
   TokenProject token_project;
 
   std::mutex pool_mu;
   std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConn>>> pool;
 
-  mutable std::mutex metrics_mu;
-  std::map<std::string, std::unique_ptr<RouteMetrics>> metrics;
-
-  RouteMetrics& MetricsFor(const std::string& prefix) {
-    std::lock_guard lock(metrics_mu);
-    auto& m = metrics[prefix];
-    if (!m) {
-      m = std::make_unique<RouteMetrics>();
+  asio::awaitable<void> SweepLoop() {
+    while (true) {
+      sweep_timer->expires_after(std::chrono::milliseconds(250));
+      auto [ec] = co_await sweep_timer->async_wait(kNoThrow);
+      if (ec) {
+        co_return;
+      }
+      watchdog.Sweep();
     }
-    return *m;
   }
 
   std::unique_ptr<UpstreamConn> TakeIdle(const std::string& key) {
@@ -278,9 +272,10 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
                                      const MessageHead& head, const RouteMatch& match,
                                      std::string_view peer_ip) {
   Impl& im = *impl_;
+  EnsureSweeping(client.get_executor());
   const ServiceRoute& route = *match.route;
   auto started = std::chrono::steady_clock::now();
-  RouteMetrics& metrics = im.MetricsFor(route.prefix);
+  RouteStats& metrics = *route.stats;
   bool has_body = head.chunked || head.content_length.value_or(0) > 0;
   // `head` points into client_buf, which moves once the body is read: keep what is needed.
   bool head_method = head.method == "HEAD";
@@ -295,7 +290,8 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
                   .count();
     metrics.latency_us_sum.fetch_add(static_cast<uint64_t>(us), std::memory_order_relaxed);
     size_t b = 0;
-    while (b<kBucketCount&& static_cast<double>(us) / 1e6> kBuckets[b]) {
+    while (b < RouteStats::kBucketCount &&
+           static_cast<double>(us) / 1e6 > RouteStats::kBuckets[b]) {
       ++b;
     }
     metrics.bucket[b].fetch_add(1, std::memory_order_relaxed);
@@ -387,7 +383,7 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
   client_buf.consume(head.head_bytes);
 
   // A pooled connection may have been closed by the instance meanwhile; then one fresh try.
-  std::string key = up->host + ":" + std::to_string(up->port);
+  const std::string& key = up->key;
   std::unique_ptr<UpstreamConn> conn = im.TakeIdle(key);
   bool reused = conn != nullptr;
   for (int attempt = 0;; ++attempt) {
@@ -410,7 +406,8 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
       boost::system::error_code ignored;
       conn->stream.socket().set_option(tcp::no_delay(true), ignored);
     }
-    conn->stream.expires_after(im.options.upstream_timeout);
+    // One deadline for sending the request and receiving the response head (see Watchdog).
+    WatchGuard watch(im.watchdog, conn->stream.socket(), im.options.upstream_timeout);
     // Head plus the body bytes already read, in one write where the body is small.
     size_t early = 0;
     if (head.content_length) {
@@ -418,7 +415,7 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
     }
     std::array<asio::const_buffer, 2> bufs{asio::buffer(out),
                                            asio::buffer(client_buf.data().data(), early)};
-    auto [wec, wn] = co_await asio::async_write(conn->stream, bufs, kNoThrow);
+    auto [wec, wn] = co_await asio::async_write(conn->stream.socket(), bufs, kNoThrow);
     if (wec && reused && attempt == 0) {
       conn.reset();
       reused = false;
@@ -488,16 +485,15 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
                                        502, "Bad Gateway", "bad_gateway", error_message);
         }
       }
-      conn->stream.expires_after(im.options.upstream_timeout);
-      auto [rec, rn] =
-          co_await conn->stream.async_read_some(conn->buffer.prepare(kReadChunk), kNoThrow);
+      auto [rec, rn] = co_await conn->stream.socket().async_read_some(
+          conn->buffer.prepare(kReadChunk), kNoThrow);
       if (rec) {
-        if (reused && attempt == 0 && conn->buffer.size() == 0 && !has_body &&
-            rec != beast::error::timeout) {
+        bool timed_out = rec == asio::error::operation_aborted;  // cancelled by the watchdog
+        if (reused && attempt == 0 && conn->buffer.size() == 0 && !has_body && !timed_out) {
           break;  // a stale pooled connection: retry once on a fresh one
         }
         client_keep = false;
-        if (rec == beast::error::timeout) {
+        if (timed_out) {
           {
             std::string error_message = fmt::format("instance {} did not answer within {} s", key,
                                                     im.options.upstream_timeout.count());
@@ -549,7 +545,7 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
     client.expires_after(im.options.body_idle_timeout);
     std::array<asio::const_buffer, 2> obufs{asio::buffer(rh),
                                             asio::buffer(conn->buffer.data().data(), early_out)};
-    auto [cwec, cwn] = co_await asio::async_write(client, obufs, kNoThrow);
+    auto [cwec, cwn] = co_await asio::async_write(client.socket(), obufs, kNoThrow);
     conn->buffer.consume(early_out);
     metrics.bytes_out.fetch_add(early_out, std::memory_order_relaxed);
     if (cwec) {
@@ -587,6 +583,23 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
   }
 }
 
+Watchdog& Gateway::watchdog() { return impl_->watchdog; }
+
+void Gateway::EnsureSweeping(const asio::any_io_executor& executor) {
+  std::call_once(impl_->sweep_started, [&] {
+    impl_->sweep_timer = std::make_unique<asio::steady_timer>(executor);
+    asio::co_spawn(executor, impl_->SweepLoop(), asio::detached);
+  });
+}
+
+void Gateway::Shutdown() {
+  {
+    std::lock_guard lock(impl_->pool_mu);
+    impl_->pool.clear();
+  }
+  impl_->sweep_timer.reset();
+}
+
 std::string Gateway::MetricsText() const {
   std::string out =
       "# HELP berth_gateway_requests_total Requests proxied, by route and status class.\n"
@@ -597,8 +610,7 @@ std::string Gateway::MetricsText() const {
   std::string bytes =
       "# HELP berth_gateway_bytes_total Body bytes relayed, by route and direction.\n"
       "# TYPE berth_gateway_bytes_total counter\n";
-  std::lock_guard lock(impl_->metrics_mu);
-  for (const auto& [prefix, m] : impl_->metrics) {
+  for (const auto& [prefix, m] : routes_.Stats()) {
     static constexpr const char* kClass[] = {"error", "1xx", "2xx", "3xx", "4xx", "5xx"};
     uint64_t total = 0;
     for (int c = 0; c < 6; ++c) {
@@ -608,12 +620,14 @@ std::string Gateway::MetricsText() const {
                          kClass[c], n);
     }
     uint64_t cumulative = 0;
-    for (size_t b = 0; b <= kBucketCount; ++b) {
+    for (size_t b = 0; b <= RouteStats::kBucketCount; ++b) {
       cumulative += m->bucket[b].load();
       lat += fmt::format(
           "berth_gateway_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} "
           "{}\n",
-          prefix, b < kBucketCount ? fmt::format("{}", kBuckets[b]) : "+Inf", cumulative);
+          prefix,
+          b < RouteStats::kBucketCount ? fmt::format("{}", RouteStats::kBuckets[b]) : "+Inf",
+          cumulative);
     }
     lat += fmt::format("berth_gateway_request_duration_seconds_sum{{route=\"{}\"}} {}\n", prefix,
                        static_cast<double>(m->latency_us_sum.load()) / 1e6);

@@ -20,6 +20,8 @@
 
 namespace berth {
 
+class Watchdog;
+
 struct GatewayOptions {
   std::chrono::seconds connect_timeout{5};
   std::chrono::seconds upstream_timeout{60};       // for the response head (504 after)
@@ -49,6 +51,15 @@ class Gateway {
 
   // Per-route counters and latency histograms in Prometheus text format.
   std::string MetricsText() const;
+
+  // The timeout sweep the listener also uses for its client connections; EnsureSweeping
+  // starts it (once) on `executor`.
+  Watchdog& watchdog();
+  void EnsureSweeping(const boost::asio::any_io_executor& executor);
+
+  // Closes pooled upstream connections and stops the timeout sweep. Call after the listener
+  // stopped and before its io_context goes away: pooled sockets belong to it.
+  void Shutdown();
 
  private:
   struct Impl;

@@ -9,8 +9,14 @@ std::string Key(const std::string& host, int port) { return host + ":" + std::to
 
 void RouteTable::Update(ServiceRoute route) {
   std::lock_guard lock(mu_);
+  auto& stats = stats_[route.prefix];
+  if (!stats) {
+    stats = std::make_shared<RouteStats>();
+  }
+  route.stats = stats;
   for (auto& u : route.upstreams) {
-    auto& counter = counters_[Key(u.host, u.port)];
+    u.key = Key(u.host, u.port);
+    auto& counter = counters_[u.key];
     if (!counter) {
       counter = std::make_shared<std::atomic<int>>(0);
     }
@@ -59,6 +65,11 @@ std::optional<RouteMatch> RouteTable::Match(std::string_view target) const {
   }
   m.route = it->second;
   return m;
+}
+
+std::map<std::string, std::shared_ptr<RouteStats>> RouteTable::Stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
 }
 
 int RouteTable::InFlight(const std::string& host, int port) const {

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,10 +18,23 @@
 
 namespace berth {
 
+// Per-route traffic statistics (kept across route updates), exported at /metrics.
+struct RouteStats {
+  static constexpr double kBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                        0.25,  0.5,   1,    2.5,   5,    10};  // seconds
+  static constexpr size_t kBucketCount = std::size(kBuckets);
+  std::atomic<uint64_t> requests[6] = {};  // by status class: 0 (no response), 1xx..5xx
+  std::atomic<uint64_t> bucket[kBucketCount + 1] = {};
+  std::atomic<uint64_t> latency_us_sum{0};
+  std::atomic<uint64_t> bytes_in{0};
+  std::atomic<uint64_t> bytes_out{0};
+};
+
 struct Upstream {
   std::string host;
   int port = 0;
   int revision = 0;
+  std::string key;  // "host:port", filled by RouteTable
   // Requests being relayed to this instance right now (least-outstanding balancing, draining).
   std::shared_ptr<std::atomic<int>> in_flight;
 };
@@ -31,7 +46,8 @@ struct ServiceRoute {
   bool strip = false;          // base-path: strip
   bool public_access = false;  // auth: public
   int active_revision = 0;
-  std::vector<Upstream> upstreams;  // ready instances of every revision
+  std::shared_ptr<RouteStats> stats;  // filled by RouteTable
+  std::vector<Upstream> upstreams;    // ready instances of every revision
 };
 
 struct RouteMatch {
@@ -50,6 +66,8 @@ class RouteTable {
   // Requests in flight to host:port (0 if unknown): the supervisor waits for 0 before
   // stopping an instance that left the route.
   int InFlight(const std::string& host, int port) const;
+  // Every route's statistics, by prefix, for /metrics.
+  std::map<std::string, std::shared_ptr<RouteStats>> Stats() const;
   // Picks the ready instance of `revision` with the fewest requests in flight; ties go round
   // robin. nullopt when there is none.
   std::optional<Upstream> Pick(const ServiceRoute& route, int revision) const;
@@ -60,6 +78,7 @@ class RouteTable {
   std::shared_ptr<const Table> table_ = std::make_shared<Table>();  // GUARDED_BY(mu_)
   // Counters outlive route updates so that draining sees requests routed before a switch.
   std::map<std::string, std::shared_ptr<std::atomic<int>>> counters_;  // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_ptr<RouteStats>> stats_;           // GUARDED_BY(mu_)
   mutable std::atomic<uint32_t> round_robin_{0};
 };
 

@@ -12,7 +12,7 @@ ServiceRoute Route(int active, std::vector<std::pair<int, int>> port_rev) {
   r.prefix = "/p-s";
   r.active_revision = active;
   for (auto [port, rev] : port_rev) {
-    r.upstreams.push_back({"127.1.0.1", port, rev, nullptr});
+    r.upstreams.push_back({"127.1.0.1", port, rev, "", nullptr});
   }
   return r;
 }
