@@ -124,6 +124,22 @@ class Stmt {
     return r.ok() ? Status::Ok() : r.status();
   }
 
+  // Steps through every row, appending row_fn(*this) to a vector.
+  template <typename T, typename RowFn>
+  Result<std::vector<T>> Collect(RowFn row_fn) {
+    std::vector<T> out;
+    for (;;) {
+      auto row = Step();
+      if (!row.ok()) {
+        return row.status();
+      }
+      if (!*row) {
+        return out;
+      }
+      out.push_back(row_fn(*this));
+    }
+  }
+
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
   bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   std::string Text(int col) const {
@@ -182,18 +198,7 @@ class SqliteStore final : public Store {
     if (!st.ok()) {
       return st.status();
     }
-    std::vector<Project> out;
-    for (;;) {
-      auto row = st->Step();
-      if (!row.ok()) {
-        return row.status();
-      }
-      if (!*row) {
-        break;
-      }
-      out.push_back({st->Text(0), st->Int(1)});
-    }
-    return out;
+    return st->Collect<Project>([&](const Stmt& r) { return Project{r.Text(0), r.Int(1)}; });
   }
 
   Result<Project> GetProject(std::string_view name) override {
@@ -245,26 +250,16 @@ class SqliteStore final : public Store {
 
   Result<std::vector<TokenInfo>> ListTokens(const std::optional<std::string>& project) override {
     std::lock_guard lock(mu_);
-    auto st = Prepare(project ? kTokenSelect + std::string(" WHERE p.name = ? ORDER BY t.created_at")
-                              : kTokenSelect + std::string(" ORDER BY t.created_at"));
+    auto st =
+        Prepare(project ? kTokenSelect + std::string(" WHERE p.name = ? ORDER BY t.created_at")
+                        : kTokenSelect + std::string(" ORDER BY t.created_at"));
     if (!st.ok()) {
       return st.status();
     }
     if (project) {
       st->Bind(1, *project);
     }
-    std::vector<TokenInfo> out;
-    for (;;) {
-      auto row = st->Step();
-      if (!row.ok()) {
-        return row.status();
-      }
-      if (!*row) {
-        break;
-      }
-      out.push_back(TokenFromRow(*st));
-    }
-    return out;
+    return st->Collect<TokenInfo>([&](const Stmt& r) { return TokenFromRow(r); });
   }
 
   Result<TokenInfo> GetToken(std::string_view id) override {
@@ -348,18 +343,7 @@ class SqliteStore final : public Store {
       return st.status();
     }
     st->Bind(1, *pid);
-    std::vector<ServiceRecord> out;
-    for (;;) {
-      auto row = st->Step();
-      if (!row.ok()) {
-        return row.status();
-      }
-      if (!*row) {
-        break;
-      }
-      out.push_back(ServiceFromRow(*st, project));
-    }
-    return out;
+    return st->Collect<ServiceRecord>([&](const Stmt& r) { return ServiceFromRow(r, project); });
   }
 
   Result<ServiceRecord> GetService(std::string_view project, std::string_view name) override {
@@ -432,18 +416,9 @@ class SqliteStore final : public Store {
       return st.status();
     }
     st->Bind(1, *sid);
-    std::vector<Revision> out;
-    for (;;) {
-      auto row = st->Step();
-      if (!row.ok()) {
-        return row.status();
-      }
-      if (!*row) {
-        break;
-      }
-      out.push_back({static_cast<int>(st->Int(0)), st->Text(1), st->Int(2)});
-    }
-    return out;
+    return st->Collect<Revision>([&](const Stmt& r) {
+      return Revision{static_cast<int>(r.Int(0)), r.Text(1), r.Int(2)};
+    });
   }
 
   Status DeleteService(std::string_view project, std::string_view name) override {
@@ -467,22 +442,10 @@ class SqliteStore final : public Store {
     if (!st.ok()) {
       return st.status();
     }
-    std::vector<ServiceRecord> out;
-    for (;;) {
-      auto row = st->Step();
-      if (!row.ok()) {
-        return row.status();
-      }
-      if (!*row) {
-        break;
-      }
-      out.push_back(ServiceFromRow(*st, ""));
-    }
-    return out;
+    return st->Collect<ServiceRecord>([&](const Stmt& r) { return ServiceFromRow(r, ""); });
   }
 
-  Status SetDesiredRunning(std::string_view project, std::string_view name,
-                           bool running) override {
+  Status SetDesiredRunning(std::string_view project, std::string_view name, bool running) override {
     std::lock_guard lock(mu_);
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
@@ -503,8 +466,7 @@ class SqliteStore final : public Store {
     if (!sid.ok()) {
       return sid.status();
     }
-    auto st =
-        Prepare("UPDATE services SET active_revision = ?, failed_revision = ? WHERE id = ?");
+    auto st = Prepare("UPDATE services SET active_revision = ?, failed_revision = ? WHERE id = ?");
     if (!st.ok()) {
       return st.status();
     }
@@ -549,18 +511,9 @@ class SqliteStore final : public Store {
       return st.status();
     }
     st->Bind(1, *sid);
-    std::vector<ArtifactRecord> out;
-    for (;;) {
-      auto row = st->Step();
-      if (!row.ok()) {
-        return row.status();
-      }
-      if (!*row) {
-        break;
-      }
-      out.push_back({st->Text(0), st->Text(1), st->Int(2), st->Int(3)});
-    }
-    return out;
+    return st->Collect<ArtifactRecord>([&](const Stmt& r) {
+      return ArtifactRecord{r.Text(0), r.Text(1), r.Int(2), r.Int(3)};
+    });
   }
 
   Result<bool> DigestInUse(std::string_view digest) override {
@@ -612,18 +565,9 @@ class SqliteStore final : public Store {
       return st.status();
     }
     st->Bind(1, *sid).Bind(2, limit);
-    std::vector<EventRecord> out;
-    for (;;) {
-      auto row = st->Step();
-      if (!row.ok()) {
-        return row.status();
-      }
-      if (!*row) {
-        break;
-      }
-      out.push_back({st->Int(0), st->Text(1), st->Text(2)});
-    }
-    return out;
+    return st->Collect<EventRecord>([&](const Stmt& r) {
+      return EventRecord{r.Int(0), r.Text(1), r.Text(2)};
+    });
   }
 
  private:
@@ -768,8 +712,7 @@ class SqliteStore final : public Store {
     return ServiceFromRow(*st, project);
   }
 
-  Result<TokenInfo> FindToken(std::string_view where, std::string_view key,
-                              std::string not_found) {
+  Result<TokenInfo> FindToken(std::string_view where, std::string_view key, std::string not_found) {
     auto st = Prepare(kTokenSelect + std::string(where));
     if (!st.ok()) {
       return st.status();
@@ -818,7 +761,7 @@ class SqliteStore final : public Store {
   }
 
   std::mutex mu_;
-  sqlite3* db_;  // GUARDED_BY(mu_)
+  sqlite3* db_;                                 // GUARDED_BY(mu_)
   std::map<std::string, sqlite3_stmt*> cache_;  // GUARDED_BY(mu_)
 };
 
@@ -826,9 +769,8 @@ class SqliteStore final : public Store {
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
