@@ -89,7 +89,7 @@ class ApiHandler final : public HttpHandler {
     if (m.handler == nullptr) {
       if (m.allowed.empty()) {
         std::string msg = fmt::format("no such endpoint: {} {}", req.method, req.path.substr(0, 200));
-        std::string_view first = req.path.substr(0, req.path.find('/', 1));
+        std::string_view first = std::string_view(req.path).substr(0, req.path.find('/', 1));
         if (!dialect && first.find('-') != std::string_view::npos) {
           msg = fmt::format("no service is deployed at {}; services are reached at "
                             "/<project>-<service>/ once they have a definition",
