@@ -261,7 +261,12 @@ class BeastServer final : public HttpServer {
       ParseResult pr = ParseResult::kIncomplete;
       bool timed_out = false;
       bool closed = false;
-      auto head_deadline = std::chrono::steady_clock::now() + options_.header_timeout;
+      // The header timeout counts from a head's first byte, not from when the connection went
+      // idle: a keep-alive connection (or a browser's preconnect) may wait long before it.
+      std::optional<std::chrono::steady_clock::time_point> head_deadline;
+      if (buffer.size() > 0) {
+        head_deadline = std::chrono::steady_clock::now() + options_.header_timeout;
+      }
       while ((pr = ParseRequestHead(BufferView(buffer), mh)) == ParseResult::kIncomplete &&
              buffer.size() <= options_.max_header_bytes) {
         // Idle keep-alive connections wait up to idle_timeout for a first byte; once a request
@@ -274,7 +279,7 @@ class BeastServer final : public HttpServer {
           if (buffer.size() == 0) {
             watch->Extend(options_.idle_timeout);
           } else {
-            watch->Until(head_deadline);
+            watch->Until(*head_deadline);
           }
           std::tie(rec, rn) =
               co_await stream.socket().async_read_some(buffer.prepare(8192), kNoThrow);
@@ -285,7 +290,7 @@ class BeastServer final : public HttpServer {
           if (buffer.size() == 0) {
             stream.expires_after(options_.idle_timeout);
           } else {
-            stream.expires_at(head_deadline);
+            stream.expires_at(*head_deadline);
           }
           std::tie(rec, rn) = co_await stream.async_read_some(buffer.prepare(8192), kNoThrow);
         }
@@ -293,6 +298,9 @@ class BeastServer final : public HttpServer {
           timed_out = rec == beast::error::timeout && buffer.size() > 0;
           closed = true;
           break;
+        }
+        if (buffer.size() == 0 && rn > 0) {
+          head_deadline = std::chrono::steady_clock::now() + options_.header_timeout;
         }
         buffer.commit(rn);
       }
@@ -305,6 +313,18 @@ class BeastServer final : public HttpServer {
       }
       if (closed) {
         break;
+      }
+      if (pr == ParseResult::kTooManyFields) {
+        HttpResponse r = handler_.Reject(
+            RawTarget(buffer), 431,
+            fmt::format("the request head has more than {} header fields", kMaxHeaderFields));
+        co_await Reply(stream, r, 11, false, false);
+        break;
+      }
+      // A head that arrived whole in the last read may still be over the limit: Beast's parser
+      // below refuses it in the route's error shape.
+      if (pr == ParseResult::kComplete && mh.head_bytes > options_.max_header_bytes) {
+        pr = ParseResult::kIncomplete;
       }
       if (watch) {
         watch->Suspend();  // the proxy and the API handle their own timeouts from here

@@ -280,7 +280,10 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
   // `head` points into client_buf, which moves once the body is read: keep what is needed.
   bool head_method = head.method == "HEAD";
   // A request refused before its body was read leaves that body on the connection: close it.
-  bool client_keep = head.keep_alive() && !has_body;
+  // Once the body is relayed whole, the connection can go on.
+  bool request_keep = head.keep_alive();
+  bool client_keep = request_keep && !has_body;
+  bool expect_continue = head.expect_continue;
   int status = 0;
   auto finish = [&](int code) {
     status = code;
@@ -431,7 +434,39 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
     }
     client_buf.consume(early);
     metrics.bytes_in.fetch_add(early, std::memory_order_relaxed);
-    if (head.content_length && *head.content_length > early) {
+    // A client that sent "Expect: 100-continue" waits for the instance's interim answer before
+    // it sends the body: relay that answer first. A final answer instead (417, 401...) means
+    // the body is never sent; the response path below forwards it and closes.
+    bool body_pending = (head.content_length && *head.content_length > early) || head.chunked;
+    bool body_done = !body_pending;
+    if (expect_continue && body_pending) {
+      MessageHead interim;
+      ParseResult ipr;
+      while ((ipr = ParseResponseHead(BufferView(conn->buffer), interim)) ==
+             ParseResult::kIncomplete) {
+        auto [rec, rn] = co_await conn->stream.socket().async_read_some(
+            conn->buffer.prepare(kReadChunk), kNoThrow);
+        if (rec) {
+          break;
+        }
+        conn->buffer.commit(rn);
+      }
+      if (ipr == ParseResult::kComplete && interim.status == 100) {
+        client.expires_after(im.options.body_idle_timeout);
+        auto [iec, in] = co_await asio::async_write(
+            client, asio::buffer(conn->buffer.data().data(), interim.head_bytes), kNoThrow);
+        conn->buffer.consume(interim.head_bytes);
+        if (iec) {
+          finish(0);
+          co_return false;
+        }
+      } else {
+        body_pending = false;  // the response below says why; the unread body closes the client
+      }
+    }
+    if (!body_pending) {
+      // No body, or one that never comes.
+    } else if (head.content_length && *head.content_length > early) {
       uint64_t counted = 0;
       bool ok = co_await RelayBody(client, client_buf, conn->stream, *head.content_length - early,
                                    false, false, im.options.body_idle_timeout, counted);
@@ -449,6 +484,9 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
         finish(0);
         co_return false;
       }
+    }
+    if (body_pending || body_done) {  // relayed whole (failures returned above), or none
+      client_keep = request_keep;
     }
     // The response head (skipping 1xx interim responses, which are passed on).
     MessageHead resp;

@@ -52,8 +52,11 @@ ParseResult ParseFields(std::string_view data, size_t pos, MessageHead& head) {
       return ParseResult::kInvalid;  // obsolete line folding
     }
     size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0 || head.field_count == kMaxHeaderFields) {
+    if (colon == std::string_view::npos || colon == 0) {
       return ParseResult::kInvalid;
+    }
+    if (head.field_count == kMaxHeaderFields) {
+      return ParseResult::kTooManyFields;
     }
     std::string_view name = line.substr(0, colon);
     if (name.back() == ' ' || name.back() == '\t') {

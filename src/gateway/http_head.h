@@ -40,7 +40,8 @@ struct MessageHead {
   std::string_view Get(std::string_view name) const;
 };
 
-enum class ParseResult { kComplete, kIncomplete, kInvalid };
+// kTooManyFields: the head is well formed so far but has more than kMaxHeaderFields fields.
+enum class ParseResult { kComplete, kIncomplete, kInvalid, kTooManyFields };
 
 // Parses a request head at the start of `data`. kIncomplete until the blank line is there.
 ParseResult ParseRequestHead(std::string_view data, MessageHead& head);

@@ -84,5 +84,16 @@ TEST(ChunkedTrackerTest, RejectsBadFraming) {
   EXPECT_TRUE(u.invalid());
 }
 
+TEST(HttpHeadTest, TellsTooManyFieldsFromMalformedOnes) {
+  std::string head = "GET / HTTP/1.1\r\n";
+  for (size_t i = 0; i < kMaxHeaderFields; ++i) {
+    head += "X-F" + std::to_string(i) + ": v\r\n";
+  }
+  MessageHead h;
+  ASSERT_EQ(ParseRequestHead(head + "\r\n", h), ParseResult::kComplete);
+  EXPECT_EQ(h.field_count, kMaxHeaderFields);
+  EXPECT_EQ(ParseRequestHead(head + "X-More: v\r\n\r\n", h), ParseResult::kTooManyFields);
+}
+
 }  // namespace
 }  // namespace berth
