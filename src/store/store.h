@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -43,6 +44,32 @@ struct ServiceRecord {
   bool desired_running = true;  // false after `stop`
   int active_revision = 0;  // the revision that last became healthy (serves traffic)
   int failed_revision = 0;  // the newest revision rolled back; not retried
+  std::string main_version;  // the MAIN version (seed 001); empty when it has no versions
+};
+
+// An immutable, named revision of a service (`berth deploy NAME VERSION`). Versions run side
+// by side: MAIN gets the service's traffic, the others are shadows.
+struct VersionRecord {
+  std::string version;
+  int revision = 0;
+  int64_t created_at = 0;
+};
+
+// A notification raised by a service (`notify(msg, severity)`) or by the platform. Identical
+// ones (project, service, version, severity, message) are one record with a counter.
+struct NotificationRecord {
+  int64_t id = 0;
+  std::string project;
+  std::string service;
+  std::string version;
+  std::string instance;
+  std::string severity;  // INFO, WARNING, CRITICAL
+  std::string message;
+  int64_t count = 1;
+  int64_t first_at = 0;  // unix millis
+  int64_t last_at = 0;
+  std::string emails_json = "[]";  // addresses to mail, a JSON array
+  int timer_s = 0;  // email suppression: at most one email per this many seconds
 };
 
 struct ArtifactRecord {
@@ -120,6 +147,37 @@ class Store {
                                                             std::string_view name) = 0;
   // True while any tag of any service points at `digest`.
   virtual Result<bool> DigestInUse(std::string_view digest) = 0;
+
+  // Stores `definition_json` as a new revision labelled `version`, in one transaction. The
+  // first version of a service becomes MAIN. AlreadyExists if the version exists.
+  virtual Result<VersionRecord> AddVersion(std::string_view project, std::string_view name,
+                                           std::string_view version,
+                                           std::string_view definition_json) = 0;
+  // Oldest first.
+  virtual Result<std::vector<VersionRecord>> ListVersions(std::string_view project,
+                                                          std::string_view name) = 0;
+  // NotFound if the service has no such version.
+  virtual Status SetMainVersion(std::string_view project, std::string_view name,
+                                std::string_view version) = 0;
+  // Forgets a version (its revision stays in the history). Removing MAIN leaves none.
+  virtual Status RemoveVersion(std::string_view project, std::string_view name,
+                               std::string_view version) = 0;
+
+  // Runtime parameter values set through the platform, as JSON text, by parameter name.
+  virtual Status PutParameter(std::string_view project, std::string_view name,
+                              std::string_view parameter, std::string_view value_json) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> ListParameters(
+      std::string_view project, std::string_view name) = 0;
+
+  // Records a notification, or counts one more of an identical record (count + 1, last_at
+  // now, emails and timer updated). Returns the record as stored. NotFound for no project.
+  virtual Result<NotificationRecord> AddNotification(const NotificationRecord& n) = 0;
+  // The project's notifications, the most recent first (at most 500).
+  virtual Result<std::vector<NotificationRecord>> ListNotifications(
+      std::string_view project) = 0;
+  // NotFound if the project has no notification `id`.
+  virtual Status DeleteNotification(std::string_view project, int64_t id) = 0;
+  virtual Status DeleteNotifications(std::string_view project) = 0;
 
   // Appends to the service's event log (the newest 200 are kept).
   virtual Status AddEvent(std::string_view project, std::string_view name, std::string_view kind,

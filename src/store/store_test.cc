@@ -171,6 +171,79 @@ TEST_P(StoreContractTest, DesiredStateAndRolloutResultPersist) {
   EXPECT_EQ((*all)[0].name, "svc");
 }
 
+TEST_P(StoreContractTest, VersionsAreImmutableAndTheFirstIsMain) {
+  ASSERT_TRUE(store_->CreateService("default", "hello").ok());
+  auto v1 = store_->AddVersion("default", "hello", "1.0.0", R"({"container-tag":"1.0.0"})");
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  EXPECT_EQ(v1->revision, 1);
+  auto dup = store_->AddVersion("default", "hello", "1.0.0", "{}");
+  EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists);
+  auto v2 = store_->AddVersion("default", "hello", "1.1.0", R"({"container-tag":"1.1.0"})");
+  ASSERT_TRUE(v2.ok());
+  EXPECT_EQ(v2->revision, 2);
+  auto svc = store_->GetService("default", "hello");
+  ASSERT_TRUE(svc.ok());
+  EXPECT_EQ(svc->main_version, "1.0.0");
+  EXPECT_EQ(svc->revision, 2);
+  EXPECT_EQ(store_->SetMainVersion("default", "hello", "2.0.0").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->SetMainVersion("default", "hello", "1.1.0").ok());
+  EXPECT_EQ(store_->GetService("default", "hello")->main_version, "1.1.0");
+  ASSERT_TRUE(store_->RemoveVersion("default", "hello", "1.0.0").ok());
+  EXPECT_EQ(store_->RemoveVersion("default", "hello", "1.0.0").code(), StatusCode::kNotFound);
+  auto list = store_->ListVersions("default", "hello");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].version, "1.1.0");
+  ASSERT_TRUE(store_->RemoveVersion("default", "hello", "1.1.0").ok());
+  EXPECT_EQ(store_->GetService("default", "hello")->main_version, "");
+  // The revision history keeps both.
+  EXPECT_EQ(store_->ListRevisions("default", "hello")->size(), 2u);
+}
+
+TEST_P(StoreContractTest, ParametersAreUpserted) {
+  ASSERT_TRUE(store_->CreateService("default", "hello").ok());
+  ASSERT_TRUE(store_->PutParameter("default", "hello", "greeting_phrase", "\"Hi\"").ok());
+  ASSERT_TRUE(store_->PutParameter("default", "hello", "greeting_phrase", "\"Bonjour\"").ok());
+  ASSERT_TRUE(store_->PutParameter("default", "hello", "n", "3").ok());
+  auto list = store_->ListParameters("default", "hello");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0], std::make_pair(std::string("greeting_phrase"), std::string("\"Bonjour\"")));
+  EXPECT_EQ(store_->PutParameter("default", "nope", "x", "1").code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, IdenticalNotificationsAreCounted) {
+  NotificationRecord n;
+  n.project = "default";
+  n.service = "hello";
+  n.version = "1.0.0";
+  n.severity = "WARNING";
+  n.message = "World";
+  auto a = store_->AddNotification(n);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->count, 1);
+  auto b = store_->AddNotification(n);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->id, a->id);
+  EXPECT_EQ(b->count, 2);
+  EXPECT_GE(b->last_at, a->first_at);
+  n.severity = "CRITICAL";
+  auto c = store_->AddNotification(n);
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(c->id, a->id);
+  auto list = store_->ListNotifications("default");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 2u);
+  ASSERT_TRUE(store_->CreateProject("other").ok());
+  EXPECT_EQ(store_->DeleteNotification("other", a->id).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->DeleteNotification("default", a->id).ok());
+  EXPECT_EQ(store_->ListNotifications("default")->size(), 1u);
+  ASSERT_TRUE(store_->DeleteNotifications("default").ok());
+  EXPECT_TRUE(store_->ListNotifications("default")->empty());
+  n.project = "missing";
+  EXPECT_EQ(store_->AddNotification(n).status().code(), StatusCode::kNotFound);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContractTest, ::testing::Values("memory", "file"));
 
 TEST(SqliteStoreTest, ReopenKeepsEverything) {

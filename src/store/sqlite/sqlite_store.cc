@@ -73,6 +73,40 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_service ON events(service_id, id);
 )sql",
+    // Versions (seed 001), runtime parameters, notifications.
+    R"sql(
+ALTER TABLE services ADD COLUMN main_version TEXT NOT NULL DEFAULT '';
+CREATE TABLE versions (
+  service_id INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+  version TEXT NOT NULL,
+  revision INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (service_id, version)
+);
+CREATE TABLE parameters (
+  service_id INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  value TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (service_id, name)
+);
+CREATE TABLE notifications (
+  id INTEGER PRIMARY KEY,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  service TEXT NOT NULL,
+  version TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  message TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  first_at INTEGER NOT NULL,
+  last_at INTEGER NOT NULL,
+  emails TEXT NOT NULL,
+  timer INTEGER NOT NULL,
+  UNIQUE (project_id, service, version, severity, message)
+);
+CREATE INDEX notifications_by_time ON notifications(project_id, last_at);
+)sql",
 };
 
 Status SqliteError(sqlite3* db, std::string_view context) {
@@ -526,6 +560,274 @@ class SqliteStore final : public Store {
     return st->Step();
   }
 
+  Result<VersionRecord> AddVersion(std::string_view project, std::string_view name,
+                                   std::string_view version,
+                                   std::string_view definition_json) override {
+    std::lock_guard lock(mu_);
+    Transaction tx(this);
+    if (auto s = tx.Begin(); !s.ok()) {
+      return s;
+    }
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    auto exists = Prepare("SELECT revision FROM versions WHERE service_id = ? AND version = ?");
+    if (!exists.ok()) {
+      return exists.status();
+    }
+    exists->Bind(1, *sid).Bind(2, version);
+    auto found = exists->Step();
+    if (!found.ok()) {
+      return found.status();
+    }
+    if (*found) {
+      return Status::AlreadyExists(fmt::format(
+          "version {} of '{}' already exists (revision {}); versions are immutable: deploy a new "
+          "version, or kill this one first",
+          version, name, exists->Int(0)));
+    }
+    int64_t now = NowUnixMillis();
+    auto up = Prepare(
+        "UPDATE services SET revision = revision + 1, updated_at = ?, "
+        "main_version = CASE main_version WHEN '' THEN ? ELSE main_version END "
+        "WHERE id = ? RETURNING revision");
+    if (!up.ok()) {
+      return up.status();
+    }
+    up->Bind(1, now).Bind(2, version).Bind(3, *sid);
+    auto row = up->Step();
+    if (!row.ok() || !*row) {
+      return row.ok() ? Status::Internal("storing version: the service row vanished")
+                      : row.status().WithContext("storing version");
+    }
+    int revision = static_cast<int>(up->Int(0));
+    while (true) {  // drain RETURNING so the statement completes
+      auto more = up->Step();
+      if (!more.ok()) {
+        return more.status();
+      }
+      if (!*more) {
+        break;
+      }
+    }
+    auto ins = Prepare(
+        "INSERT INTO revisions (service_id, revision, definition, created_at) VALUES (?,?,?,?)");
+    if (!ins.ok()) {
+      return ins.status();
+    }
+    ins->Bind(1, *sid).Bind(2, revision).Bind(3, definition_json).Bind(4, now);
+    if (auto s = ins->Exec(); !s.ok()) {
+      return s.WithContext("storing version");
+    }
+    auto ver = Prepare(
+        "INSERT INTO versions (service_id, version, revision, created_at) VALUES (?,?,?,?)");
+    if (!ver.ok()) {
+      return ver.status();
+    }
+    ver->Bind(1, *sid).Bind(2, version).Bind(3, revision).Bind(4, now);
+    if (auto s = ver->Exec(); !s.ok()) {
+      return s.WithContext("storing version");
+    }
+    if (auto s = tx.Commit(); !s.ok()) {
+      return s;
+    }
+    return VersionRecord{std::string(version), revision, now};
+  }
+
+  Result<std::vector<VersionRecord>> ListVersions(std::string_view project,
+                                                  std::string_view name) override {
+    std::lock_guard lock(mu_);
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    auto st = Prepare(
+        "SELECT version, revision, created_at FROM versions WHERE service_id = ? "
+        "ORDER BY revision");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *sid);
+    return st->Collect<VersionRecord>([&](const Stmt& r) {
+      return VersionRecord{r.Text(0), static_cast<int>(r.Int(1)), r.Int(2)};
+    });
+  }
+
+  Status SetMainVersion(std::string_view project, std::string_view name,
+                        std::string_view version) override {
+    std::lock_guard lock(mu_);
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    auto st = Prepare(
+        "UPDATE services SET main_version = ?, updated_at = ? WHERE id = ? AND EXISTS "
+        "(SELECT 1 FROM versions WHERE service_id = ? AND version = ?)");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, version).Bind(2, NowUnixMillis()).Bind(3, *sid).Bind(4, *sid).Bind(5, version);
+    if (auto s = st->Exec(); !s.ok()) {
+      return s.WithContext("assigning MAIN");
+    }
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound(fmt::format("'{}' has no version {}", name, version));
+    }
+    return Status::Ok();
+  }
+
+  Status RemoveVersion(std::string_view project, std::string_view name,
+                       std::string_view version) override {
+    std::lock_guard lock(mu_);
+    Transaction tx(this);
+    if (auto s = tx.Begin(); !s.ok()) {
+      return s;
+    }
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    auto del = Prepare("DELETE FROM versions WHERE service_id = ? AND version = ?");
+    if (!del.ok()) {
+      return del.status();
+    }
+    del->Bind(1, *sid).Bind(2, version);
+    if (auto s = del->Exec(); !s.ok()) {
+      return s.WithContext("removing version");
+    }
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound(fmt::format("'{}' has no version {}", name, version));
+    }
+    auto main = Prepare(
+        "UPDATE services SET main_version = '' WHERE id = ? AND main_version = ?");
+    if (!main.ok()) {
+      return main.status();
+    }
+    main->Bind(1, *sid).Bind(2, version);
+    if (auto s = main->Exec(); !s.ok()) {
+      return s.WithContext("removing version");
+    }
+    return tx.Commit();
+  }
+
+  Status PutParameter(std::string_view project, std::string_view name,
+                      std::string_view parameter, std::string_view value_json) override {
+    std::lock_guard lock(mu_);
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    auto st = Prepare(
+        "INSERT INTO parameters (service_id, name, value, updated_at) VALUES (?,?,?,?) "
+        "ON CONFLICT (service_id, name) DO UPDATE SET value = excluded.value, "
+        "updated_at = excluded.updated_at");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *sid).Bind(2, parameter).Bind(3, value_json).Bind(4, NowUnixMillis());
+    return st->Exec().WithContext("storing parameter");
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> ListParameters(
+      std::string_view project, std::string_view name) override {
+    std::lock_guard lock(mu_);
+    auto sid = ServiceId(project, name);
+    if (!sid.ok()) {
+      return sid.status();
+    }
+    auto st = Prepare("SELECT name, value FROM parameters WHERE service_id = ? ORDER BY name");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *sid);
+    return st->Collect<std::pair<std::string, std::string>>(
+        [&](const Stmt& r) { return std::make_pair(r.Text(0), r.Text(1)); });
+  }
+
+  Result<NotificationRecord> AddNotification(const NotificationRecord& n) override {
+    std::lock_guard lock(mu_);
+    auto pid = ProjectId(n.project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    int64_t now = NowUnixMillis();
+    auto st = Prepare(
+        "INSERT INTO notifications (project_id, service, version, instance, severity, message, "
+        "count, first_at, last_at, emails, timer) VALUES (?,?,?,?,?,?,1,?,?,?,?) "
+        "ON CONFLICT (project_id, service, version, severity, message) DO UPDATE SET "
+        "count = count + 1, last_at = excluded.last_at, instance = excluded.instance, "
+        "emails = excluded.emails, timer = excluded.timer "
+        "RETURNING " + std::string(kNotificationColumns));
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid).Bind(2, n.service).Bind(3, n.version).Bind(4, n.instance);
+    st->Bind(5, n.severity).Bind(6, n.message).Bind(7, now).Bind(8, now);
+    st->Bind(9, n.emails_json).Bind(10, n.timer_s);
+    auto rows = st->Collect<NotificationRecord>(
+        [&](const Stmt& r) { return NotificationFromRow(r, n.project); });
+    if (!rows.ok()) {
+      return rows.status().WithContext("storing notification");
+    }
+    if (rows->empty()) {
+      return Status::Internal("storing notification: no row returned");
+    }
+    return rows->front();
+  }
+
+  Result<std::vector<NotificationRecord>> ListNotifications(std::string_view project) override {
+    std::lock_guard lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare("SELECT " + std::string(kNotificationColumns) +
+                      " FROM notifications WHERE project_id = ? ORDER BY last_at DESC, id DESC "
+                      "LIMIT 500");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid);
+    return st->Collect<NotificationRecord>(
+        [&](const Stmt& r) { return NotificationFromRow(r, project); });
+  }
+
+  Status DeleteNotification(std::string_view project, int64_t id) override {
+    std::lock_guard lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare("DELETE FROM notifications WHERE project_id = ? AND id = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid).Bind(2, id);
+    if (auto s = st->Exec(); !s.ok()) {
+      return s.WithContext("deleting notification");
+    }
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound(
+          fmt::format("project '{}' has no notification {}", project, id));
+    }
+    return Status::Ok();
+  }
+
+  Status DeleteNotifications(std::string_view project) override {
+    std::lock_guard lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare("DELETE FROM notifications WHERE project_id = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid);
+    return st->Exec().WithContext("deleting notifications");
+  }
+
   Status AddEvent(std::string_view project, std::string_view name, std::string_view kind,
                   std::string_view message) override {
     std::lock_guard lock(mu_);
@@ -576,7 +878,8 @@ class SqliteStore final : public Store {
       "LEFT JOIN projects p ON p.id = t.project_id";
   static constexpr const char* kServiceSelect =
       "SELECT s.name, s.created_at, s.updated_at, s.revision, r.definition, s.defaults, "
-      "s.desired_running, s.active_revision, s.failed_revision, p.name FROM services s "
+      "s.desired_running, s.active_revision, s.failed_revision, p.name, s.main_version "
+      "FROM services s "
       "JOIN projects p ON p.id = s.project_id "
       "LEFT JOIN revisions r ON r.service_id = s.id AND r.revision = s.revision";
 
@@ -742,6 +1045,26 @@ class SqliteStore final : public Store {
     return t;
   }
 
+  static constexpr const char* kNotificationColumns =
+      "id, service, version, instance, severity, message, count, first_at, last_at, emails, "
+      "timer";
+  static NotificationRecord NotificationFromRow(const Stmt& r, std::string_view project) {
+    NotificationRecord n;
+    n.id = r.Int(0);
+    n.project = std::string(project);
+    n.service = r.Text(1);
+    n.version = r.Text(2);
+    n.instance = r.Text(3);
+    n.severity = r.Text(4);
+    n.message = r.Text(5);
+    n.count = r.Int(6);
+    n.first_at = r.Int(7);
+    n.last_at = r.Int(8);
+    n.emails_json = r.Text(9);
+    n.timer_s = static_cast<int>(r.Int(10));
+    return n;
+  }
+
   static ServiceRecord ServiceFromRow(const Stmt& st, std::string_view project) {
     ServiceRecord rec;
     rec.project = std::string(project);
@@ -757,6 +1080,7 @@ class SqliteStore final : public Store {
     if (project.empty()) {
       rec.project = st.Text(9);
     }
+    rec.main_version = st.Text(10);
     return rec;
   }
 
