@@ -48,6 +48,24 @@ RouteHandler WithAuth(ApiContext& ctx, AuthedHandler h) {
   };
 }
 
+RouteHandler WithService(ApiContext& ctx, ServiceHandler h) {
+  return WithAuth(ctx, [&ctx, h = std::move(h)](const HttpRequest& req, const Principal& who,
+                                               const PathParams& params) {
+    if (ctx.controller == nullptr) {
+      return ErrorResponse(Status::Unavailable("the runtime is not running in this process"));
+    }
+    auto project = RequestProject(req, who);
+    if (!project.ok()) {
+      return ErrorResponse(project.status());
+    }
+    auto svc = ctx.store.GetService(*project, params[0]);
+    if (!svc.ok()) {
+      return ErrorResponse(svc.status());
+    }
+    return h(req, *project, *svc, params);
+  });
+}
+
 Result<std::string> RequestProject(const HttpRequest& req, const Principal& who,
                                    std::string_view body_project) {
   std::string_view requested = req.Query("project");
@@ -78,6 +96,8 @@ class ApiHandler final : public HttpHandler {
         ctx_(store, std::move(options), controller, gateway, auth ? *auth : *own_auth_) {
     AddNativeRoutes(ctx_, native_);
     AddRuntimeRoutes(ctx_, native_);
+    AddVersionRoutes(ctx_, native_);
+    AddNotificationRoutes(ctx_, native_);
     AddGatewayRoutes(ctx_, native_);
     AddServicectlRoutes(ctx_, servicectl_);
   }

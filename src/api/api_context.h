@@ -36,6 +36,13 @@ using AuthedHandler =
     std::function<HttpResponse(const HttpRequest&, const Principal&, const PathParams&)>;
 // Wraps `h` with bearer-token authentication (401 with WWW-Authenticate otherwise).
 RouteHandler WithAuth(ApiContext& ctx, AuthedHandler h);
+// A native route on one service ("/api/v1/services/{name}/..."): runs `h` for an
+// authenticated caller once the project is resolved and the service exists; 503 without a
+// runtime in this process.
+using ServiceHandler = std::function<HttpResponse(const HttpRequest&, const std::string& project,
+                                                  const ServiceRecord& service,
+                                                  const PathParams&)>;
+RouteHandler WithService(ApiContext& ctx, ServiceHandler h);
 // The project a native request acts on: ?project=, else `body_project`, else the token's own.
 Result<std::string> RequestProject(const HttpRequest& req, const Principal& who,
                                    std::string_view body_project = {});
@@ -44,6 +51,11 @@ Result<std::string> RequestProject(const HttpRequest& req, const Principal& who,
 void AddNativeRoutes(ApiContext& ctx, Router& router);
 // Runtime routes: artifacts, status, logs, stop/start (/api/v1/services/{name}/...).
 void AddRuntimeRoutes(ApiContext& ctx, Router& router);
+// Versions, runtime parameters and discovery (/api/v1/services/{name}/versions|parameters|
+// endpoint, /api/v1/endpoints).
+void AddVersionRoutes(ApiContext& ctx, Router& router);
+// Notifications and the server-sent event stream (/api/v1/notifications, /api/v1/events/...).
+void AddNotificationRoutes(ApiContext& ctx, Router& router);
 // /metrics and the browser login page (/_berth/login).
 void AddGatewayRoutes(ApiContext& ctx, Router& router);
 // servicectl dialect routes (/servicectl-1/...).

@@ -79,7 +79,8 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
                                                    {"url", ctx_.PublicBaseUrl(req) + path},
                                                    {"created_at", FormatRfc3339(s.created_at)},
                                                    {"updated_at", FormatRfc3339(s.updated_at)},
-                                                   {"revision", s.revision}});
+                                                   {"revision", s.revision},
+                                                   {"main_version", s.main_version}});
     out.pop_back();  // the closing brace
     out += ",\"definition\":";
     out += s.definition_json.empty() ? "null" : s.definition_json;
@@ -383,6 +384,12 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
     auto existing = ctx_.store.GetService(*project, params[0]);
     if (!existing.ok()) {
       return ErrorResponse(existing.status());
+    }
+    if (!existing->main_version.empty()) {
+      return ErrorResponse(Status::FailedPrecondition(fmt::format(
+          "'{}' is deployed as versions (MAIN is {}), which are immutable: deploy a new "
+          "version with berth deploy {} VERSION DIR, then berth assign {} VERSION",
+          params[0], existing->main_version, params[0], params[0])));
     }
     auto body = ParseJsonBody(req);
     if (!body.ok()) {

@@ -13,10 +13,6 @@ namespace berth {
 namespace json = boost::json;
 namespace {
 
-HttpResponse NoRuntime() {
-  return ErrorResponse(Status::Unavailable("the runtime is not running in this process"));
-}
-
 Result<size_t> QueryCount(const HttpRequest& req, std::string_view key, size_t fallback) {
   std::string_view v = req.Query(key);
   if (v.empty()) {
@@ -53,25 +49,14 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
   using Method = HttpResponse (RuntimeApi::*)(const HttpRequest&, const std::string& project,
                                               const PathParams&);
 
-  // Authenticates, resolves the project and checks the service exists before `m` runs. The
-  // routes share ownership of this object.
+  // The routes share ownership of this object.
   void Bind(Router& r, std::string_view method, std::string_view pattern, Method m) {
     r.Add(method, pattern,
-          WithAuth(ctx_, [self = shared_from_this(), m](const HttpRequest& req,
-                                                        const Principal& who,
-                                                        const PathParams& params) {
-            if (self->ctx_.controller == nullptr) {
-              return NoRuntime();
-            }
-            auto project = RequestProject(req, who);
-            if (!project.ok()) {
-              return ErrorResponse(project.status());
-            }
-            auto svc = self->ctx_.store.GetService(*project, params[0]);
-            if (!svc.ok()) {
-              return ErrorResponse(svc.status());
-            }
-            return ((*self).*m)(req, *project, params);
+          WithService(ctx_, [self = shared_from_this(), m](const HttpRequest& req,
+                                                           const std::string& project,
+                                                           const ServiceRecord&,
+                                                           const PathParams& params) {
+            return ((*self).*m)(req, project, params);
           }));
   }
 

@@ -1,6 +1,7 @@
 #include "control/controller.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -19,6 +20,8 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "model/names.h"
+#include "common/time.h"
+#include "runtime/instance_http.h"
 #include "runtime/log_writer.h"
 
 extern char** environ;
@@ -168,6 +171,27 @@ Controller::Controller(Store& store, Launcher& launcher, ControllerOptions optio
   hooks.event = [this](const ServiceKey& key, const std::string& kind, const std::string& msg) {
     // A service deleted meanwhile has nowhere to keep the event; that is fine.
     (void)store_.AddEvent(key.project, key.name, kind, msg);
+    hub_.Publish(key.project, "service-event",
+                 json::serialize(json::object{{"project", key.project},
+                                              {"service", key.name},
+                                              {"kind", kind},
+                                              {"message", msg},
+                                              {"time", FormatRfc3339Millis(NowUnixMillis())}}));
+    // What an operator must hear of: the platform notifies, as services do.
+    std::string severity = kind == "crash-looping" || kind == "oom-killed" ? "CRITICAL"
+                           : kind == "rolled-back" || kind == "unhealthy"  ? "WARNING"
+                                                                           : "";
+    if (!severity.empty()) {
+      NotificationRecord n;
+      n.project = key.project;
+      n.service = key.name;
+      n.instance = "berth";
+      n.severity = severity;
+      n.message = kind + ": " + msg;
+      if (auto r = Notify(n); !r.ok()) {
+        LogWarn("cannot record notification", {{"service", key.name}, {"error", r.status().message()}});
+      }
+    }
   };
   hooks.rollout = [this](const ServiceKey& key, int active, int failed) {
     if (auto s = store_.SetRolloutResult(key.project, key.name, active, failed); !s.ok()) {
@@ -188,6 +212,7 @@ Controller::Controller(Store& store, Launcher& launcher, ControllerOptions optio
       r.strip = u.strip;
       r.public_access = u.public_access;
       r.active_revision = u.active_revision;
+      r.versions.insert(u.versions.begin(), u.versions.end());
       for (const auto& e : u.ready) {
         r.upstreams.push_back({e.host, e.port, e.revision, "", nullptr});
       }
@@ -265,7 +290,8 @@ Result<std::string> Controller::ServiceToken(const std::string& project,
 }
 
 Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
-                                         const std::string& definition_json) {
+                                         const std::string& definition_json,
+                                         const std::string& version) {
   boost::system::error_code ec;
   auto parsed = json::parse(definition_json, ec);
   if (ec) {
@@ -277,6 +303,7 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
   }
   RevisionSpec spec;
   spec.revision = revision;
+  spec.version = version;
   spec.def = *def;
   BundleDefaults bundle;
   std::string context_root = DeploymentPath(rec.project, rec.name);
@@ -340,7 +367,21 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
   env["BERTH_TOKEN"] = *token;
   env["BERTH_PROJECT"] = rec.project;
   env["BERTH_SERVICE"] = rec.name;
-  env["BERTH_VERSION"] = std::to_string(revision);
+  env["BERTH_VERSION"] = version.empty() ? std::to_string(revision) : version;
+  // Parameter values set through the platform: the SDKs start with them (restarts and new
+  // instances included), the defaults in code fill the rest.
+  if (auto params = store_.ListParameters(rec.project, rec.name); params.ok() && !params->empty()) {
+    std::string obj = "{";
+    for (const auto& [k, v] : *params) {
+      obj += (obj.size() > 1 ? "," : "") + json::serialize(json::value(k)) + ":" + v;
+    }
+    env["BERTH_PARAMETERS"] = obj + "}";
+  }
+  // Services written with the Python SDK import `berth` without installing it.
+  if (!options_.sdk_python_dir.empty()) {
+    const char* pp = std::getenv("PYTHONPATH");
+    env["PYTHONPATH"] = pp && *pp ? options_.sdk_python_dir + ":" + pp : options_.sdk_python_dir;
+  }
   for (const auto& [k, v] : bundle.env) {
     env[k] = v;
   }
@@ -373,27 +414,76 @@ Result<DesiredService> Controller::Desire(const ServiceRecord& rec) {
   d.running = rec.desired_running;
   d.active_revision = rec.active_revision;
   d.failed_revision = rec.failed_revision;
-  if (rec.revision > 0) {
-    auto latest = Resolve(rec, rec.revision, rec.definition_json);
+  auto versions = store_.ListVersions(rec.project, rec.name);
+  if (!versions.ok()) {
+    return versions.status();
+  }
+  std::map<int, std::string> label;  // revision -> version
+  for (const auto& v : *versions) {
+    label[v.revision] = v.version;
+  }
+  // A service deployed as versions runs MAIN as its latest revision and the other versions as
+  // shadows; a plain one runs its newest definition.
+  int latest_revision = rec.revision;
+  if (!versions->empty() || !rec.main_version.empty()) {
+    latest_revision = 0;
+    for (const auto& v : *versions) {
+      if (v.version == rec.main_version) {
+        latest_revision = v.revision;
+      }
+    }
+  }
+  std::optional<std::vector<Revision>> revs;
+  auto definition_of = [&](int revision) -> Result<std::string> {
+    if (revision == rec.revision) {
+      return rec.definition_json;
+    }
+    if (!revs) {
+      auto all = store_.ListRevisions(rec.project, rec.name);
+      if (!all.ok()) {
+        return all.status();
+      }
+      revs = std::move(*all);
+    }
+    for (const auto& r : *revs) {
+      if (r.revision == revision) {
+        return r.definition_json;
+      }
+    }
+    return Status::NotFound(fmt::format("revision {} is not stored", revision));
+  };
+  auto resolve = [&](int revision) -> Result<RevisionSpec> {
+    auto text = definition_of(revision);
+    if (!text.ok()) {
+      return text.status();
+    }
+    auto it = label.find(revision);
+    return Resolve(rec, revision, *text, it == label.end() ? std::string() : it->second);
+  };
+  if (latest_revision > 0) {
+    auto latest = resolve(latest_revision);
     if (!latest.ok()) {
       return latest.status();
     }
     d.latest = std::move(*latest);
   }
-  if (rec.active_revision > 0 && rec.active_revision != rec.revision) {
-    auto revs = store_.ListRevisions(rec.project, rec.name);
-    if (!revs.ok()) {
-      return revs.status();
+  if (rec.active_revision > 0 && rec.active_revision != latest_revision) {
+    auto active = resolve(rec.active_revision);
+    if (active.ok()) {
+      d.active = std::move(*active);
+    } else if (active.status().code() != StatusCode::kNotFound) {
+      return active.status();
     }
-    for (const auto& r : *revs) {
-      if (r.revision == rec.active_revision) {
-        auto active = Resolve(rec, r.revision, r.definition_json);
-        if (!active.ok()) {
-          return active.status();
-        }
-        d.active = std::move(*active);
-      }
+  }
+  for (const auto& v : *versions) {
+    if (v.revision == latest_revision) {
+      continue;
     }
+    auto shadow = resolve(v.revision);
+    if (!shadow.ok()) {
+      return shadow.status();
+    }
+    d.shadows.push_back(std::move(*shadow));
   }
   return d;
 }
@@ -527,6 +617,207 @@ Result<ArtifactRecord> Controller::PushArtifact(const std::string& project,
     LogWarn("cannot refresh service after push", {{"service", name}, {"error", s.message()}});
   }
   return rec;
+}
+
+json::object NotificationJson(const NotificationRecord& n) {
+  boost::system::error_code ec;
+  json::value emails = json::parse(n.emails_json, ec);
+  if (ec || !emails.is_array()) {
+    emails = json::array();
+  }
+  return {{"id", n.id},
+          {"project", n.project},
+          {"service", n.service},
+          {"version", n.version},
+          {"instance", n.instance},
+          {"severity", n.severity},
+          {"message", n.message},
+          {"count", n.count},
+          {"first_at", FormatRfc3339Millis(n.first_at)},
+          {"last_at", FormatRfc3339Millis(n.last_at)},
+          {"emails", std::move(emails)},
+          {"timer", n.timer_s}};
+}
+
+Result<NotificationRecord> Controller::Notify(const NotificationRecord& n) {
+  auto stored = store_.AddNotification(n);
+  if (!stored.ok()) {
+    return stored.status();
+  }
+  hub_.Publish(stored->project, "notification", json::serialize(NotificationJson(*stored)));
+  LogInfo("notification", {{"project", stored->project},
+                           {"service", stored->service},
+                           {"severity", stored->severity},
+                           {"count", std::to_string(stored->count)},
+                           {"message", stored->message}});
+  if (options_.on_notification) {
+    options_.on_notification(*stored);
+  }
+  return stored;
+}
+
+Result<VersionRecord> Controller::DeployVersion(const std::string& project,
+                                                const std::string& name,
+                                                const std::string& version,
+                                                const std::string& definition_json) {
+  auto v = store_.AddVersion(project, name, version, definition_json);
+  if (!v.ok()) {
+    return v.status();
+  }
+  (void)store_.AddEvent(project, name, "version",
+                        fmt::format("version {} deployed as revision {}", version, v->revision));
+  if (auto s = Refresh(project, name); !s.ok()) {
+    return s;
+  }
+  return v;
+}
+
+Status Controller::AssignMain(const std::string& project, const std::string& name,
+                              const std::string& version) {
+  if (auto s = store_.SetMainVersion(project, name, version); !s.ok()) {
+    return s;
+  }
+  (void)store_.AddEvent(project, name, "assign", fmt::format("version {} is MAIN", version));
+  return Refresh(project, name);
+}
+
+Status Controller::KillVersion(const std::string& project, const std::string& name,
+                               const std::string& version) {
+  if (auto s = store_.RemoveVersion(project, name, version); !s.ok()) {
+    return s;
+  }
+  (void)store_.AddEvent(project, name, "kill", fmt::format("version {} killed", version));
+  return Refresh(project, name);
+}
+
+namespace {
+
+// Running instances of a service (every version), where the platform can reach the SDK.
+std::vector<InstanceStatus> RunningInstances(const ServiceStatus& st) {
+  std::vector<InstanceStatus> out;
+  for (const auto& i : st.instances) {
+    if (i.state == "running") {
+      out.push_back(i);
+    }
+  }
+  return out;
+}
+
+json::value ParseOrString(const std::string& body) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) {
+    return json::object{{"error", json::object{{"code", "bad_gateway"}, {"message", body}}}};
+  }
+  return v;
+}
+
+}  // namespace
+
+Result<Controller::ParameterReply> Controller::SetParameter(const std::string& project,
+                                                            const std::string& name,
+                                                            const std::string& parameter,
+                                                            const json::value& value) {
+  std::string path = DeploymentPath(project, name) + "/~parameters/" + parameter;
+  std::string body = json::serialize(json::object{{"value", value}});
+  auto running = RunningInstances(StatusOf(project, name));
+  int applied = 0;
+  std::vector<std::string> failed;
+  for (const auto& inst : running) {
+    auto reply = CallInstance(inst.host, inst.port, "POST", path, body,
+                              std::chrono::milliseconds(5000));
+    if (!reply.ok()) {
+      failed.push_back(fmt::format("{} ({})", inst.id, reply.status().message()));
+      continue;
+    }
+    if (reply->status >= 300) {
+      if (applied == 0) {
+        // The service refused it (unknown parameter, wrong type): its answer is the answer.
+        return ParameterReply{reply->status, ParseOrString(reply->body)};
+      }
+      failed.push_back(fmt::format("{} (HTTP {})", inst.id, reply->status));
+      continue;
+    }
+    ++applied;
+  }
+  if (!running.empty() && applied == 0) {
+    return Status::Unavailable(fmt::format("no instance of {} took the parameter: {}", name,
+                                           fmt::join(failed, "; ")));
+  }
+  if (auto s = store_.PutParameter(project, name, parameter, json::serialize(value)); !s.ok()) {
+    return s;
+  }
+  (void)store_.AddEvent(project, name, "parameter",
+                        fmt::format("parameter {} = {} ({} instance(s))", parameter,
+                                    json::serialize(value), applied));
+  // New instances and restarts start with the stored value.
+  if (auto s = Refresh(project, name); !s.ok()) {
+    return s;
+  }
+  json::object out{{"name", parameter}, {"value", value}, {"instances", applied},
+                   {"stored", true}};
+  if (!failed.empty()) {
+    out["failed"] = json::value_from(failed);
+  }
+  return ParameterReply{200, std::move(out)};
+}
+
+Result<Controller::ParameterReply> Controller::GetParameters(const std::string& project,
+                                                             const std::string& name,
+                                                             const std::string& parameter) {
+  auto stored = store_.ListParameters(project, name);
+  if (!stored.ok()) {
+    return stored.status();
+  }
+  std::map<std::string, json::value> stored_values;
+  for (const auto& [k, v] : *stored) {
+    boost::system::error_code ec;
+    stored_values[k] = json::parse(v, ec);
+  }
+  std::string path = DeploymentPath(project, name) + "/~parameters";
+  json::object params;
+  bool asked = false;
+  for (const auto& inst : RunningInstances(StatusOf(project, name))) {
+    auto reply = CallInstance(inst.host, inst.port, "GET", path, "",
+                              std::chrono::milliseconds(5000));
+    if (!reply.ok() || reply->status != 200) {
+      continue;
+    }
+    json::value v = ParseOrString(reply->body);
+    if (v.is_object() && v.as_object().contains("parameters") &&
+        v.at("parameters").is_object()) {
+      params = v.at("parameters").as_object();
+      asked = true;
+      break;
+    }
+  }
+  for (auto& [k, v] : params) {
+    if (v.is_object()) {
+      v.as_object()["stored"] = stored_values.count(std::string(k)) > 0;
+    }
+  }
+  if (!asked) {
+    for (const auto& [k, v] : stored_values) {
+      params[k] = json::object{{"value", v}, {"stored", true}};
+    }
+  }
+  if (parameter.empty()) {
+    return ParameterReply{200, json::object{{"parameters", std::move(params)}}};
+  }
+  auto it = params.find(parameter);
+  if (it == params.end()) {
+    std::vector<std::string> known;
+    for (const auto& [k, v] : params) {
+      known.emplace_back(k);
+    }
+    return Status::NotFound(fmt::format(
+        "{} has no parameter '{}'{}", name, parameter,
+        known.empty() ? std::string(asked ? "" : " (no instance is running to ask)")
+                      : fmt::format("; it has: {}", fmt::join(known, ", "))));
+  }
+  json::object one = it->value().is_object() ? it->value().as_object() : json::object{};
+  one["name"] = parameter;
+  return ParameterReply{200, std::move(one)};
 }
 
 ServiceStatus Controller::StatusOf(const std::string& project, const std::string& name) const {

@@ -10,7 +10,11 @@
 #include <string>
 #include <vector>
 
+#include <boost/json/value.hpp>
+#include <functional>
+
 #include "artifacts/artifact_store.h"
+#include "control/event_hub.h"
 #include "gateway/route_table.h"
 #include "common/status.h"
 #include "model/definition.h"
@@ -27,7 +31,14 @@ struct ControllerOptions {
   uint64_t memory_capacity_mb = 0;
   // The gateway's routes, kept up to date with ready instances; may be null (no gateway).
   RouteTable* routes = nullptr;
+  // The Python SDK's package directory, put on instances' PYTHONPATH; empty: none.
+  std::string sdk_python_dir;
+  // Called once a notification is stored (email and webhook delivery); may be empty.
+  std::function<void(const NotificationRecord&)> on_notification;
 };
+
+// The JSON form of a notification, shared by the API and the event stream.
+boost::json::object NotificationJson(const NotificationRecord& n);
 
 struct LogLine {
   std::string time;  // RFC 3339 with microseconds
@@ -68,6 +79,36 @@ class Controller {
   Result<ArtifactRecord> PushArtifact(const std::string& project, const std::string& name,
                                       const std::string& tag, const std::string& upload_path);
 
+  // Versions (seed 001). DeployVersion stores the definition as an immutable version (the
+  // first becomes MAIN, later ones run beside it); AssignMain moves MAIN, which the gateway
+  // switches to atomically once its instances are ready; KillVersion stops one.
+  Result<VersionRecord> DeployVersion(const std::string& project, const std::string& name,
+                                      const std::string& version,
+                                      const std::string& definition_json);
+  Status AssignMain(const std::string& project, const std::string& name,
+                    const std::string& version);
+  Status KillVersion(const std::string& project, const std::string& name,
+                     const std::string& version);
+
+  // Runtime parameters. SetParameter hands the value to every running instance (the first
+  // one's refusal — unknown parameter, wrong type — is returned as is, and nothing is stored),
+  // then stores it so that restarts and new instances start with it.
+  struct ParameterReply {
+    int status = 200;
+    boost::json::value body;
+  };
+  Result<ParameterReply> SetParameter(const std::string& project, const std::string& name,
+                                      const std::string& parameter,
+                                      const boost::json::value& value);
+  // The parameters as a running instance reports them, marked with those stored; only the
+  // stored ones when nothing runs.
+  Result<ParameterReply> GetParameters(const std::string& project, const std::string& name,
+                                       const std::string& parameter);
+
+  // Stores a notification (deduplicated), streams it and hands it to delivery.
+  Result<NotificationRecord> Notify(const NotificationRecord& n);
+  const EventHub& events() const { return hub_; }
+
   ServiceStatus StatusOf(const std::string& project, const std::string& name) const;
   std::vector<Endpoint> Ready(const std::string& project, const std::string& name,
                               std::optional<int> revision = {}) const;
@@ -84,7 +125,7 @@ class Controller {
  private:
   Result<DesiredService> Desire(const ServiceRecord& rec);
   Result<RevisionSpec> Resolve(const ServiceRecord& rec, int revision,
-                               const std::string& definition_json);
+                               const std::string& definition_json, const std::string& version);
   Result<std::string> ServiceToken(const std::string& project, const std::string& name);
   std::string ServiceDir(const std::string& project, const std::string& name) const;
 
@@ -93,6 +134,7 @@ class Controller {
   ArtifactStore artifacts_;
   std::unique_ptr<Supervisor> supervisor_;
   std::mutex token_mu_;
+  EventHub hub_;
 };
 
 }  // namespace berth

@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
+#include <boost/json.hpp>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -18,7 +19,9 @@
 #include "api/auth.h"
 #include "gateway/gateway.h"
 #include "api/server.h"
+#include "common/time.h"
 #include "control/controller.h"
+#include "notify/dispatcher.h"
 #include "runtime/linux/linux_launcher.h"
 #include "runtime/linux/shim.h"
 #include "common/file_util.h"
@@ -97,6 +100,15 @@ Status Bootstrap(Store& store, const std::string& data_dir) {
   return Status::Ok();
 }
 
+// Where the Python SDK lives: BERTH_SDK_PYTHON, else the source tree this binary was built
+// from.
+std::string SdkPythonDir() {
+  if (const char* v = std::getenv("BERTH_SDK_PYTHON"); v && *v) {
+    return v;
+  }
+  return BERTH_SDK_PYTHON_DIR;
+}
+
 Result<int> ParseThreads(std::string_view text, std::string_view source) {
   int n = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
@@ -140,10 +152,35 @@ Result<DaemonConfig> ResolveDaemonConfig(const DaemonFlags& flags) {
         c.threads = *n;
       } else if (key == "public-url") {
         c.public_url = value;
+      } else if (key == "smtp" && kv.second.IsMap()) {
+        for (const auto& sk : kv.second) {
+          std::string k = sk.first.as<std::string>();
+          std::string v = sk.second.as<std::string>();
+          if (k == "url") {
+            c.smtp_url = v;
+          } else if (k == "from") {
+            c.smtp_from = v;
+          } else if (k == "user") {
+            c.smtp_user = v;
+          } else if (k == "password") {
+            c.smtp_password = v;
+          } else if (k == "starttls") {
+            c.smtp_starttls = v == "true" || v == "yes" || v == "1";
+          } else {
+            return Status::InvalidArgument(fmt::format(
+                "config file {}: unknown smtp key '{}'; known keys are url, from, user, "
+                "password, starttls",
+                *flags.config_file, k));
+          }
+        }
+      } else if (key == "webhooks" && kv.second.IsSequence()) {
+        for (const auto& w : kv.second) {
+          c.webhooks.push_back(w.as<std::string>());
+        }
       } else {
         return Status::InvalidArgument(fmt::format(
             "config file {}: unknown key '{}'; known keys are data-dir, listen, threads, "
-            "public-url",
+            "public-url, smtp (a mapping), webhooks (a list)",
             *flags.config_file, key));
       }
     }
@@ -163,6 +200,32 @@ Result<DaemonConfig> ResolveDaemonConfig(const DaemonFlags& flags) {
   }
   if (const char* v = std::getenv("BERTH_PUBLIC_URL"); v && *v) {
     c.public_url = v;
+  }
+  for (auto [name, field] : {std::pair<const char*, std::string*>{"BERTH_SMTP_URL", &c.smtp_url},
+                             {"BERTH_SMTP_FROM", &c.smtp_from},
+                             {"BERTH_SMTP_USER", &c.smtp_user},
+                             {"BERTH_SMTP_PASSWORD", &c.smtp_password}}) {
+    if (const char* v = std::getenv(name); v && *v) {
+      *field = v;
+    }
+  }
+  if (flags.smtp_url) {
+    c.smtp_url = *flags.smtp_url;
+  }
+  if (flags.smtp_from) {
+    c.smtp_from = *flags.smtp_from;
+  }
+  c.webhooks.insert(c.webhooks.end(), flags.webhooks.begin(), flags.webhooks.end());
+  if (!c.smtp_url.empty() && !c.smtp_url.starts_with("smtp://") &&
+      !c.smtp_url.starts_with("smtps://")) {
+    return Status::InvalidArgument(fmt::format(
+        "smtp url '{}': must be smtp://HOST:PORT or smtps://HOST:PORT", c.smtp_url));
+  }
+  for (const auto& w : c.webhooks) {
+    if (!w.starts_with("http://") && !w.starts_with("https://")) {
+      return Status::InvalidArgument(
+          fmt::format("webhook '{}': must be an http:// or https:// URL", w));
+    }
   }
   if (flags.data_dir) {
     c.data_dir = *flags.data_dir;
@@ -227,9 +290,42 @@ int RunDaemon(const DaemonConfig& config) {
     }
     return who->project.value_or("");
   });
+  DispatcherOptions dopts;
+  dopts.smtp = {config.smtp_url, config.smtp_from, config.smtp_user, config.smtp_password,
+                config.smtp_starttls};
+  dopts.webhooks = config.webhooks;
+  Dispatcher dispatcher(dopts);
   ControllerOptions copts;
   copts.data_dir = dir;
   copts.routes = &gateway.routes();
+  copts.sdk_python_dir = SdkPythonDir();
+  copts.on_notification = [&dispatcher](const NotificationRecord& n) {
+    NotificationMessage m;
+    m.id = n.id;
+    m.project = n.project;
+    m.service = n.service;
+    m.version = n.version;
+    m.severity = n.severity;
+    m.message = n.message;
+    m.count = n.count;
+    m.first_at = FormatRfc3339Millis(n.first_at);
+    m.last_at = FormatRfc3339Millis(n.last_at);
+    boost::system::error_code ec;
+    auto emails = boost::json::parse(n.emails_json, ec);
+    if (!ec && emails.is_array()) {
+      for (const auto& e : emails.as_array()) {
+        if (e.is_string()) {
+          m.emails.emplace_back(e.as_string());
+        }
+      }
+    }
+    m.timer_s = n.timer_s;
+    dispatcher.Deliver(std::move(m));
+  };
+  // Bundles built with the C++ SDK find its CMake package (find_package(berth_sdk)).
+  if (std::getenv("CMAKE_PREFIX_PATH") == nullptr) {
+    ::setenv("CMAKE_PREFIX_PATH", BERTH_SDK_CMAKE_DIR, 0);
+  }
   // The URL instances use to reach the API; fixed up below once the port is known.
   Controller controller(**store, *launcher, copts);
   auto api = MakeApiHandler(**store, ApiOptions{config.public_url}, &controller, &gateway,
@@ -267,6 +363,7 @@ int RunDaemon(const DaemonConfig& config) {
   server->reset();  // its io_context owns what the gateway and sessions still reference
   // Instances keep running under their shims; the next daemon re-adopts them.
   controller.Shutdown();
+  dispatcher.Shutdown();
   ::unlink((dir + "/daemon.json").c_str());
   LogInfo("stopped");
   return 0;
@@ -306,6 +403,16 @@ void AddServeCommand(CLI::App& app) {
   serve->add_option_function<std::string>(
       "--config", [flags](const std::string& v) { flags->config_file = v; },
       "YAML file with data-dir, listen, threads, public-url (flags and env override it)");
+  serve->add_option_function<std::string>(
+      "--smtp-url", [flags](const std::string& v) { flags->smtp_url = v; },
+      "Mail notifications through this server, smtp://HOST:PORT or smtps://HOST:PORT "
+      "[env BERTH_SMTP_URL; BERTH_SMTP_USER, BERTH_SMTP_PASSWORD for login]");
+  serve->add_option_function<std::string>(
+      "--smtp-from", [flags](const std::string& v) { flags->smtp_from = v; },
+      "Sender address of notification emails [env BERTH_SMTP_FROM; default berth@localhost]");
+  serve->add_option_function<std::vector<std::string>>(
+      "--webhook", [flags](const std::vector<std::string>& v) { flags->webhooks = v; },
+      "POST every notification as JSON to this URL (repeatable; retried on failure)");
   serve->callback([flags] {
     auto config = ResolveDaemonConfig(*flags);
     if (!config.ok()) {

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -19,16 +20,27 @@ struct DaemonConfig {
   int threads = 2;
   std::string public_url;  // empty: derived from each request's Host header
   size_t max_body_bytes = 1 << 20;
+  // Notification delivery: email over SMTP (smtp://host:port or smtps://), and webhooks.
+  std::string smtp_url;
+  std::string smtp_from = "berth@localhost";
+  std::string smtp_user;
+  std::string smtp_password;
+  bool smtp_starttls = false;
+  std::vector<std::string> webhooks;
 };
 
 // Settings as given on the command line; unset ones fall back to env (BERTH_DATA_DIR,
-// BERTH_LISTEN, BERTH_THREADS, BERTH_PUBLIC_URL), then the config file, then defaults.
+// BERTH_LISTEN, BERTH_THREADS, BERTH_PUBLIC_URL, BERTH_SMTP_URL, BERTH_SMTP_FROM,
+// BERTH_SMTP_USER, BERTH_SMTP_PASSWORD), then the config file, then defaults.
 struct DaemonFlags {
   std::optional<std::string> data_dir;
   std::optional<std::string> listen;
   std::optional<int> threads;
   std::optional<std::string> public_url;
   std::optional<std::string> config_file;
+  std::optional<std::string> smtp_url;
+  std::optional<std::string> smtp_from;
+  std::vector<std::string> webhooks;
 };
 
 // Resolves flags, environment and the optional YAML config file into a config.

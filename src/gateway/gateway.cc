@@ -328,7 +328,8 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
     {
       std::string error_message =
           match.pinned_revision
-              ? fmt::format("revision {} of {} has no ready instance", revision, route.prefix)
+              ? fmt::format("{}@{} (revision {}) has no ready instance", route.prefix,
+                            match.pinned_label, revision)
               : fmt::format("{} has no ready instance right now", route.prefix);
       co_return co_await SendError(client, client_buf, head.head_bytes, client_keep, finish, 503,
                                    "Service Unavailable", "unavailable", error_message,

@@ -49,19 +49,30 @@ std::optional<RouteMatch> RouteTable::Match(std::string_view target) const {
   RouteMatch m;
   m.prefix_len = first.size();
   size_t at = first.find('@');
+  std::string_view label;
   if (at != std::string_view::npos) {
-    int rev = 0;
-    std::string_view num = first.substr(at + 1);
-    auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), rev);
-    if (ec != std::errc() || p != num.data() + num.size() || rev <= 0) {
+    label = first.substr(at + 1);
+    first = first.substr(0, at);
+    if (label.empty()) {
       return std::nullopt;
     }
-    m.pinned_revision = rev;
-    first = first.substr(0, at);
   }
   auto it = table->find(first);
   if (it == table->end()) {
     return std::nullopt;
+  }
+  if (!label.empty()) {
+    m.pinned_label = label;
+    if (auto v = it->second->versions.find(label); v != it->second->versions.end()) {
+      m.pinned_revision = v->second;
+    } else {
+      int rev = 0;
+      auto [p, ec] = std::from_chars(label.data(), label.data() + label.size(), rev);
+      if (ec != std::errc() || p != label.data() + label.size() || rev <= 0) {
+        return std::nullopt;
+      }
+      m.pinned_revision = rev;
+    }
   }
   m.route = it->second;
   return m;

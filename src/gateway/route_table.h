@@ -1,5 +1,6 @@
 // RouteTable maps a request path to a service's ready instances: "/<project>-<service>/..."
-// goes to the live (MAIN) revision, "/<project>-<service>@<revision>/..." to that revision.
+// goes to the live (MAIN) revision, "/<project>-<service>@<version>/..." to that version and
+// "/<project>-<service>@<revision>/..." to that revision (a version label wins over a number).
 // Readers take an immutable snapshot, so a switch of revision is atomic for every request: a
 // request routed before the switch finishes where it started; one after goes to the new
 // instances. Thread-safe.
@@ -46,13 +47,15 @@ struct ServiceRoute {
   bool strip = false;          // base-path: strip
   bool public_access = false;  // auth: public
   int active_revision = 0;
+  std::map<std::string, int, std::less<>> versions;  // version label -> revision
   std::shared_ptr<RouteStats> stats;  // filled by RouteTable
   std::vector<Upstream> upstreams;    // ready instances of every revision
 };
 
 struct RouteMatch {
   std::shared_ptr<const ServiceRoute> route;
-  std::optional<int> pinned_revision;  // "@<revision>" in the path
+  std::optional<int> pinned_revision;  // "@<revision>" or "@<version>" in the path
+  std::string_view pinned_label;       // what followed the "@", as written
   size_t prefix_len = 0;               // bytes of the path that name the route
 };
 

@@ -481,6 +481,24 @@ void Supervisor::Reconcile(Service& svc) {
     PruneDirs(svc);
     return;
   }
+  // Shadows run whatever the live revision does; every "stop all but" below keeps them.
+  std::set<int> shadow_revisions;
+  for (const RevisionSpec& shadow : d.shadows) {
+    if (shadow.revision == target->revision || (active && shadow.revision == active->revision)) {
+      continue;
+    }
+    shadow_revisions.insert(shadow.revision);
+    if (shadow.error.empty()) {
+      RunRevision(svc, shadow, true);
+    } else if (svc.noted.insert(fmt::format("error-{}", shadow.revision)).second) {
+      Event(svc, "cannot-run",
+            fmt::format("version {} cannot run: {}", shadow.version, shadow.error));
+    }
+  }
+  auto keeping = [&](std::set<int> keep) {
+    keep.insert(shadow_revisions.begin(), shadow_revisions.end());
+    return keep;
+  };
   auto ready_count = [&](int revision) {
     return static_cast<int>(std::count_if(svc.instances.begin(), svc.instances.end(), [&](auto& i) {
       return i->live && i->ready && !i->stopping && i->revision == revision &&
@@ -489,7 +507,8 @@ void Supervisor::Reconcile(Service& svc) {
   };
   if (active == nullptr || active == target) {
     RunRevision(svc, *target, true);
-    stop_all_but({target->revision}, fmt::format("revision {} is live", target->revision));
+    stop_all_but(keeping({target->revision}),
+                 fmt::format("revision {} is live", target->revision));
     if (d.active_revision != target->revision && ready_count(target->revision) >= target->def.replicas) {
       d.active_revision = target->revision;
       Event(svc, "live", fmt::format("revision {} is live", target->revision));
@@ -511,7 +530,7 @@ void Supervisor::Reconcile(Service& svc) {
   }
   RunRevision(svc, *active, true);
   RunRevision(svc, *target, true);
-  stop_all_but({active->revision, target->revision}, "superseded");
+  stop_all_but(keeping({active->revision, target->revision}), "superseded");
   bool crash_looping = false;
   for (int slot = 0; slot < target->def.replicas; ++slot) {
     crash_looping |= svc.slots[{target->revision, slot}].quick_crashes >= 3;
@@ -524,7 +543,8 @@ void Supervisor::Reconcile(Service& svc) {
     if (hooks_.rollout) {
       hooks_.rollout(d.key, d.active_revision, d.failed_revision);
     }
-    stop_all_but({target->revision}, fmt::format("replaced by revision {}", target->revision));
+    stop_all_but(keeping({target->revision}),
+                 fmt::format("replaced by revision {}", target->revision));
   } else if (crash_looping || now - *svc.rollout_started > options_.rollout_deadline) {
     std::string why = crash_looping ? "its instances keep crashing"
                                     : fmt::format("it was not healthy within {} s",
@@ -541,7 +561,7 @@ void Supervisor::Reconcile(Service& svc) {
     if (hooks_.rollout) {
       hooks_.rollout(d.key, d.active_revision, d.failed_revision);
     }
-    stop_all_but({active->revision}, "rolled back");
+    stop_all_but(keeping({active->revision}), "rolled back");
   }
   PruneDirs(svc);
 }
@@ -566,7 +586,20 @@ void Supervisor::PublishRoutes(Service& svc) {
     u.strip = spec->def.base_path == "strip";
     u.public_access = spec->def.auth == "public";
   }
+  for (const std::optional<RevisionSpec>* candidate : {&d.active, &d.latest}) {
+    if (*candidate && !(*candidate)->version.empty()) {
+      u.versions[(*candidate)->version] = (*candidate)->revision;
+    }
+  }
+  for (const RevisionSpec& shadow : d.shadows) {
+    if (!shadow.version.empty()) {
+      u.versions[shadow.version] = shadow.revision;
+    }
+  }
   std::string sig = fmt::format("{}|{}|{}|", u.active_revision, u.strip, u.public_access);
+  for (const auto& [version, revision] : u.versions) {
+    sig += fmt::format("{}={},", version, revision);
+  }
   for (const auto& inst : svc.instances) {
     if (inst->live && inst->ready && !inst->stopping) {
       u.ready.push_back({inst->host, inst->port, inst->revision});
@@ -739,6 +772,11 @@ void Supervisor::Adopt() {
          {&svc.desired.latest, &svc.desired.active}) {
       if (*candidate && (*candidate)->revision == inst->revision) {
         spec = &**candidate;
+      }
+    }
+    for (const RevisionSpec& shadow : svc.desired.shadows) {
+      if (shadow.revision == inst->revision) {
+        spec = &shadow;
       }
     }
     if (spec != nullptr) {

@@ -39,6 +39,7 @@ struct ServiceKey {
 // One revision, resolved into something runnable by the daemon.
 struct RevisionSpec {
   int revision = 0;
+  std::string version;  // the version label (seed 001), or empty
   Definition def;
   std::vector<std::string> argv;  // empty when `error` is set
   std::vector<std::string> env;  // "NAME=value", without the per-instance HOST/PORT
@@ -53,6 +54,9 @@ struct DesiredService {
   bool running = true;
   std::optional<RevisionSpec> latest;  // the newest definition
   std::optional<RevisionSpec> active;  // the live one, when it differs from latest
+  // Versions that run beside the live one (MVI shadows): kept running, reachable only by a
+  // pinned route, never rolled to or from.
+  std::vector<RevisionSpec> shadows;
   int active_revision = 0;
   int failed_revision = 0;
 };
@@ -94,6 +98,7 @@ struct RouteUpdate {
   bool strip = false;  // base-path: strip
   bool public_access = false;  // auth: public
   std::vector<Endpoint> ready;  // ready instances of every revision (not draining)
+  std::map<std::string, int> versions;  // version label -> revision, for pinned routes
 };
 
 struct SupervisorOptions {

@@ -1,0 +1,55 @@
+// EventHub keeps the latest platform events (service events, notifications) in a ring, each
+// with a sequence number, so that server-sent-event streams can poll "what is new since N"
+// without a subscriber list or a thread per stream. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace berth {
+
+struct HubEvent {
+  uint64_t seq = 0;
+  std::string project;
+  std::string kind;  // "notification", "service-event"
+  std::string data;  // JSON text
+};
+
+class EventHub {
+ public:
+  explicit EventHub(size_t capacity = 1000) : capacity_(capacity) {}
+
+  void Publish(std::string project, std::string kind, std::string data) {
+    std::lock_guard lock(mu_);
+    ring_.push_back({++seq_, std::move(project), std::move(kind), std::move(data)});
+    if (ring_.size() > capacity_) {
+      ring_.pop_front();
+    }
+  }
+  // Events of `project` after `after` (all projects when empty), oldest first.
+  std::vector<HubEvent> Since(uint64_t after, const std::string& project) const {
+    std::lock_guard lock(mu_);
+    std::vector<HubEvent> out;
+    for (const auto& e : ring_) {
+      if (e.seq > after && (project.empty() || e.project == project)) {
+        out.push_back(e);
+      }
+    }
+    return out;
+  }
+  uint64_t last() const {
+    std::lock_guard lock(mu_);
+    return seq_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  size_t capacity_;
+  std::deque<HubEvent> ring_;  // GUARDED_BY(mu_)
+  uint64_t seq_ = 0;           // GUARDED_BY(mu_)
+};
+
+}  // namespace berth
