@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include "api/api_context.h"
+#include "common/embedded.h"
 #include "api/errors.h"
 #include "common/time.h"
 #include "model/definition.h"
@@ -21,6 +22,21 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
     r.Add("GET", "/api/v1/health", [](const HttpRequest&, const PathParams&) {
       return JsonResponse(200, json::object{{"status", "ok"}});
     });
+    // The API's reference needs no token: it documents, it does not reveal.
+    for (auto [path, file, type] :
+         {std::tuple{"/api/v1/openapi.json", "openapi.json", "application/json"},
+          std::tuple{"/api/v1/docs", "docs.html", "text/html; charset=utf-8"}}) {
+      r.Add("GET", path, [file, type](const HttpRequest&, const PathParams&) {
+        const embedded::EmbeddedFile* f = embedded::Find(embedded::api_docs(), file);
+        if (f == nullptr) {
+          return ErrorResponse(Status::NotFound("this berth was built without its API docs"));
+        }
+        HttpResponse resp;
+        resp.content_type = type;
+        resp.body = std::string(f->content);
+        return resp;
+      });
+    }
     Bind(r, "GET", "/api/v1/whoami", &NativeApi::WhoAmI);
     Bind(r, "GET", "/api/v1/projects", &NativeApi::ListProjects);
     Bind(r, "POST", "/api/v1/projects", &NativeApi::CreateProject);

@@ -102,10 +102,18 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
       return ErrorResponse(svc.status());
     }
     ServiceStatus st = ctx_.controller->StatusOf(project, params[0]);
+    std::map<int, std::string> labels;
+    if (auto versions = ctx_.store.ListVersions(project, params[0]); versions.ok()) {
+      for (const auto& v : *versions) {
+        labels[v.revision] = v.version;
+      }
+    }
     json::array instances;
     for (const auto& i : st.instances) {
+      auto label = labels.find(i.revision);
       json::object o{{"id", i.id},
-                     {"version", std::to_string(i.revision)},
+                     {"version", label != labels.end() ? label->second
+                                                       : std::to_string(i.revision)},
                      {"revision", i.revision},
                      {"state", i.state},
                      {"pid", i.pid},
@@ -152,13 +160,25 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
     q.instance = std::string(req.Query("instance"));
     std::string_view version = req.Query("version");
     if (!version.empty()) {
+      // A version label (berth deploy) or a revision number.
+      auto versions = ctx_.store.ListVersions(project, params[0]);
+      if (versions.ok()) {
+        for (const auto& v : *versions) {
+          if (v.version == version) {
+            q.revision = v.revision;
+          }
+        }
+      }
       int v = 0;
       auto [p, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
-      if (ec != std::errc() || p != version.data() + version.size()) {
-        return ErrorResponse(Status::InvalidArgument(
-            fmt::format("version: '{}' is not a revision number", version.substr(0, 32))));
+      if (!q.revision && (ec != std::errc() || p != version.data() + version.size())) {
+        return ErrorResponse(Status::NotFound(fmt::format(
+            "version: '{}' is neither a version nor a revision number of {}",
+            version.substr(0, 32), params[0])));
       }
-      q.revision = v;
+      if (!q.revision) {
+        q.revision = v;
+      }
     }
     std::string_view follow = req.Query("follow");
     auto lines = ctx_.controller->Logs(project, params[0], q);

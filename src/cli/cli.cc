@@ -258,6 +258,7 @@ void AddClientCommands(CLI::App& app) {
   AddTokens(app);
   CLI::App* services = AddServices(app);
   AddRuntimeCommands(app, *services);
+  AddVersionCommands(app);
 }
 
 }  // namespace berth

@@ -40,10 +40,23 @@ const boost::json::value& Field(const boost::json::value& v, std::string_view ke
 // Prints `v` as JSON with -o json, else `table`.
 void Print(const CommonOptions& opts, const boost::json::value& v, const std::string& table);
 
+// Packs `source` (a folder, honouring .berthignore; or a tarball as it is) and uploads it as
+// `name`:`tag`, with progress bars on a terminal. Fails on any error.
+struct PushedBundle {
+  boost::json::value response;  // the artifact as the API stored it
+  size_t entries = 0;
+  uint64_t bytes = 0;
+};
+PushedBundle PushBundle(const std::string& name, const std::string& source,
+                        const std::string& tag, const CommonOptions& opts);
+
 // A service's status (GET .../status) for people: instances and recent events.
 std::string DescribeStatus(const boost::json::value& status);
 
 // Adds push, logs, and `services show|stop|start` runtime views (runtime_commands.cc).
 void AddRuntimeCommands(CLI::App& app, CLI::App& services);
+// Adds the seed 001 workflow: init, deploy, ls, assign, kill, params, notifications
+// (version_commands.cc).
+void AddVersionCommands(CLI::App& app);
 
 }  // namespace berth

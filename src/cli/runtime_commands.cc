@@ -64,6 +64,45 @@ std::string LogLineText(const json::value& l) {
 
 }  // namespace
 
+PushedBundle PushBundle(const std::string& name, const std::string& source,
+                        const std::string& tag, const CommonOptions& opts) {
+  PushedBundle out;
+  std::string upload = source;
+  std::string tmp;
+  if (std::filesystem::is_directory(source)) {
+    tmp = fmt::format("{}/berth-push-{}.tar.gz", std::filesystem::temp_directory_path().string(),
+                      getpid());
+    ProgressBar packing("packing");
+    auto packed =
+        PackDirectory(source, tmp, [&](uint64_t d, uint64_t t) { packing.Update(d, t); });
+    packing.Done();
+    if (!packed.ok()) {
+      Fail(packed.status());
+    }
+    out.entries = packed->entries;
+    out.bytes = packed->archive_bytes;
+    upload = tmp;
+  } else if (std::filesystem::is_regular_file(source)) {
+    out.bytes = std::filesystem::file_size(source);  // a tarball, sent as it is
+  } else {
+    Fail(Status::InvalidArgument(fmt::format(
+        "{} is neither a folder nor a bundle file (tar, tar.gz, tar.zst)", source)));
+  }
+  ProgressBar uploading("uploading");
+  auto r = Client().Upload(
+      WithProject(fmt::format("/api/v1/services/{}/artifacts/{}", name, tag), opts), upload,
+      [&](uint64_t d, uint64_t t) { uploading.Update(d, t); });
+  uploading.Done();
+  if (!tmp.empty()) {
+    std::filesystem::remove(tmp);
+  }
+  if (!r.ok()) {
+    Fail(r.status());
+  }
+  out.response = r->body;
+  return out;
+}
+
 std::string DescribeStatus(const json::value& st) {
   std::string out = fmt::format(
       "Status:    {} (revision {} live, {}/{} instances ready{})\n",
@@ -118,28 +157,11 @@ void AddRuntimeCommands(CLI::App& app, CLI::App& services) {
   push->add_option("-t,--tag", pa->tag, "Tag for the bundle (default: latest)");
   AddCommon(push, opts, true);
   push->callback([opts, pa] {
-    std::string tmp = fmt::format("{}/berth-push-{}.tar.gz",
-                                  std::filesystem::temp_directory_path().string(), getpid());
-    ProgressBar packing("packing");
-    auto packed = PackDirectory(pa->dir, tmp, [&](uint64_t d, uint64_t t) { packing.Update(d, t); });
-    packing.Done();
-    if (!packed.ok()) {
-      Fail(packed.status());
-    }
-    ProgressBar uploading("uploading");
-    auto r = Client().Upload(WithProject(fmt::format("/api/v1/services/{}/artifacts/{}",
-                                                     pa->name, pa->tag),
-                                         *opts),
-                             tmp, [&](uint64_t d, uint64_t t) { uploading.Update(d, t); });
-    uploading.Done();
-    std::filesystem::remove(tmp);
-    if (!r.ok()) {
-      Fail(r.status());
-    }
-    Print(*opts, r->body,
+    PushedBundle pushed = PushBundle(pa->name, pa->dir, pa->tag, *opts);
+    Print(*opts, pushed.response,
           fmt::format("Pushed {} as {}:{} ({} files, {})\n", pa->dir, pa->name, pa->tag,
-                      packed->entries, ProgressBar::Human(packed->archive_bytes)) +
-              fmt::format("Digest: {}\n", Str(Field(r->body, "digest"))));
+                      pushed.entries, ProgressBar::Human(pushed.bytes)) +
+              fmt::format("Digest: {}\n", Str(Field(pushed.response, "digest"))));
   });
 
   struct LogArgs {

@@ -1,0 +1,374 @@
+// The seed 001 workflow: `berth init`, `deploy NAME VERSION DIR`, `ls`, `assign`, `kill`, plus
+// runtime parameters and notifications.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "cli/command_util.h"
+#include "cli/output.h"
+#include "common/embedded.h"
+#include "common/file_util.h"
+
+namespace berth {
+namespace json = boost::json;
+namespace fs = std::filesystem;
+namespace {
+
+// "running (since 2020-11-23 10:29:01)", as seed 001 prints it.
+std::string RunningText(const json::value& v) {
+  std::string state = Str(Field(v, "state"));
+  const json::value& since = Field(v, "since");
+  if (state == "running" && since.is_string()) {
+    std::string t(since.as_string());
+    if (t.size() >= 19) {
+      t = t.substr(0, 10) + " " + t.substr(11, 8);
+    }
+    return fmt::format("Running (since {})", t);
+  }
+  return fmt::format("{}/{} ready", Str(Field(v, "ready")), Str(Field(v, "desired")));
+}
+
+// MAIN NAME VERSION STATUS RUNNING for `names` (every versioned service when empty).
+std::string VersionTable(const std::vector<json::value>& services) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& svc : services) {
+    for (const auto& v : Field(svc, "versions").as_array()) {
+      rows.push_back({Field(v, "main").as_bool() ? "*" : "", Str(Field(svc, "name")),
+                      Str(Field(v, "version")), Str(Field(v, "state")), RunningText(v)});
+    }
+  }
+  if (rows.empty()) {
+    return "No versions deployed yet: berth deploy NAME VERSION DIR\n";
+  }
+  return FormatTable({"MAIN", "NAME", "VERSION", "STATUS", "RUNNING"}, rows);
+}
+
+json::value Versions(const std::string& name, const CommonOptions& opts) {
+  return Call("GET", WithProject(fmt::format("/api/v1/services/{}/versions", name), opts));
+}
+
+bool Confirm(const std::string& question, bool yes) {
+  if (yes) {
+    return true;
+  }
+  if (!isatty(0)) {
+    Fail(Status::FailedPrecondition(question + " — not asked without a terminal; pass --yes"));
+  }
+  std::cerr << question << " [y/N] " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "y" || answer == "Y" || answer == "yes";
+}
+
+void AddInit(CLI::App& app) {
+  struct Args {
+    std::string dir;
+    std::string lang = "python";
+    bool force = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* init = app.add_subcommand(
+      "init", "Write a working hello service (seed 001) to DIR: code, berth.yaml, README, test");
+  init->add_option("dir", a->dir, "Folder to create")->required();
+  init->add_option("--lang", a->lang, "python (default) or cpp")
+      ->check(CLI::IsMember({"python", "cpp"}));
+  init->add_flag("--force", a->force, "Write into a folder that is not empty");
+  init->callback([a] {
+    std::error_code ec;
+    if (fs::exists(a->dir) && !fs::is_empty(a->dir, ec) && !a->force) {
+      Fail(Status::AlreadyExists(fmt::format(
+          "{} exists and is not empty; pick a new folder or pass --force", a->dir)));
+    }
+    const auto& files =
+        a->lang == "cpp" ? embedded::cpp_scaffold() : embedded::python_scaffold();
+    if (files.empty()) {
+      Fail(Status::Internal("this berth was built without the " + a->lang + " scaffold"));
+    }
+    for (const auto& f : files) {
+      fs::path p = fs::path(a->dir) / f.path;
+      fs::create_directories(p.parent_path(), ec);
+      std::ofstream out(p, std::ios::binary);
+      out.write(f.content.data(), static_cast<std::streamsize>(f.content.size()));
+      if (!out) {
+        Fail(Status::Internal(fmt::format("writing {}", p.string())));
+      }
+      std::cout << "  wrote " << p.string() << "\n";
+    }
+    std::cout << fmt::format(
+        "A {} service is in {}. Deploy it:\n  berth deploy hello 1.0.0 {}\nthen call it:\n"
+        "  curl -H \"Authorization: Bearer $TOKEN\" -d '{{\"name\": \"Ada\"}}' "
+        "$BERTH_URL/default-hello/hello\n",
+        a->lang == "cpp" ? "C++" : "Python", a->dir, a->dir);
+  });
+}
+
+void AddDeploy(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
+  struct Args {
+    std::string name;
+    std::string version;
+    std::string source;
+    std::string file;
+    bool no_wait = false;
+    int timeout_s = 120;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* deploy = app.add_subcommand(
+      "deploy",
+      "Pack, push and run an immutable VERSION of a service; the first version becomes MAIN, "
+      "later ones run beside it until `berth assign`");
+  deploy->add_option("name", a->name, "Service name (created when missing)")->required();
+  deploy->add_option("version", a->version, "Version, e.g. 1.0.0")->required();
+  deploy->add_option("source", a->source, "Folder or bundle (tar, tar.gz, tar.zst)")->required();
+  deploy->add_option("-f,--file", a->file,
+                     "Definition overrides (YAML or JSON): replicas, env, memory-limit...");
+  deploy->add_flag("--no-wait", a->no_wait, "Return once stored, without waiting until it runs");
+  deploy->add_option("--timeout", a->timeout_s, "Seconds to wait for it to run (default 120)");
+  AddCommon(deploy, opts, true);
+  deploy->callback([opts, a] {
+    json::object body{{"version", a->version}};
+    if (!a->file.empty()) {
+      auto text = ReadFile(a->file);
+      if (!text.ok()) {
+        Fail(text.status());
+      }
+      auto def = YamlToJson(*text);
+      if (!def.ok()) {
+        Fail(def.status().WithContext(a->file));
+      }
+      body["definition"] = *def;
+    }
+    ApiClient client = Client();
+    auto existing =
+        client.Call("GET", WithProject(fmt::format("/api/v1/services/{}", a->name), *opts));
+    if (!existing.ok()) {
+      if (existing.status().code() != StatusCode::kNotFound) {
+        Fail(existing.status());
+      }
+      json::value create{{"name", a->name}};
+      Call("POST", WithProject("/api/v1/services", *opts), &create);
+    }
+    bool human = opts->output != "json";
+    if (human) {
+      std::cerr << "Deploying service...\n";
+    }
+    PushBundle(a->name, a->source, a->version, *opts);
+    json::value b = body;
+    json::value v = Call(
+        "POST", WithProject(fmt::format("/api/v1/services/{}/versions", a->name), *opts), &b);
+    if (!a->no_wait) {
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a->timeout_s);
+      std::string path =
+          WithProject(fmt::format("/api/v1/services/{}/versions/{}", a->name, a->version), *opts);
+      while (Str(Field(v, "state")) != "running") {
+        std::string state = Str(Field(v, "state"));
+        if (state == "crash-looping" || std::chrono::steady_clock::now() > deadline) {
+          Fail(Status::Unavailable(fmt::format(
+              "version {} of {} is {} ({}); see why with: berth logs {} {}", a->version, a->name,
+              state, RunningText(v), a->name, a->version)));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        v = Call("GET", path);
+      }
+    }
+    if (human) {
+      std::cerr << "Service deployed successfully\n";
+    }
+    Print(*opts, v, VersionTable({Versions(a->name, *opts)}));
+  });
+}
+
+void AddLs(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
+  auto name = std::make_shared<std::string>();
+  CLI::App* ls = app.add_subcommand("ls", "List deployed versions: MAIN NAME VERSION STATUS RUNNING");
+  ls->add_option("name", *name, "Only this service");
+  AddCommon(ls, opts, true);
+  ls->callback([opts, name] {
+    std::vector<json::value> services;
+    if (!name->empty()) {
+      services.push_back(Versions(*name, *opts));
+    } else {
+      json::value list = Call("GET", WithProject("/api/v1/services", *opts));
+      for (const auto& s : Field(list, "services").as_array()) {
+        if (!Str(Field(s, "main_version")).empty() && Str(Field(s, "main_version")) != "-") {
+          services.push_back(Versions(Str(Field(s, "name")), *opts));
+        }
+      }
+    }
+    json::array all;
+    for (const auto& s : services) {
+      all.push_back(s);
+    }
+    Print(*opts, json::object{{"services", all}}, VersionTable(services));
+  });
+}
+
+void AddAssignAndKill(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
+  struct Args {
+    std::string name;
+    std::string version;
+    bool all = false;
+    bool yes = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* assign = app.add_subcommand(
+      "assign", "Make VERSION the MAIN version: the gateway moves traffic to it atomically");
+  assign->add_option("name", a->name, "Service name")->required();
+  assign->add_option("version", a->version, "Version to make MAIN")->required();
+  AddCommon(assign, opts, true);
+  assign->callback([opts, a] {
+    json::value v = Call(
+        "POST",
+        WithProject(fmt::format("/api/v1/services/{}/versions/{}/assign", a->name, a->version),
+                    *opts));
+    Print(*opts, v,
+          fmt::format("{} {} is MAIN (was {})\n", a->name, a->version,
+                      Str(Field(v, "previous_main"))) +
+              VersionTable({Versions(a->name, *opts)}));
+  });
+
+  CLI::App* kill = app.add_subcommand(
+      "kill", "Stop and remove a version (asks first); MAIN only once no shadow runs, or --all");
+  kill->add_option("name", a->name, "Service name")->required();
+  kill->add_option("version", a->version, "Version to kill (default: the only one)");
+  kill->add_flag("--all", a->all, "Kill every version and delete the service");
+  kill->add_flag("-y,--yes", a->yes, "Do not ask");
+  AddCommon(kill, opts, true);
+  kill->callback([opts, a] {
+    json::value versions = Versions(a->name, *opts);
+    const auto& list = Field(versions, "versions").as_array();
+    if (a->all) {
+      if (!Confirm(fmt::format("Kill all {} version(s) of {} and delete the service?",
+                               list.size(), a->name),
+                   a->yes)) {
+        Fail(Status::FailedPrecondition("nothing killed"));
+      }
+      json::value v = Call("DELETE", WithProject("/api/v1/services/" + a->name, *opts));
+      Print(*opts, v, fmt::format("Killed every version of {}; the service is deleted\n", a->name));
+      return;
+    }
+    std::string version = a->version;
+    if (version.empty()) {
+      if (list.size() != 1) {
+        Fail(Status::InvalidArgument(fmt::format(
+            "{} has {} versions: name the one to kill, or pass --all", a->name, list.size())));
+      }
+      version = Str(Field(list[0], "version"));
+    }
+    if (!Confirm(fmt::format("Kill version {} of {}?", version, a->name), a->yes)) {
+      Fail(Status::FailedPrecondition("nothing killed"));
+    }
+    json::value v = Call(
+        "DELETE",
+        WithProject(fmt::format("/api/v1/services/{}/versions/{}", a->name, version), *opts));
+    Print(*opts, v, fmt::format("Killed {} {}\n", a->name, version));
+  });
+}
+
+void AddParams(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
+  CLI::App* params = app.add_subcommand("params", "Show and change a service's runtime parameters");
+  params->require_subcommand(1);
+  struct Args {
+    std::string name;
+    std::string param;
+    std::string value;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* ls = params->add_subcommand("ls", "Parameters with their values and types");
+  ls->add_option("name", a->name, "Service name")->required();
+  AddCommon(ls, opts, true);
+  ls->callback([opts, a] {
+    json::value v =
+        Call("GET", WithProject(fmt::format("/api/v1/services/{}/parameters", a->name), *opts));
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& [k, p] : Field(v, "parameters").as_object()) {
+      rows.push_back({std::string(k), json::serialize(Field(p, "value")), Str(Field(p, "type")),
+                      Field(p, "stored").is_bool() && Field(p, "stored").as_bool() ? "yes" : "no"});
+    }
+    Print(*opts, v, FormatTable({"NAME", "VALUE", "TYPE", "STORED"}, rows));
+  });
+  CLI::App* set = params->add_subcommand(
+      "set", "Set a parameter on every running instance and keep it for restarts");
+  set->add_option("name", a->name, "Service name")->required();
+  set->add_option("parameter", a->param, "Parameter name")->required();
+  set->add_option("value", a->value, "New value: JSON (3, true, [1,2]) or else a string")
+      ->required();
+  AddCommon(set, opts, true);
+  set->callback([opts, a] {
+    boost::system::error_code ec;
+    json::value value = json::parse(a->value, ec);
+    if (ec) {
+      value = json::string(a->value);
+    }
+    json::value body{{"value", value}};
+    json::value v = Call(
+        "POST",
+        WithProject(fmt::format("/api/v1/services/{}/parameters/{}", a->name, a->param), *opts),
+        &body);
+    Print(*opts, v,
+          fmt::format("{} = {} on {} instance(s)\n", a->param, json::serialize(Field(v, "value")),
+                      Str(Field(v, "instances"))));
+  });
+}
+
+void AddNotifications(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
+  CLI::App* group = app.add_subcommand("notifications", "Notifications raised by services");
+  group->require_subcommand(1);
+  auto filter = std::make_shared<std::string>();
+  CLI::App* ls = group->add_subcommand("ls", "Notifications, the most recent first");
+  ls->add_option("--service", *filter, "Only this service's");
+  AddCommon(ls, opts, true);
+  ls->callback([opts, filter] {
+    std::string path = "/api/v1/notifications";
+    if (!filter->empty()) {
+      path += "?service=" + *filter;
+    }
+    json::value v = Call("GET", WithProject(path, *opts));
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& n : Field(v, "notifications").as_array()) {
+      rows.push_back({Str(Field(n, "id")), Str(Field(n, "severity")), Str(Field(n, "service")),
+                      Str(Field(n, "version")), Str(Field(n, "count")), Str(Field(n, "last_at")),
+                      Str(Field(n, "message"))});
+    }
+    Print(*opts, v,
+          rows.empty() ? "No notifications\n"
+                       : FormatTable({"ID", "SEVERITY", "SERVICE", "VERSION", "COUNT", "LAST",
+                                      "MESSAGE"},
+                                     rows));
+  });
+  auto id = std::make_shared<std::string>();
+  CLI::App* rm = group->add_subcommand("rm", "Delete a notification (or all with --all)");
+  rm->add_option("id", *id, "Notification id");
+  auto all = std::make_shared<bool>(false);
+  rm->add_flag("--all", *all, "Delete every notification of the project");
+  AddCommon(rm, opts, true);
+  rm->callback([opts, id, all] {
+    if (id->empty() && !*all) {
+      Fail(Status::InvalidArgument("name a notification id, or pass --all"));
+    }
+    json::value v = Call("DELETE", WithProject(*all ? std::string("/api/v1/notifications")
+                                                    : "/api/v1/notifications/" + *id,
+                                               *opts));
+    Print(*opts, v, *all ? "Deleted every notification\n" : "Deleted notification " + *id + "\n");
+  });
+}
+
+}  // namespace
+
+void AddVersionCommands(CLI::App& app) {
+  auto opts = std::make_shared<CommonOptions>();
+  AddInit(app);
+  AddDeploy(app, opts);
+  AddLs(app, opts);
+  AddAssignAndKill(app, opts);
+  AddParams(app, opts);
+  AddNotifications(app, opts);
+}
+
+}  // namespace berth
