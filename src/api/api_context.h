@@ -56,6 +56,9 @@ void AddRuntimeRoutes(ApiContext& ctx, Router& router);
 void AddVersionRoutes(ApiContext& ctx, Router& router);
 // Notifications and the server-sent event stream (/api/v1/notifications, /api/v1/events/...).
 void AddNotificationRoutes(ApiContext& ctx, Router& router);
+// Templates, project environment and sessions (seed 000: /api/v1/templates, /projects/{p}/env,
+// /sessions).
+void AddOrchestRoutes(ApiContext& ctx, Router& router);
 // /metrics and the browser login page (/_berth/login).
 void AddGatewayRoutes(ApiContext& ctx, Router& router);
 // servicectl dialect routes (/servicectl-1/...).

@@ -259,6 +259,7 @@ void AddClientCommands(CLI::App& app) {
   CLI::App* services = AddServices(app);
   AddRuntimeCommands(app, *services);
   AddVersionCommands(app);
+  AddOrchestCommands(app);
 }
 
 }  // namespace berth

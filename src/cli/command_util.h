@@ -58,5 +58,7 @@ void AddRuntimeCommands(CLI::App& app, CLI::App& services);
 // Adds the seed 001 workflow: init, deploy, ls, assign, kill, params, notifications
 // (version_commands.cc).
 void AddVersionCommands(CLI::App& app);
+// Adds template ls, add and sessions (orchest_commands.cc).
+void AddOrchestCommands(CLI::App& app);
 
 }  // namespace berth

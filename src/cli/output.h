@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "model/yaml_json.h"
 
 namespace berth {
 
@@ -16,8 +17,5 @@ std::string FormatTable(const std::vector<std::string>& header,
 // Indented JSON, two spaces per level, keys in their stored order.
 std::string PrettyJson(const boost::json::value& v);
 
-// Converts YAML text to JSON: plain scalars become numbers, booleans or null where they read
-// as such; quoted scalars stay strings. InvalidArgument with the line on a syntax error.
-Result<boost::json::value> YamlToJson(const std::string& text);
 
 }  // namespace berth

@@ -1,5 +1,5 @@
 // Files compiled into the binary by CMake's berth_embed (cmake/berth.cmake): scaffolds for
-// `berth init`, the API's OpenAPI document and docs page. Each NAME is a function returning
+// `berth init`, the API's OpenAPI document and docs page, service templates. Each NAME is a function returning
 // its files, paths relative to the folder they came from.
 #pragma once
 
@@ -16,6 +16,7 @@ struct EmbeddedFile {
 const std::vector<EmbeddedFile>& python_scaffold();
 const std::vector<EmbeddedFile>& cpp_scaffold();
 const std::vector<EmbeddedFile>& api_docs();
+const std::vector<EmbeddedFile>& templates();
 
 // The file at `path` in `files`, or nullptr.
 inline const EmbeddedFile* Find(const std::vector<EmbeddedFile>& files, std::string_view path) {

@@ -31,6 +31,8 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
+constexpr const char* kBubblewrap = "/usr/bin/bwrap";
+
 // What a bundle's berth.yaml may say; the definition overrides each of these.
 struct BundleDefaults {
   std::vector<std::string> command;
@@ -201,7 +203,7 @@ Controller::Controller(Store& store, Launcher& launcher, ControllerOptions optio
   if (RouteTable* routes = options_.routes) {
     hooks.routes = [routes](const ServiceKey& key, const RouteUpdate& u) {
       std::string prefix = DeploymentPath(key.project, key.name);
-      if (u.removed) {
+      if (u.removed || u.internal) {
         routes->Remove(prefix);
         return;
       }
@@ -356,10 +358,38 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
     return token.status();
   }
   std::map<std::string, std::string> env;
+  // Inherited names come from the project's environment, else the daemon's own; the
+  // definition's `environment` wins over both (an explicit value beats an inherited one).
+  std::map<std::string, std::string> project_env;
+  if (auto pe = store_.GetProjectEnv(rec.project); pe.ok()) {
+    project_env.insert(pe->begin(), pe->end());
+  }
   for (const auto& name : def->inherited_environment) {
-    if (const char* v = std::getenv(name.c_str())) {
+    if (auto it = project_env.find(name); it != project_env.end()) {
+      env[name] = it->second;
+    } else if (const char* v = std::getenv(name.c_str())) {
       env[name] = v;
     }
+  }
+  // The project's /data (shared by every service, run and session) and project directory:
+  // bind-mounted at their targets with bubblewrap where it is installed, else given as paths.
+  std::string project_root = fmt::format("{}/projects/{}", options_.data_dir, rec.project);
+  std::map<std::string, std::string> mount_source = {{"data", project_root + "/data"},
+                                                     {"project", project_root + "/project"}};
+  for (const auto& [kind, dir] : mount_source) {
+    std::error_code mec;
+    fs::create_directories(dir, mec);
+  }
+  env["BERTH_DATA"] = mount_source["data"];
+  env["BERTH_PROJECT_DIR"] = mount_source["project"];
+  std::vector<std::string> sandbox;
+  if (!def->mounts.empty() && ::access(kBubblewrap, X_OK) == 0) {
+    sandbox = {kBubblewrap, "--dev-bind", "/", "/"};
+    for (const auto& m : def->mounts) {
+      sandbox.insert(sandbox.end(), {"--bind", mount_source[m.source], m.target});
+      env[m.source == "data" ? "BERTH_DATA" : "BERTH_PROJECT_DIR"] = m.target;
+    }
+    sandbox.push_back("--");
   }
   env["PATH"] = std::getenv("PATH") ? std::getenv("PATH") : "/usr/local/bin:/usr/bin:/bin";
   env["CONTEXT_ROOT"] = context_root;
@@ -404,6 +434,9 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
   }
   for (auto& arg : spec.argv) {
     expand_prefix(arg);
+  }
+  if (!sandbox.empty() && !spec.argv.empty()) {
+    spec.argv.insert(spec.argv.begin(), sandbox.begin(), sandbox.end());
   }
   return spec;
 }

@@ -363,7 +363,7 @@ const std::vector<std::string>& DefinitionKeys() {
       "container-tag", "memory-reservation", "memory-limit",  "container-port",
       "environment",   "inherited-environment", "command",     "entrypoint",
       "replicas",      "health-check",       "base-path",     "auth",
-      "scope",         "mounts"};
+      "scope",         "mounts",             "expose"};
   return keys;
 }
 
@@ -448,6 +448,12 @@ Result<Definition> ParseDefinition(const json::value& v) {
         return e.status();
       }
       def.auth = *e;
+    } else if (key == "expose") {
+      auto e = GetEnum(val, key, {"http", "internal"});
+      if (!e.ok()) {
+        return e.status();
+      }
+      def.expose = *e;
     } else if (key == "scope") {
       auto l = GetStringList(val, key, false);
       if (!l.ok()) {
@@ -514,6 +520,7 @@ json::object DefinitionToJson(const Definition& def) {
                                    {"timeout", def.health_check.timeout_s}};
   o["base-path"] = def.base_path;
   o["auth"] = def.auth;
+  o["expose"] = def.expose;
   o["scope"] = json::value_from(def.scope);
   json::array mounts;
   for (const auto& m : def.mounts) {

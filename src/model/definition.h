@@ -64,6 +64,9 @@ struct Definition {
   HealthCheck health_check;
   std::string base_path = "preserve";  // "preserve" | "strip"
   std::string auth = "token";  // "token" | "public"
+  // "http": reachable through the gateway; "internal": only at its own address, from steps
+  // and other services (Redis, Postgres).
+  std::string expose = "http";
   std::vector<std::string> scope = {"interactive", "jobs"};
   std::vector<Mount> mounts;
   bool operator==(const Definition&) const = default;

@@ -263,7 +263,20 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   inst->dir = options_.instances_dir + "/" + inst->id;
   inst->revision = spec.revision;
   inst->slot = slot;
-  inst->host = AllocateHost(spec.port);
+  // A restarted slot keeps its address when it is free, so that clients holding the
+  // service's internal_hostname (seed 000) reconnect to it.
+  for (auto it = svc.instances.rbegin(); it != svc.instances.rend(); ++it) {
+    const Instance& prev = **it;
+    if (!prev.live && prev.slot == slot && prev.revision == spec.revision &&
+        hosts_in_use_.count(prev.host) == 0 && PortFree(prev.host, spec.port)) {
+      inst->host = prev.host;
+      hosts_in_use_.insert(inst->host);
+      break;
+    }
+  }
+  if (inst->host.empty()) {
+    inst->host = AllocateHost(spec.port);
+  }
   inst->port = spec.port;
   inst->restarts = s.restarts;
   inst->launched = SteadyClock::now();
@@ -585,6 +598,7 @@ void Supervisor::PublishRoutes(Service& svc) {
   if (spec != nullptr) {
     u.strip = spec->def.base_path == "strip";
     u.public_access = spec->def.auth == "public";
+    u.internal = spec->def.expose == "internal";
   }
   for (const std::optional<RevisionSpec>* candidate : {&d.active, &d.latest}) {
     if (*candidate && !(*candidate)->version.empty()) {
@@ -596,7 +610,8 @@ void Supervisor::PublishRoutes(Service& svc) {
       u.versions[shadow.version] = shadow.revision;
     }
   }
-  std::string sig = fmt::format("{}|{}|{}|", u.active_revision, u.strip, u.public_access);
+  std::string sig =
+      fmt::format("{}|{}|{}|{}|", u.active_revision, u.strip, u.public_access, u.internal);
   for (const auto& [version, revision] : u.versions) {
     sig += fmt::format("{}={},", version, revision);
   }

@@ -97,6 +97,7 @@ struct RouteUpdate {
   int active_revision = 0;
   bool strip = false;  // base-path: strip
   bool public_access = false;  // auth: public
+  bool internal = false;  // expose: internal; no gateway route
   std::vector<Endpoint> ready;  // ready instances of every revision (not draining)
   std::map<std::string, int> versions;  // version label -> revision, for pinned routes
 };

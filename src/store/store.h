@@ -91,6 +91,14 @@ struct Revision {
   int64_t created_at = 0;
 };
 
+// A session (seed 004): the interactive services of a project running for a pipeline.
+struct SessionRecord {
+  std::string project;
+  std::string pipeline;
+  std::string state;  // "running" once started; "stopping" after DELETE
+  int64_t created_at = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -178,6 +186,22 @@ class Store {
   // NotFound if the project has no notification `id`.
   virtual Status DeleteNotification(std::string_view project, int64_t id) = 0;
   virtual Status DeleteNotifications(std::string_view project) = 0;
+
+  // Project-level environment variables, which definitions inherit by name
+  // (inherited-environment). SetProjectEnv replaces them all. NotFound for no project.
+  virtual Status SetProjectEnv(std::string_view project,
+                               const std::vector<std::pair<std::string, std::string>>& env) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> GetProjectEnv(
+      std::string_view project) = 0;
+
+  // AlreadyExists when the project has a session for `pipeline`.
+  virtual Result<SessionRecord> CreateSession(std::string_view project,
+                                              std::string_view pipeline) = 0;
+  virtual Result<std::vector<SessionRecord>> ListSessions(std::string_view project) = 0;
+  // NotFound when there is no such session.
+  virtual Status SetSessionState(std::string_view project, std::string_view pipeline,
+                                 std::string_view state) = 0;
+  virtual Status DeleteSession(std::string_view project, std::string_view pipeline) = 0;
 
   // Appends to the service's event log (the newest 200 are kept).
   virtual Status AddEvent(std::string_view project, std::string_view name, std::string_view kind,

@@ -244,6 +244,30 @@ TEST_P(StoreContractTest, IdenticalNotificationsAreCounted) {
   EXPECT_EQ(store_->AddNotification(n).status().code(), StatusCode::kNotFound);
 }
 
+TEST_P(StoreContractTest, ProjectEnvIsReplacedWhole) {
+  ASSERT_TRUE(store_->SetProjectEnv("default", {{"A", "1"}, {"B", "2"}}).ok());
+  ASSERT_TRUE(store_->SetProjectEnv("default", {{"B", "3"}}).ok());
+  auto env = store_->GetProjectEnv("default");
+  ASSERT_TRUE(env.ok());
+  ASSERT_EQ(env->size(), 1u);
+  EXPECT_EQ((*env)[0], std::make_pair(std::string("B"), std::string("3")));
+  EXPECT_EQ(store_->SetProjectEnv("nope", {}).code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, OneSessionPerPipeline) {
+  ASSERT_TRUE(store_->CreateSession("default", "etl").ok());
+  EXPECT_EQ(store_->CreateSession("default", "etl").status().code(), StatusCode::kAlreadyExists);
+  ASSERT_TRUE(store_->CreateSession("default", "train").ok());
+  ASSERT_TRUE(store_->SetSessionState("default", "etl", "stopping").ok());
+  auto list = store_->ListSessions("default");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].state, "stopping");
+  ASSERT_TRUE(store_->DeleteSession("default", "etl").ok());
+  EXPECT_EQ(store_->DeleteSession("default", "etl").code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->SetSessionState("default", "etl", "x").code(), StatusCode::kNotFound);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContractTest, ::testing::Values("memory", "file"));
 
 TEST(SqliteStoreTest, ReopenKeepsEverything) {

@@ -9,6 +9,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "common/time.h"
 
@@ -106,6 +107,22 @@ CREATE TABLE notifications (
   UNIQUE (project_id, service, version, severity, message)
 );
 CREATE INDEX notifications_by_time ON notifications(project_id, last_at);
+)sql",
+    // Project environment (seed 000's inherited variables) and sessions.
+    R"sql(
+CREATE TABLE project_env (
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (project_id, name)
+);
+CREATE TABLE sessions (
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  pipeline TEXT NOT NULL,
+  state TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (project_id, pipeline)
+);
 )sql",
 };
 
@@ -828,6 +845,110 @@ class SqliteStore final : public Store {
     return st->Exec().WithContext("deleting notifications");
   }
 
+  Status SetProjectEnv(std::string_view project,
+                       const std::vector<std::pair<std::string, std::string>>& env) override {
+    std::lock_guard lock(mu_);
+    Transaction tx(this);
+    if (auto s = tx.Begin(); !s.ok()) {
+      return s;
+    }
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto del = Prepare("DELETE FROM project_env WHERE project_id = ?");
+    if (!del.ok()) {
+      return del.status();
+    }
+    del->Bind(1, *pid);
+    if (auto s = del->Exec(); !s.ok()) {
+      return s.WithContext("storing project environment");
+    }
+    for (const auto& [k, v] : env) {
+      auto ins = Prepare("INSERT INTO project_env (project_id, name, value) VALUES (?,?,?)");
+      if (!ins.ok()) {
+        return ins.status();
+      }
+      ins->Bind(1, *pid).Bind(2, k).Bind(3, v);
+      if (auto s = ins->Exec(); !s.ok()) {
+        return s.WithContext("storing project environment");
+      }
+    }
+    return tx.Commit();
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> GetProjectEnv(
+      std::string_view project) override {
+    std::lock_guard lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare("SELECT name, value FROM project_env WHERE project_id = ? ORDER BY name");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid);
+    return st->Collect<std::pair<std::string, std::string>>(
+        [&](const Stmt& r) { return std::make_pair(r.Text(0), r.Text(1)); });
+  }
+
+  Result<SessionRecord> CreateSession(std::string_view project,
+                                      std::string_view pipeline) override {
+    std::lock_guard lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    SessionRecord rec{std::string(project), std::string(pipeline), "running", NowUnixMillis()};
+    auto st = Prepare(
+        "INSERT INTO sessions (project_id, pipeline, state, created_at) VALUES (?,?,?,?)");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid).Bind(2, pipeline).Bind(3, rec.state).Bind(4, rec.created_at);
+    if (auto r = st->Exec(); !r.ok()) {
+      if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        return Status::AlreadyExists(fmt::format(
+            "pipeline '{}' of project '{}' already has a session; stop it first (DELETE "
+            "/api/v1/sessions/{}/{})",
+            pipeline, project, project, pipeline));
+      }
+      return r.WithContext("creating session");
+    }
+    return rec;
+  }
+
+  Result<std::vector<SessionRecord>> ListSessions(std::string_view project) override {
+    std::lock_guard lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare(
+        "SELECT pipeline, state, created_at FROM sessions WHERE project_id = ? ORDER BY pipeline");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid);
+    return st->Collect<SessionRecord>([&](const Stmt& r) {
+      return SessionRecord{std::string(project), r.Text(0), r.Text(1), r.Int(2)};
+    });
+  }
+
+  Status SetSessionState(std::string_view project, std::string_view pipeline,
+                         std::string_view state) override {
+    std::lock_guard lock(mu_);
+    return ChangeSession("UPDATE sessions SET state = ? WHERE project_id = ? AND pipeline = ?",
+                         project, pipeline, state);
+  }
+
+  Status DeleteSession(std::string_view project, std::string_view pipeline) override {
+    std::lock_guard lock(mu_);
+    return ChangeSession("DELETE FROM sessions WHERE project_id = ? AND pipeline = ?", project,
+                         pipeline, {});
+  }
+
   Status AddEvent(std::string_view project, std::string_view name, std::string_view kind,
                   std::string_view message) override {
     std::lock_guard lock(mu_);
@@ -1043,6 +1164,33 @@ class SqliteStore final : public Store {
       t.revoked_at = st.Int(4);
     }
     return t;
+  }
+
+  // Runs an UPDATE or DELETE of one session (`state` bound first when given).
+  Status ChangeSession(const std::string& sql, std::string_view project,
+                       std::string_view pipeline, std::optional<std::string_view> state) {
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare(sql);
+    if (!st.ok()) {
+      return st.status();
+    }
+    int i = 1;
+    if (state) {
+      st->Bind(i++, *state);
+    }
+    st->Bind(i, *pid);
+    st->Bind(i + 1, pipeline);
+    if (auto s = st->Exec(); !s.ok()) {
+      return s.WithContext("changing session");
+    }
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound(
+          fmt::format("project '{}' has no session for pipeline '{}'", project, pipeline));
+    }
+    return Status::Ok();
   }
 
   static constexpr const char* kNotificationColumns =
