@@ -380,6 +380,26 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
     std::error_code mec;
     fs::create_directories(dir, mec);
   }
+  // Where the project's other services are now (seed 000's discovery, for programs that read
+  // the environment): BERTH_SERVICE_<NAME>_HOST / _PORT. berth.get_service() asks live.
+  if (auto others = store_.ListServices(rec.project); others.ok()) {
+    for (const auto& other : *others) {
+      if (other.name == rec.name) {
+        continue;
+      }
+      for (const auto& i : supervisor_->Status({rec.project, other.name}).instances) {
+        if (i.state == "running") {
+          std::string key = "BERTH_SERVICE_" + other.name + "_";
+          for (char& c : key) {
+            c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+          }
+          env[key + "HOST"] = i.host;
+          env[key + "PORT"] = std::to_string(i.port);
+          break;
+        }
+      }
+    }
+  }
   env["BERTH_DATA"] = mount_source["data"];
   env["BERTH_PROJECT_DIR"] = mount_source["project"];
   std::vector<std::string> sandbox;

@@ -227,10 +227,17 @@ class Shim {
         if (w == pid_ && !exited) {
           exited = true;
           status_ = status;
-          // The program is gone; what it left running dies with it, and its output gets a
-          // moment to drain.
-          KillTree();
-          drain_until = Clock::now() + std::chrono::milliseconds(500);
+          if (kill_at) {
+            // Stopping: what the program runs behind it (a wrapper such as bwrap or sh exits
+            // first) keeps the rest of the grace period to shut down cleanly; Finish kills
+            // whatever is left.
+            drain_until = *kill_at;
+          } else {
+            // The program is gone; what it left running dies with it, and its output gets a
+            // moment to drain.
+            KillTree();
+            drain_until = Clock::now() + std::chrono::milliseconds(500);
+          }
         }
       }
       now = Clock::now();
