@@ -13,6 +13,9 @@
 #endif
 
 #include <fmt/format.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -138,15 +141,26 @@ struct Gateway::Impl {
     }
   }
 
-  std::unique_ptr<UpstreamConn> TakeIdle(const std::string& key) {
+  // A pooled connection to `key`, or null. With `verify`, connections the instance closed
+  // meanwhile (a restarted instance keeps its address) are skipped: one peek each. Requests
+  // with a body need this, since their body cannot be sent again on a fresh connection;
+  // others retry instead, which costs nothing when the pool is sound.
+  std::unique_ptr<UpstreamConn> TakeIdle(const std::string& key, bool verify) {
     std::lock_guard lock(pool_mu);
     auto it = pool.find(key);
-    if (it == pool.end() || it->second.empty()) {
-      return nullptr;
+    while (it != pool.end() && !it->second.empty()) {
+      auto conn = std::move(it->second.back());
+      it->second.pop_back();
+      if (!verify) {
+        return conn;
+      }
+      char c;
+      ssize_t n = ::recv(conn->stream.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return conn;  // open, and nothing unexpected waiting
+      }
     }
-    auto conn = std::move(it->second.back());
-    it->second.pop_back();
-    return conn;
+    return nullptr;
   }
 
   void GiveBack(const std::string& key, std::unique_ptr<UpstreamConn> conn) {
@@ -388,7 +402,7 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
 
   // A pooled connection may have been closed by the instance meanwhile; then one fresh try.
   const std::string& key = up->key;
-  std::unique_ptr<UpstreamConn> conn = im.TakeIdle(key);
+  std::unique_ptr<UpstreamConn> conn = im.TakeIdle(key, has_body);
   bool reused = conn != nullptr;
   for (int attempt = 0;; ++attempt) {
     if (!conn) {

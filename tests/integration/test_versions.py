@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import BERTH_BIN, HTTP_TIMEOUT, assert_native_error, clean_env, wait_until
+from conftest import (BERTH_BIN, HTTP_TIMEOUT, assert_native_error, clean_env,
+                      instance_processes, wait_until)
 
 
 def cli(d, *args, check=True, input=None, timeout=180):
@@ -62,7 +63,10 @@ def hello(daemon, tmp_path_factory):
     assert (src / "hello" / "service.py").exists()
     (src / "replicas.yaml").write_text("replicas: 2\n")
     p = cli(daemon, "deploy", "hello", "1.0.0", str(src / "hello"), "-f", str(src / "replicas.yaml"))
-    return {"dir": src / "hello", "deploy": p}
+    yield {"dir": src / "hello", "deploy": p}
+    daemon.delete("/api/v1/services/hello")
+    # Deleting stops instances in the background; the module's leak check comes after.
+    wait_until(lambda: not instance_processes(daemon.data_dir), 30, "every instance stopped")
 
 
 def test_scaffold_is_the_seed_example_and_its_own_test_passes(daemon, hello):
