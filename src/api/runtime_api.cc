@@ -27,9 +27,15 @@ Result<size_t> QueryCount(const HttpRequest& req, std::string_view key, size_t f
   return n;
 }
 
-json::object LogLineJson(const LogLine& l) {
-  return {{"time", l.time},         {"stream", l.stream},     {"message", l.message},
-          {"instance", l.instance}, {"revision", l.revision}, {"version", l.revision}};
+// `labels`: version labels by revision (services deployed as versions); else the revision.
+json::object LogLineJson(const LogLine& l, const std::map<int, std::string>& labels) {
+  auto label = labels.find(l.revision);
+  return {{"time", l.time},
+          {"stream", l.stream},
+          {"message", l.message},
+          {"instance", l.instance},
+          {"revision", l.revision},
+          {"version", label != labels.end() ? label->second : std::to_string(l.revision)}};
 }
 
 class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
@@ -159,14 +165,17 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
     q.since = std::string(req.Query("since"));
     q.instance = std::string(req.Query("instance"));
     std::string_view version = req.Query("version");
+    std::map<int, std::string> labels;
+    if (auto versions = ctx_.store.ListVersions(project, params[0]); versions.ok()) {
+      for (const auto& v : *versions) {
+        labels[v.revision] = v.version;
+      }
+    }
     if (!version.empty()) {
       // A version label (berth deploy) or a revision number.
-      auto versions = ctx_.store.ListVersions(project, params[0]);
-      if (versions.ok()) {
-        for (const auto& v : *versions) {
-          if (v.version == version) {
-            q.revision = v.revision;
-          }
+      for (const auto& [revision, label] : labels) {
+        if (label == version) {
+          q.revision = revision;
         }
       }
       int v = 0;
@@ -185,7 +194,7 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
     if (follow.empty() || follow == "0" || follow == "false") {
       json::array out;
       for (const auto& l : lines) {
-        out.push_back(LogLineJson(l));
+        out.push_back(LogLineJson(l, labels));
       }
       return JsonResponse(200, json::object{{"lines", std::move(out)}});
     }
@@ -194,17 +203,17 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
     r.content_type = "application/x-ndjson";
     std::string since = q.since;
     for (const auto& l : lines) {
-      r.body += json::serialize(LogLineJson(l)) + "\n";
+      r.body += json::serialize(LogLineJson(l, labels)) + "\n";
       since = std::max(since, l.time);
     }
     Controller* controller = ctx_.controller;
     q.tail = 0;
-    r.next_chunk = [controller, project, name = params[0], q, since]() mutable
+    r.next_chunk = [controller, project, name = params[0], q, since, labels]() mutable
         -> std::optional<std::string> {
       q.since = since;
       std::string chunk;
       for (const auto& l : controller->Logs(project, name, q)) {
-        chunk += json::serialize(LogLineJson(l)) + "\n";
+        chunk += json::serialize(LogLineJson(l, labels)) + "\n";
         since = std::max(since, l.time);
       }
       return chunk;
