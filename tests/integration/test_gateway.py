@@ -494,7 +494,7 @@ def test_revision_pinned_routes(daemon, new_service):
     assert slow["r"].status_code == 200, slow["r"].text
     assert slow["r"].json()["version"] == "1" and slow["took"] >= 1.9, slow
     r = wait_status(svc, "@1/x", 503, 20, "@1 to answer 503 once revision 1 stopped")
-    assert_native_error(r, 503, "unavailable", f"revision 1 of {prefix(svc)} has no ready")
+    assert_native_error(r, 503, "unavailable", f"{prefix(svc)}@1 (revision 1) has no ready")
     assert r.headers.get("Retry-After"), r.headers
     # An unknown revision of a known service.
     r = gw(svc, "@99/")
