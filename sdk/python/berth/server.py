@@ -29,6 +29,10 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = IDLE_TIMEOUT_S
     server: "HttpServer"
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _serve(self) -> None:
         start = time.monotonic()
         self.server.enter()
@@ -102,9 +106,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        # Head and body in one write: two small writes meet Nagle's algorithm and the peer's
+        # delayed ACK, which costs 40 ms per response on a keep-alive connection.
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(r.body)
+            self._headers_buffer.append(r.body)
+        self.flush_headers()
 
     def send_error(self, code, message=None, explain=None):
         """Errors found by http.server itself (bad request line, ...) as JSON too."""
