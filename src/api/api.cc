@@ -48,12 +48,19 @@ RouteHandler WithAuth(ApiContext& ctx, AuthedHandler h) {
   };
 }
 
-RouteHandler WithService(ApiContext& ctx, ServiceHandler h) {
+RouteHandler WithRuntime(ApiContext& ctx, AuthedHandler h) {
   return WithAuth(ctx, [&ctx, h = std::move(h)](const HttpRequest& req, const Principal& who,
                                                const PathParams& params) {
     if (ctx.controller == nullptr) {
       return ErrorResponse(Status::Unavailable("the runtime is not running in this process"));
     }
+    return h(req, who, params);
+  });
+}
+
+RouteHandler WithService(ApiContext& ctx, ServiceHandler h) {
+  return WithRuntime(ctx, [&ctx, h = std::move(h)](const HttpRequest& req, const Principal& who,
+                                                  const PathParams& params) {
     auto project = RequestProject(req, who);
     if (!project.ok()) {
       return ErrorResponse(project.status());

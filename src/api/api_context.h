@@ -36,6 +36,8 @@ using AuthedHandler =
     std::function<HttpResponse(const HttpRequest&, const Principal&, const PathParams&)>;
 // Wraps `h` with bearer-token authentication (401 with WWW-Authenticate otherwise).
 RouteHandler WithAuth(ApiContext& ctx, AuthedHandler h);
+// WithAuth for routes that need the runtime: 503 when this process runs none (unit tests).
+RouteHandler WithRuntime(ApiContext& ctx, AuthedHandler h);
 // A native route on one service ("/api/v1/services/{name}/..."): runs `h` for an
 // authenticated caller once the project is resolved and the service exists; 503 without a
 // runtime in this process.

@@ -96,13 +96,9 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
 
   void Bind(Router& r, std::string_view method, std::string_view pattern, Method m) {
     r.Add(method, pattern,
-          WithAuth(ctx_, [self = shared_from_this(), m](const HttpRequest& req,
-                                                        const Principal& who,
-                                                        const PathParams& params) {
-            if (self->ctx_.controller == nullptr) {
-              return ErrorResponse(
-                  Status::Unavailable("the runtime is not running in this process"));
-            }
+          WithRuntime(ctx_, [self = shared_from_this(), m](const HttpRequest& req,
+                                                           const Principal& who,
+                                                           const PathParams& params) {
             return ((*self).*m)(req, who, params);
           }));
   }

@@ -92,9 +92,8 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
     Bind(r, "GET", "/api/v1/services/{name}/endpoint", &VersionsApi::Endpoint);
     auto self = shared_from_this();
     r.Add("GET", "/api/v1/endpoints",
-          WithAuth(ctx_, [self](const HttpRequest& req, const Principal& who, const PathParams&) {
-            return self->Endpoints(req, who);
-          }));
+          WithRuntime(ctx_, [self](const HttpRequest& req, const Principal& who,
+                                   const PathParams&) { return self->Endpoints(req, who); }));
   }
 
  private:
@@ -387,9 +386,6 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
   }
 
   HttpResponse Endpoints(const HttpRequest& req, const Principal& who) {
-    if (ctx_.controller == nullptr) {
-      return ErrorResponse(Status::Unavailable("the runtime is not running in this process"));
-    }
     auto project = RequestProject(req, who);
     if (!project.ok()) {
       return ErrorResponse(project.status());
