@@ -116,6 +116,7 @@ void AddDeploy(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
     std::string source;
     std::string file;
     bool no_wait = false;
+    bool mirror = false;
     int timeout_s = 120;
   };
   auto a = std::make_shared<Args>();
@@ -129,6 +130,8 @@ void AddDeploy(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
   deploy->add_option("-f,--file", a->file,
                      "Definition overrides (YAML or JSON): replicas, env, memory-limit...");
   deploy->add_flag("--no-wait", a->no_wait, "Return once stored, without waiting until it runs");
+  deploy->add_flag("--mirror", a->mirror,
+                   "As a shadow, get a copy of MAIN's requests (answers discarded)");
   deploy->add_option("--timeout", a->timeout_s, "Seconds to wait for it to run (default 120)");
   AddCommon(deploy, opts, true);
   deploy->callback([opts, a] {
@@ -143,6 +146,12 @@ void AddDeploy(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
         Fail(def.status().WithContext(a->file));
       }
       body["definition"] = *def;
+    }
+    if (a->mirror) {
+      if (!body.contains("definition") || !body["definition"].is_object()) {
+        body["definition"] = json::object{};
+      }
+      body["definition"].as_object()["mirror-traffic"] = true;
     }
     ApiClient client = Client();
     auto existing =

@@ -215,6 +215,7 @@ Controller::Controller(Store& store, Launcher& launcher, ControllerOptions optio
       r.public_access = u.public_access;
       r.active_revision = u.active_revision;
       r.versions.insert(u.versions.begin(), u.versions.end());
+      r.mirrors = u.mirrors;
       for (const auto& e : u.ready) {
         r.upstreams.push_back({e.host, e.port, e.revision, "", nullptr});
       }

@@ -280,6 +280,39 @@ asio::awaitable<bool> SendError(beast::tcp_stream& client, beast::flat_buffer& c
   co_return !ec && client_keep;
 }
 
+// Sends a copy of a request to a shadow instance and reads its answer to the end, discarding
+// it: the shadow sees MAIN's traffic, the client never waits for it. Best effort.
+asio::awaitable<void> MirrorRequest(Upstream up, std::shared_ptr<const std::string> request,
+                                    std::chrono::seconds timeout) {
+  InFlight in_flight(up.in_flight);
+  beast::tcp_stream stream(co_await asio::this_coro::executor);
+  stream.expires_after(timeout);
+  boost::system::error_code aec;
+  auto addr = asio::ip::make_address(up.host, aec);
+  if (aec) {
+    co_return;
+  }
+  auto [cec] = co_await stream.async_connect(
+      tcp::endpoint(addr, static_cast<unsigned short>(up.port)), kNoThrow);
+  if (cec) {
+    co_return;
+  }
+  auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(*request), kNoThrow);
+  if (wec) {
+    co_return;
+  }
+  std::array<char, 4096> sink;
+  for (;;) {
+    auto [rec, rn] = co_await stream.async_read_some(asio::buffer(sink), kNoThrow);
+    if (rec) {
+      co_return;
+    }
+  }
+}
+
+// Requests with larger bodies (or streamed ones) are not mirrored.
+constexpr uint64_t kMirrorMaxBody = 1 << 20;
+
 }  // namespace
 
 asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buffer& client_buf,
@@ -398,6 +431,16 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
     out.append("Connection: Upgrade\r\nUpgrade: ").append(head.Get("upgrade")).append("\r\n");
   }
   out.append("\r\n");
+  // A copy for shadow versions that mirror the live traffic: unpinned requests whose whole
+  // body has arrived with the head.
+  std::shared_ptr<std::string> mirror;
+  uint64_t body_len = head.content_length.value_or(0);
+  if (!route.mirrors.empty() && !match.pinned_revision && !upgrade && !head.chunked &&
+      body_len <= kMirrorMaxBody && client_buf.size() - head.head_bytes >= body_len) {
+    mirror = std::make_shared<std::string>(std::string_view(out).substr(0, out.size() - 2));
+    mirror->append("Connection: close\r\n\r\n");
+    mirror->append(BufferView(client_buf).substr(head.head_bytes, body_len));
+  }
   client_buf.consume(head.head_bytes);
 
   // A pooled connection may have been closed by the instance meanwhile; then one fresh try.
@@ -629,6 +672,14 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
       metrics.bytes_out.fetch_add(counted, std::memory_order_relaxed);
     }
     finish(resp.status);
+    if (mirror) {
+      for (int shadow : route.mirrors) {
+        if (std::optional<Upstream> m = routes_.Pick(route, shadow)) {
+          asio::co_spawn(client.get_executor(),
+                         MirrorRequest(*m, mirror, im.options.upstream_timeout), asio::detached);
+        }
+      }
+    }
     if (ok && upstream_keep && conn->buffer.size() == 0) {
       im.GiveBack(key, std::move(conn));
     }

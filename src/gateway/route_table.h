@@ -48,6 +48,7 @@ struct ServiceRoute {
   bool public_access = false;  // auth: public
   int active_revision = 0;
   std::map<std::string, int, std::less<>> versions;  // version label -> revision
+  std::vector<int> mirrors;  // revisions that get a copy of requests to the live one
   std::shared_ptr<RouteStats> stats;  // filled by RouteTable
   std::vector<Upstream> upstreams;    // ready instances of every revision
 };

@@ -363,7 +363,7 @@ const std::vector<std::string>& DefinitionKeys() {
       "container-tag", "memory-reservation", "memory-limit",  "container-port",
       "environment",   "inherited-environment", "command",     "entrypoint",
       "replicas",      "health-check",       "base-path",     "auth",
-      "scope",         "mounts",             "expose"};
+      "scope",         "mounts",             "expose",        "mirror-traffic"};
   return keys;
 }
 
@@ -448,6 +448,11 @@ Result<Definition> ParseDefinition(const json::value& v) {
         return e.status();
       }
       def.auth = *e;
+    } else if (key == "mirror-traffic") {
+      if (!val.is_bool()) {
+        return FieldError(key, "must be true or false");
+      }
+      def.mirror_traffic = val.as_bool();
     } else if (key == "expose") {
       auto e = GetEnum(val, key, {"http", "internal"});
       if (!e.ok()) {
@@ -521,6 +526,7 @@ json::object DefinitionToJson(const Definition& def) {
   o["base-path"] = def.base_path;
   o["auth"] = def.auth;
   o["expose"] = def.expose;
+  o["mirror-traffic"] = def.mirror_traffic;
   o["scope"] = json::value_from(def.scope);
   json::array mounts;
   for (const auto& m : def.mounts) {

@@ -67,6 +67,9 @@ struct Definition {
   // "http": reachable through the gateway; "internal": only at its own address, from steps
   // and other services (Redis, Postgres).
   std::string expose = "http";
+  // A shadow version (seed 001) with this set gets a copy of MAIN's requests; its answers are
+  // discarded.
+  bool mirror_traffic = false;
   std::vector<std::string> scope = {"interactive", "jobs"};
   std::vector<Mount> mounts;
   bool operator==(const Definition&) const = default;

@@ -609,11 +609,17 @@ void Supervisor::PublishRoutes(Service& svc) {
     if (!shadow.version.empty()) {
       u.versions[shadow.version] = shadow.revision;
     }
+    if (shadow.def.mirror_traffic && shadow.revision != u.active_revision) {
+      u.mirrors.push_back(shadow.revision);
+    }
   }
   std::string sig =
       fmt::format("{}|{}|{}|{}|", u.active_revision, u.strip, u.public_access, u.internal);
   for (const auto& [version, revision] : u.versions) {
     sig += fmt::format("{}={},", version, revision);
+  }
+  for (int m : u.mirrors) {
+    sig += fmt::format("~{},", m);
   }
   for (const auto& inst : svc.instances) {
     if (inst->live && inst->ready && !inst->stopping) {

@@ -100,6 +100,7 @@ struct RouteUpdate {
   bool internal = false;  // expose: internal; no gateway route
   std::vector<Endpoint> ready;  // ready instances of every revision (not draining)
   std::map<std::string, int> versions;  // version label -> revision, for pinned routes
+  std::vector<int> mirrors;  // shadow revisions that get a copy of the live traffic
 };
 
 struct SupervisorOptions {

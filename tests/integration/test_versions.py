@@ -252,6 +252,27 @@ def test_shadow_then_assign_without_a_failed_request_then_kill(daemon, hello, tm
     assert gw(daemon, "/default-hello/hello", json={"name": "Ada"}).json() == "Bonjour Ada (v2)"
 
 
+def test_a_mirroring_shadow_sees_mains_traffic(daemon, hello, tmp_path):
+    """After the assign test MAIN is 1.1.0. A shadow deployed with --mirror gets a copy of
+    every request to MAIN (its answers are discarded); the client sees only MAIN's answer."""
+    v3 = tmp_path / "hello3"
+    cli(daemon, "init", str(v3))
+    code = (v3 / "service.py").read_text().replace('f"{greeting_phrase} {name}"',
+                                                   'f"{greeting_phrase} {name} (v3)"')
+    (v3 / "service.py").write_text(code)
+    cli(daemon, "deploy", "hello", "1.2.0", str(v3), "--mirror")
+    for i in range(5):
+        r = gw(daemon, "/default-hello/hello", json={"name": f"Mirror{i}"})
+        assert r.json() == f"Bonjour Mirror{i} (v2)", r.text  # MAIN's answer, not the shadow's
+
+    def mirrored():
+        lines = daemon.get("/api/v1/services/hello/logs?version=1.2.0&tail=500").json()["lines"]
+        seen = [l for l in lines if "Greeting someone with the name: Mirror" in l["message"]]
+        return seen if len(seen) == 5 else None
+    wait_until(mirrored, 15, "the shadow logging the five mirrored greetings")
+    cli(daemon, "kill", "hello", "1.2.0", "--yes")
+
+
 # --- notification delivery: email to a real SMTP sink, webhooks, the event stream ----------
 
 class Hooks(BaseHTTPRequestHandler):
