@@ -205,7 +205,7 @@ Status ParseHealthCheck(const json::value& v, HealthCheck& hc) {
     std::string_view key = kv.key();
     std::string field = fmt::format("health-check.{}", key.substr(0, 64));
     if (key == "type") {
-      auto s = GetEnum(kv.value(), field, {"http", "tcp"});
+      auto s = GetEnum(kv.value(), field, {"http", "tcp", "exec"});
       if (!s.ok()) {
         return s.status();
       }
@@ -241,10 +241,20 @@ Status ParseHealthCheck(const json::value& v, HealthCheck& hc) {
         return n.status();
       }
       hc.timeout_s = static_cast<int>(*n);
+    } else if (key == "command") {
+      auto l = GetStringList(kv.value(), field, false);
+      if (!l.ok()) {
+        return l.status();
+      }
+      hc.command = *l;
     } else {
       return FieldError(field, "unknown key; known keys are type, rel_path, status_codes, "
-                               "interval, timeout");
+                               "interval, timeout, command");
     }
+  }
+  if (hc.type == "exec" && hc.command.empty()) {
+    return FieldError("health-check.command",
+                      "an exec health check needs a command, e.g. [pg_isready, -h, $(HOST)]");
   }
   return Status::Ok();
 }
@@ -518,11 +528,15 @@ json::object DefinitionToJson(const Definition& def) {
   o["command"] = json::value_from(def.command);
   o["entrypoint"] = json::value_from(def.entrypoint);
   o["replicas"] = def.replicas;
-  o["health-check"] = json::object{{"type", def.health_check.type},
-                                   {"rel_path", def.health_check.rel_path},
-                                   {"status_codes", def.health_check.status_codes},
-                                   {"interval", def.health_check.interval_s},
-                                   {"timeout", def.health_check.timeout_s}};
+  json::object hc{{"type", def.health_check.type},
+                  {"rel_path", def.health_check.rel_path},
+                  {"status_codes", def.health_check.status_codes},
+                  {"interval", def.health_check.interval_s},
+                  {"timeout", def.health_check.timeout_s}};
+  if (!def.health_check.command.empty()) {
+    hc["command"] = json::value_from(def.health_check.command);
+  }
+  o["health-check"] = std::move(hc);
   o["base-path"] = def.base_path;
   o["auth"] = def.auth;
   o["expose"] = def.expose;

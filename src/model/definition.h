@@ -37,7 +37,8 @@ class StatusCodeSet {
 };
 
 struct HealthCheck {
-  std::string type = "http";  // "http" or "tcp"
+  std::string type = "http";  // "http", "tcp", or "exec" (a command that exits 0 when ready)
+  std::vector<std::string> command;  // exec: argv, with $(HOST) and $(PORT) expanded
   std::string rel_path = "/";  // under the service's context root
   std::string status_codes = "200-499";  // CloudFlow's default
   int interval_s = 30;

@@ -498,7 +498,7 @@ def test_revision_pinned_routes(daemon, new_service):
     assert r.headers.get("Retry-After"), r.headers
     # An unknown revision of a known service.
     r = gw(svc, "@99/")
-    assert_native_error(r, 503, "unavailable", f"revision 99 of {prefix(svc)}")
+    assert_native_error(r, 503, "unavailable", f"{prefix(svc)}@99 (revision 99)")
     assert r.headers.get("Retry-After"), r.headers
     # Not a revision number: no such path.
     for bad in ("@0/", "@x/", "@-1/", "@/"):
@@ -674,8 +674,13 @@ def test_one_gib_upload_streams_with_bounded_memory_and_chunked_upload(daemon, n
     assert got["sha256"] == sent_hash.hexdigest(), got
     assert not got["chunked"], got
     assert sampler.samples >= 10, sampler.samples
-    assert peak < 100 << 20, f"daemon RSS peaked at {peak >> 20} MB during a 1 GiB upload"
-    assert after < 100 << 20, f"daemon RSS is {after >> 20} MB after a 1 GiB upload"
+    # Bounded: the body moves through fixed buffers, so the daemon grows by far less than
+    # the 1 GiB it relays (measured as growth, which a sanitizer build's larger base does not
+    # change).
+    assert peak - before < 64 << 20, \
+        f"daemon RSS grew from {before >> 20} MB to a peak of {peak >> 20} MB during a 1 GiB upload"
+    assert after - before < 64 << 20, \
+        f"daemon RSS grew from {before >> 20} MB to {after >> 20} MB after a 1 GiB upload"
 
     # Chunked: chunk sizes from 1 byte to 1 MiB, relayed as chunked.
     sizes = [1, 2, 7, 100, 4095, 4096, 4097, 65535, 65536, 65537, 1 << 20, 3, 999_999] * 4
