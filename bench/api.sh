@@ -26,7 +26,8 @@ def call(method, path, body):
     req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode(),
                                  headers={"Authorization": "Bearer " + token})
     urllib.request.urlopen(req).read()
-definition = {"container-tag": "latest", "memory-reservation": 100, "memory-limit": 150,
+# Reservations are admitted against the machine: 1,000 x 10 MB fits where 1,000 x 100 MB would not.
+definition = {"container-tag": "latest", "memory-reservation": 10, "memory-limit": 150,
               "container-port": 80, "environment": [{"name": "MODE", "value": "bench"}]}
 for i in range(1000):
     call("POST", "/api/v1/services", {"name": f"svc-{i}"})
