@@ -107,8 +107,11 @@ while time.perf_counter() - t0 < 120:
     for inst in os.listdir(f"{d}/data/instances"):
         logdir = f"{d}/data/instances/{inst}/logs"
     if logdir and os.path.isdir(logdir):
-        size = sum(os.path.getsize(os.path.join(logdir, f)) for f in os.listdir(logdir))
-        body = open(os.path.join(logdir, "current.log"), "rb").read()
+        try:  # the log may be between a rotation and its next file
+            size = sum(os.path.getsize(os.path.join(logdir, f)) for f in os.listdir(logdir))
+            body = open(os.path.join(logdir, "current.log"), "rb").read()
+        except FileNotFoundError:
+            continue
         if b"elapsed" in body[-4096:]:
             break
     time.sleep(0.02)

@@ -105,7 +105,7 @@ struct RouteUpdate {
 
 struct SupervisorOptions {
   std::string instances_dir;  // one directory per instance
-  std::chrono::milliseconds tick{100};
+  std::chrono::milliseconds tick{250};
   // A full look at each live instance (shim alive, RSS) this often; exits recorded by the shim
   // are noticed on the next tick.
   std::chrono::milliseconds full_probe_every{10000};

@@ -985,7 +985,7 @@ def test_twenty_rolling_updates_without_a_failed_request(daemon, new_service):
           f"{max(switch_times):.2f} s); {stats} requests, {len(failures)} failed")
     assert not failures, f"{len(failures)} failed requests during rolling updates: " \
                          f"{failures[:10]}"
-    assert stats["ok"] >= 200 and stats["slow"] >= 20 and stats["fresh"] >= 20, stats
+    assert stats["ok"] >= 200 and stats["slow"] >= 10 and stats["fresh"] >= 20, stats
     # The background clients saw the revisions change, ending with the last one.
     assert seen.get("t20") == ("21", "v1"), seen
     assert len(seen) >= 10, seen
