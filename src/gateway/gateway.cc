@@ -435,8 +435,20 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
   // body has arrived with the head.
   std::shared_ptr<std::string> mirror;
   uint64_t body_len = head.content_length.value_or(0);
-  if (!route.mirrors.empty() && !match.pinned_revision && !upgrade && !head.chunked &&
-      body_len <= kMirrorMaxBody && client_buf.size() - head.head_bytes >= body_len) {
+  bool mirrored = !route.mirrors.empty() && !match.pinned_revision && !upgrade &&
+                  !head.chunked && body_len <= kMirrorMaxBody;
+  // A mirrored request's small body is read whole first (clients often send it after the
+  // head), so that the shadow gets it too. `head`'s views are not used past this point.
+  while (mirrored && client_buf.size() - head.head_bytes < body_len) {
+    client.expires_after(im.options.body_idle_timeout);
+    auto [rec, rn] = co_await client.async_read_some(client_buf.prepare(kReadChunk), kNoThrow);
+    if (rec) {
+      finish(0);
+      co_return false;
+    }
+    client_buf.commit(rn);
+  }
+  if (mirrored) {
     mirror = std::make_shared<std::string>(std::string_view(out).substr(0, out.size() - 2));
     mirror->append("Connection: close\r\n\r\n");
     mirror->append(BufferView(client_buf).substr(head.head_bytes, body_len));

@@ -497,10 +497,15 @@ void Supervisor::Reconcile(Service& svc) {
   // Shadows run whatever the live revision does; every "stop all but" below keeps them.
   std::set<int> shadow_revisions;
   for (const RevisionSpec& shadow : d.shadows) {
-    if (shadow.revision == target->revision || (active && shadow.revision == active->revision)) {
+    if (shadow.revision == target->revision) {
       continue;
     }
+    // Kept even while it is the live revision being replaced: after `assign`, the old MAIN
+    // goes on running as a shadow instead of stopping and starting again.
     shadow_revisions.insert(shadow.revision);
+    if (active && shadow.revision == active->revision) {
+      continue;  // run below, as the live revision
+    }
     if (shadow.error.empty()) {
       RunRevision(svc, shadow, true);
     } else if (svc.noted.insert(fmt::format("error-{}", shadow.revision)).second) {
