@@ -207,6 +207,12 @@ def test_shadow_then_assign_without_a_failed_request_then_kill(daemon, hello, tm
     r = gw(daemon, "/default-hello@1.1.0/hello", json={"name": "Ada"})
     assert r.json() == "Bonjour Ada (v2)", r.text
 
+    def pids(version):
+        st = daemon.get("/api/v1/services/hello/status").json()
+        return sorted(i["pid"] for i in st["instances"]
+                      if i["version"] == version and i["state"] == "running")
+    old_main = pids("1.0.0")
+    assert len(old_main) == 2, old_main
     failures, answers, stop = [], set(), threading.Event()
 
     def loop():
@@ -235,6 +241,9 @@ def test_shadow_then_assign_without_a_failed_request_then_kill(daemon, hello, tm
         t.join(30)
     assert failures == [], failures
     assert answers == {"Bonjour Ada", "Bonjour Ada (v2)"}, answers
+    # The old MAIN runs on as a shadow, the same processes, until it is killed.
+    assert pids("1.0.0") == old_main, "assign restarted the old MAIN"
+    assert gw(daemon, "/default-hello@1.0.0/hello", json={"name": "Ada"}).json() == "Bonjour Ada"
     # MAIN cannot be killed while a shadow runs; the old version can.
     p = cli(daemon, "kill", "hello", "1.1.0", "--yes", check=False)
     assert p.returncode != 0 and "MAIN" in p.stderr, p.stderr
