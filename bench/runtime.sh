@@ -96,6 +96,9 @@ lines = 2_000_000
 t0 = time.perf_counter()
 os.system(f"{d}/chatty {lines} > /dev/null 2>{d}/devnull.txt")
 devnull_s = float(open(f"{d}/devnull.txt").read().split()[1])
+# The floor for any log collector that reads a pipe: the same program piped into cat.
+os.system(f"{d}/chatty {lines} 2>{d}/pipe.txt | cat > /dev/null")
+pipe_s = float(open(f"{d}/pipe.txt").read().split()[1])
 call("POST", "/api/v1/services", {"name": "chatty"})
 t0 = time.perf_counter()
 call("PUT", "/api/v1/services/chatty",
@@ -123,6 +126,6 @@ print(f"log ingest: {raw/berth_s/1e6:.0f} MB/s of program output through the shi
       f"(target >= 100 MB/s: {raw/berth_s/1e6/100:.2f}x); {size/1e6:.0f} MB on disk incl. "
       f"timestamps, rotated at 10 MB x 5")
 print(f"chatty program: {berth_s:.3f} s under berth vs {devnull_s:.3f} s writing to /dev/null "
-      f"({berth_s/devnull_s:.2f}x)")
+      f"({berth_s/devnull_s:.2f}x) and {pipe_s:.3f} s piped into cat ({berth_s/pipe_s:.2f}x)")
 call("DELETE", "/api/v1/services/chatty")
 PY
