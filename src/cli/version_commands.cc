@@ -75,7 +75,7 @@ void AddInit(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   CLI::App* init = app.add_subcommand(
-      "init", "Write a working hello service (seed 001) to DIR: code, berth.yaml, README, test");
+      "init", "Write a working hello service to DIR: code, berth.yaml, README and a test");
   init->add_option("dir", a->dir, "Folder to create")->required();
   init->add_option("--lang", a->lang, "python (default) or cpp")
       ->check(CLI::IsMember({"python", "cpp"}));

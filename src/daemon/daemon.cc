@@ -386,7 +386,7 @@ void AddServeCommand(CLI::App& app) {
   auto flags = std::make_shared<DaemonFlags>();
   CLI::App* serve = app.add_subcommand(
       "serve",
-      "Run the berth daemon: the REST API, the servicectl dialect, and (later) the gateway");
+      "Run the berth daemon: the REST API, the servicectl dialect and the gateway");
   serve->add_option_function<std::string>(
       "--data-dir", [flags](const std::string& v) { flags->data_dir = v; },
       "Where berth keeps its store and admin token [env BERTH_DATA_DIR; default ./berth-data]");
