@@ -54,6 +54,64 @@ def wait_running(d, name, version, replicas=1):
     return wait_until(ready, 60, f"{name} {version} running")
 
 
+def assign_under_load(d, name, version, new_answer):
+    """Runs `berth assign NAME VERSION` while a client loop calls the entrypoint; asserts no
+    request failed and the loop saw `new_answer`. Returns every answer seen."""
+    failures, answers, stop = [], set(), threading.Event()
+
+    def loop():
+        with requests.Session() as s:
+            while not stop.is_set():
+                try:
+                    r = s.post(d.url + f"/default-{name}/hello", json={"name": "Ada"},
+                               headers={"Authorization": "Bearer " + d.admin_token},
+                               timeout=HTTP_TIMEOUT)
+                    if r.status_code != 200:
+                        failures.append((r.status_code, r.text[:200]))
+                    else:
+                        answers.add(r.json())
+                except requests.RequestException as e:
+                    failures.append(repr(e))
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        time.sleep(0.5)
+        out = cli(d, "assign", name, version).stdout
+        assert f"{version} is MAIN" in out, out
+        wait_until(lambda: new_answer in answers, 15, f"traffic on {version}")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join(30)
+    assert failures == [], failures
+    return answers
+
+
+def every_replica_answers(d, name, expected, replicas=2):
+    """Calls each running instance directly (not through the balancer)."""
+    st = d.get(f"/api/v1/services/{name}/status").json()
+    running = [i for i in st["instances"] if i["state"] == "running"]
+    assert len(running) == replicas, st
+    for inst in running:
+        r = requests.post(f"http://{inst['host']}:{inst['port']}/default-{name}/hello",
+                          json={"name": "Ada"}, timeout=HTTP_TIMEOUT)
+        assert r.json() == expected, (inst["id"], r.text)
+    return running
+
+
+def restart_one_replica(d, name, replicas=2):
+    """kill -9 of one replica; returns once the supervisor has a fresh one running."""
+    st = d.get(f"/api/v1/services/{name}/status").json()
+    victim = next(i for i in st["instances"] if i["state"] == "running")
+    os.kill(victim["pid"], 9)
+
+    def back():
+        s = d.get(f"/api/v1/services/{name}/status").json()
+        fresh = [i for i in s["instances"] if i["state"] == "running" and i["pid"] != victim["pid"]]
+        return fresh if len(fresh) == replicas else None
+    return wait_until(back, 30, "replica restarted")
+
+
 @pytest.fixture(scope="module")
 def hello(daemon, tmp_path_factory):
     """The scaffold, deployed as hello 1.0.0 with two replicas."""
@@ -128,25 +186,10 @@ def test_parameter_reaches_every_replica_and_survives_a_restart(daemon, hello):
     r = daemon.post("/api/v1/services/hello/parameters/greeting_phrase",
                     json={"greeting_phrase": "Bonjour"})  # the seed's own form
     assert r.status_code == 200 and r.json()["instances"] == 2, r.text
-    st = daemon.get("/api/v1/services/hello/status").json()
-    running = [i for i in st["instances"] if i["state"] == "running"]
-    assert len(running) == 2, st
-    for inst in running:  # each replica directly, not through the balancer
-        r = requests.post(f"http://{inst['host']}:{inst['port']}/default-hello/hello",
-                          json={"name": "Ada"}, timeout=HTTP_TIMEOUT)
-        assert r.json() == "Bonjour Ada", (inst["id"], r.text)
+    every_replica_answers(daemon, "hello", "Bonjour Ada")
     # A crashed replica comes back with the stored value.
-    victim = running[0]
-    os.kill(victim["pid"], 9)
-
-    def back():
-        s = daemon.get("/api/v1/services/hello/status").json()
-        fresh = [i for i in s["instances"] if i["state"] == "running" and i["pid"] != victim["pid"]]
-        return fresh if len(fresh) == 2 else None
-    for inst in wait_until(back, 30, "replica restarted"):
-        r = requests.post(f"http://{inst['host']}:{inst['port']}/default-hello/hello",
-                          json={"name": "Ada"}, timeout=HTTP_TIMEOUT)
-        assert r.json() == "Bonjour Ada", (inst["id"], r.text)
+    restart_one_replica(daemon, "hello")
+    every_replica_answers(daemon, "hello", "Bonjour Ada")
     params = cli(daemon, "params", "ls", "hello").stdout
     assert re.search(r"greeting_phrase\s+\"Bonjour\"\s+string\s+yes", params), params
 
@@ -213,33 +256,7 @@ def test_shadow_then_assign_without_a_failed_request_then_kill(daemon, hello, tm
                       if i["version"] == version and i["state"] == "running")
     old_main = pids("1.0.0")
     assert len(old_main) == 2, old_main
-    failures, answers, stop = [], set(), threading.Event()
-
-    def loop():
-        with requests.Session() as s:
-            while not stop.is_set():
-                try:
-                    r = s.post(daemon.url + "/default-hello/hello", json={"name": "Ada"},
-                               headers={"Authorization": "Bearer " + daemon.admin_token},
-                               timeout=HTTP_TIMEOUT)
-                    if r.status_code != 200:
-                        failures.append((r.status_code, r.text[:200]))
-                    else:
-                        answers.add(r.json())
-                except requests.RequestException as e:
-                    failures.append(repr(e))
-    t = threading.Thread(target=loop)
-    t.start()
-    try:
-        time.sleep(0.5)
-        out = cli(daemon, "assign", "hello", "1.1.0").stdout
-        assert "1.1.0 is MAIN" in out, out
-        wait_until(lambda: "Bonjour Ada (v2)" in answers, 15, "traffic on 1.1.0")
-        time.sleep(0.5)
-    finally:
-        stop.set()
-        t.join(30)
-    assert failures == [], failures
+    answers = assign_under_load(daemon, "hello", "1.1.0", "Bonjour Ada (v2)")
     assert answers == {"Bonjour Ada", "Bonjour Ada (v2)"}, answers
     # The old MAIN runs on as a shadow, the same processes, until it is killed.
     assert pids("1.0.0") == old_main, "assign restarted the old MAIN"
