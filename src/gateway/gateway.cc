@@ -35,6 +35,8 @@ using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kReadChunk = 64 << 10;
+// Writes up to this size go straight to the socket (see the response head in Serve).
+constexpr size_t kUntimedWrite = 16 << 10;
 
 struct UpstreamConn {
   explicit UpstreamConn(const asio::any_io_executor& ex) : stream(ex) {}
@@ -650,10 +652,18 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
       early_out =
           static_cast<size_t>(std::min<uint64_t>(*resp.content_length, conn->buffer.size()));
     }
-    client.expires_after(im.options.body_idle_timeout);
     std::array<asio::const_buffer, 2> obufs{asio::buffer(rh),
                                             asio::buffer(conn->buffer.data().data(), early_out)};
-    auto [cwec, cwn] = co_await asio::async_write(client.socket(), obufs, kNoThrow);
+    // A small answer fits the socket's send buffer and is written at once, without arming a
+    // timer (the proxy path's common case); a larger one is bounded by the idle timeout, so a
+    // client that stops reading cannot hold the exchange.
+    boost::system::error_code cwec;
+    if (rh.size() + early_out <= kUntimedWrite) {
+      std::tie(cwec, std::ignore) = co_await asio::async_write(client.socket(), obufs, kNoThrow);
+    } else {
+      client.expires_after(im.options.body_idle_timeout);
+      std::tie(cwec, std::ignore) = co_await asio::async_write(client, obufs, kNoThrow);
+    }
     conn->buffer.consume(early_out);
     metrics.bytes_out.fetch_add(early_out, std::memory_order_relaxed);
     if (cwec) {
