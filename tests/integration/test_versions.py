@@ -403,3 +403,28 @@ def test_the_platform_notifies_of_a_crash_loop(daemon):
     n = wait_until(noticed, 60, "a crash-looping notification")[0]
     assert n["severity"] == "CRITICAL" and n["instance"] == "berth", n
     daemon.delete("/api/v1/services/crashy")
+
+
+def test_versions_survive_a_daemon_kill(daemon_factory, tmp_path):
+    """kill -9 of the daemon: MAIN and its shadow keep running, the next daemon re-adopts both
+    (same pids), and the pinned route and the stored parameter still work."""
+    d = daemon_factory()
+    cli(d, "init", str(tmp_path / "h"))
+    cli(d, "deploy", "hello", "1.0.0", str(tmp_path / "h"))
+    cli(d, "deploy", "hello", "1.1.0", str(tmp_path / "h"))
+    cli(d, "params", "set", "hello", "greeting_phrase", "Hej")
+
+    def running():
+        st = d.get("/api/v1/services/hello/status").json()
+        return sorted((i["version"], i["pid"]) for i in st["instances"] if i["state"] == "running")
+    before = running()
+    assert [v for v, _ in before] == ["1.0.0", "1.1.0"], before
+    d.kill9()
+    d.start()
+    assert wait_until(lambda: running() == before or None, 15, "both versions re-adopted")
+    assert gw(d, "/default-hello/hello", json={"name": "Ada"}).json() == "Hej Ada"
+    assert gw(d, "/default-hello@1.1.0/hello", json={"name": "Ada"}).json() == "Hej Ada"
+    ls = cli(d, "ls").stdout
+    assert re.search(r"^\*\s+hello\s+1\.0\.0\s+running", ls, re.M), ls
+    d.delete("/api/v1/services/hello")
+    wait_until(lambda: not instance_processes(d.data_dir), 30, "every instance stopped")
