@@ -423,6 +423,7 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
     }
     if (auto s = SetRunning(*project, true, "started for the session of pipeline " + name);
         !s.ok()) {
+      (void)ctx_.store.DeleteSession(*project, name);  // a retry must not find it half-made
       return ErrorResponse(s);
     }
     return JsonResponse(201, SessionJson(*rec));
@@ -471,9 +472,16 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
     if (auto s = ctx_.store.SetSessionState(*project, params[0], "stopping"); !s.ok()) {
       return ErrorResponse(s);
     }
-    if (auto s = SetRunning(*project, false, "the session of pipeline " + params[0] + " ended");
-        !s.ok()) {
-      return ErrorResponse(s);
+    // The project's interactive services serve every session of it: they stop with the last.
+    auto sessions = ctx_.store.ListSessions(*project);
+    bool others = sessions.ok() && std::any_of(sessions->begin(), sessions->end(), [&](auto& s) {
+      return s.pipeline != params[0] && s.state != "stopping";
+    });
+    if (!others) {
+      if (auto s = SetRunning(*project, false, "the session of pipeline " + params[0] + " ended");
+          !s.ok()) {
+        return ErrorResponse(s);
+      }
     }
     rec->state = "stopping";
     json::object out = SessionJson(*rec);

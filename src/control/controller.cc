@@ -10,6 +10,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <boost/json.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -32,6 +33,26 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 
 constexpr const char* kBubblewrap = "/usr/bin/bwrap";
+
+// A platform event's message without what changes from one occurrence to the next (instance
+// ids, backoff times), so that repeats are one notification with a counter, not many.
+std::string StableMessage(std::string msg) {
+  for (size_t at = msg.find("i-"); at != std::string::npos; at = msg.find("i-", at + 1)) {
+    size_t end = at + 2;
+    while (end < msg.size() && std::isxdigit(static_cast<unsigned char>(msg[end]))) {
+      ++end;
+    }
+    if (end - at == 14 && (at == 0 || msg[at - 1] == ' ')) {
+      msg.replace(at, end - at, "an instance");
+    }
+  }
+  for (std::string_view tail : {"; restarting in", "; backing off"}) {
+    if (size_t at = msg.find(tail); at != std::string::npos) {
+      msg.erase(at);
+    }
+  }
+  return msg;
+}
 
 // What a bundle's berth.yaml may say; the definition overrides each of these.
 struct BundleDefaults {
@@ -189,7 +210,7 @@ Controller::Controller(Store& store, Launcher& launcher, ControllerOptions optio
       n.service = key.name;
       n.instance = "berth";
       n.severity = severity;
-      n.message = kind + ": " + msg;
+      n.message = kind + ": " + StableMessage(msg);
       if (auto r = Notify(n); !r.ok()) {
         LogWarn("cannot record notification", {{"service", key.name}, {"error", r.status().message()}});
       }

@@ -35,8 +35,6 @@ using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kReadChunk = 64 << 10;
-// Writes up to this size go straight to the socket (see the response head in Serve).
-constexpr size_t kUntimedWrite = 16 << 10;
 
 struct UpstreamConn {
   explicit UpstreamConn(const asio::any_io_executor& ex) : stream(ex) {}
@@ -55,6 +53,9 @@ bool IsHopByHop(std::string_view name) {
          EqualsIgnoreCase(name, "proxy-connection") || EqualsIgnoreCase(name, "te") ||
          EqualsIgnoreCase(name, "upgrade") || EqualsIgnoreCase(name, "proxy-authorization");
 }
+
+// "Expect: 100-continue" is answered by the gateway itself (see Serve), not passed on.
+bool IsExpect(std::string_view name) { return EqualsIgnoreCase(name, "expect"); }
 
 std::string ErrorBody(std::string_view code, std::string_view message) {
   std::string out = R"({"error":{"code":")";
@@ -123,6 +124,8 @@ std::string CookiesWithoutToken(std::string_view cookies) {
 
 struct Gateway::Impl {
   Watchdog watchdog;
+  // Copies of requests on their way to mirroring shadows.
+  std::shared_ptr<std::atomic<int>> mirrors_in_flight = std::make_shared<std::atomic<int>>(0);
   std::unique_ptr<asio::steady_timer> sweep_timer;
   std::once_flag sweep_started;
 
@@ -285,8 +288,10 @@ asio::awaitable<bool> SendError(beast::tcp_stream& client, beast::flat_buffer& c
 // Sends a copy of a request to a shadow instance and reads its answer to the end, discarding
 // it: the shadow sees MAIN's traffic, the client never waits for it. Best effort.
 asio::awaitable<void> MirrorRequest(Upstream up, std::shared_ptr<const std::string> request,
-                                    std::chrono::seconds timeout) {
+                                    std::chrono::seconds timeout,
+                                    std::shared_ptr<std::atomic<int>> mirrors) {
   InFlight in_flight(up.in_flight);
+  InFlight counted(std::move(mirrors));
   beast::tcp_stream stream(co_await asio::this_coro::executor);
   stream.expires_after(timeout);
   boost::system::error_code aec;
@@ -312,8 +317,10 @@ asio::awaitable<void> MirrorRequest(Upstream up, std::shared_ptr<const std::stri
   }
 }
 
-// Requests with larger bodies (or streamed ones) are not mirrored.
+// Requests with larger bodies (or streamed ones) are not mirrored, nor any while this many
+// copies are still out (a shadow that does not answer must not exhaust the daemon's sockets).
 constexpr uint64_t kMirrorMaxBody = 1 << 20;
+constexpr int kMaxMirrorsInFlight = 256;
 
 }  // namespace
 
@@ -406,7 +413,7 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
   std::string_view host = head.Get("host");
   for (size_t i = 0; i < head.field_count; ++i) {
     const HeaderField& f = head.fields[i];
-    if (IsHopByHop(f.name) ||
+    if (IsHopByHop(f.name) || IsExpect(f.name) ||
         (f.name.size() > 12 && EqualsIgnoreCase(f.name.substr(0, 12), "x-forwarded-"))) {
       continue;
     }
@@ -438,7 +445,8 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
   std::shared_ptr<std::string> mirror;
   uint64_t body_len = head.content_length.value_or(0);
   bool mirrored = !route.mirrors.empty() && !match.pinned_revision && !upgrade &&
-                  !head.chunked && body_len <= kMirrorMaxBody;
+                  !head.chunked && !expect_continue && body_len <= kMirrorMaxBody &&
+                  im.mirrors_in_flight->load(std::memory_order_relaxed) < kMaxMirrorsInFlight;
   // A mirrored request's small body is read whole first (clients often send it after the
   // head), so that the shadow gets it too. `head`'s views are not used past this point.
   while (mirrored && client_buf.size() - head.head_bytes < body_len) {
@@ -506,34 +514,19 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
     }
     client_buf.consume(early);
     metrics.bytes_in.fetch_add(early, std::memory_order_relaxed);
-    // A client that sent "Expect: 100-continue" waits for the instance's interim answer before
-    // it sends the body: relay that answer first. A final answer instead (417, 401...) means
-    // the body is never sent; the response path below forwards it and closes.
+    // A client that sent "Expect: 100-continue" waits for an interim answer before it sends
+    // the body. The gateway gives it (as nginx does) once the request is routed and its head is
+    // on the way, and does not pass "Expect" on: an instance need not answer it, and a proxy
+    // that waited for one could wait forever.
     bool body_pending = (head.content_length && *head.content_length > early) || head.chunked;
     bool body_done = !body_pending;
     if (expect_continue && body_pending) {
-      MessageHead interim;
-      ParseResult ipr;
-      while ((ipr = ParseResponseHead(BufferView(conn->buffer), interim)) ==
-             ParseResult::kIncomplete) {
-        auto [rec, rn] = co_await conn->stream.socket().async_read_some(
-            conn->buffer.prepare(kReadChunk), kNoThrow);
-        if (rec) {
-          break;
-        }
-        conn->buffer.commit(rn);
-      }
-      if (ipr == ParseResult::kComplete && interim.status == 100) {
-        client.expires_after(im.options.body_idle_timeout);
-        auto [iec, in] = co_await asio::async_write(
-            client, asio::buffer(conn->buffer.data().data(), interim.head_bytes), kNoThrow);
-        conn->buffer.consume(interim.head_bytes);
-        if (iec) {
-          finish(0);
-          co_return false;
-        }
-      } else {
-        body_pending = false;  // the response below says why; the unread body closes the client
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      client.expires_after(im.options.body_idle_timeout);
+      auto [iec, in] = co_await asio::async_write(client, asio::buffer(kContinue), kNoThrow);
+      if (iec) {
+        finish(0);
+        co_return false;
       }
     }
     if (!body_pending) {
@@ -565,7 +558,7 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
     bool got_head = false;
     while (!got_head) {
       ParseResult pr = ParseResponseHead(BufferView(conn->buffer), resp);
-      if (pr == ParseResult::kInvalid) {
+      if (pr == ParseResult::kInvalid || pr == ParseResult::kTooManyFields) {
         client_keep = false;
         {
           std::string error_message = fmt::format("instance {} sent an invalid response", key);
@@ -654,16 +647,10 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
     }
     std::array<asio::const_buffer, 2> obufs{asio::buffer(rh),
                                             asio::buffer(conn->buffer.data().data(), early_out)};
-    // A small answer fits the socket's send buffer and is written at once, without arming a
-    // timer (the proxy path's common case); a larger one is bounded by the idle timeout, so a
-    // client that stops reading cannot hold the exchange.
-    boost::system::error_code cwec;
-    if (rh.size() + early_out <= kUntimedWrite) {
-      std::tie(cwec, std::ignore) = co_await asio::async_write(client.socket(), obufs, kNoThrow);
-    } else {
-      client.expires_after(im.options.body_idle_timeout);
-      std::tie(cwec, std::ignore) = co_await asio::async_write(client, obufs, kNoThrow);
-    }
+    // Bounded by the idle timeout: a client that stops reading (pipelining without reading
+    // its answers) cannot hold the exchange.
+    client.expires_after(im.options.body_idle_timeout);
+    auto [cwec, cwn] = co_await asio::async_write(client, obufs, kNoThrow);
     conn->buffer.consume(early_out);
     metrics.bytes_out.fetch_add(early_out, std::memory_order_relaxed);
     if (cwec) {
@@ -698,7 +685,9 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
       for (int shadow : route.mirrors) {
         if (std::optional<Upstream> m = routes_.Pick(route, shadow)) {
           asio::co_spawn(client.get_executor(),
-                         MirrorRequest(*m, mirror, im.options.upstream_timeout), asio::detached);
+                         MirrorRequest(*m, mirror, im.options.upstream_timeout,
+                                       im.mirrors_in_flight),
+                         asio::detached);
         }
       }
     }

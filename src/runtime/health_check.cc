@@ -52,12 +52,16 @@ ProbeResult ProbeExec(const std::string& host, int port, const HealthCheck& chec
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  // The daemon's sockets (listener, clients) are not the probe's business.
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none;
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  // Its own process group, so that a timeout kills whatever it started too.
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
   pid_t pid = 0;
   int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
@@ -69,12 +73,13 @@ ProbeResult ProbeExec(const std::string& host, int port, const HealthCheck& chec
   int status = 0;
   while (::waitpid(pid, &status, WNOHANG) == 0) {
     if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
+      ::kill(-pid, SIGKILL);
       ::waitpid(pid, &status, 0);
       return {false, fmt::format("{} did not finish within {} s", args[0], check.timeout_s)};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  ::kill(-pid, SIGKILL);  // nothing it started outlives the probe
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     return {true, fmt::format("{} exited 0", args[0])};
   }

@@ -156,8 +156,9 @@ class Store {
   // True while any tag of any service points at `digest`.
   virtual Result<bool> DigestInUse(std::string_view digest) = 0;
 
-  // Stores `definition_json` as a new revision labelled `version`, in one transaction. The
-  // first version of a service becomes MAIN. AlreadyExists if the version exists.
+  // Stores `definition_json` as a new revision labelled `version`, in one transaction, and
+  // marks the service running. The first version of a service becomes MAIN. AlreadyExists if
+  // the version exists.
   virtual Result<VersionRecord> AddVersion(std::string_view project, std::string_view name,
                                            std::string_view version,
                                            std::string_view definition_json) = 0;
@@ -167,7 +168,8 @@ class Store {
   // NotFound if the service has no such version.
   virtual Status SetMainVersion(std::string_view project, std::string_view name,
                                 std::string_view version) = 0;
-  // Forgets a version (its revision stays in the history). Removing MAIN leaves none.
+  // Forgets a version (its revision stays in the history). Removing MAIN leaves none; removing
+  // the last one stops the service (desired_running false) until a version is deployed again.
   virtual Status RemoveVersion(std::string_view project, std::string_view name,
                                std::string_view version) = 0;
 

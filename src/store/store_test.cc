@@ -194,10 +194,15 @@ TEST_P(StoreContractTest, VersionsAreImmutableAndTheFirstIsMain) {
   ASSERT_TRUE(list.ok());
   ASSERT_EQ(list->size(), 1u);
   EXPECT_EQ((*list)[0].version, "1.1.0");
+  EXPECT_TRUE(store_->GetService("default", "hello")->desired_running);
   ASSERT_TRUE(store_->RemoveVersion("default", "hello", "1.1.0").ok());
   EXPECT_EQ(store_->GetService("default", "hello")->main_version, "");
-  // The revision history keeps both.
-  EXPECT_EQ(store_->ListRevisions("default", "hello")->size(), 2u);
+  EXPECT_FALSE(store_->GetService("default", "hello")->desired_running) << "the last one went";
+  ASSERT_TRUE(store_->AddVersion("default", "hello", "2.0.0", "{}").ok());
+  EXPECT_TRUE(store_->GetService("default", "hello")->desired_running);
+  EXPECT_EQ(store_->GetService("default", "hello")->main_version, "2.0.0");
+  // The revision history keeps them all.
+  EXPECT_EQ(store_->ListRevisions("default", "hello")->size(), 3u);
 }
 
 TEST_P(StoreContractTest, ParametersAreUpserted) {

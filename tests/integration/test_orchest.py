@@ -141,7 +141,13 @@ def test_session_restart_keeps_what_was_written_under_data(stores):
         print(cur.fetchone()[0])
     """)
     assert out.split("\n")[:2] == ["b'yes'", "across sessions"], out
+    # Two sessions share the project's services: they stop with the last one.
+    assert stores.post("/api/v1/sessions", json={"pipeline": "report"}).status_code == 201
     assert stores.delete("/api/v1/sessions/etl").status_code == 200
+    st = stores.get("/api/v1/services/redis/status").json()
+    assert st["desired_running"] and st["running"] == 1, st
+    assert stores.delete("/api/v1/sessions/report").status_code == 200
+    assert not stores.get("/api/v1/services/redis/status").json()["desired_running"]
 
 
 def test_a_service_that_cannot_start_says_why_in_the_session(daemon):

@@ -426,5 +426,9 @@ def test_versions_survive_a_daemon_kill(daemon_factory, tmp_path):
     assert gw(d, "/default-hello@1.1.0/hello", json={"name": "Ada"}).json() == "Hej Ada"
     ls = cli(d, "ls").stdout
     assert re.search(r"^\*\s+hello\s+1\.0\.0\s+running", ls, re.M), ls
-    d.delete("/api/v1/services/hello")
+    # Killing the versions one by one, the last included, leaves nothing running.
+    cli(d, "kill", "hello", "1.1.0", "--yes")
+    cli(d, "kill", "hello", "--yes")
     wait_until(lambda: not instance_processes(d.data_dir), 30, "every instance stopped")
+    assert gw(d, "/default-hello/hello", json={"name": "Ada"}).status_code in (404, 503)
+    d.delete("/api/v1/services/hello")

@@ -264,7 +264,8 @@ class Shim {
         *fd = -1;
       }
     }
-    // No orphan survives: keep killing until the group is empty (bounded).
+    // No orphan survives: the process group, then the cgroup until it is empty (bounded).
+    ::kill(-pid_, SIGKILL);
     for (int i = 0; i < 200; ++i) {
       if (cgroup_.Processes().empty()) {
         break;

@@ -606,7 +606,7 @@ class SqliteStore final : public Store {
     }
     int64_t now = NowUnixMillis();
     auto up = Prepare(
-        "UPDATE services SET revision = revision + 1, updated_at = ?, "
+        "UPDATE services SET revision = revision + 1, updated_at = ?, desired_running = 1, "
         "main_version = CASE main_version WHEN '' THEN ? ELSE main_version END "
         "WHERE id = ? RETURNING revision");
     if (!up.ok()) {
@@ -725,6 +725,17 @@ class SqliteStore final : public Store {
     if (auto s = main->Exec(); !s.ok()) {
       return s.WithContext("removing version");
     }
+    // With its last version gone the service runs nothing (not its newest revision).
+    auto idle = Prepare(
+        "UPDATE services SET desired_running = 0 WHERE id = ? AND NOT EXISTS "
+        "(SELECT 1 FROM versions WHERE service_id = ?)");
+    if (!idle.ok()) {
+      return idle.status();
+    }
+    idle->Bind(1, *sid).Bind(2, *sid);
+    if (auto s = idle->Exec(); !s.ok()) {
+      return s.WithContext("removing version");
+    }
     return tx.Commit();
   }
 
@@ -789,6 +800,17 @@ class SqliteStore final : public Store {
     }
     if (rows->empty()) {
       return Status::Internal("storing notification: no row returned");
+    }
+    // Keep the project's 1,000 most recent.
+    auto trim = Prepare(
+        "DELETE FROM notifications WHERE project_id = ? AND id NOT IN (SELECT id FROM "
+        "notifications WHERE project_id = ? ORDER BY last_at DESC, id DESC LIMIT 1000)");
+    if (!trim.ok()) {
+      return trim.status();
+    }
+    trim->Bind(1, *pid).Bind(2, *pid);
+    if (auto s = trim->Exec(); !s.ok()) {
+      return s.WithContext("trimming notifications");
     }
     return rows->front();
   }
