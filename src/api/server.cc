@@ -332,7 +332,8 @@ class BeastServer final : public HttpServer {
       if (pr == ParseResult::kComplete && gateway_ != nullptr) {
         if (auto match = gateway_->routes().Match(mh.target)) {
           busy_.fetch_add(1);
-          bool again = co_await gateway_->Serve(stream, buffer, mh, *match, peer_ip);
+          bool again = co_await gateway_->Serve(stream, buffer, mh, *match, peer_ip,
+                                                watch ? &*watch : nullptr);
           busy_.fetch_sub(1);
           if (!again || stopped_.load()) {
             break;

@@ -326,7 +326,7 @@ constexpr int kMaxMirrorsInFlight = 256;
 
 asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buffer& client_buf,
                                      const MessageHead& head, const RouteMatch& match,
-                                     std::string_view peer_ip) {
+                                     std::string_view peer_ip, WatchGuard* client_watch) {
   Impl& im = *impl_;
   EnsureSweeping(client.get_executor());
   const ServiceRoute& route = *match.route;
@@ -647,10 +647,18 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
     }
     std::array<asio::const_buffer, 2> obufs{asio::buffer(rh),
                                             asio::buffer(conn->buffer.data().data(), early_out)};
-    // Bounded by the idle timeout: a client that stops reading (pipelining without reading
-    // its answers) cannot hold the exchange.
-    client.expires_after(im.options.body_idle_timeout);
-    auto [cwec, cwn] = co_await asio::async_write(client, obufs, kNoThrow);
+    // Bounded by the idle timeout, so that a client that stops reading (pipelining without
+    // reading its answers) cannot hold the exchange: through the listener's watch of the
+    // connection where there is one (no timer per write on the proxy path).
+    boost::system::error_code cwec;
+    if (client_watch != nullptr) {
+      client_watch->Extend(im.options.body_idle_timeout);
+      std::tie(cwec, std::ignore) = co_await asio::async_write(client.socket(), obufs, kNoThrow);
+      client_watch->Suspend();
+    } else {
+      client.expires_after(im.options.body_idle_timeout);
+      std::tie(cwec, std::ignore) = co_await asio::async_write(client, obufs, kNoThrow);
+    }
     conn->buffer.consume(early_out);
     metrics.bytes_out.fetch_add(early_out, std::memory_order_relaxed);
     if (cwec) {

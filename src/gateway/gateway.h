@@ -17,6 +17,7 @@
 
 #include "gateway/http_head.h"
 #include "gateway/route_table.h"
+#include "gateway/watchdog.h"
 
 namespace berth {
 
@@ -43,11 +44,12 @@ class Gateway {
 
   // Serves the request whose complete head starts `client_buffer` (already parsed into
   // `head`), including its body, and writes the response. Returns true when the client
-  // connection can carry another request.
+  // connection can carry another request. `client_watch` (the listener's watch of this
+  // connection, suspended on entry) bounds writes to the client without a timer per write.
   boost::asio::awaitable<bool> Serve(boost::beast::tcp_stream& client,
                                      boost::beast::flat_buffer& client_buffer,
                                      const MessageHead& head, const RouteMatch& match,
-                                     std::string_view peer_ip);
+                                     std::string_view peer_ip, WatchGuard* client_watch);
 
   // Per-route counters and latency histograms in Prometheus text format.
   std::string MetricsText() const;
