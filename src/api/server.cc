@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -497,6 +498,21 @@ class BeastServer final : public HttpServer {
     HttpResponse r = handler_.Reject(target, status, message);
     stream.expires_after(std::chrono::seconds(5));
     co_await Reply(stream, r, 11, false, false);
+    // Lingering close (as nginx does): a client still sending the body it was refused would
+    // get a reset, not the answer, if the connection closed with its bytes unread. Read and
+    // drop them for a moment (bounded in time and bytes), with the sending side shut.
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    std::array<char, 4096> sink;  // in the coroutine frame: nothing shared between threads
+    size_t drained = 0;
+    while (drained < (size_t{64} << 20)) {
+      stream.expires_after(std::chrono::seconds(2));
+      auto [rec, rn] = co_await stream.async_read_some(asio::buffer(sink), kNoThrow);
+      if (rec) {
+        break;
+      }
+      drained += rn;
+    }
   }
 
   ServerOptions options_;
