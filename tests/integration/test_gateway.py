@@ -1167,7 +1167,10 @@ def test_keep_alive_and_pooled_upstream_connections(daemon, new_service):
                           headers={"Authorization": "Bearer " + daemon.admin_token}, timeout=10)
         assert r.status_code == 200, r.text
         peers.add(r.json()["peer"])
-    assert len(peers) == 1, f"upstream connections were not reused: {sorted(peers)}"
+    # Pooled: nine requests, not nine upstream connections. A second one may appear when a
+    # fresh client's request arrives (on the daemon's other thread) in the moment between an
+    # answer reaching the client and its upstream connection going back to the pool.
+    assert len(peers) <= 2, f"upstream connections were not reused: {sorted(peers)}"
 
 
 def test_keep_alive_after_requests_with_bodies(daemon, new_service):
