@@ -211,13 +211,12 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
                           {"definition", DefinitionToJson(*def)}});
   }
 
-  Result<std::string> PathProject(const HttpRequest& req, const Principal& who,
-                                  const std::string& p) {
+  // The project named in the path, which the caller must be allowed to act on.
+  Result<std::string> PathProject(const Principal& who, const std::string& p) {
     auto project = ResolveProject(who, p);
     if (!project.ok()) {
       return project.status();
     }
-    (void)req;
     auto exists = ctx_.store.GetProject(*project);
     if (!exists.ok()) {
       return exists.status();
@@ -225,8 +224,8 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
     return *project;
   }
 
-  HttpResponse GetEnv(const HttpRequest& req, const Principal& who, const PathParams& params) {
-    auto project = PathProject(req, who, params[0]);
+  HttpResponse GetEnv(const HttpRequest&, const Principal& who, const PathParams& params) {
+    auto project = PathProject(who, params[0]);
     if (!project.ok()) {
       return ErrorResponse(project.status());
     }
@@ -244,7 +243,7 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
   // {"env": {"NAME": "value"}} replaces the project's variables. Running services pick them
   // up when they next start (a new revision, a restart, a session).
   HttpResponse PutEnv(const HttpRequest& req, const Principal& who, const PathParams& params) {
-    auto project = PathProject(req, who, params[0]);
+    auto project = PathProject(who, params[0]);
     if (!project.ok()) {
       return ErrorResponse(project.status());
     }

@@ -3,6 +3,7 @@
 
 #include <boost/json.hpp>
 #include <charconv>
+#include <map>
 
 #include "api/api_context.h"
 #include "api/errors.h"
@@ -25,6 +26,18 @@ Result<size_t> QueryCount(const HttpRequest& req, std::string_view key, size_t f
         fmt::format("{}: must be a non-negative integer, got '{}'", key, v.substr(0, 32)));
   }
   return n;
+}
+
+// Version labels by revision, for services deployed as versions (empty for the others).
+std::map<int, std::string> VersionLabels(Store& store, const std::string& project,
+                                         const std::string& name) {
+  std::map<int, std::string> labels;
+  if (auto versions = store.ListVersions(project, name); versions.ok()) {
+    for (const auto& v : *versions) {
+      labels[v.revision] = v.version;
+    }
+  }
+  return labels;
 }
 
 // `labels`: version labels by revision (services deployed as versions); else the revision.
@@ -108,12 +121,7 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
       return ErrorResponse(svc.status());
     }
     ServiceStatus st = ctx_.controller->StatusOf(project, params[0]);
-    std::map<int, std::string> labels;
-    if (auto versions = ctx_.store.ListVersions(project, params[0]); versions.ok()) {
-      for (const auto& v : *versions) {
-        labels[v.revision] = v.version;
-      }
-    }
+    std::map<int, std::string> labels = VersionLabels(ctx_.store, project, params[0]);
     json::array instances;
     for (const auto& i : st.instances) {
       auto label = labels.find(i.revision);
@@ -165,12 +173,7 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
     q.since = std::string(req.Query("since"));
     q.instance = std::string(req.Query("instance"));
     std::string_view version = req.Query("version");
-    std::map<int, std::string> labels;
-    if (auto versions = ctx_.store.ListVersions(project, params[0]); versions.ok()) {
-      for (const auto& v : *versions) {
-        labels[v.revision] = v.version;
-      }
-    }
+    std::map<int, std::string> labels = VersionLabels(ctx_.store, project, params[0]);
     if (!version.empty()) {
       // A version label (berth deploy) or a revision number.
       for (const auto& [revision, label] : labels) {

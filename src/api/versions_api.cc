@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <boost/json.hpp>
 
 #include "api/api_context.h"
@@ -109,23 +110,29 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
           }));
   }
 
-  json::object VersionJson(const ServiceRecord& svc, const VersionRecord& v,
-                           const ServiceStatus& st) {
-    int desired = 1;
+  // Replicas each revision's definition asks for (1 where it cannot be read), read once per
+  // request rather than once per version.
+  std::map<int, int> Replicas(const ServiceRecord& svc) {
+    std::map<int, int> out;
     auto revs = ctx_.store.ListRevisions(svc.project, svc.name);
-    if (revs.ok()) {
-      for (const auto& r : *revs) {
-        if (r.revision != v.revision) {
-          continue;
-        }
-        boost::system::error_code ec;
-        auto parsed = json::parse(r.definition_json, ec);
-        if (auto def = ec ? Result<Definition>(Status::Internal("")) : ParseDefinition(parsed);
-            def.ok()) {
-          desired = def->replicas;
-        }
+    if (!revs.ok()) {
+      return out;
+    }
+    for (const auto& r : *revs) {
+      boost::system::error_code ec;
+      auto parsed = json::parse(r.definition_json, ec);
+      if (auto def = ec ? Result<Definition>(Status::Internal("")) : ParseDefinition(parsed);
+          def.ok()) {
+        out[r.revision] = def->replicas;
       }
     }
+    return out;
+  }
+
+  json::object VersionJson(const ServiceRecord& svc, const VersionRecord& v,
+                           const ServiceStatus& st, const std::map<int, int>& replicas) {
+    auto it = replicas.find(v.revision);
+    int desired = it == replicas.end() ? 1 : it->second;
     VersionState vs = StateOf(st, v.revision, desired, svc.desired_running);
     return {{"version", v.version},
             {"revision", v.revision},
@@ -163,9 +170,10 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
       return ErrorResponse(list.status());
     }
     ServiceStatus st = ctx_.controller->StatusOf(project, svc.name);
+    std::map<int, int> replicas = Replicas(svc);
     json::array out;
     for (const auto& v : *list) {
-      out.push_back(VersionJson(svc, v, st));
+      out.push_back(VersionJson(svc, v, st, replicas));
     }
     return JsonResponse(200, json::object{{"name", svc.name},
                                           {"main", svc.main_version},
@@ -242,7 +250,8 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
     auto updated = ctx_.store.GetService(project, svc.name);
     HttpResponse r =
         JsonResponse(201, VersionJson(updated.ok() ? *updated : svc, *rec,
-                                      ctx_.controller->StatusOf(project, svc.name)));
+                                      ctx_.controller->StatusOf(project, svc.name),
+                                      Replicas(svc)));
     r.headers.emplace_back("Location",
                            fmt::format("/api/v1/services/{}/versions/{}", svc.name, v));
     return r;
@@ -254,7 +263,8 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
     if (!v.ok()) {
       return ErrorResponse(v.status());
     }
-    return JsonResponse(200, VersionJson(svc, *v, ctx_.controller->StatusOf(project, svc.name)));
+    return JsonResponse(200, VersionJson(svc, *v, ctx_.controller->StatusOf(project, svc.name),
+                                         Replicas(svc)));
   }
 
   HttpResponse Assign(const HttpRequest&, const std::string& project, const ServiceRecord& svc,
@@ -269,7 +279,7 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
     }
     auto updated = ctx_.store.GetService(project, svc.name);
     json::object out = VersionJson(updated.ok() ? *updated : svc, *v,
-                                   ctx_.controller->StatusOf(project, svc.name));
+                                   ctx_.controller->StatusOf(project, svc.name), Replicas(svc));
     out["previous_main"] = previous;
     return JsonResponse(200, out);
   }

@@ -519,7 +519,6 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
     // on the way, and does not pass "Expect" on: an instance need not answer it, and a proxy
     // that waited for one could wait forever.
     bool body_pending = (head.content_length && *head.content_length > early) || head.chunked;
-    bool body_done = !body_pending;
     if (expect_continue && body_pending) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       client.expires_after(im.options.body_idle_timeout);
@@ -529,9 +528,7 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
         co_return false;
       }
     }
-    if (!body_pending) {
-      // No body, or one that never comes.
-    } else if (head.content_length && *head.content_length > early) {
+    if (head.content_length && *head.content_length > early) {
       uint64_t counted = 0;
       bool ok = co_await RelayBody(client, client_buf, conn->stream, *head.content_length - early,
                                    false, false, im.options.body_idle_timeout, counted);
@@ -550,9 +547,7 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
         co_return false;
       }
     }
-    if (body_pending || body_done) {  // relayed whole (failures returned above), or none
-      client_keep = request_keep;
-    }
+    client_keep = request_keep;  // the body is relayed whole (failures returned above)
     // The response head (skipping 1xx interim responses, which are passed on).
     MessageHead resp;
     bool got_head = false;
