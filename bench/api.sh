@@ -12,12 +12,11 @@ berth=build/src/berth/berth
 command -v wrk >/dev/null || { echo "wrk is missing: scripts/setup installs it" >&2; exit 1; }
 
 dir=$(mktemp -d)
-trap 'kill $(cat "$dir/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$dir"' EXIT
-$berth serve --data-dir "$dir/data" --listen 127.0.0.1:0 --threads 2 2>"$dir/log" &
-echo $! >"$dir/pid"
-for _ in $(seq 100); do [[ -f $dir/data/daemon.json ]] && break; sleep 0.05; done
-url=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$dir/data/daemon.json")
-export BERTH_TOKEN=$(cat "$dir/data/admin.token")
+source bench/lib.sh
+trap 'bench_stop "$dir"; rm -rf "$dir"' EXIT
+bench_start_daemon "$dir" --threads 2
+url=$BENCH_URL
+export BERTH_TOKEN=$BENCH_TOKEN
 
 /usr/bin/python3 - "$url" <<'PY'
 import json, os, sys, urllib.request
@@ -37,7 +36,7 @@ PY
 run() { wrk -t2 -c"$1" -d"${duration}s" --latency -s bench/api_get.lua "$url" | grep '^RESULT'; }
 one=$(BENCH_SERVICES=1000 run 32)
 list=$(BENCH_PATH=/api/v1/services run 4)
-rss_kb=$(awk '/VmRSS/ {print $2}' /proc/$(cat "$dir/pid")/status)
+rss_kb=$(awk '/VmRSS/ {print $2}' /proc/$(cat "$dir/berth.pid")/status)
 
 field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" <<<"$1"; }
 printf '%-34s %10s %10s %10s %8s\n' benchmark req/s p50_ms p99_ms errors

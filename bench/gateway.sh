@@ -14,12 +14,11 @@ berth=$PWD/build/src/berth/berth
 command -v wrk >/dev/null && command -v nginx >/dev/null ||
   { echo "wrk and nginx are needed: scripts/setup installs them" >&2; exit 1; }
 dir=$(mktemp -d)
+source bench/lib.sh
 cleanup() {
-  [[ -f $dir/berth.pid ]] && kill "$(cat "$dir/berth.pid")" 2>/dev/null || true
+  # The peer proxy by its pid file; berth's backend instance through berth's API.
   [[ -f $dir/proxy.pid ]] && kill "$(cat "$dir/proxy.pid")" 2>/dev/null || true
-  pkill -TERM -f "shim $dir/data/instances" 2>/dev/null || true
-  sleep 0.5
-  pkill -KILL -f "nginx: .*$dir|nginx -p $dir" 2>/dev/null || true
+  bench_stop "$dir"
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -46,11 +45,9 @@ port: 8080
 YAML
 tar czf "$dir/bundle.tgz" -C "$dir/bundle" .
 
-$berth serve --data-dir "$dir/data" --listen 127.0.0.1:0 --threads 1 2>"$dir/berth.log" &
-echo $! >"$dir/berth.pid"
-for _ in $(seq 100); do [[ -f $dir/data/daemon.json ]] && break; sleep 0.05; done
-url=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$dir/data/daemon.json")
-token=$(cat "$dir/data/admin.token")
+bench_start_daemon "$dir" --threads 1
+url=$BENCH_URL
+token=$BENCH_TOKEN
 auth=(-H "Authorization: Bearer $token")
 curl -sf "${auth[@]}" -X POST "$url/api/v1/services" -d '{"name":"echo"}' >/dev/null
 curl -sf "${auth[@]}" -X PUT --data-binary @"$dir/bundle.tgz" "$url/api/v1/services/echo/artifacts/v1" >/dev/null

@@ -11,21 +11,16 @@ instances=${1:-200}
 berth=$PWD/build/src/berth/berth
 [[ -x $berth ]] || { echo "build first: scripts/build" >&2; exit 1; }
 dir=$(mktemp -d)
+source bench/lib.sh
 cleanup() {
-  if [[ -f $dir/pid ]]; then kill "$(cat "$dir/pid")" 2>/dev/null || true; fi
-  # Instances outlive the daemon by design: stop their shims too.
-  pkill -TERM -f "shim $dir/data/instances" 2>/dev/null || true
-  sleep 0.5
-  pkill -KILL -f "$dir/tiny_http|$dir/chatty" 2>/dev/null || true
+  bench_stop "$dir"
   rm -rf "$dir"
 }
 trap cleanup EXIT
 cc -O2 -o "$dir/tiny_http" bench/tools/tiny_http.c
 cc -O2 -o "$dir/chatty" bench/tools/chatty.c
 
-$berth serve --data-dir "$dir/data" --listen 127.0.0.1:0 --threads 2 2>"$dir/log" &
-echo $! >"$dir/pid"
-for _ in $(seq 100); do [[ -f $dir/data/daemon.json ]] && break; sleep 0.05; done
+bench_start_daemon "$dir" --threads 2
 
 /usr/bin/python3 - "$dir" "$instances" <<'PY'
 import json, os, statistics, sys, time, urllib.request

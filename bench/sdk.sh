@@ -15,18 +15,15 @@ berth=$repo/build/src/berth/berth
 [[ -x $berth ]] || { echo "build first: scripts/build" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is needed: scripts/setup installs it" >&2; exit 1; }
 dir=$(mktemp -d)
+source bench/lib.sh
 cleanup() {
-  [[ -f $dir/berth.pid ]] && kill "$(cat "$dir/berth.pid")" 2>/dev/null || true
-  sleep 0.5
-  pkill -KILL -f "shim $dir/data/instances" 2>/dev/null || true
+  bench_stop "$dir"
   rm -rf "$dir"
 }
 trap cleanup EXIT
 
-$berth serve --data-dir "$dir/data" --listen 127.0.0.1:0 2>"$dir/berth.log" &
-echo $! >"$dir/berth.pid"
-for _ in $(seq 100); do [[ -f $dir/data/daemon.json ]] && break; sleep 0.05; done
-url=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$dir/data/daemon.json")
+bench_start_daemon "$dir"
+url=$BENCH_URL
 export BERTH_URL=$url BERTH_TOKEN=$(cat "$dir/data/admin.token") HOME=$dir
 printf 'auth: public\n' >"$dir/public.yaml"
 

@@ -14,7 +14,7 @@ Result<Principal> Authenticator::Authenticate(std::string_view token) {
   std::string hash = Sha256Hex(token);
   uint64_t generation = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = cache_.find(hash);
     if (it != cache_.end()) {
       return it->second;
@@ -32,7 +32,7 @@ Result<Principal> Authenticator::Authenticate(std::string_view token) {
     return Status::Unauthenticated(fmt::format("token {} has been revoked", info->id));
   }
   Principal p{info->id, info->project};
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (generation == generation_) {
     cache_.emplace(std::move(hash), p);
   }
@@ -40,7 +40,7 @@ Result<Principal> Authenticator::Authenticate(std::string_view token) {
 }
 
 void Authenticator::Invalidate() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   cache_.clear();
   ++generation_;
 }

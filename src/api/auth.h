@@ -10,6 +10,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "common/mutex.h"
 #include "common/crypto.h"
 #include "common/status.h"
 #include "store/store.h"
@@ -35,10 +36,10 @@ class Authenticator {
 
  private:
   Store& store_;
-  std::mutex mu_;
-  std::unordered_map<std::string, Principal> cache_;  // GUARDED_BY(mu_); by token hash
+  Mutex mu_;
+  std::unordered_map<std::string, Principal> cache_ GUARDED_BY(mu_);  // by token hash
   // Bumped by Invalidate: a lookup that raced with a revocation must not refill the cache.
-  uint64_t generation_ = 0;  // GUARDED_BY(mu_)
+  uint64_t generation_ GUARDED_BY(mu_) = 0;
 };
 
 // The project a request acts on: `requested` if given, else the token's own project (admin:

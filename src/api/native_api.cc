@@ -23,9 +23,12 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
       return JsonResponse(200, json::object{{"status", "ok"}});
     });
     // The API's reference needs no token: it documents, it does not reveal.
-    for (auto [path, file, type] :
+    for (auto [path, doc, doc_type] :
          {std::tuple{"/api/v1/openapi.json", "openapi.json", "application/json"},
           std::tuple{"/api/v1/docs", "docs.html", "text/html; charset=utf-8"}}) {
+      // Copies: clang 14 cannot capture structured bindings.
+      const char* file = doc;
+      const char* type = doc_type;
       r.Add("GET", path, [file, type](const HttpRequest&, const PathParams&) {
         const embedded::EmbeddedFile* f = embedded::Find(embedded::api_docs(), file);
         if (f == nullptr) {

@@ -129,7 +129,7 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
                      {"version", label != labels.end() ? label->second
                                                        : std::to_string(i.revision)},
                      {"revision", i.revision},
-                     {"state", i.state},
+                     {"state", InstanceStateName(i.state)},
                      {"pid", i.pid},
                      {"host", i.host},
                      {"port", i.port},

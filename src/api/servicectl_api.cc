@@ -225,7 +225,7 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
         ServiceStatus st = ctx_.controller->StatusOf(rec.project, rec.name);
         running = st.running;
         for (const auto& i : st.instances) {
-          bool alive = i.state == "starting" || i.state == "running" || i.state == "unhealthy";
+          bool alive = i.state == InstanceState::kStarting || i.state == InstanceState::kRunning || i.state == InstanceState::kUnhealthy;
           json::object task_def{{"name", qualified},
                                 {"revision", i.revision},
                                 {"status", "ACTIVE"},
@@ -242,17 +242,17 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
               {"task_name", i.id},
               {"created_at", i.started_at ? ServicectlTime(i.started_at) : std::string("-")},
               {"desired_status", alive ? "RUNNING" : "STOPPED"},
-              {"last_status", i.state == "running" ? "RUNNING"
+              {"last_status", i.state == InstanceState::kRunning ? "RUNNING"
                               : alive              ? "PENDING"
                                                    : "STOPPED"},
               {"task_definition", std::move(task_def)}});
           if (alive) {
             json::object target{{"target", i.id},
                                 {"port", i.port},
-                                {"health", i.state == "running" ? "healthy"
-                                           : i.state == "starting" ? "initial"
+                                {"health", i.state == InstanceState::kRunning ? "healthy"
+                                           : i.state == InstanceState::kStarting ? "initial"
                                                                    : "unhealthy"}};
-            if (i.state != "running" && !i.health.empty()) {
+            if (i.state != InstanceState::kRunning && !i.health.empty()) {
               target["description"] = i.health;
             }
             targets.push_back(std::move(target));

@@ -34,14 +34,14 @@ VersionState StateOf(const ServiceStatus& st, int revision, int desired, bool ru
       continue;
     }
     any = true;
-    if (i.state == "running") {
+    if (i.state == InstanceState::kRunning) {
       ++v.ready;
       if (v.since == 0 || (i.started_at != 0 && i.started_at < v.since)) {
         v.since = i.started_at;
       }
     }
-    crash_looping |= i.state == "crash-looping";
-    unhealthy |= i.state == "unhealthy";
+    crash_looping |= i.state == InstanceState::kCrashLooping;
+    unhealthy |= i.state == InstanceState::kUnhealthy;
   }
   if (!running) {
     v.state = "stopped";
@@ -366,13 +366,13 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
     // The live revision's instance first: its address is what a step should use.
     const InstanceStatus* best = nullptr;
     for (const auto& i : st.instances) {
-      if (i.host.empty() || i.state == "exited" || i.state == "oom-killed") {
+      if (i.host.empty() || i.state == InstanceState::kExited || i.state == InstanceState::kOomKilled) {
         continue;
       }
       bool live = i.revision == st.active_revision;
       if (best == nullptr || (live && best->revision != st.active_revision) ||
-          (live == (best->revision == st.active_revision) && i.state == "running" &&
-           best->state != "running")) {
+          (live == (best->revision == st.active_revision) && i.state == InstanceState::kRunning &&
+           best->state != InstanceState::kRunning)) {
         best = &i;
       }
     }

@@ -184,7 +184,7 @@ Result<int> RunBuild(const std::string& command, const std::string& cwd, const s
 
 }  // namespace
 
-Controller::Controller(Store& store, Launcher& launcher, ControllerOptions options)
+Controller::Controller(Store& store, Launcher& launcher, Clock& clock, ControllerOptions options)
     : store_(store),
       options_(std::move(options)),
       artifacts_(options_.data_dir + "/artifacts", UnpackLimits{}) {
@@ -246,7 +246,7 @@ Controller::Controller(Store& store, Launcher& launcher, ControllerOptions optio
       return routes->InFlight(host, port);
     };
   }
-  supervisor_ = std::make_unique<Supervisor>(launcher, so, std::move(hooks));
+  supervisor_ = std::make_unique<Supervisor>(launcher, clock, so, std::move(hooks));
   std::error_code ec;
   fs::create_directories(UploadDir(), ec);
 }
@@ -283,7 +283,7 @@ std::string Controller::ServiceDir(const std::string& project, const std::string
 
 Result<std::string> Controller::ServiceToken(const std::string& project,
                                              const std::string& name) {
-  std::lock_guard lock(token_mu_);
+  MutexLock lock(token_mu_);
   std::string dir = ServiceDir(project, name);
   std::string path = dir + "/token.json";
   if (auto text = ReadFile(path); text.ok()) {
@@ -410,7 +410,7 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
         continue;
       }
       for (const auto& i : supervisor_->Status({rec.project, other.name}).instances) {
-        if (i.state == "running") {
+        if (i.state == InstanceState::kRunning) {
           std::string key = "BERTH_SERVICE_" + other.name + "_";
           for (char& c : key) {
             c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -771,7 +771,7 @@ namespace {
 std::vector<InstanceStatus> RunningInstances(const ServiceStatus& st) {
   std::vector<InstanceStatus> out;
   for (const auto& i : st.instances) {
-    if (i.state == "running") {
+    if (i.state == InstanceState::kRunning) {
       out.push_back(i);
     }
   }

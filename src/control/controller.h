@@ -13,9 +13,11 @@
 #include <boost/json/value.hpp>
 #include <functional>
 
+#include "common/mutex.h"
 #include "artifacts/artifact_store.h"
 #include "control/event_hub.h"
 #include "gateway/route_table.h"
+#include "common/clock.h"
 #include "common/status.h"
 #include "model/definition.h"
 #include "runtime/supervisor.h"
@@ -57,8 +59,8 @@ struct LogQuery {
 
 class Controller {
  public:
-  // `store` and `launcher` must outlive the controller.
-  Controller(Store& store, Launcher& launcher, ControllerOptions options);
+  // `store`, `launcher` and `clock` must outlive the controller.
+  Controller(Store& store, Launcher& launcher, Clock& clock, ControllerOptions options);
   ~Controller();
 
   // Applies every stored service to the supervisor, re-adopts running instances, starts it.
@@ -133,7 +135,7 @@ class Controller {
   ControllerOptions options_;
   ArtifactStore artifacts_;
   std::unique_ptr<Supervisor> supervisor_;
-  std::mutex token_mu_;
+  Mutex token_mu_;
   EventHub hub_;
 };
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
+
 namespace berth {
 
 struct HubEvent {
@@ -23,7 +25,7 @@ class EventHub {
   explicit EventHub(size_t capacity = 1000) : capacity_(capacity) {}
 
   void Publish(std::string project, std::string kind, std::string data) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ring_.push_back({++seq_, std::move(project), std::move(kind), std::move(data)});
     if (ring_.size() > capacity_) {
       ring_.pop_front();
@@ -31,7 +33,7 @@ class EventHub {
   }
   // Events of `project` after `after` (all projects when empty), oldest first.
   std::vector<HubEvent> Since(uint64_t after, const std::string& project) const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     std::vector<HubEvent> out;
     for (const auto& e : ring_) {
       if (e.seq > after && (project.empty() || e.project == project)) {
@@ -41,15 +43,15 @@ class EventHub {
     return out;
   }
   uint64_t last() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return seq_;
   }
 
  private:
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   size_t capacity_;
-  std::deque<HubEvent> ring_;  // GUARDED_BY(mu_)
-  uint64_t seq_ = 0;           // GUARDED_BY(mu_)
+  std::deque<HubEvent> ring_ GUARDED_BY(mu_);
+  uint64_t seq_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace berth

@@ -327,7 +327,8 @@ int RunDaemon(const DaemonConfig& config) {
     ::setenv("CMAKE_PREFIX_PATH", BERTH_SDK_CMAKE_DIR, 0);
   }
   // The URL instances use to reach the API; fixed up below once the port is known.
-  Controller controller(**store, *launcher, copts);
+  RealClock clock;
+  Controller controller(**store, *launcher, clock, copts);
   auto api = MakeApiHandler(**store, ApiOptions{config.public_url}, &controller, &gateway,
                             &gateway_auth);
   ServerOptions sopts;

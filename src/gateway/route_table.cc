@@ -8,7 +8,7 @@ std::string Key(const std::string& host, int port) { return host + ":" + std::to
 }  // namespace
 
 void RouteTable::Update(ServiceRoute route) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto& stats = stats_[route.prefix];
   if (!stats) {
     stats = std::make_shared<RouteStats>();
@@ -29,7 +29,7 @@ void RouteTable::Update(ServiceRoute route) {
 }
 
 void RouteTable::Remove(const std::string& prefix) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto next = std::make_shared<Table>(*table_);
   next->erase(prefix);
   table_ = std::move(next);
@@ -38,7 +38,7 @@ void RouteTable::Remove(const std::string& prefix) {
 std::optional<RouteMatch> RouteTable::Match(std::string_view target) const {
   std::shared_ptr<const Table> table;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     table = table_;
   }
   if (target.empty() || target[0] != '/') {
@@ -79,12 +79,12 @@ std::optional<RouteMatch> RouteTable::Match(std::string_view target) const {
 }
 
 std::map<std::string, std::shared_ptr<RouteStats>> RouteTable::Stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 
 int RouteTable::InFlight(const std::string& host, int port) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = counters_.find(Key(host, port));
   return it == counters_.end() ? 0 : it->second->load();
 }

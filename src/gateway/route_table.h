@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/mutex.h"
+
 namespace berth {
 
 // Per-route traffic statistics (kept across route updates), exported at /metrics.
@@ -78,11 +80,11 @@ class RouteTable {
 
  private:
   using Table = std::map<std::string, std::shared_ptr<const ServiceRoute>, std::less<>>;
-  mutable std::mutex mu_;
-  std::shared_ptr<const Table> table_ = std::make_shared<Table>();  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::shared_ptr<const Table> table_ GUARDED_BY(mu_) = std::make_shared<Table>();
   // Counters outlive route updates so that draining sees requests routed before a switch.
-  std::map<std::string, std::shared_ptr<std::atomic<int>>> counters_;  // GUARDED_BY(mu_)
-  std::map<std::string, std::shared_ptr<RouteStats>> stats_;           // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_ptr<std::atomic<int>>> counters_ GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<RouteStats>> stats_ GUARDED_BY(mu_);
   mutable std::atomic<uint32_t> round_robin_{0};
 };
 

@@ -12,6 +12,8 @@
 #include <memory>
 #include <mutex>
 
+#include "common/mutex.h"
+
 namespace berth {
 
 class Watchdog {
@@ -25,7 +27,7 @@ class Watchdog {
   using Handle = std::list<Entry>::iterator;
 
   Handle Watch(boost::asio::ip::tcp::socket& socket, std::chrono::seconds timeout) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     entries_.push_back({std::chrono::steady_clock::now() + timeout, &socket, socket.get_executor(),
                         std::make_shared<bool>(true)});
     return std::prev(entries_.end());
@@ -34,18 +36,18 @@ class Watchdog {
     Until(h, std::chrono::steady_clock::now() + timeout);
   }
   void Until(Handle h, std::chrono::steady_clock::time_point deadline) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     h->deadline = deadline;
   }
   // Called on the socket's executor.
   void Unwatch(Handle h) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     *h->active = false;
     entries_.erase(h);
   }
   void Sweep() {
     auto now = std::chrono::steady_clock::now();
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto it = entries_.begin(); it != entries_.end();) {
       if (it->deadline > now) {
         ++it;
@@ -63,8 +65,8 @@ class Watchdog {
   }
 
  private:
-  std::mutex mu_;
-  std::list<Entry> entries_;
+  Mutex mu_;
+  std::list<Entry> entries_ GUARDED_BY(mu_);
 };
 
 // Unregisters a watch when the exchange ends, however it ends.

@@ -28,7 +28,7 @@
 #include <thread>
 #include <vector>
 
-#include "notify/clock.h"
+#include "common/clock.h"
 #include "notify/mailer.h"
 
 namespace berth {

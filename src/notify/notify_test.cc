@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "notify/dispatcher.h"
-#include "notify/fake_clock.h"
+#include "common/fake_clock.h"
 #include "notify/mailer.h"
 #include "notify/webhook.h"
 

@@ -1,13 +1,18 @@
 // Launcher is the mechanism under the supervisor's policy: it starts an instance (a process
-// tree in its own cgroups, owned by a shim that outlives the daemon), inspects it, stops it.
-// All state lives in the instance directory, so a new Launcher (after a daemon restart) can
-// inspect and stop instances an earlier one started.
+// tree in its own cgroups, owned by a shim that outlives the daemon), inspects it, probes its
+// health, tells of its exit, stops it. All state lives in the instance directory, so a new
+// Launcher (after a daemon restart) can inspect and stop instances an earlier one started.
+// LinuxLauncher (linux/linux_launcher.h) is the real one; FakeLauncher (fake_launcher.h, in
+// the runtime_testing library) records what it is asked and lets tests trigger exits, OOM
+// kills and health answers.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
 #include "common/status.h"
+#include "runtime/health_check.h"
 #include "runtime/instance_spec.h"
 
 namespace berth {
@@ -19,22 +24,45 @@ struct InstanceProbe {
   std::optional<uint64_t> rss_bytes;
 };
 
+// What one health probe asks of a running instance.
+struct HealthProbe {
+  std::string host;
+  int port = 0;
+  HealthCheck check;
+  StatusCodeSet codes;
+  std::string path;  // request path, context root included when the service preserves it
+};
+
 class Launcher {
  public:
+  // Called with an instance directory soon after that instance's program ended; from any
+  // thread, never with a lock of the launcher's held.
+  using ExitListener = std::function<void(const std::string& instance_dir)>;
+
   virtual ~Launcher() = default;
   // Creates `instance_dir` if needed (it must not hold an instance already), writes the spec
   // and starts the program.
   // Returns once it runs, with its pid; FailedPrecondition with the reason when it cannot
-  // start (exec failure: the reason is also in the instance's log).
+  // start (exec failure: the reason is also in the instance's log). Thread-safe: the
+  // supervisor starts several instances at once.
   virtual Result<ShimRecord> Start(const std::string& instance_dir, const InstanceSpec& spec) = 0;
-  // What is known of the instance now. Cheap: called by the supervisor on every tick.
+  // What is known of the instance now.
   virtual InstanceProbe Probe(const std::string& instance_dir) = 0;
-  // True once the instance's exit is recorded: a cheap check the supervisor makes often,
-  // leaving full Probes for when something changed.
+  // True once the instance's exit is recorded: a cheap check, for launchers that cannot
+  // tell of exits themselves.
   virtual bool ExitRecorded(const std::string& instance_dir) = 0;
   // Asks the shim to stop the tree (SIGTERM, grace, SIGKILL). Returns at once; Probe shows the
   // exit once it happened.
   virtual Status Stop(const std::string& instance_dir) = 0;
+  // One health probe (HTTP, TCP or exec), blocking up to the check's timeout.
+  virtual ProbeResult CheckHealth(const std::string& instance_dir, const HealthProbe& probe) = 0;
+  // Exits as events: after this, `listener` hears of the end of every instance this launcher
+  // started or was asked to Watch. Returns false if the launcher cannot (the supervisor then
+  // polls ExitRecorded).
+  virtual bool WatchExits(ExitListener listener) = 0;
+  // Watches an instance an earlier launcher started (re-adoption). A no-op when exits are not
+  // watched; the listener is called at once if the instance has already ended.
+  virtual void Watch(const std::string& instance_dir, const ShimRecord& shim) = 0;
 };
 
 }  // namespace berth

@@ -8,12 +8,47 @@
 #include <cstdio>
 #include <ctime>
 #include <deque>
-#include <fstream>
 
 namespace berth {
 namespace {
 constexpr size_t kMaxPartial = 64 << 10;
-constexpr size_t kFlushAt = 256 << 10;
+// The shim flushes after each read anyway; this bounds the buffer of a read full of short
+// lines, whose pages would otherwise stay resident in the shim.
+constexpr size_t kFlushAt = 64 << 10;
+
+// Calls `on_line` with each line of the file at `path`, without its newline (a last line
+// without one too). Read in chunks so that memory does not grow with the file; no iostreams,
+// since this file is also part of berth-shim.
+template <typename F>
+void ForEachLine(const std::string& path, F&& on_line) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return;
+  }
+  std::string line;
+  char buf[16 << 10];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    std::string_view data(buf, static_cast<size_t>(n));
+    for (size_t nl; (nl = data.find('\n')) != std::string_view::npos;) {
+      line.append(data.substr(0, nl));
+      on_line(std::move(line));
+      line.clear();
+      data.remove_prefix(nl + 1);
+    }
+    line.append(data);
+  }
+  if (!line.empty()) {
+    on_line(std::move(line));
+  }
+  ::close(fd);
+}
 }  // namespace
 
 LogWriter::LogWriter(std::string dir, LogRotation rotation)
@@ -156,14 +191,12 @@ std::vector<std::string> ReadLogTail(const std::string& dir, size_t tail, int ke
   std::string base = dir + "/current.log";
   for (int i = keep; i >= 0; --i) {
     std::string path = i == 0 ? base : base + "." + std::to_string(i);
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
+    ForEachLine(path, [&](std::string line) {
       lines.push_back(std::move(line));
       if (tail > 0 && lines.size() > tail) {
         lines.pop_front();
       }
-    }
+    });
   }
   return {lines.begin(), lines.end()};
 }

@@ -8,22 +8,22 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <filesystem>
 
 #include "common/crypto.h"
 #include "common/file_util.h"
 #include "common/log.h"
-#include "runtime/health_check.h"
+#include "common/time.h"
 
 namespace berth {
 namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
-using SteadyClock = std::chrono::steady_clock;
+using TimePoint = Clock::TimePoint;
 constexpr int kUnhealthyAfter = 3;
-// New instances are probed often so that a fast program is ready within milliseconds.
-constexpr auto kStartupProbeEvery = std::chrono::milliseconds(5);
+constexpr TimePoint kNever = TimePoint::max();
 
 std::string DescribeExit(const ExitRecord& e) {
   if (e.oom_killed) {
@@ -37,6 +37,7 @@ std::string DescribeExit(const ExitRecord& e) {
   }
   return fmt::format("exited with code {}", e.exit_code);
 }
+
 // True if nothing listens on host:port (a bind succeeds).
 bool PortFree(const std::string& host, int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -54,7 +55,41 @@ bool PortFree(const std::string& host, int port) {
   return free;
 }
 
+StatusCodeSet CodesOf(const HealthCheck& check) {
+  auto codes = StatusCodeSet::Parse(check.status_codes);
+  return codes.ok() ? *codes : *StatusCodeSet::Parse("200-499");
+}
+
+std::chrono::milliseconds Backoff(const SupervisorOptions& o, int quick_crashes) {
+  return std::min<std::chrono::milliseconds>(o.backoff_base * (1 << std::min(quick_crashes - 1, 16)),
+                                             o.backoff_max);
+}
+
 }  // namespace
+
+const char* InstanceStateName(InstanceState s) {
+  switch (s) {
+    case InstanceState::kStarting: return "starting";
+    case InstanceState::kRunning: return "running";
+    case InstanceState::kUnhealthy: return "unhealthy";
+    case InstanceState::kStopping: return "stopping";
+    case InstanceState::kExited: return "exited";
+    case InstanceState::kOomKilled: return "oom-killed";
+    case InstanceState::kCrashLooping: return "crash-looping";
+  }
+  return "unknown";
+}
+
+const char* TaskStateName(TaskState s) {
+  switch (s) {
+    case TaskState::kPending: return "pending";
+    case TaskState::kRunning: return "running";
+    case TaskState::kSucceeded: return "succeeded";
+    case TaskState::kFailed: return "failed";
+    case TaskState::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
 
 std::string ExpandVariables(std::string_view text, const std::map<std::string, std::string>& env) {
   std::string out;
@@ -80,6 +115,8 @@ std::string ExpandVariables(std::string_view text, const std::map<std::string, s
   return out;
 }
 
+// Instances are shared with the health thread's probes in flight; they are erased from their
+// service only by the loop (PruneDirs, removal), never while the loop is observing them.
 struct Supervisor::Instance {
   std::string id;
   std::string dir;
@@ -87,70 +124,118 @@ struct Supervisor::Instance {
   int slot = 0;
   std::string host;
   int port = 0;
-  std::string state = "starting";
+  InstanceState state = InstanceState::kStarting;
   ShimRecord shim;
   bool live = true;
+  bool launching = false;  // its start is queued or under way
   bool stopping = false;
   bool stop_sent = false;  // the shim was told to stop (after draining)
-  SteadyClock::time_point drain_deadline;
+  int in_flight = 0;  // requests in flight while draining, as the gateway last said
+  TimePoint drain_deadline;
   bool ready = false;
   bool probing = false;
   int probe_failures = 0;
   int restarts = 0;
-  SteadyClock::time_point launched;
-  SteadyClock::time_point next_probe;
-  SteadyClock::time_point next_full_probe;
+  TimePoint launched;
+  TimePoint next_probe;
+  TimePoint next_full_probe;
   std::optional<ExitRecord> exit;
   std::optional<uint64_t> rss;
   std::string health;
-  HealthCheck check;
-  std::shared_ptr<const StatusCodeSet> codes;
-  std::string health_path;
+  std::shared_ptr<const HealthProbe> probe;
 };
 
 struct Supervisor::Slot {
   int restarts = 0;
   int quick_crashes = 0;
-  SteadyClock::time_point next_start{};
+  TimePoint next_start{};
   bool crash_looping = false;
 };
 
 struct Supervisor::Service {
   DesiredService desired;
-  std::vector<std::unique_ptr<Instance>> instances;
+  std::vector<std::shared_ptr<Instance>> instances;
   std::map<std::pair<int, int>, Slot> slots;  // (revision, slot)
-  std::optional<SteadyClock::time_point> rollout_started;
+  std::optional<TimePoint> rollout_started;
   int rollout_revision = 0;
   std::set<std::string> noted;  // one-time events already sent
   std::string published_routes;  // what PublishRoutes last sent, to send only changes
+  TimePoint next_due = kNever;  // a timer of its (backoff, drain, deadline) runs out
 };
 
-Supervisor::Supervisor(Launcher& launcher, SupervisorOptions options, SupervisorHooks hooks)
-    : launcher_(launcher), options_(std::move(options)), hooks_(std::move(hooks)) {
+struct Supervisor::TaskEntry {
+  TaskSpec spec;
+  TaskStatus status;
+  uint64_t seq = 0;
+  bool cancel_requested = false;
+  bool launching = false;
+  bool stop_sent = false;
+};
+
+// What a pass decided to do once the lock is released, in order.
+struct Supervisor::Effects {
+  struct Note {
+    ServiceKey key;
+    std::string kind;
+    std::string message;
+  };
+  struct Rollout {
+    ServiceKey key;
+    int active = 0;
+    int failed = 0;
+  };
+  // One list keeps the hooks in the order they were decided.
+  std::vector<std::function<void(const SupervisorHooks&)>> hooks;
+  std::vector<std::string> stops;  // instance directories to signal
+  std::vector<std::string> removals;  // directories to delete
+};
+
+struct Supervisor::StartJob {
+  std::shared_ptr<Instance> inst;  // null for a task
+  std::shared_ptr<TaskEntry> task;
+  InstanceSpec spec;
+  Result<ShimRecord> result = berth::Status::Internal("not started");
+};
+
+Supervisor::Supervisor(Launcher& launcher, Clock& clock, SupervisorOptions options,
+                       SupervisorHooks hooks)
+    : launcher_(launcher),
+      clock_(clock),
+      options_(std::move(options)),
+      hooks_(std::move(hooks)),
+      effects_(std::make_unique<Effects>()) {
   std::error_code ec;
   fs::create_directories(options_.instances_dir, ec);
+  exits_watched_ = launcher_.WatchExits([this](const std::string& dir) { OnExit(dir); });
 }
 
-Supervisor::~Supervisor() { Shutdown(); }
+Supervisor::~Supervisor() {
+  Shutdown();
+  // Withdraws the listener; once this returns, no exit event calls into this object.
+  launcher_.WatchExits({});
+}
 
 void Supervisor::Start() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Adopt();
   }
-  loop_ = std::thread([this] { Loop(); });
-  health_ = std::thread([this] { HealthLoop(); });
+  Flush();
+  if (options_.threads) {
+    loop_ = std::thread([this] { Loop(); });
+    health_ = std::thread([this] { HealthLoop(); });
+  }
 }
 
 void Supervisor::Shutdown() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stop_) {
       return;
     }
     stop_ = true;
   }
-  wake_.notify_all();
+  wake_.NotifyAll();
   if (loop_.joinable()) {
     loop_.join();
   }
@@ -159,83 +244,333 @@ void Supervisor::Shutdown() {
   }
 }
 
+void Supervisor::MarkDirty(Service& svc) {
+  dirty_services_.insert(&svc);
+  wakeup_ = true;
+}
+
+void Supervisor::OnExit(const std::string& dir) {
+  {
+    MutexLock lock(mu_);
+    exited_dirs_.insert(dir);
+    wakeup_ = true;
+  }
+  wake_.NotifyAll();
+}
+
 void Supervisor::Apply(DesiredService desired) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto& svc = services_[desired.key];
     if (!svc) {
       svc = std::make_unique<Service>();
     }
     svc->desired = std::move(desired);
-    dirty_ = true;
+    MarkDirty(*svc);
   }
-  wake_.notify_all();
+  wake_.NotifyAll();
 }
 
 void Supervisor::Remove(const ServiceKey& key) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = services_.find(key);
     if (it == services_.end()) {
       return;
     }
-    if (hooks_.routes) {
-      RouteUpdate gone;
-      gone.removed = true;
-      hooks_.routes(key, gone);
+    effects_->hooks.push_back([key](const SupervisorHooks& h) {
+      if (h.routes) {
+        RouteUpdate gone;
+        gone.removed = true;
+        h.routes(key, gone);
+      }
+    });
+    Service& svc = *it->second;
+    svc.desired.running = false;
+    for (auto& inst : svc.instances) {
+      StopInstance(svc, *inst, "service deleted");
     }
-    it->second->desired.running = false;
     removed_.push_back(std::move(it->second));
     services_.erase(it);
-    dirty_ = true;
+    MarkDirty(*removed_.back());
   }
-  wake_.notify_all();
+  Flush();
+  wake_.NotifyAll();
 }
 
 void Supervisor::Loop() {
-  std::unique_lock lock(mu_);
-  while (!stop_) {
-    dirty_ = false;
-    Tick();
-    wake_.wait_for(lock, options_.tick, [this] { return stop_ || dirty_; });
+  while (true) {
+    Step();
+    MutexLock lock(mu_);
+    if (stop_) {
+      return;
+    }
+    wake_.WaitFor(mu_, options_.tick, [this]() REQUIRES(mu_) { return stop_ || wakeup_; });
+    if (stop_) {
+      return;
+    }
   }
 }
 
-void Supervisor::Tick() {
+void Supervisor::Step() {
+  ObservePass();
+  std::vector<StartJob> starts;
+  {
+    MutexLock lock(mu_);
+    wakeup_ = false;
+    ReconcileAll();
+    starts.swap(starts_);
+  }
+  Flush();
+  if (!starts.empty()) {
+    CarryOutStarts(std::move(starts));
+    Flush();
+  }
+  if (!options_.threads) {
+    HealthRound();
+  }
+}
+
+// Exit events and periodic full probes, with the launcher called outside the lock.
+void Supervisor::ObservePass() {
+  struct Look {
+    std::shared_ptr<Instance> inst;
+    std::shared_ptr<TaskEntry> task;
+    std::string dir;
+    bool probe_due = false;  // ask the launcher what became of it
+    bool drain_check = false;  // ask the gateway how many requests are still on it
+    std::string host;
+    int port = 0;
+    InstanceProbe probe;
+    int in_flight = 0;
+  };
+  std::vector<Look> looks;
+  {
+    MutexLock lock(mu_);
+    auto now = clock_.Now();
+    std::set<std::string> exited;
+    exited.swap(exited_dirs_);
+    auto consider = [&](Service& svc) REQUIRES(mu_) {
+      for (auto& inst : svc.instances) {
+        if (inst->live && inst->launching && exited.count(inst->dir) > 0) {
+          exited_dirs_.insert(inst->dir);  // ended before its start was recorded: next pass
+        }
+        if (!inst->live || inst->launching) {
+          continue;
+        }
+        bool due = now >= inst->next_full_probe || exited.count(inst->dir) > 0 ||
+                   (!exits_watched_ && launcher_.ExitRecorded(inst->dir));
+        bool drain = inst->stopping && !inst->stop_sent;
+        if (due || drain) {
+          Look l;
+          l.inst = inst;
+          l.dir = inst->dir;
+          l.probe_due = due;
+          l.drain_check = drain;
+          l.host = inst->host;
+          l.port = inst->port;
+          looks.push_back(std::move(l));
+          if (due) {
+            inst->next_full_probe = now + options_.full_probe_every;
+          }
+        }
+      }
+    };
+    // Only services with news or timers are looked at, plus a full probe now and then.
+    for (auto& [key, svc] : services_) {
+      consider(*svc);
+    }
+    for (auto& svc : removed_) {
+      consider(*svc);
+    }
+    for (auto& [id, task] : tasks_) {
+      if (task->launching && exited.count(task->status.dir) > 0) {
+        exited_dirs_.insert(task->status.dir);
+      }
+      if (task->status.state == TaskState::kRunning && !task->launching &&
+          (exited.count(task->status.dir) > 0 || (!exits_watched_ &&
+                                                   launcher_.ExitRecorded(task->status.dir)))) {
+        Look l;
+        l.task = task;
+        l.dir = task->status.dir;
+        l.probe_due = true;
+        looks.push_back(std::move(l));
+      }
+    }
+  }
+  if (looks.empty()) {
+    return;
+  }
+  for (auto& l : looks) {
+    if (l.drain_check) {
+      l.in_flight = hooks_.in_flight ? hooks_.in_flight(l.host, l.port) : 0;
+    }
+    if (l.probe_due) {
+      l.probe = launcher_.Probe(l.dir);
+    }
+  }
+  MutexLock lock(mu_);
+  for (auto& l : looks) {
+    if (l.task) {
+      if (l.probe.exit) {
+        RecordTaskExit(*l.task, *l.probe.exit);
+      }
+      continue;
+    }
+    Instance& inst = *l.inst;
+    auto owner = by_dir_.find(l.dir);
+    if (owner == by_dir_.end() || !inst.live) {
+      continue;
+    }
+    Service& svc = *owner->second;
+    if (l.drain_check) {
+      inst.in_flight = l.in_flight;
+      MarkDirty(svc);
+    }
+    if (!l.probe_due) {
+      continue;
+    }
+    if (l.probe.running) {
+      inst.rss = l.probe.rss_bytes;
+    } else if (l.probe.exit) {
+      RecordExit(svc, inst, *l.probe.exit);
+      MarkDirty(svc);
+    }
+  }
+}
+
+void Supervisor::RecordExit(Service& svc, Instance& inst, const ExitRecord& exit) {
+  auto now = clock_.Now();
+  inst.live = false;
+  inst.ready = false;
+  inst.exit = exit;
+  hosts_in_use_.erase(inst.host);
+  // Remember that this exit was handled, so that a restarted daemon does not count it again.
+  effects_->hooks.push_back([dir = inst.dir](const SupervisorHooks&) {
+    (void)WriteFileAtomic(dir + "/exit.seen", "", 0644);
+  });
+  if (inst.stopping) {
+    inst.state = InstanceState::kExited;
+    return;
+  }
+  inst.state = exit.oom_killed ? InstanceState::kOomKilled : InstanceState::kExited;
+  Slot& s = svc.slots[{inst.revision, inst.slot}];
+  if (now - inst.launched >= options_.healthy_reset) {
+    s.quick_crashes = 0;
+    s.crash_looping = false;
+  }
+  s.quick_crashes++;
+  s.restarts++;
+  auto backoff = Backoff(options_, s.quick_crashes);
+  s.next_start = now + backoff;
+  Event(svc, exit.oom_killed ? "oom-killed" : "exited",
+        fmt::format("instance {} of revision {} {}; restarting in {} ms", inst.id, inst.revision,
+                    DescribeExit(exit), backoff.count()));
+  if (s.quick_crashes >= options_.crash_loop_after) {
+    inst.state = InstanceState::kCrashLooping;
+    if (!s.crash_looping) {
+      s.crash_looping = true;
+      Event(svc, "crash-looping",
+            fmt::format("revision {} slot {} crashed {} times in a row; backing off up to {} s",
+                        inst.revision, inst.slot, s.quick_crashes, options_.backoff_max.count()));
+    }
+  }
+}
+
+void Supervisor::RecordTaskExit(TaskEntry& task, const ExitRecord& exit) {
+  if (TaskEnded(task.status.state)) {
+    return;
+  }
+  TaskStatus& st = task.status;
+  st.ended_at = exit.ended_at;
+  st.oom_killed = exit.oom_killed;
+  st.signal = exit.signal;
+  if (exit.exit_code >= 0) {
+    st.exit_code = exit.exit_code;
+  }
+  if (task.cancel_requested) {
+    st.state = TaskState::kCancelled;
+    st.error = "cancelled";
+  } else if (exit.exit_code == 0 && !exit.oom_killed && exit.error.empty()) {
+    st.state = TaskState::kSucceeded;
+  } else {
+    st.state = TaskState::kFailed;
+    st.error = DescribeExit(exit);
+  }
+  by_dir_.erase(st.dir);
+  effects_->hooks.push_back([status = st](const SupervisorHooks& h) {
+    (void)WriteFileAtomic(status.dir + "/exit.seen", "", 0644);
+    if (h.task_ended) {
+      h.task_ended(status);
+    }
+  });
+}
+
+void Supervisor::ReconcileAll() {
+  auto now = clock_.Now();
   for (auto& [key, svc] : services_) {
-    Reconcile(*svc);
-    PublishRoutes(*svc);
+    if (now >= svc->next_due) {
+      dirty_services_.insert(svc.get());
+    }
+  }
+  std::set<Service*> dirty;
+  dirty.swap(dirty_services_);
+  for (auto& [key, svc] : services_) {
+    if (dirty.count(svc.get()) > 0) {
+      svc->next_due = kNever;
+      Reconcile(*svc);
+      PublishRoutes(*svc);
+    }
   }
   for (auto it = removed_.begin(); it != removed_.end();) {
     Service& svc = **it;
-    Observe(svc);
     bool any_live = false;
     for (auto& inst : svc.instances) {
       if (inst->live) {
         any_live = true;
-        if (!inst->stopping) {
-          StopInstance(svc, *inst, "service deleted");
-        }
+        StopInstance(svc, *inst, "service deleted");
       }
     }
+    Drain(svc);
     if (any_live) {
+      svc.next_due = now + options_.tick;
       ++it;
       continue;
     }
     for (auto& inst : svc.instances) {
-      std::error_code ec;
-      fs::remove_all(inst->dir, ec);
+      by_dir_.erase(inst->dir);
+      effects_->removals.push_back(inst->dir);
     }
     it = removed_.erase(it);
+  }
+  // Tasks queued since the last pass start now.
+  for (auto& [id, task] : tasks_) {
+    if (task->status.state == TaskState::kPending && !task->launching) {
+      task->launching = true;
+      StartJob job;
+      job.task = task;
+      job.spec.id = task->spec.id;
+      job.spec.argv = task->spec.argv;
+      job.spec.env = task->spec.env;
+      job.spec.cwd = task->spec.cwd;
+      job.spec.memory_limit_bytes = task->spec.memory_limit_bytes;
+      job.spec.grace_seconds = task->spec.grace_seconds;
+      starts_.push_back(std::move(job));
+    } else if (task->status.state == TaskState::kRunning && task->cancel_requested &&
+               !task->stop_sent && !task->launching) {
+      task->stop_sent = true;
+      effects_->stops.push_back(task->status.dir);
+    }
   }
 }
 
 void Supervisor::Event(const Service& svc, const std::string& kind, const std::string& message) {
-  LogInfo(message, {{"service", svc.desired.key.project + "-" + svc.desired.key.name},
-                    {"event", kind}});
-  if (hooks_.event) {
-    hooks_.event(svc.desired.key, kind, message);
-  }
+  effects_->hooks.push_back([key = svc.desired.key, kind, message](const SupervisorHooks& h) {
+    LogInfo(message, {{"service", key.project + "-" + key.name}, {"event", kind}});
+    if (h.event) {
+      h.event(key, kind, message);
+    }
+  });
 }
 
 std::string Supervisor::AllocateHost(int port) {
@@ -258,7 +593,7 @@ std::string Supervisor::AllocateHost(int port) {
 void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   Slot& s = svc.slots[{spec.revision, slot}];
   auto hex = RandomHex(6);
-  auto inst = std::make_unique<Instance>();
+  auto inst = std::make_shared<Instance>();
   inst->id = "i-" + (hex.ok() ? *hex : std::to_string(svc.instances.size()));
   inst->dir = options_.instances_dir + "/" + inst->id;
   inst->revision = spec.revision;
@@ -279,15 +614,21 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   }
   inst->port = spec.port;
   inst->restarts = s.restarts;
-  inst->launched = SteadyClock::now();
+  inst->launched = clock_.Now();
   inst->next_probe = inst->launched;
-  inst->check = spec.def.health_check;
-  auto codes = StatusCodeSet::Parse(spec.def.health_check.status_codes);
-  inst->codes = std::make_shared<const StatusCodeSet>(
-      codes.ok() ? *codes : *StatusCodeSet::Parse("200-499"));
-  inst->health_path = spec.health_path;
+  inst->next_full_probe = inst->launched + options_.full_probe_every;
+  inst->launching = true;
+  auto probe = std::make_shared<HealthProbe>();
+  probe->host = inst->host;
+  probe->port = inst->port;
+  probe->check = spec.def.health_check;
+  probe->codes = CodesOf(spec.def.health_check);
+  probe->path = spec.health_path;
+  inst->probe = std::move(probe);
 
-  InstanceSpec is;
+  StartJob job;
+  job.inst = inst;
+  InstanceSpec& is = job.spec;
   is.id = inst->id;
   is.argv = spec.argv;
   is.cwd = spec.cwd;
@@ -308,43 +649,126 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   for (auto& arg : is.argv) {
     arg = ExpandVariables(arg, env);
   }
-  std::error_code ec;
-  fs::create_directories(inst->dir, ec);
-  json::object meta{{"id", inst->id},          {"project", svc.desired.key.project},
-                    {"service", svc.desired.key.name}, {"revision", inst->revision},
-                    {"slot", slot},            {"host", inst->host},
-                    {"port", inst->port},      {"restarts", inst->restarts}};
-  // meta.json first: a daemon that dies during Start still finds the instance on restart.
-  (void)WriteFileAtomic(inst->dir + "/meta.json", json::serialize(meta), 0644);
-  auto started = launcher_.Start(inst->dir, is);
-  if (!started.ok()) {
-    inst->live = false;
-    inst->state = "exited";
-    ExitRecord e;
-    e.exit_code = 127;
-    e.error = started.status().message();
-    inst->exit = e;
-    hosts_in_use_.erase(inst->host);
-    s.restarts++;
-    s.quick_crashes++;
-    auto backoff = std::min<std::chrono::milliseconds>(
-        options_.backoff_base * (1 << std::min(s.quick_crashes - 1, 16)), options_.backoff_max);
-    s.next_start = SteadyClock::now() + backoff;
-    if (s.quick_crashes >= options_.crash_loop_after) {
-      s.crash_looping = true;
-      inst->state = "crash-looping";
+  by_dir_[inst->dir] = &svc;
+  svc.instances.push_back(inst);
+  starts_.push_back(std::move(job));
+}
+
+// Launcher starts, several at once, without the lock; their results are recorded under it.
+void Supervisor::CarryOutStarts(std::vector<StartJob> jobs) {
+  std::vector<std::string> metas(jobs.size());
+  {
+    MutexLock lock(mu_);
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const StartJob& j = jobs[i];
+      json::object meta;
+      if (j.inst) {
+        auto owner = by_dir_.find(j.inst->dir);
+        if (owner == by_dir_.end()) {
+          continue;
+        }
+        const ServiceKey& key = owner->second->desired.key;
+        meta = {{"id", j.inst->id},          {"project", key.project},
+                {"service", key.name},       {"revision", j.inst->revision},
+                {"slot", j.inst->slot},      {"host", j.inst->host},
+                {"port", j.inst->port},      {"restarts", j.inst->restarts}};
+      } else {
+        meta = {{"id", j.task->spec.id}, {"kind", "task"}, {"owner", j.task->spec.owner},
+                {"seq", j.task->seq}};
+      }
+      metas[i] = json::serialize(meta);
     }
-    Event(svc, "start-failed",
-          fmt::format("instance {} of revision {} could not start: {}; retrying in {} ms",
-                      inst->id, spec.revision, e.error, backoff.count()));
-  } else {
-    inst->shim = *started;
-    Event(svc, "started",
-          fmt::format("instance {} of revision {} started on {}:{} (pid {})", inst->id,
-                      spec.revision, inst->host, inst->port, started->pid));
-    wake_.notify_all();  // the health thread probes new instances at once
   }
-  svc.instances.push_back(std::move(inst));
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next++; i < jobs.size(); i = next++) {
+      StartJob& j = jobs[i];
+      std::string dir = options_.instances_dir + "/" + j.spec.id;
+      if (metas[i].empty()) {
+        j.result = berth::Status::FailedPrecondition("its service was removed");
+        continue;
+      }
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      // meta.json first: a daemon that dies during Start still finds the instance on restart.
+      (void)WriteFileAtomic(dir + "/meta.json", metas[i], 0644);
+      j.result = launcher_.Start(dir, j.spec);
+    }
+  };
+  size_t threads = std::min<size_t>(jobs.size(), std::max(1, options_.start_parallelism));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) {
+    pool.emplace_back(worker);
+  }
+  worker();
+  for (auto& t : pool) {
+    t.join();
+  }
+
+  MutexLock lock(mu_);
+  auto now = clock_.Now();
+  for (StartJob& j : jobs) {
+    if (j.task) {
+      TaskEntry& t = *j.task;
+      t.launching = false;
+      if (!j.result.ok()) {
+        ExitRecord e;
+        e.exit_code = 127;
+        e.error = j.result.status().message();
+        e.error = "could not start: " + e.error;
+        e.ended_at = NowUnixMillis();
+        t.status.state = TaskState::kRunning;  // so that RecordTaskExit ends it
+        RecordTaskExit(t, e);
+        continue;
+      }
+      t.status.pid = j.result->pid;
+      t.status.started_at = j.result->started_at;
+      if (t.status.state == TaskState::kPending) {
+        t.status.state = TaskState::kRunning;
+      }
+      wakeup_ = true;  // a cancel that came during the start is carried out next pass
+      continue;
+    }
+    Instance& inst = *j.inst;
+    inst.launching = false;
+    auto owner = by_dir_.find(inst.dir);
+    if (owner == by_dir_.end()) {
+      continue;
+    }
+    Service& svc = *owner->second;
+    Slot& s = svc.slots[{inst.revision, inst.slot}];
+    if (!j.result.ok()) {
+      inst.live = false;
+      inst.state = InstanceState::kExited;
+      ExitRecord e;
+      e.exit_code = 127;
+      e.error = j.result.status().message();
+      inst.exit = e;
+      hosts_in_use_.erase(inst.host);
+      s.restarts++;
+      s.quick_crashes++;
+      auto backoff = Backoff(options_, s.quick_crashes);
+      s.next_start = now + backoff;
+      if (s.quick_crashes >= options_.crash_loop_after) {
+        s.crash_looping = true;
+        inst.state = InstanceState::kCrashLooping;
+      }
+      Event(svc, "start-failed",
+            fmt::format("instance {} of revision {} could not start: {}; retrying in {} ms",
+                        inst.id, inst.revision, e.error, backoff.count()));
+    } else {
+      inst.shim = *j.result;
+      Event(svc, "started",
+            fmt::format("instance {} of revision {} started on {}:{} (pid {})", inst.id,
+                        inst.revision, inst.host, inst.port, j.result->pid));
+      health_wakeup_ = true;  // the health thread probes new instances at once
+      if (inst.stopping) {
+        inst.drain_deadline = now;  // deleted while it started: stop it at once
+      }
+    }
+    MarkDirty(svc);
+  }
+  wake_.NotifyAll();
 }
 
 void Supervisor::StopInstance(Service& svc, Instance& inst, const std::string& why) {
@@ -353,85 +777,40 @@ void Supervisor::StopInstance(Service& svc, Instance& inst, const std::string& w
   }
   inst.stopping = true;
   inst.ready = false;
-  inst.state = "stopping";
-  // The shim is told on a later tick, once the route without this instance is published and
-  // the requests already on it are done (Observe).
-  inst.drain_deadline = SteadyClock::now() + options_.drain_timeout;
+  inst.state = InstanceState::kStopping;
+  inst.in_flight = -1;  // not yet asked
+  // The shim is told once the route without this instance is published and the requests
+  // already on it are done (Drain).
+  inst.drain_deadline = clock_.Now() + options_.drain_timeout;
   Event(svc, "stopping", fmt::format("stopping instance {} of revision {}: {}", inst.id,
                                      inst.revision, why));
+  MarkDirty(svc);
 }
 
-void Supervisor::Observe(Service& svc) {
-  auto now = SteadyClock::now();
+void Supervisor::Drain(Service& svc) {
+  auto now = clock_.Now();
   for (auto& inst : svc.instances) {
-    if (!inst->live) {
+    if (!inst->live || !inst->stopping || inst->stop_sent || inst->launching) {
       continue;
     }
-    if (inst->stopping && !inst->stop_sent &&
-        (now >= inst->drain_deadline || !hooks_.in_flight ||
-         hooks_.in_flight(inst->host, inst->port) == 0)) {
+    if (now >= inst->drain_deadline || !hooks_.in_flight || inst->in_flight == 0) {
       inst->stop_sent = true;
-      if (auto s = launcher_.Stop(inst->dir); !s.ok()) {
-        LogWarn("stopping instance failed", {{"instance", inst->id}, {"error", s.message()}});
-      }
-    }
-    if (now < inst->next_full_probe && !launcher_.ExitRecorded(inst->dir)) {
-      continue;
-    }
-    inst->next_full_probe = now + options_.full_probe_every;
-    InstanceProbe p = launcher_.Probe(inst->dir);
-    if (p.running) {
-      inst->rss = p.rss_bytes;
-      continue;
-    }
-    if (!p.exit) {
-      continue;  // the shim is still writing its records
-    }
-    inst->live = false;
-    inst->ready = false;
-    inst->exit = p.exit;
-    hosts_in_use_.erase(inst->host);
-    // Remember that this exit was handled, so that a restarted daemon does not count it again.
-    (void)WriteFileAtomic(inst->dir + "/exit.seen", "", 0644);
-    if (inst->stopping) {
-      inst->state = "exited";
-      continue;
-    }
-    inst->state = p.exit->oom_killed ? "oom-killed" : "exited";
-    Slot& s = svc.slots[{inst->revision, inst->slot}];
-    if (now - inst->launched >= options_.healthy_reset) {
-      s.quick_crashes = 0;
-      s.crash_looping = false;
-    }
-    s.quick_crashes++;
-    s.restarts++;
-    auto backoff = std::min<std::chrono::milliseconds>(
-        options_.backoff_base * (1 << std::min(s.quick_crashes - 1, 16)), options_.backoff_max);
-    s.next_start = now + backoff;
-    Event(svc, p.exit->oom_killed ? "oom-killed" : "exited",
-          fmt::format("instance {} of revision {} {}; restarting in {} ms", inst->id,
-                      inst->revision, DescribeExit(*p.exit), backoff.count()));
-    if (s.quick_crashes >= options_.crash_loop_after) {
-      inst->state = "crash-looping";
-      if (!s.crash_looping) {
-        s.crash_looping = true;
-        Event(svc, "crash-looping",
-              fmt::format("revision {} slot {} crashed {} times in a row; backing off up to {} s",
-                          inst->revision, inst->slot, s.quick_crashes,
-                          options_.backoff_max.count()));
-      }
+      effects_->stops.push_back(inst->dir);
+    } else {
+      // Asked again on the next pass (ObservePass), until done or the deadline.
+      svc.next_due = std::min(svc.next_due, std::min(now + options_.tick, inst->drain_deadline));
     }
   }
 }
 
-void Supervisor::RunRevision(Service& svc, const RevisionSpec& spec, bool allow_new) {
-  auto now = SteadyClock::now();
+void Supervisor::RunRevision(Service& svc, const RevisionSpec& spec) {
+  auto now = clock_.Now();
   int replicas = spec.def.replicas;
   for (auto& inst : svc.instances) {
     if (inst->live && !inst->stopping && inst->revision == spec.revision) {
       if (inst->slot >= replicas) {
         StopInstance(svc, *inst, "replicas reduced");
-      } else if (inst->state == "unhealthy") {
+      } else if (inst->state == InstanceState::kUnhealthy) {
         Slot& s = svc.slots[{spec.revision, inst->slot}];
         s.restarts++;
         StopInstance(svc, *inst, "unhealthy: " + inst->health);
@@ -443,36 +822,47 @@ void Supervisor::RunRevision(Service& svc, const RevisionSpec& spec, bool allow_
         StopInstance(svc, *inst,
                      fmt::format("not healthy within {} s ({})",
                                  options_.rollout_deadline.count(), inst->health));
+      } else if (!inst->ready) {
+        svc.next_due = std::min(svc.next_due, inst->launched + options_.rollout_deadline +
+                                                  std::chrono::milliseconds(1));
       }
     }
   }
-  if (!allow_new || !spec.error.empty()) {
+  if (!spec.error.empty()) {
     return;
   }
   for (int slot = 0; slot < replicas; ++slot) {
     bool occupied = std::any_of(svc.instances.begin(), svc.instances.end(), [&](auto& i) {
       return i->live && !i->stopping && i->revision == spec.revision && i->slot == slot;
     });
-    if (!occupied && now >= svc.slots[{spec.revision, slot}].next_start) {
+    if (occupied) {
+      continue;
+    }
+    TimePoint next_start = svc.slots[{spec.revision, slot}].next_start;
+    if (now >= next_start) {
       Launch(svc, spec, slot);
+    } else {
+      svc.next_due = std::min(svc.next_due, next_start);
     }
   }
 }
 
 void Supervisor::Reconcile(Service& svc) {
-  Observe(svc);
   DesiredService& d = svc.desired;
-  auto stop_all_but = [&](std::set<int> keep, const std::string& why) {
+  auto stop_all_but = [&](std::set<int> keep, const std::string& why) REQUIRES(mu_) {
     for (auto& inst : svc.instances) {
       if (inst->live && !keep.count(inst->revision)) {
         StopInstance(svc, *inst, why);
       }
     }
   };
+  auto finish = [&]() REQUIRES(mu_) {
+    Drain(svc);
+    PruneDirs(svc);
+  };
   if (!d.running) {
     stop_all_but({}, "service stopped");
-    PruneDirs(svc);
-    return;
+    return finish();
   }
   const RevisionSpec* active = nullptr;
   if (d.active && d.active->revision == d.active_revision) {
@@ -491,8 +881,7 @@ void Supervisor::Reconcile(Service& svc) {
   }
   if (target == nullptr) {
     stop_all_but({}, "nothing runnable");
-    PruneDirs(svc);
-    return;
+    return finish();
   }
   // Shadows run whatever the live revision does; every "stop all but" below keeps them.
   std::set<int> shadow_revisions;
@@ -507,7 +896,7 @@ void Supervisor::Reconcile(Service& svc) {
       continue;  // run below, as the live revision
     }
     if (shadow.error.empty()) {
-      RunRevision(svc, shadow, true);
+      RunRevision(svc, shadow);
     } else if (svc.noted.insert(fmt::format("error-{}", shadow.revision)).second) {
       Event(svc, "cannot-run",
             fmt::format("version {} cannot run: {}", shadow.version, shadow.error));
@@ -517,28 +906,34 @@ void Supervisor::Reconcile(Service& svc) {
     keep.insert(shadow_revisions.begin(), shadow_revisions.end());
     return keep;
   };
-  auto ready_count = [&](int revision) {
+  auto ready_count = [&](int revision) REQUIRES(mu_) {
     return static_cast<int>(std::count_if(svc.instances.begin(), svc.instances.end(), [&](auto& i) {
       return i->live && i->ready && !i->stopping && i->revision == revision &&
              i->slot < target->def.replicas;
     }));
   };
+  auto rollout_news = [&]() REQUIRES(mu_) {
+    effects_->hooks.push_back([key = d.key, a = d.active_revision,
+                               f = d.failed_revision](const SupervisorHooks& h) {
+      if (h.rollout) {
+        h.rollout(key, a, f);
+      }
+    });
+  };
   if (active == nullptr || active == target) {
-    RunRevision(svc, *target, true);
+    RunRevision(svc, *target);
     stop_all_but(keeping({target->revision}),
                  fmt::format("revision {} is live", target->revision));
-    if (d.active_revision != target->revision && ready_count(target->revision) >= target->def.replicas) {
+    if (d.active_revision != target->revision &&
+        ready_count(target->revision) >= target->def.replicas) {
       d.active_revision = target->revision;
       Event(svc, "live", fmt::format("revision {} is live", target->revision));
-      if (hooks_.rollout) {
-        hooks_.rollout(d.key, d.active_revision, d.failed_revision);
-      }
+      rollout_news();
     }
-    PruneDirs(svc);
-    return;
+    return finish();
   }
   // A rollout from `active` to `target`: the old revision serves until the new one is ready.
-  auto now = SteadyClock::now();
+  auto now = clock_.Now();
   if (!svc.rollout_started || svc.rollout_revision != target->revision) {
     svc.rollout_started = now;
     svc.rollout_revision = target->revision;
@@ -546,8 +941,8 @@ void Supervisor::Reconcile(Service& svc) {
                                       "it is healthy)",
                                       target->revision, active->revision));
   }
-  RunRevision(svc, *active, true);
-  RunRevision(svc, *target, true);
+  RunRevision(svc, *active);
+  RunRevision(svc, *target);
   stop_all_but(keeping({active->revision, target->revision}), "superseded");
   bool crash_looping = false;
   for (int slot = 0; slot < target->def.replicas; ++slot) {
@@ -558,9 +953,7 @@ void Supervisor::Reconcile(Service& svc) {
     svc.rollout_started.reset();
     Event(svc, "live", fmt::format("revision {} is live; stopping revision {}", target->revision,
                                    active->revision));
-    if (hooks_.rollout) {
-      hooks_.rollout(d.key, d.active_revision, d.failed_revision);
-    }
+    rollout_news();
     stop_all_but(keeping({target->revision}),
                  fmt::format("replaced by revision {}", target->revision));
   } else if (crash_looping || now - *svc.rollout_started > options_.rollout_deadline) {
@@ -576,18 +969,16 @@ void Supervisor::Reconcile(Service& svc) {
     svc.rollout_started.reset();
     Event(svc, "rolled-back", fmt::format("rolled back revision {}: {}; revision {} stays live",
                                           target->revision, why, active->revision));
-    if (hooks_.rollout) {
-      hooks_.rollout(d.key, d.active_revision, d.failed_revision);
-    }
+    rollout_news();
     stop_all_but(keeping({active->revision}), "rolled back");
+  } else {
+    svc.next_due = std::min(svc.next_due, *svc.rollout_started + options_.rollout_deadline +
+                                              std::chrono::milliseconds(1));
   }
-  PruneDirs(svc);
+  finish();
 }
 
 void Supervisor::PublishRoutes(Service& svc) {
-  if (!hooks_.routes) {
-    return;
-  }
   const DesiredService& d = svc.desired;
   RouteUpdate u;
   u.active_revision = d.active_revision;
@@ -633,8 +1024,12 @@ void Supervisor::PublishRoutes(Service& svc) {
     }
   }
   if (sig != svc.published_routes) {
-    svc.published_routes = sig;
-    hooks_.routes(d.key, u);
+    svc.published_routes = std::move(sig);
+    effects_->hooks.push_back([key = d.key, u = std::move(u)](const SupervisorHooks& h) {
+      if (h.routes) {
+        h.routes(key, u);
+      }
+    });
   }
 }
 
@@ -645,11 +1040,11 @@ void Supervisor::PruneDirs(Service& svc) {
       ++exited;
     }
   }
-  for (auto it = svc.instances.begin(); it != svc.instances.end() &&
-                                       exited > options_.exited_dirs_kept;) {
+  for (auto it = svc.instances.begin();
+       it != svc.instances.end() && exited > options_.exited_dirs_kept;) {
     if (!(*it)->live) {
-      std::error_code ec;
-      fs::remove_all((*it)->dir, ec);
+      by_dir_.erase((*it)->dir);
+      effects_->removals.push_back((*it)->dir);
       it = svc.instances.erase(it);
       --exited;
     } else {
@@ -658,87 +1053,122 @@ void Supervisor::PruneDirs(Service& svc) {
   }
 }
 
+void Supervisor::Flush() {
+  MutexLock emit(emit_mu_);
+  Effects fx;
+  {
+    MutexLock lock(mu_);
+    std::swap(fx, *effects_);
+  }
+  for (auto& hook : fx.hooks) {
+    hook(hooks_);
+  }
+  for (const auto& dir : fx.stops) {
+    if (auto s = launcher_.Stop(dir); !s.ok()) {
+      LogWarn("stopping instance failed", {{"dir", dir}, {"error", s.message()}});
+    }
+  }
+  for (const auto& dir : fx.removals) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+}
+
 void Supervisor::HealthLoop() {
-  struct Job {
-    std::string id;
-    std::string host;
-    int port;
-    HealthCheck check;
-    std::shared_ptr<const StatusCodeSet> codes;
-    std::string path;
-    ProbeResult result;
-  };
-  std::unique_lock lock(mu_);
-  while (!stop_) {
-    std::vector<Job> jobs;
-    auto now = SteadyClock::now();
-    for (auto& [key, svc] : services_) {
-      for (auto& inst : svc->instances) {
-        if (inst->live && !inst->stopping && !inst->probing && now >= inst->next_probe &&
-            inst->shim.pid != 0) {
-          inst->probing = true;
-          jobs.push_back({inst->id, inst->host, inst->port, inst->check, inst->codes,
-                          inst->health_path, {}});
-        }
-      }
+  while (true) {
+    TimePoint next = HealthRound();
+    MutexLock lock(mu_);
+    if (stop_) {
+      return;
     }
-    lock.unlock();
-    for (auto& job : jobs) {
-      job.result = ProbeInstance(job.host, job.port, job.check, *job.codes, job.path);
+    if (!health_wakeup_ && next > clock_.Now()) {
+      // Sleep until the next probe is due; a started instance wakes this thread early.
+      auto wait = std::min<Clock::TimePoint::duration>(next - clock_.Now(),
+                                                       std::chrono::milliseconds(500));
+      wake_.WaitFor(mu_, wait, [this]() REQUIRES(mu_) { return stop_ || health_wakeup_; });
     }
-    lock.lock();
-    now = SteadyClock::now();
-    for (auto& job : jobs) {
-      for (auto& [key, svc] : services_) {
-        for (auto& inst : svc->instances) {
-          if (inst->id != job.id) {
-            continue;
-          }
-          inst->probing = false;
-          inst->health = job.result.detail;
-          if (job.result.healthy) {
-            inst->probe_failures = 0;
-            if (!inst->ready && inst->live && !inst->stopping) {
-              inst->ready = true;
-              inst->state = "running";
-              Event(*svc, "ready", fmt::format("instance {} of revision {} is healthy ({})",
-                                               inst->id, inst->revision, job.result.detail));
-            }
-          } else if (inst->ready && ++inst->probe_failures >= kUnhealthyAfter &&
-                     !inst->stopping) {
-            inst->ready = false;
-            inst->state = "unhealthy";
-            Event(*svc, "unhealthy",
-                  fmt::format("instance {} failed {} health checks: {}", inst->id,
-                              inst->probe_failures, job.result.detail));
-          }
-          inst->next_probe = inst->ready ? now + std::chrono::seconds(inst->check.interval_s)
-                                         : now + kStartupProbeEvery;
-        }
-      }
-    }
-    if (!jobs.empty()) {
-      dirty_ = true;  // readiness changed what Reconcile may do
-      wake_.notify_all();
-      continue;
-    }
-    // Sleep until the next probe is due; Apply and Launch wake this thread early.
-    auto next = now + std::chrono::milliseconds(500);
-    for (auto& [key, svc] : services_) {
-      for (auto& inst : svc->instances) {
-        if (inst->live && !inst->stopping && !inst->probing && inst->shim.pid != 0) {
-          next = std::min(next, inst->next_probe);
-        }
-      }
-    }
-    if (next > now) {
-      wake_.wait_until(lock, next);
+    health_wakeup_ = false;
+    if (stop_) {
+      return;
     }
   }
 }
 
+Clock::TimePoint Supervisor::HealthRound() {
+  struct Job {
+    std::shared_ptr<Instance> inst;
+    std::shared_ptr<const HealthProbe> probe;
+    ProbeResult result;
+  };
+  std::vector<Job> jobs;
+  TimePoint next = kNever;
+  {
+    MutexLock lock(mu_);
+    auto now = clock_.Now();
+    for (auto& [key, svc] : services_) {
+      for (auto& inst : svc->instances) {
+        if (!inst->live || inst->stopping || inst->probing || inst->launching ||
+            inst->shim.pid == 0 || !inst->probe) {
+          continue;
+        }
+        if (now >= inst->next_probe) {
+          inst->probing = true;
+          jobs.push_back({inst, inst->probe, {}});
+        } else {
+          next = std::min(next, inst->next_probe);
+        }
+      }
+    }
+  }
+  if (jobs.empty()) {
+    return next;
+  }
+  for (auto& job : jobs) {
+    job.result = launcher_.CheckHealth(job.inst->dir, *job.probe);
+  }
+  {
+    MutexLock lock(mu_);
+    auto now = clock_.Now();
+    for (auto& job : jobs) {
+      Instance& inst = *job.inst;
+      inst.probing = false;
+      auto owner = by_dir_.find(inst.dir);
+      if (owner == by_dir_.end()) {
+        continue;
+      }
+      Service& svc = *owner->second;
+      bool was_ready = inst.ready;
+      inst.health = job.result.detail;
+      if (job.result.healthy) {
+        inst.probe_failures = 0;
+        if (!inst.ready && inst.live && !inst.stopping) {
+          inst.ready = true;
+          inst.state = InstanceState::kRunning;
+          Event(svc, "ready", fmt::format("instance {} of revision {} is healthy ({})", inst.id,
+                                          inst.revision, job.result.detail));
+        }
+      } else if (inst.ready && ++inst.probe_failures >= kUnhealthyAfter && !inst.stopping) {
+        inst.ready = false;
+        inst.state = InstanceState::kUnhealthy;
+        Event(svc, "unhealthy", fmt::format("instance {} failed {} health checks: {}", inst.id,
+                                            inst.probe_failures, job.result.detail));
+      }
+      if (inst.ready != was_ready) {
+        MarkDirty(svc);  // readiness changes what Reconcile may do
+      }
+      inst.next_probe = inst.ready ? now + std::chrono::seconds(inst.probe->check.interval_s)
+                                   : now + options_.startup_probe_every;
+      next = std::min(next, inst.next_probe);
+    }
+  }
+  wake_.NotifyAll();
+  Flush();
+  return next;
+}
+
 void Supervisor::Adopt() {
   std::error_code ec;
+  std::vector<std::shared_ptr<TaskEntry>> adopted_tasks;
   for (const auto& entry : fs::directory_iterator(options_.instances_dir, ec)) {
     std::string dir = entry.path().string();
     auto text = ReadFile(dir + "/meta.json");
@@ -757,21 +1187,54 @@ void Supervisor::Adopt() {
     };
     auto num = [&](const char* k) {
       const json::value* v = m.if_contains(k);
-      return v && v->is_int64() ? static_cast<int>(v->get_int64()) : 0;
+      return v && v->is_int64() ? v->get_int64() : int64_t{0};
     };
+    InstanceProbe p = launcher_.Probe(dir);
+    if (str("kind") == "task") {
+      auto task = std::make_shared<TaskEntry>();
+      task->spec.id = str("id");
+      task->spec.owner = str("owner");
+      task->seq = static_cast<uint64_t>(num("seq"));
+      task->status.id = task->spec.id;
+      task->status.owner = task->spec.owner;
+      task->status.dir = dir;
+      if (p.shim) {
+        task->status.pid = p.shim->pid;
+        task->status.started_at = p.shim->started_at;
+      }
+      task->status.state = TaskState::kRunning;
+      if (p.running) {
+        by_dir_[dir] = nullptr;
+        launcher_.Watch(dir, *p.shim);
+      } else {
+        ExitRecord e;
+        if (p.exit) {
+          e = *p.exit;
+        } else {
+          e.error = "its shim was gone when the daemon restarted";
+        }
+        bool reported = fs::exists(dir + "/exit.seen");
+        RecordTaskExit(*task, e);
+        if (reported) {
+          // Already told before the restart: history, not news.
+          effects_->hooks.pop_back();
+        }
+      }
+      adopted_tasks.push_back(task);
+      continue;
+    }
     ServiceKey key{str("project"), str("service")};
-    auto inst = std::make_unique<Instance>();
+    auto inst = std::make_shared<Instance>();
     inst->id = str("id");
     inst->dir = dir;
-    inst->revision = num("revision");
-    inst->slot = num("slot");
+    inst->revision = static_cast<int>(num("revision"));
+    inst->slot = static_cast<int>(num("slot"));
     inst->host = str("host");
-    inst->port = num("port");
-    inst->restarts = num("restarts");
-    inst->launched = SteadyClock::now();
+    inst->port = static_cast<int>(num("port"));
+    inst->restarts = static_cast<int>(num("restarts"));
+    inst->launched = clock_.Now();
     inst->next_probe = inst->launched;
-    auto it = services_.find(key);
-    InstanceProbe p = launcher_.Probe(dir);
+    inst->next_full_probe = inst->launched;
     if (p.shim) {
       inst->shim = *p.shim;
     }
@@ -779,14 +1242,20 @@ void Supervisor::Adopt() {
       // An exit an earlier daemon already handled: history, kept for its logs.
       inst->live = false;
       inst->exit = p.exit;
-      inst->state = p.exit && p.exit->oom_killed ? "oom-killed" : "exited";
+      inst->state = p.exit && p.exit->oom_killed ? InstanceState::kOomKilled
+                                                 : InstanceState::kExited;
     }
+    auto it = services_.find(key);
     if (it == services_.end()) {
       // Its service is gone: stop it and drop its directory once it exited.
       auto orphan = std::make_unique<Service>();
       orphan->desired.key = key;
       orphan->desired.running = false;
       inst->live = p.running;
+      if (p.running) {
+        launcher_.Watch(dir, *p.shim);
+      }
+      by_dir_[dir] = orphan.get();
       orphan->instances.push_back(std::move(inst));
       removed_.push_back(std::move(orphan));
       continue;
@@ -805,29 +1274,41 @@ void Supervisor::Adopt() {
         spec = &shadow;
       }
     }
+    auto probe = std::make_shared<HealthProbe>();
+    probe->host = inst->host;
+    probe->port = inst->port;
     if (spec != nullptr) {
-      inst->check = spec->def.health_check;
-      inst->health_path = spec->health_path;
+      probe->check = spec->def.health_check;
+      probe->path = spec->health_path;
     }
-    auto codes = StatusCodeSet::Parse(inst->check.status_codes);
-    inst->codes = std::make_shared<const StatusCodeSet>(
-        codes.ok() ? *codes : *StatusCodeSet::Parse("200-499"));
+    probe->codes = CodesOf(probe->check);
+    inst->probe = std::move(probe);
     svc.slots[{inst->revision, inst->slot}].restarts = inst->restarts;
     if (p.running) {
       hosts_in_use_.insert(inst->host);
+      launcher_.Watch(dir, *p.shim);
       Event(svc, "adopted", fmt::format("re-adopted running instance {} of revision {} (pid {})",
                                         inst->id, inst->revision, inst->shim.pid));
     } else if (inst->live) {
-      // Died while the daemon was away: Observe counts it as a crash and restarts the slot.
+      // Died while the daemon was away: the first pass counts it as a crash and restarts it.
       hosts_in_use_.insert(inst->host);
+      exited_dirs_.insert(dir);
     }
+    by_dir_[dir] = &svc;
     svc.instances.push_back(std::move(inst));
+    MarkDirty(svc);
+  }
+  std::sort(adopted_tasks.begin(), adopted_tasks.end(),
+            [](const auto& a, const auto& b) { return a->seq < b->seq; });
+  for (auto& task : adopted_tasks) {
+    task_seq_ = std::max(task_seq_, task->seq);
+    tasks_[task->spec.id] = task;
   }
   next_host_ = static_cast<uint32_t>(hosts_in_use_.size());
 }
 
 ServiceStatus Supervisor::Status(const ServiceKey& key) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ServiceStatus st;
   auto it = services_.find(key);
   if (it == services_.end()) {
@@ -877,7 +1358,7 @@ ServiceStatus Supervisor::Status(const ServiceKey& key) const {
 }
 
 std::vector<Endpoint> Supervisor::Ready(const ServiceKey& key, std::optional<int> revision) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<Endpoint> out;
   auto it = services_.find(key);
   if (it == services_.end()) {
@@ -893,7 +1374,7 @@ std::vector<Endpoint> Supervisor::Ready(const ServiceKey& key, std::optional<int
 }
 
 std::vector<std::pair<std::string, int>> Supervisor::InstanceDirs(const ServiceKey& key) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<std::pair<std::string, int>> out;
   auto it = services_.find(key);
   if (it == services_.end()) {
@@ -903,6 +1384,109 @@ std::vector<std::pair<std::string, int>> Supervisor::InstanceDirs(const ServiceK
     out.emplace_back(inst->dir, inst->revision);
   }
   return out;
+}
+
+Status Supervisor::StartTask(TaskSpec spec) {
+  if (spec.argv.empty() || spec.argv[0].empty()) {
+    return berth::Status::InvalidArgument("a task needs a command (argv is empty)");
+  }
+  if (spec.id.empty() || spec.id.size() > 128 ||
+      spec.id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+          std::string::npos ||
+      spec.id[0] == '.') {
+    return berth::Status::InvalidArgument(fmt::format(
+        "task id {:?} must be 1-128 letters, digits, '-', '_' or '.', not starting with '.'",
+        spec.id));
+  }
+  {
+    MutexLock lock(mu_);
+    std::string dir = options_.instances_dir + "/" + spec.id;
+    if (tasks_.count(spec.id) > 0 || by_dir_.count(dir) > 0) {
+      return berth::Status::AlreadyExists(fmt::format("task {} exists already", spec.id));
+    }
+    auto task = std::make_shared<TaskEntry>();
+    task->seq = ++task_seq_;
+    task->status.id = spec.id;
+    task->status.owner = spec.owner;
+    task->status.dir = dir;
+    task->spec = std::move(spec);
+    by_dir_[dir] = nullptr;
+    tasks_[task->spec.id] = std::move(task);
+    wakeup_ = true;
+  }
+  wake_.NotifyAll();
+  return berth::Status::Ok();
+}
+
+Status Supervisor::CancelTask(const std::string& id) {
+  {
+    MutexLock lock(mu_);
+    auto it = tasks_.find(id);
+    if (it == tasks_.end()) {
+      return berth::Status::NotFound(fmt::format("no task {}", id));
+    }
+    TaskEntry& t = *it->second;
+    if (TaskEnded(t.status.state) || t.cancel_requested) {
+      return berth::Status::Ok();
+    }
+    t.cancel_requested = true;
+    if (t.status.state == TaskState::kPending && !t.launching) {
+      ExitRecord e;
+      e.error = "cancelled before it started";
+      t.status.state = TaskState::kRunning;
+      RecordTaskExit(t, e);
+    }
+    wakeup_ = true;
+  }
+  wake_.NotifyAll();
+  return berth::Status::Ok();
+}
+
+std::optional<TaskStatus> Supervisor::Task(const std::string& id) const {
+  MutexLock lock(mu_);
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) {
+    return std::nullopt;
+  }
+  return it->second->status;
+}
+
+std::vector<TaskStatus> Supervisor::Tasks(const std::string& owner) const {
+  MutexLock lock(mu_);
+  std::vector<std::pair<uint64_t, TaskStatus>> found;
+  for (const auto& [id, t] : tasks_) {
+    if (owner.empty() || t->spec.owner == owner) {
+      found.emplace_back(t->seq, t->status);
+    }
+  }
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<TaskStatus> out;
+  for (auto& [seq, st] : found) {
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+Status Supervisor::ForgetTask(const std::string& id) {
+  std::string dir;
+  {
+    MutexLock lock(mu_);
+    auto it = tasks_.find(id);
+    if (it == tasks_.end()) {
+      return berth::Status::NotFound(fmt::format("no task {}", id));
+    }
+    if (!TaskEnded(it->second->status.state)) {
+      return berth::Status::FailedPrecondition(
+          fmt::format("task {} is {}; cancel it first", id, TaskStateName(it->second->status.state)));
+    }
+    dir = it->second->status.dir;
+    by_dir_.erase(dir);
+    tasks_.erase(it);
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return berth::Status::Ok();
 }
 
 }  // namespace berth

@@ -4,7 +4,11 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,8 +16,13 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
 
 #include "common/file_util.h"
+#include "common/log.h"
+#include "common/mutex.h"
 #include "common/time.h"
 #include "runtime/linux/cgroup.h"
 
@@ -31,7 +40,8 @@ bool IsShimOf(int pid, const std::string& instance_dir) {
   if (!cmdline.ok()) {
     return false;
   }
-  // argv is NUL-separated: "<exe>\0shim\0<dir>\0".
+  // argv is NUL-separated: "<berth-shim>\0shim\0<dir>\0", or "<berth>\0shim\0<dir>\0" for a
+  // shim an earlier berth started as `berth shim`.
   return cmdline->find(std::string("shim") + '\0' + instance_dir + '\0') != std::string::npos;
 }
 
@@ -53,11 +63,169 @@ std::optional<uint64_t> RssOf(int pid) {
   return kb * 1024;
 }
 
+int PidfdOpen(int pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+// ExitWatcher tells of shims' ends: one pidfd per shim in an epoll set, read by one thread.
+// A shim exits right after it recorded its program's exit, so the end of the shim is the
+// event; a shim killed -9 ends the same way, and Probe then records the loss.
+class ExitWatcher {
+ public:
+  ExitWatcher() = default;
+  ~ExitWatcher() {
+    if (thread_.joinable()) {
+      uint64_t one = 1;
+      (void)!::write(wake_fd_, &one, sizeof(one));
+      thread_.join();
+    }
+    for (auto& [fd, dir] : watched_) {
+      ::close(fd);
+    }
+    if (epoll_fd_ >= 0) {
+      ::close(epoll_fd_);
+    }
+    if (wake_fd_ >= 0) {
+      ::close(wake_fd_);
+    }
+  }
+
+  // False when the kernel has no pidfds (before 5.3): the supervisor polls instead. An empty
+  // listener ends the calls: once this returns, no call to the old one is under way.
+  bool Begin(Launcher::ExitListener listener) {
+    {
+      MutexLock lock(call_mu_);
+      if (thread_.joinable() || !listener) {
+        listener_ = std::move(listener);
+        return thread_.joinable();
+      }
+    }
+    int probe = PidfdOpen(::getpid());
+    if (probe < 0) {
+      return false;
+    }
+    ::close(probe);
+    // One descriptor per running instance: lift the soft limit to the hard one.
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = rl.rlim_max;
+      (void)::setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (epoll_fd_ < 0 || wake_fd_ < 0) {
+      return false;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake_fd_;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+    {
+      MutexLock lock(call_mu_);
+      listener_ = std::move(listener);
+    }
+    thread_ = std::thread([this] { Run(); });
+    return true;
+  }
+
+  // Watches `shim_pid`, the shim of `dir`. The listener hears at once of a shim already gone.
+  void Add(const std::string& dir, int shim_pid) {
+    if (epoll_fd_ < 0) {
+      return;
+    }
+    int fd = PidfdOpen(shim_pid);
+    if (fd < 0) {
+      Tell(dir);
+      return;
+    }
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    {
+      MutexLock lock(mu_);
+      watched_[fd] = dir;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      Drop(fd);
+      Tell(dir);
+    }
+  }
+
+ private:
+  void Tell(const std::string& dir) EXCLUDES(call_mu_) {
+    MutexLock lock(call_mu_);
+    if (listener_) {
+      listener_(dir);
+    }
+  }
+
+  std::string Drop(int fd) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    std::string dir;
+    if (auto it = watched_.find(fd); it != watched_.end()) {
+      dir = std::move(it->second);
+      watched_.erase(it);
+    }
+    ::close(fd);
+    return dir;
+  }
+
+  void Run() {
+    epoll_event events[64];
+    while (true) {
+      int n = ::epoll_wait(epoll_fd_, events, 64, -1);
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n < 0) {
+        LogError("waiting for instance exits failed", {{"error", std::strerror(errno)}});
+        return;
+      }
+      for (int i = 0; i < n; ++i) {
+        int fd = events[i].data.fd;
+        if (fd == wake_fd_) {
+          return;
+        }
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+        std::string dir = Drop(fd);
+        if (!dir.empty()) {
+          Tell(dir);
+        }
+      }
+    }
+  }
+
+  Mutex call_mu_;  // held while the listener is called, so that it can be withdrawn
+  Launcher::ExitListener listener_ GUARDED_BY(call_mu_);
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  Mutex mu_;
+  std::unordered_map<int, std::string> watched_ GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
 class LinuxLauncher final : public Launcher {
  public:
-  explicit LinuxLauncher(std::string binary) : binary_(std::move(binary)) {}
+  // The shims are berth-shim, installed beside berth: a small program of its own, since one
+  // runs as long as each instance and its memory is paid per instance (shim_main.cc).
+  explicit LinuxLauncher(std::string berth_binary)
+      : shim_((fs::path(std::move(berth_binary)).parent_path() / "berth-shim").string()) {}
+
+  ProbeResult CheckHealth(const std::string& /*instance_dir*/, const HealthProbe& p) override {
+    return ProbeInstance(p.host, p.port, p.check, p.codes, p.path);
+  }
+
+  bool WatchExits(ExitListener listener) override { return exits_.Begin(std::move(listener)); }
+
+  void Watch(const std::string& instance_dir, const ShimRecord& shim) override {
+    exits_.Add(instance_dir, shim.shim_pid);
+  }
 
   Result<ShimRecord> Start(const std::string& instance_dir, const InstanceSpec& spec) override {
+    if (::access(shim_.c_str(), X_OK) != 0) {
+      return Status::FailedPrecondition(
+          fmt::format("cannot run the instance shim {}: {} (berth-shim belongs beside berth)",
+                      shim_, std::strerror(errno)));
+    }
     std::error_code ec;
     if (fs::exists(instance_dir + "/spec.json")) {
       return Status::AlreadyExists(
@@ -78,7 +246,7 @@ class LinuxLauncher final : public Launcher {
     }
     // Everything the child needs is prepared before fork: the daemon is multi-threaded, so
     // the child may only make async-signal-safe calls.
-    std::string arg0 = binary_;
+    std::string arg0 = shim_;
     std::string arg1 = "shim";
     std::string arg2 = instance_dir;
     char* argv[] = {arg0.data(), arg1.data(), arg2.data(), nullptr};
@@ -129,11 +297,15 @@ class LinuxLauncher final : public Launcher {
       line.pop_back();
     }
     if (line.starts_with("ok ")) {
-      auto rec = ReadFile(instance_dir + "/shim.json");
-      if (!rec.ok()) {
-        return rec.status();
+      auto text = ReadFile(instance_dir + "/shim.json");
+      if (!text.ok()) {
+        return text.status();
       }
-      return ShimRecordFromJson(*rec);
+      auto rec = ShimRecordFromJson(*text);
+      if (rec.ok()) {
+        exits_.Add(instance_dir, rec->shim_pid);
+      }
+      return rec;
     }
     if (line.starts_with("error ")) {
       return Status::FailedPrecondition(line.substr(6));
@@ -203,7 +375,8 @@ class LinuxLauncher final : public Launcher {
   }
 
  private:
-  std::string binary_;
+  std::string shim_;  // path of berth-shim
+  ExitWatcher exits_;
 };
 
 }  // namespace

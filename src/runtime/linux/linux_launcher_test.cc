@@ -1,15 +1,20 @@
-// LinuxLauncher with real processes (ninja's subprocess_test style). The memory-limit test
-// needs root and a memory cgroup and skips otherwise.
+// LinuxLauncher with real processes (ninja's subprocess_test style), under the real berth-shim.
+// The memory-limit and cgroup tests need root and cgroups and skip otherwise.
 #include "runtime/linux/linux_launcher.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <map>
 #include <thread>
 
+#include "common/file_util.h"
 #include "runtime/linux/cgroup.h"
 #include "runtime/log_writer.h"
 
@@ -36,7 +41,7 @@ class LinuxLauncherTest : public ::testing::Test {
   void SetUp() override {
     char tmpl[] = "/tmp/berth-launcher-test-XXXXXX";
     root_ = mkdtemp(tmpl);
-    launcher_ = MakeLinuxLauncher(TEST_SHIM);
+    launcher_ = MakeLinuxLauncher(TEST_BERTH_BINARY);
   }
   void TearDown() override {
     for (const auto& entry : fs::directory_iterator(root_)) {
@@ -79,9 +84,51 @@ class LinuxLauncherTest : public ::testing::Test {
     return p;
   }
 
+  // The instance's log so far, one line each.
+  std::string Log(const InstanceSpec& s) {
+    std::string all;
+    for (const auto& l : ReadLogTail(Dir(s) + "/logs", 0)) {
+      all += l + "\n";
+    }
+    return all;
+  }
+
   std::string root_;
   std::unique_ptr<Launcher> launcher_;
 };
+
+// The "<field>: <n> kB" lines of /proc/<pid>/smaps_rollup; empty if it cannot be read.
+std::map<std::string, long> SmapsRollup(int pid) {
+  std::map<std::string, long> kb;
+  auto text = ReadFile("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  if (!text.ok()) {
+    return kb;
+  }
+  for (size_t at = 0; at < text->size();) {
+    size_t end = std::min(text->find('\n', at), text->size());
+    std::string_view line(text->data() + at, end - at);
+    at = end + 1;
+    size_t colon = line.find(':');
+    size_t digits = line.find_first_of("0123456789", colon);
+    long n = 0;
+    if (colon != std::string_view::npos && digits != std::string_view::npos &&
+        std::from_chars(line.data() + digits, line.data() + line.size(), n).ec == std::errc()) {
+      kb[std::string(line.substr(0, colon))] = n;
+    }
+  }
+  return kb;
+}
+
+// Hex of `s`'s bytes, as `od -An -tx1 | tr -d ' \n'` prints them.
+std::string Hex(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    char b[3];
+    std::snprintf(b, sizeof(b), "%02x", c);
+    out += b;
+  }
+  return out;
+}
 
 TEST_F(LinuxLauncherTest, RunsProgramWithEnvAndCapturesBothStreams) {
   auto spec = Spec({"sh", "-c", "echo out $GREETING; echo err >&2; exit 3"});
@@ -160,6 +207,107 @@ TEST_F(LinuxLauncherTest, ShimKilledHardTakesTheTreeWithItOnNextProbe) {
     std::this_thread::sleep_for(10ms);
   }
   EXPECT_FALSE(Alive(rec->pid));
+}
+
+TEST_F(LinuxLauncherTest, MissingShimIsReportedWithItsPath) {
+  auto launcher = MakeLinuxLauncher(root_ + "/bin/berth");
+  auto spec = Spec({"true"});
+  auto rec = launcher->Start(Dir(spec), spec);
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(rec.status().message().find(root_ + "/bin/berth-shim"), std::string::npos)
+      << rec.status().message();
+  EXPECT_FALSE(fs::exists(Dir(spec)));
+}
+
+// The shim reads spec.json and writes shim.json and exit.json with its own small JSON code, not
+// instance_spec.cc's: what JSON escapes must come through, and its records must be byte for
+// byte what instance_spec.cc writes.
+TEST_F(LinuxLauncherTest, ShimSpeaksTheDaemonsJson) {
+  std::string odd = "q\"uo\\te/ tab\t nl\n ctl\x01\x1f del\x7f \u00e9 \U0001f600";
+  auto spec =
+      Spec({"sh", "-c", "printf '[%s][%s]' \"$1\" \"$ODD\" | od -An -tx1 | tr -d ' \\n'; echo",
+            "sh", odd});
+  spec.env.push_back("ODD=" + odd);
+  auto rec = launcher_->Start(Dir(spec), spec);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  InstanceProbe p = WaitExit(Dir(spec));
+  ASSERT_TRUE(p.exit.has_value());
+  EXPECT_EQ(p.exit->exit_code, 0);
+  EXPECT_NE(Log(spec).find(" stdout " + Hex("[" + odd + "][" + odd + "]") + "\n"),
+            std::string::npos)
+      << Log(spec);
+  EXPECT_EQ(ReadFile(Dir(spec) + "/shim.json").value(), ShimRecordToJson(*rec));
+  EXPECT_EQ(ReadFile(Dir(spec) + "/exit.json").value(), ExitRecordToJson(*p.exit));
+
+  // An error names the program: its characters come back through exit.json.
+  auto bad = Spec({"/nonexistent/" + odd});
+  ASSERT_FALSE(launcher_->Start(Dir(bad), bad).ok());
+  p = launcher_->Probe(Dir(bad));
+  ASSERT_TRUE(p.exit.has_value());
+  EXPECT_NE(p.exit->error.find("/nonexistent/" + odd), std::string::npos) << p.exit->error;
+  EXPECT_EQ(ReadFile(Dir(bad) + "/exit.json").value(), ExitRecordToJson(*p.exit));
+}
+
+// The shim has its own copy of the cgroup layout logic; the daemon's (cgroup.cc) must find the
+// same groups, since it kills through them what a shim killed -9 left behind.
+TEST_F(LinuxLauncherTest, ShimUsesTheCgroupsTheDaemonAttachesTo) {
+  CgroupLayout layout = DetectCgroupLayout();
+  if (geteuid() != 0 || (layout.memory_parent.empty() && layout.unified_parent.empty())) {
+    GTEST_SKIP() << "needs root and a writable cgroup tree";
+  }
+  auto spec = Spec({"sleep", "300"});
+  auto rec = launcher_->Start(Dir(spec), spec);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  std::vector<int> pids = InstanceCgroup::Attach(layout, spec.id).Processes();
+  EXPECT_NE(std::find(pids.begin(), pids.end(), rec->pid), pids.end());
+  if (!layout.memory_parent.empty()) {
+    auto procs = ReadFile(layout.memory_parent + "/" + spec.id + "/cgroup.procs");
+    ASSERT_TRUE(procs.ok()) << procs.status().ToString();
+    EXPECT_NE(("\n" + *procs).find("\n" + std::to_string(rec->pid) + "\n"), std::string::npos)
+        << *procs;
+  }
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SHIM_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SHIM_SANITIZED 1
+#endif
+#endif
+
+// A shim runs for the whole life of every instance, so its memory is paid per instance: the
+// berth binary as the shim cost ~2 MB of private memory each; berth-shim stays within what
+// conmon costs.
+TEST_F(LinuxLauncherTest, ShimStaysSmall) {
+#ifdef SHIM_SANITIZED
+  GTEST_SKIP() << "a sanitized shim carries the sanitizer's runtime";
+#endif
+  // The program ends as `sleep 1000`, after output on both streams: the logging path counts.
+  auto spec = Spec({"sh", "-c", "echo started; echo warned >&2; exec sleep 1000"});
+  auto rec = launcher_->Start(Dir(spec), spec);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (Log(spec).find(" stderr warned\n") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_NE(Log(spec).find(" stdout started\n"), std::string::npos) << Log(spec);
+  std::map<std::string, long> kb = SmapsRollup(rec->shim_pid);
+  if (kb.empty()) {
+    GTEST_SKIP() << "cannot read /proc/" << rec->shim_pid << "/smaps_rollup";
+  }
+  long private_kb = kb["Private_Dirty"] + kb["Private_Clean"];
+  std::printf("berth-shim: private %ld kB (dirty %ld, clean %ld), PSS %ld kB, RSS %ld kB\n",
+              private_kb, kb["Private_Dirty"], kb["Private_Clean"], kb["Pss"], kb["Rss"]);
+  RecordProperty("shim_private_kb", static_cast<int>(private_kb));
+  RecordProperty("shim_pss_kb", static_cast<int>(kb["Pss"]));
+  EXPECT_LE(private_kb, 256);
+  ASSERT_TRUE(launcher_->Stop(Dir(spec)).ok());
+  InstanceProbe p = WaitExit(Dir(spec));
+  ASSERT_TRUE(p.exit.has_value());
+  EXPECT_EQ(p.exit->signal, SIGTERM);
 }
 
 TEST_F(LinuxLauncherTest, MemoryLimitKillsAndIsReportedAsOom) {

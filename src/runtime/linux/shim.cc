@@ -1,29 +1,589 @@
+// The shim runs once per instance for as long as the instance, so what it costs is paid per
+// instance: it is built as its own small program (berth-shim, see shim_main.cc) that links
+// none of berth's libraries. Hence the few things here that berth has elsewhere in a heavier
+// form: the JSON of the instance records (Boost.JSON in instance_spec.cc), the instance's
+// cgroups (iostreams in cgroup.cc) and message formatting (fmt). No threads, no iostreams.
 #include "runtime/linux/shim.h"
 
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
-#include <thread>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/file_util.h"
-#include "common/time.h"
-#include "runtime/instance_spec.h"
-#include "runtime/linux/cgroup.h"
+#include "runtime/instance_spec.h"  // the record types only: their JSON is below
 #include "runtime/log_writer.h"
 
 namespace berth {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+int64_t UnixMillisNow() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+// --- JSON of the instance records ---------------------------------------------------------
+// Byte for byte what instance_spec.cc writes with Boost.JSON (members in order, no spaces,
+// the same escapes), so that the daemon reads the shim's records with its own code and
+// either side's files look the same.
+
+// JSON's one-letter escapes: {'\n', 'n'}...
+constexpr struct {
+  char c;
+  char letter;
+} kEscapes[] = {{'"', '"'},  {'\\', '\\'}, {'\b', 'b'}, {'\f', 'f'},
+                {'\n', 'n'}, {'\r', 'r'},  {'\t', 't'}};
+
+char EscapeLetter(char c) {
+  for (const auto& e : kEscapes) {
+    if (e.c == c) {
+      return e.letter;
+    }
+  }
+  return '\0';
+}
+
+// The character a one-letter escape stands for, '\0' for none. "\/" too: Boost and the shim
+// do not write it, but JSON has it.
+char Unescaped(char letter) {
+  for (const auto& e : kEscapes) {
+    if (e.letter == letter && letter != '\0') {
+      return e.c;
+    }
+  }
+  return letter == '/' ? '/' : '\0';
+}
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (char letter = EscapeLetter(c); letter != '\0') {
+      out += '\\';
+      out += letter;
+    } else if (u < 0x20) {
+      out += "\\u00";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+// Builds one flat object: {"a":1,"b":"x"}.
+class JsonObjectWriter {
+ public:
+  JsonObjectWriter& Int(std::string_view key, int64_t v) {
+    Key(key);
+    out_ += std::to_string(v);
+    return *this;
+  }
+  JsonObjectWriter& Bool(std::string_view key, bool v) {
+    Key(key);
+    out_ += v ? "true" : "false";
+    return *this;
+  }
+  JsonObjectWriter& Str(std::string_view key, std::string_view v) {
+    Key(key);
+    AppendJsonString(out_, v);
+    return *this;
+  }
+  std::string Done() { return std::move(out_) + '}'; }
+
+ private:
+  void Key(std::string_view key) {
+    if (out_.size() > 1) {
+      out_ += ',';
+    }
+    AppendJsonString(out_, key);
+    out_ += ':';
+  }
+  std::string out_ = "{";
+};
+
+std::string ShimRecordJson(const ShimRecord& r) {
+  return JsonObjectWriter()
+      .Int("shim_pid", r.shim_pid)
+      .Int("pid", r.pid)
+      .Int("started_at", r.started_at)
+      .Done();
+}
+
+std::string ExitRecordJson(const ExitRecord& r) {
+  return JsonObjectWriter()
+      .Int("exit_code", r.exit_code)
+      .Int("signal", r.signal)
+      .Bool("oom_killed", r.oom_killed)
+      .Int("ended_at", r.ended_at)
+      .Str("error", r.error)
+      .Done();
+}
+
+// Reads spec.json as InstanceSpecFromJson does: the text must be one JSON object; a member of
+// the wrong type reads as 0 / "" / {}, and so does a number that is not an integer of 64 bits
+// (Boost reads those as doubles); non-string array items are skipped; the last of duplicate
+// members wins. Not a validator: numbers and UTF-8 are taken as they come.
+class JsonReader {
+ public:
+  explicit JsonReader(std::string_view text) : s_(text) {}
+
+  bool ReadSpec(InstanceSpec& spec) {
+    if (!Expect('{')) {
+      return false;
+    }
+    if (!Expect('}')) {
+      do {
+        std::string key;
+        if (!String(&key) || !Expect(':') || !Member(key, spec)) {
+          return false;
+        }
+      } while (Expect(','));
+      if (!Expect('}')) {
+        return false;
+      }
+    }
+    Space();
+    return i_ == s_.size();
+  }
+
+ private:
+  bool Member(const std::string& key, InstanceSpec& spec) {
+    if (key == "id" || key == "cwd") {
+      std::string& out = key == "id" ? spec.id : spec.cwd;
+      out.clear();
+      return Peek('"') ? String(&out) : Skip(0);
+    }
+    if (key == "argv" || key == "env") {
+      return Strings(key == "argv" ? spec.argv : spec.env);
+    }
+    int64_t n = 0;
+    if (!Number(&n) && !Skip(0)) {
+      return false;
+    }
+    if (key == "memory_limit_bytes") {
+      spec.memory_limit_bytes = static_cast<uint64_t>(n);
+    } else if (key == "grace_seconds") {
+      spec.grace_seconds = static_cast<int>(n);
+    } else if (key == "log_max_bytes") {
+      spec.log_max_bytes = static_cast<uint64_t>(n);
+    } else if (key == "log_keep") {
+      spec.log_keep = static_cast<int>(n);
+    }
+    return true;
+  }
+
+  // True if the character at i_ is one of `set`.
+  bool At(std::string_view set) const {
+    return i_ < s_.size() && set.find(s_[i_]) != std::string_view::npos;
+  }
+  void Space() {
+    while (At(" \t\n\r")) {
+      ++i_;
+    }
+  }
+  bool Peek(char c) {
+    Space();
+    return i_ < s_.size() && s_[i_] == c;
+  }
+  bool Expect(char c) {
+    if (!Peek(c)) {
+      return false;
+    }
+    ++i_;
+    return true;
+  }
+
+  bool Strings(std::vector<std::string>& out) {
+    out.clear();
+    if (!Expect('[')) {
+      return Skip(0);
+    }
+    if (Expect(']')) {
+      return true;
+    }
+    do {
+      if (Peek('"') ? !String(&out.emplace_back()) : !Skip(1)) {
+        return false;
+      }
+    } while (Expect(','));
+    return Expect(']');
+  }
+
+  // A number (false, reading nothing, if there is none). An integer reads as Boost keeps it,
+  // int64 or else uint64 (which Member's casts give back); anything else is 0.
+  bool Number(int64_t* out) {
+    Space();
+    size_t start = i_;
+    while (At("+-.eE0123456789")) {
+      ++i_;
+    }
+    const char* first = s_.data() + start;
+    const char* last = s_.data() + i_;
+    uint64_t u = 0;
+    if (auto r = std::from_chars(first, last, *out); r.ec == std::errc() && r.ptr == last) {
+      return true;
+    }
+    auto r = std::from_chars(first, last, u);
+    *out = r.ec == std::errc() && r.ptr == last ? static_cast<int64_t>(u) : 0;
+    return i_ > start;
+  }
+
+  // A string, unescaped into `out` (nullptr: skipped).
+  bool String(std::string* out) {
+    if (!Expect('"')) {
+      return false;
+    }
+    std::string ignored;
+    std::string& to = out != nullptr ? *out : ignored;
+    while (i_ < s_.size()) {
+      char c = s_[i_++];
+      if (c == '"') {
+        return true;
+      }
+      if (c != '\\') {
+        to += c;
+        continue;
+      }
+      char letter = i_ < s_.size() ? s_[i_++] : '\0';
+      if (char plain = Unescaped(letter); plain != '\0') {
+        to += plain;
+        continue;
+      }
+      uint32_t cp = 0;
+      if (letter != 'u' || !Hex4(&cp)) {
+        return false;
+      }
+      if (cp >= 0xd800 && cp < 0xdc00) {  // a high surrogate: "\uDC00"-"\uDFFF" follows
+        if (s_.substr(i_, 2) != "\\u") {
+          return false;
+        }
+        i_ += 2;
+        uint32_t low = 0;
+        if (!Hex4(&low) || low < 0xdc00 || low > 0xdfff) {
+          return false;
+        }
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+      }
+      AppendUtf8(to, cp);
+    }
+    return false;
+  }
+  bool Hex4(uint32_t* cp) {
+    const char* first = s_.data() + i_;
+    if (s_.size() - i_ < 4 || std::from_chars(first, first + 4, *cp, 16).ptr != first + 4) {
+      return false;
+    }
+    i_ += 4;
+    return true;
+  }
+  static void AppendUtf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+      return;
+    }
+    int tail = cp < 0x800 ? 1 : cp < 0x10000 ? 2 : 3;  // continuation bytes
+    out += static_cast<char>(0xff << (7 - tail) | cp >> (6 * tail));
+    for (int k = tail - 1; k >= 0; --k) {
+      out += static_cast<char>(0x80 | (cp >> (6 * k) & 0x3f));
+    }
+  }
+
+  // Skips any value; `depth` bounds the nesting so that no text can exhaust the stack.
+  bool Skip(int depth) {
+    Space();
+    if (depth > 64 || i_ >= s_.size()) {
+      return false;
+    }
+    char c = s_[i_];
+    if (c == '"') {
+      return String(nullptr);
+    }
+    if (c == '{' || c == '[') {
+      char close = c == '{' ? '}' : ']';
+      ++i_;
+      if (Expect(close)) {
+        return true;
+      }
+      do {
+        if ((c == '{' && (!String(nullptr) || !Expect(':'))) || !Skip(depth + 1)) {
+          return false;
+        }
+      } while (Expect(','));
+      return Expect(close);
+    }
+    for (std::string_view word : {"true", "false", "null"}) {
+      if (s_.substr(i_, word.size()) == word) {
+        i_ += word.size();
+        return true;
+      }
+    }
+    int64_t ignored;
+    return Number(&ignored);
+  }
+
+  std::string_view s_;
+  size_t i_ = 0;
+};
+
+Result<InstanceSpec> ParseSpec(const std::string& text) {
+  InstanceSpec spec;
+  // Members spec.json lacks read as 0, as in InstanceSpecFromJson.
+  spec.grace_seconds = 0;
+  spec.log_max_bytes = 0;
+  spec.log_keep = 0;
+  if (!JsonReader(text).ReadSpec(spec)) {
+    return Status::Internal("spec.json is not a JSON object");
+  }
+  if (spec.id.empty() || spec.argv.empty()) {
+    return Status::InvalidArgument("spec.json needs an id and a non-empty argv");
+  }
+  return spec;
+}
+
+// --- Cgroups ------------------------------------------------------------------------------
+// What the shim needs of cgroup.cc (DetectCgroupLayout, InstanceCgroup), with the same
+// decisions and paths: the daemon finds these groups again with
+// InstanceCgroup::Attach(DetectCgroupLayout(), id) when it must kill what a lost shim left.
+// A change of the layout there must be made here too (linux_launcher_test checks they agree).
+
+std::vector<std::string_view> Split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  while (!s.empty()) {
+    size_t at = s.find(sep);
+    std::string_view part = s.substr(0, at);
+    if (!part.empty()) {
+      out.push_back(part);
+    }
+    s.remove_prefix(at == std::string_view::npos ? s.size() : at + 1);
+  }
+  return out;
+}
+
+bool Contains(const std::vector<std::string_view>& v, std::string_view x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+std::optional<std::string> Read(const std::string& path) {
+  auto text = ReadFile(path);
+  return text.ok() ? std::optional<std::string>(std::move(*text)) : std::nullopt;
+}
+
+Status MakeDir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoStatus("creating cgroup " + path, errno);
+  }
+  return Status::Ok();
+}
+
+class ShimCgroup {
+ public:
+  // DetectCgroupLayout and InstanceCgroup::Create in one.
+  static Result<ShimCgroup> Create(const std::string& name) {
+    std::string memory_parent, unified_parent;
+    bool memory_is_v2 = false;
+    auto self = Read("/proc/self/cgroup");
+    auto mounts = Read("/proc/self/mountinfo");
+    if (self && mounts) {
+      // /proc/self/cgroup: "<id>:<controllers>:<path>"; the v2 entry has no controllers.
+      std::string own_v2 = "/", own_memory = "/";
+      bool have_v2 = false, have_memory = false;
+      for (std::string_view line : Split(*self, '\n')) {
+        size_t a = line.find(':');
+        size_t b = line.find(':', a + 1);
+        if (a == std::string_view::npos || b == std::string_view::npos) {
+          continue;
+        }
+        std::string_view controllers = line.substr(a + 1, b - a - 1);
+        if (controllers.empty()) {
+          own_v2 = line.substr(b + 1);
+        } else if (Contains(Split(controllers, ','), "memory")) {
+          own_memory = line.substr(b + 1);
+        }
+      }
+      // mountinfo: "<id> <parent> <maj:min> <root> <mount point> ... - <fstype> <source> <opts>"
+      std::string v2_mount, memory_mount;
+      for (std::string_view line : Split(*mounts, '\n')) {
+        size_t dash = line.find(" - ");
+        if (dash == std::string_view::npos) {
+          continue;
+        }
+        auto head = Split(line.substr(0, dash), ' ');
+        auto tail = Split(line.substr(dash + 3), ' ');
+        if (head.size() < 5 || tail.empty()) {
+          continue;
+        }
+        if (tail[0] == "cgroup2" && !have_v2) {
+          v2_mount = head[4];
+          have_v2 = true;
+        } else if (tail[0] == "cgroup" && !have_memory && tail.size() >= 3 &&
+                   Contains(Split(tail[2], ','), "memory")) {
+          memory_mount = head[4];
+          have_memory = true;
+        }
+      }
+      if (have_v2) {
+        std::string base = v2_mount + (own_v2 == "/" ? "" : own_v2);
+        if (::access(base.c_str(), W_OK) == 0) {
+          unified_parent = base + "/berth";
+          auto controllers = Read(base + "/cgroup.controllers");
+          // The memory controller must be enabled for our subtree; this fails when the
+          // daemon's own group holds processes (no internal processes in v2), and then v2
+          // memory is off.
+          if (controllers && controllers->find("memory") != std::string::npos &&
+              MakeDir(unified_parent).ok() &&
+              WriteFile(unified_parent + "/cgroup.subtree_control", "+memory").ok()) {
+            memory_parent = unified_parent;
+            memory_is_v2 = true;
+          }
+        }
+      }
+      if (memory_parent.empty() && have_memory) {
+        std::string base = memory_mount + (own_memory == "/" ? "" : own_memory);
+        if (::access(base.c_str(), W_OK) == 0) {
+          memory_parent = base + "/berth";
+        }
+      }
+    }
+    ShimCgroup cg;
+    if (!memory_parent.empty()) {
+      if (auto s = MakeDir(memory_parent); !s.ok()) {
+        return s;
+      }
+      if (auto s = MakeDir(memory_parent + "/" + name); !s.ok()) {
+        return s;
+      }
+      cg.memory_dir_ = memory_parent + "/" + name;
+      cg.memory_is_v2_ = memory_is_v2;
+    }
+    if (!unified_parent.empty()) {
+      if (unified_parent == memory_parent) {
+        cg.unified_dir_ = cg.memory_dir_;
+      } else if (MakeDir(unified_parent).ok() && MakeDir(unified_parent + "/" + name).ok()) {
+        cg.unified_dir_ = unified_parent + "/" + name;
+      }
+    }
+    return cg;
+  }
+
+  Status AddProcess(int pid) const {
+    std::string p = std::to_string(pid);
+    if (!memory_dir_.empty()) {
+      if (auto s = WriteFile(memory_dir_ + "/cgroup.procs", p); !s.ok()) {
+        return s;
+      }
+    }
+    if (!unified_dir_.empty() && unified_dir_ != memory_dir_) {
+      return WriteFile(unified_dir_ + "/cgroup.procs", p);
+    }
+    return Status::Ok();
+  }
+
+  Status SetMemoryLimit(uint64_t bytes) const {
+    if (memory_dir_.empty()) {
+      return Status::FailedPrecondition("no memory cgroup is available on this machine");
+    }
+    if (memory_is_v2_) {
+      if (auto s = WriteFile(memory_dir_ + "/memory.max", std::to_string(bytes)); !s.ok()) {
+        return s;
+      }
+      // Kill the whole instance on OOM rather than one random process of it.
+      (void)WriteFile(memory_dir_ + "/memory.oom.group", "1");
+      (void)WriteFile(memory_dir_ + "/memory.swap.max", "0");
+      return Status::Ok();
+    }
+    std::string v = std::to_string(bytes);
+    if (auto s = WriteFile(memory_dir_ + "/memory.limit_in_bytes", v); !s.ok()) {
+      return s;
+    }
+    // Without this, swap would let the instance exceed its limit instead of being killed.
+    (void)WriteFile(memory_dir_ + "/memory.memsw.limit_in_bytes", v);
+    (void)WriteFile(memory_dir_ + "/memory.swappiness", "0");
+    return Status::Ok();
+  }
+
+  // The oom_kill counter of v2 memory.events or v1 memory.oom_control.
+  int64_t OomKillCount() const {
+    if (memory_dir_.empty()) {
+      return 0;
+    }
+    std::string text =
+        Read(memory_dir_ + (memory_is_v2_ ? "/memory.events" : "/memory.oom_control")).value_or("");
+    for (std::string_view line : Split(text, '\n')) {
+      auto kv = Split(line, ' ');
+      int64_t n = 0;
+      if (kv.size() == 2 && kv[0] == "oom_kill" &&
+          std::from_chars(kv[1].data(), kv[1].data() + kv[1].size(), n).ec == std::errc()) {
+        return n;
+      }
+    }
+    return 0;
+  }
+
+  // Pids in the group (from the tree used for killing).
+  std::vector<int> Processes() const {
+    const std::string& dir = unified_dir_.empty() ? memory_dir_ : unified_dir_;
+    std::vector<int> pids;
+    if (dir.empty()) {
+      return pids;
+    }
+    std::string text = Read(dir + "/cgroup.procs").value_or("");
+    for (std::string_view line : Split(text, '\n')) {
+      int pid = 0;
+      if (std::from_chars(line.data(), line.data() + line.size(), pid).ec == std::errc()) {
+        pids.push_back(pid);
+      }
+    }
+    return pids;
+  }
+
+  // SIGKILL uses cgroup.kill where there is one: no fork can escape it.
+  void Signal(int sig) const {
+    if (sig == SIGKILL && !unified_dir_.empty() &&
+        WriteFile(unified_dir_ + "/cgroup.kill", "1").ok()) {
+      return;
+    }
+    for (int pid : Processes()) {
+      ::kill(pid, sig);
+    }
+  }
+
+  void Remove() const {
+    for (const std::string* dir : {&unified_dir_, &memory_dir_}) {
+      if (!dir->empty()) {
+        ::rmdir(dir->c_str());
+      }
+    }
+  }
+
+ private:
+  std::string memory_dir_;
+  bool memory_is_v2_ = false;
+  std::string unified_dir_;
+};
+
+// --- The shim -----------------------------------------------------------------------------
 
 void SendHandshake(int& fd, const std::string& line) {
   if (fd < 0) {
@@ -87,22 +647,44 @@ class Shim {
       SendHandshake(handshake_fd_, "error " + s.message());
       return 1;
     }
-    auto cg = InstanceCgroup::Create(DetectCgroupLayout(), spec_.id);
+    auto cg = ShimCgroup::Create(spec_.id);
     if (!cg.ok()) {
       return FailStart("cannot create cgroup: " + cg.status().message());
     }
-    cgroup_ = *cg;
+    cgroup_ = std::move(*cg);
     if (spec_.memory_limit_bytes > 0) {
       if (auto s = cgroup_.SetMemoryLimit(spec_.memory_limit_bytes); !s.ok()) {
         log_.Note("memory limit not enforced: " + s.message());
       }
     }
     if (!Spawn()) {
+      cgroup_.Remove();  // empty: nothing ran in it
       return 1;
     }
     Loop();
     Finish();
     return 0;
+  }
+
+  Status SetUpSignals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t wanted;
+    sigemptyset(&wanted);
+    sigaddset(&wanted, SIGTERM);
+    sigaddset(&wanted, SIGINT);
+    sigaddset(&wanted, SIGCHLD);
+    signal_fd_ = signalfd(-1, &wanted, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (signal_fd_ < 0) {
+      return ErrnoStatus("creating signalfd", errno);
+    }
+    return Status::Ok();
   }
 
  private:
@@ -111,9 +693,9 @@ class Shim {
     (void)log_.Flush();
     ExitRecord r;
     r.exit_code = 127;
-    r.ended_at = NowUnixMillis();
+    r.ended_at = UnixMillisNow();
     r.error = why;
-    (void)WriteFileAtomic(dir_ + "/exit.json", ExitRecordToJson(r), 0644);
+    (void)WriteFileAtomic(dir_ + "/exit.json", ExitRecordJson(r), 0644);
     SendHandshake(handshake_fd_, "error " + why);
     return 1;
   }
@@ -122,7 +704,7 @@ class Shim {
     int out[2], err[2], go[2], exec_err[2];
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0 ||
         pipe2(exec_err, O_CLOEXEC) != 0) {
-      FailStart(fmt::format("cannot create pipes: {}", std::strerror(errno)));
+      FailStart(std::string("cannot create pipes: ") + std::strerror(errno));
       return false;
     }
     std::vector<std::string> argv = spec_.argv;
@@ -131,12 +713,11 @@ class Shim {
     std::vector<char*> cenv = CStrings(env);
     pid_t pid = fork();
     if (pid < 0) {
-      FailStart(fmt::format("cannot fork: {}", std::strerror(errno)));
+      FailStart(std::string("cannot fork: ") + std::strerror(errno));
       return false;
     }
     if (pid == 0) {
-      ChildExec(go[0], exec_err[1], out[1], err[1], spec_.cwd.c_str(), cargv.data(),
-                cenv.data());
+      ChildExec(go[0], exec_err[1], out[1], err[1], spec_.cwd.c_str(), cargv.data(), cenv.data());
     }
     // A larger pipe lets a chatty program run ahead of the log writer instead of blocking.
     ::fcntl(out[0], F_SETPIPE_SZ, 1 << 20);
@@ -163,22 +744,23 @@ class Shim {
       waitpid(pid, nullptr, 0);
       ::close(out_fd_);
       ::close(err_fd_);
-      FailStart(fmt::format("cannot start {} in {}: {}", spec_.argv[0], spec_.cwd,
-                            std::strerror(child_errno)));
+      FailStart("cannot start " + spec_.argv[0] + " in " + spec_.cwd + ": " +
+                std::strerror(child_errno));
       return false;
     }
-    ShimRecord rec{static_cast<int>(getpid()), pid, NowUnixMillis()};
-    if (auto s = WriteFileAtomic(dir_ + "/shim.json", ShimRecordToJson(rec), 0644); !s.ok()) {
+    ShimRecord rec{static_cast<int>(getpid()), pid, UnixMillisNow()};
+    if (auto s = WriteFileAtomic(dir_ + "/shim.json", ShimRecordJson(rec), 0644); !s.ok()) {
       log_.Note("cannot record the shim: " + s.message());
     }
-    SendHandshake(handshake_fd_, fmt::format("ok {}", pid));
+    SendHandshake(handshake_fd_, "ok " + std::to_string(pid));
     return true;
   }
 
   void Loop() {
-    char buf[64 << 10];
+    // Small: its pages stay resident once a burst of output has touched them, in every shim.
+    char buf[16 << 10];
     bool exited = false;
-    std::optional<Clock::time_point> kill_at;  // set by a stop request
+    std::optional<Clock::time_point> kill_at;      // set by a stop request
     std::optional<Clock::time_point> drain_until;  // after the program exited
     while (true) {
       pollfd fds[3] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}, {signal_fd_, POLLIN, 0}};
@@ -212,8 +794,8 @@ class Shim {
         signalfd_siginfo si;
         while (::read(signal_fd_, &si, sizeof(si)) == sizeof(si)) {
           if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && !kill_at && !exited) {
-            log_.Note(fmt::format("stopping: SIGTERM to the process tree, SIGKILL after {}s",
-                                  spec_.grace_seconds));
+            log_.Note("stopping: SIGTERM to the process tree, SIGKILL after " +
+                      std::to_string(spec_.grace_seconds) + "s");
             ::kill(-pid_, SIGTERM);
             cgroup_.Signal(SIGTERM);
             kill_at = Clock::now() + std::chrono::seconds(spec_.grace_seconds);
@@ -271,12 +853,13 @@ class Shim {
         break;
       }
       cgroup_.Signal(SIGKILL);
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      timespec ten_ms{0, 10 * 1000 * 1000};
+      ::nanosleep(&ten_ms, nullptr);
       while (waitpid(-1, nullptr, WNOHANG) > 0) {
       }
     }
     ExitRecord r;
-    r.ended_at = NowUnixMillis();
+    r.ended_at = UnixMillisNow();
     if (WIFEXITED(status_)) {
       r.exit_code = WEXITSTATUS(status_);
     } else if (WIFSIGNALED(status_)) {
@@ -284,43 +867,24 @@ class Shim {
     }
     r.oom_killed = cgroup_.OomKillCount() > 0;
     log_.FinishPartial();
-    log_.Note(r.oom_killed ? "exited: killed by the kernel for exceeding its memory limit"
-              : r.signal ? fmt::format("exited: killed by signal {} ({})", r.signal,
-                                       strsignal(r.signal))
-                         : fmt::format("exited with code {}", r.exit_code));
-    (void)log_.Flush();
-    (void)WriteFileAtomic(dir_ + "/exit.json", ExitRecordToJson(r), 0644);
-    (void)cgroup_.Remove();
-  }
-
- public:
-  Status SetUpSignals() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, nullptr);
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t wanted;
-    sigemptyset(&wanted);
-    sigaddset(&wanted, SIGTERM);
-    sigaddset(&wanted, SIGINT);
-    sigaddset(&wanted, SIGCHLD);
-    signal_fd_ = signalfd(-1, &wanted, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (signal_fd_ < 0) {
-      return ErrnoStatus("creating signalfd", errno);
+    if (r.oom_killed) {
+      log_.Note("exited: killed by the kernel for exceeding its memory limit");
+    } else if (r.signal) {
+      log_.Note("exited: killed by signal " + std::to_string(r.signal) + " (" +
+                strsignal(r.signal) + ")");
+    } else {
+      log_.Note("exited with code " + std::to_string(r.exit_code));
     }
-    return Status::Ok();
+    (void)log_.Flush();
+    (void)WriteFileAtomic(dir_ + "/exit.json", ExitRecordJson(r), 0644);
+    cgroup_.Remove();
   }
 
- private:
   std::string dir_;
   InstanceSpec spec_;
   int handshake_fd_;
   LogWriter log_;
-  InstanceCgroup cgroup_;
+  ShimCgroup cgroup_;
   pid_t pid_ = -1;
   int status_ = 0;
   int out_fd_ = -1;
@@ -331,19 +895,20 @@ class Shim {
 }  // namespace
 
 int RunShim(const std::string& instance_dir, int handshake_fd) {
+  // The program must not inherit the handshake pipe: the launcher reads it to the end. Started
+  // without one (by hand), the shim must not close what later takes its number.
+  if (handshake_fd >= 0 && ::fcntl(handshake_fd, F_SETFD, FD_CLOEXEC) != 0) {
+    handshake_fd = -1;
+  }
   auto text = ReadFile(instance_dir + "/spec.json");
   if (!text.ok()) {
     SendHandshake(handshake_fd, "error " + text.status().message());
     return 1;
   }
-  auto spec = InstanceSpecFromJson(*text);
+  auto spec = ParseSpec(*text);
   if (!spec.ok()) {
     SendHandshake(handshake_fd, "error " + spec.status().message());
     return 1;
-  }
-  // The program must not inherit the handshake pipe: the launcher reads it to the end.
-  if (handshake_fd >= 0) {
-    ::fcntl(handshake_fd, F_SETFD, FD_CLOEXEC);
   }
   // Orphaned descendants of the program become the shim's children, so it can reap them and
   // nothing of the tree outlives the instance unnoticed.

@@ -1,9 +1,9 @@
-// The per-instance shim (`berth shim DIR`, the pattern of conmon / containerd-shim): a small
-// process that outlives the daemon. It puts the program in its cgroups, runs it, owns its
-// stdout/stderr pipes and log files, forwards a stop request (SIGTERM to the shim) to the
-// whole process tree with a grace period, records the exit in DIR/exit.json, makes sure no
-// process of the tree survives, and exits. Single-threaded: one poll loop over the two pipes
-// and a signalfd.
+// The per-instance shim (the pattern of conmon / containerd-shim): a small process that
+// outlives the daemon. It puts the program in its cgroups, runs it, owns its stdout/stderr
+// pipes and log files, forwards a stop request (SIGTERM to the shim) to the whole process tree
+// with a grace period, records the exit in DIR/exit.json, makes sure no process of the tree
+// survives, and exits. Single-threaded: one poll loop over the two pipes and a signalfd.
+// LinuxLauncher runs it as its own small program, `berth-shim shim DIR` (shim_main.cc).
 #pragma once
 
 #include <string>

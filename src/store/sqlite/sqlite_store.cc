@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 
+#include "common/mutex.h"
 #include "common/time.h"
 
 namespace berth {
@@ -216,7 +217,7 @@ class SqliteStore final : public Store {
   }
 
   Status Init() {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
                                "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000"}) {
       if (sqlite3_exec(db_, pragma, nullptr, nullptr, nullptr) != SQLITE_OK) {
@@ -227,7 +228,7 @@ class SqliteStore final : public Store {
   }
 
   Result<Project> CreateProject(std::string_view name) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Project p{std::string(name), NowUnixMillis()};
     auto st = Prepare("INSERT INTO projects (name, created_at) VALUES (?, ?)");
     if (!st.ok()) {
@@ -244,7 +245,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Project>> ListProjects() override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto st = Prepare("SELECT name, created_at FROM projects ORDER BY name");
     if (!st.ok()) {
       return st.status();
@@ -253,7 +254,7 @@ class SqliteStore final : public Store {
   }
 
   Result<Project> GetProject(std::string_view name) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto st = Prepare("SELECT name, created_at FROM projects WHERE name = ?");
     if (!st.ok()) {
       return st.status();
@@ -272,7 +273,7 @@ class SqliteStore final : public Store {
   Result<TokenInfo> CreateToken(std::string_view id, std::string_view hash,
                                 const std::optional<std::string>& project,
                                 std::string_view description) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     std::optional<int64_t> project_id;
     if (project) {
       auto pid = ProjectId(*project);
@@ -300,7 +301,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<TokenInfo>> ListTokens(const std::optional<std::string>& project) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto st =
         Prepare(project ? kTokenSelect + std::string(" WHERE p.name = ? ORDER BY t.created_at")
                         : kTokenSelect + std::string(" ORDER BY t.created_at"));
@@ -314,17 +315,17 @@ class SqliteStore final : public Store {
   }
 
   Result<TokenInfo> GetToken(std::string_view id) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return FindToken(" WHERE t.id = ?", id, fmt::format("token '{}' does not exist", id));
   }
 
   Result<TokenInfo> FindTokenByHash(std::string_view hash) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return FindToken(" WHERE t.hash = ?", hash, "no token matches");
   }
 
   Status RevokeToken(std::string_view id) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto st = Prepare("UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?");
     if (!st.ok()) {
       return st.status();
@@ -340,7 +341,7 @@ class SqliteStore final : public Store {
   }
 
   Result<int64_t> CountActiveAdminTokens() override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto st =
         Prepare("SELECT COUNT(*) FROM tokens WHERE project_id IS NULL AND revoked_at IS NULL");
     if (!st.ok()) {
@@ -355,7 +356,7 @@ class SqliteStore final : public Store {
 
   Result<ServiceRecord> CreateService(std::string_view project, std::string_view name,
                                       std::string_view defaults_json) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto pid = ProjectId(project);
     if (!pid.ok()) {
       return pid.status();
@@ -384,7 +385,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<ServiceRecord>> ListServices(std::string_view project) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto pid = ProjectId(project);
     if (!pid.ok()) {
       return pid.status();
@@ -398,13 +399,13 @@ class SqliteStore final : public Store {
   }
 
   Result<ServiceRecord> GetService(std::string_view project, std::string_view name) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return GetServiceLocked(project, name);
   }
 
   Result<ServiceRecord> PutDefinition(std::string_view project, std::string_view name,
                                       std::string_view definition_json) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Transaction tx(this);
     if (auto s = tx.Begin(); !s.ok()) {
       return s;
@@ -455,7 +456,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<Revision>> ListRevisions(std::string_view project,
                                               std::string_view name) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
@@ -473,7 +474,7 @@ class SqliteStore final : public Store {
   }
 
   Status DeleteService(std::string_view project, std::string_view name) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
@@ -488,7 +489,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<ServiceRecord>> ListAllServices() override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto st = Prepare(std::string(kServiceSelect) + " ORDER BY p.name, s.name");
     if (!st.ok()) {
       return st.status();
@@ -497,7 +498,7 @@ class SqliteStore final : public Store {
   }
 
   Status SetDesiredRunning(std::string_view project, std::string_view name, bool running) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
@@ -512,7 +513,7 @@ class SqliteStore final : public Store {
 
   Status SetRolloutResult(std::string_view project, std::string_view name, int active_revision,
                           int failed_revision) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
@@ -528,7 +529,7 @@ class SqliteStore final : public Store {
   Result<ArtifactRecord> PutArtifact(std::string_view project, std::string_view name,
                                      std::string_view tag, std::string_view digest,
                                      int64_t size) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
@@ -550,7 +551,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<ArtifactRecord>> ListArtifacts(std::string_view project,
                                                     std::string_view name) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
@@ -568,7 +569,7 @@ class SqliteStore final : public Store {
   }
 
   Result<bool> DigestInUse(std::string_view digest) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto st = Prepare("SELECT 1 FROM artifacts WHERE digest = ? LIMIT 1");
     if (!st.ok()) {
       return st.status();
@@ -580,7 +581,7 @@ class SqliteStore final : public Store {
   Result<VersionRecord> AddVersion(std::string_view project, std::string_view name,
                                    std::string_view version,
                                    std::string_view definition_json) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Transaction tx(this);
     if (auto s = tx.Begin(); !s.ok()) {
       return s;
@@ -654,7 +655,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<VersionRecord>> ListVersions(std::string_view project,
                                                   std::string_view name) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
@@ -673,7 +674,7 @@ class SqliteStore final : public Store {
 
   Status SetMainVersion(std::string_view project, std::string_view name,
                         std::string_view version) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
@@ -696,7 +697,7 @@ class SqliteStore final : public Store {
 
   Status RemoveVersion(std::string_view project, std::string_view name,
                        std::string_view version) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Transaction tx(this);
     if (auto s = tx.Begin(); !s.ok()) {
       return s;
@@ -741,7 +742,7 @@ class SqliteStore final : public Store {
 
   Status PutParameter(std::string_view project, std::string_view name,
                       std::string_view parameter, std::string_view value_json) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
@@ -759,7 +760,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<std::pair<std::string, std::string>>> ListParameters(
       std::string_view project, std::string_view name) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
@@ -774,7 +775,7 @@ class SqliteStore final : public Store {
   }
 
   Result<NotificationRecord> AddNotification(const NotificationRecord& n) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto pid = ProjectId(n.project);
     if (!pid.ok()) {
       return pid.status();
@@ -816,7 +817,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<NotificationRecord>> ListNotifications(std::string_view project) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto pid = ProjectId(project);
     if (!pid.ok()) {
       return pid.status();
@@ -833,7 +834,7 @@ class SqliteStore final : public Store {
   }
 
   Status DeleteNotification(std::string_view project, int64_t id) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto pid = ProjectId(project);
     if (!pid.ok()) {
       return pid.status();
@@ -854,7 +855,7 @@ class SqliteStore final : public Store {
   }
 
   Status DeleteNotifications(std::string_view project) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto pid = ProjectId(project);
     if (!pid.ok()) {
       return pid.status();
@@ -869,7 +870,7 @@ class SqliteStore final : public Store {
 
   Status SetProjectEnv(std::string_view project,
                        const std::vector<std::pair<std::string, std::string>>& env) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Transaction tx(this);
     if (auto s = tx.Begin(); !s.ok()) {
       return s;
@@ -901,7 +902,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<std::pair<std::string, std::string>>> GetProjectEnv(
       std::string_view project) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto pid = ProjectId(project);
     if (!pid.ok()) {
       return pid.status();
@@ -917,7 +918,7 @@ class SqliteStore final : public Store {
 
   Result<SessionRecord> CreateSession(std::string_view project,
                                       std::string_view pipeline) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto pid = ProjectId(project);
     if (!pid.ok()) {
       return pid.status();
@@ -942,7 +943,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<SessionRecord>> ListSessions(std::string_view project) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto pid = ProjectId(project);
     if (!pid.ok()) {
       return pid.status();
@@ -960,20 +961,20 @@ class SqliteStore final : public Store {
 
   Status SetSessionState(std::string_view project, std::string_view pipeline,
                          std::string_view state) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return ChangeSession("UPDATE sessions SET state = ? WHERE project_id = ? AND pipeline = ?",
                          project, pipeline, state);
   }
 
   Status DeleteSession(std::string_view project, std::string_view pipeline) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return ChangeSession("DELETE FROM sessions WHERE project_id = ? AND pipeline = ?", project,
                          pipeline, {});
   }
 
   Status AddEvent(std::string_view project, std::string_view name, std::string_view kind,
                   std::string_view message) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
@@ -999,7 +1000,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<EventRecord>> ListEvents(std::string_view project, std::string_view name,
                                               int limit) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
@@ -1056,7 +1057,7 @@ class SqliteStore final : public Store {
     bool open_ = false;
   };
 
-  Result<Stmt> Prepare(const std::string& sql) {
+  Result<Stmt> Prepare(const std::string& sql) REQUIRES(mu_) {
     auto it = cache_.find(sql);
     if (it == cache_.end()) {
       sqlite3_stmt* stmt = nullptr;
@@ -1106,7 +1107,7 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
-  Result<int64_t> ProjectId(std::string_view project) {
+  Result<int64_t> ProjectId(std::string_view project) REQUIRES(mu_) {
     auto st = Prepare("SELECT id FROM projects WHERE name = ?");
     if (!st.ok()) {
       return st.status();
@@ -1122,7 +1123,7 @@ class SqliteStore final : public Store {
     return st->Int(0);
   }
 
-  Result<int64_t> ServiceId(std::string_view project, std::string_view name) {
+  Result<int64_t> ServiceId(std::string_view project, std::string_view name) REQUIRES(mu_) {
     auto st = Prepare(
         "SELECT s.id FROM services s JOIN projects p ON p.id = s.project_id "
         "WHERE p.name = ? AND s.name = ?");
@@ -1141,7 +1142,7 @@ class SqliteStore final : public Store {
     return st->Int(0);
   }
 
-  Result<ServiceRecord> GetServiceLocked(std::string_view project, std::string_view name) {
+  Result<ServiceRecord> GetServiceLocked(std::string_view project, std::string_view name) REQUIRES(mu_) {
     auto st = Prepare(std::string(kServiceSelect) + " WHERE p.name = ? AND s.name = ?");
     if (!st.ok()) {
       return st.status();
@@ -1158,7 +1159,7 @@ class SqliteStore final : public Store {
     return ServiceFromRow(*st, project);
   }
 
-  Result<TokenInfo> FindToken(std::string_view where, std::string_view key, std::string not_found) {
+  Result<TokenInfo> FindToken(std::string_view where, std::string_view key, std::string not_found) REQUIRES(mu_) {
     auto st = Prepare(kTokenSelect + std::string(where));
     if (!st.ok()) {
       return st.status();
@@ -1190,7 +1191,7 @@ class SqliteStore final : public Store {
 
   // Runs an UPDATE or DELETE of one session (`state` bound first when given).
   Status ChangeSession(const std::string& sql, std::string_view project,
-                       std::string_view pipeline, std::optional<std::string_view> state) {
+                       std::string_view pipeline, std::optional<std::string_view> state) REQUIRES(mu_) {
     auto pid = ProjectId(project);
     if (!pid.ok()) {
       return pid.status();
@@ -1254,9 +1255,9 @@ class SqliteStore final : public Store {
     return rec;
   }
 
-  std::mutex mu_;
-  sqlite3* db_;                                 // GUARDED_BY(mu_)
-  std::map<std::string, sqlite3_stmt*> cache_;  // GUARDED_BY(mu_)
+  Mutex mu_;
+  sqlite3* db_;  // set once at construction; its use is serialised by mu_
+  std::map<std::string, sqlite3_stmt*> cache_ GUARDED_BY(mu_);
 };
 
 }  // namespace

@@ -1,6 +1,6 @@
-// Time as a seam: the dispatcher reads the time for its email suppression timers and sleeps
-// between webhook retries through a Clock, so tests can drive both with FakeClock
-// (fake_clock.h) instead of sleeping.
+// Time as a seam: the supervisor times backoff, drains and rollouts, and the dispatcher its
+// email suppression timers and webhook retries, through a Clock, so tests can drive them with
+// FakeClock (fake_clock.h) instead of sleeping.
 #pragma once
 
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "notify/clock.h"
+#include "common/clock.h"
 
 #include <condition_variable>
 #include <mutex>

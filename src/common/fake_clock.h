@@ -7,38 +7,39 @@
 #include <stop_token>
 #include <vector>
 
-#include "notify/clock.h"
+#include "common/mutex.h"
+#include "common/clock.h"
 
 namespace berth {
 
 class FakeClock final : public Clock {
  public:
   TimePoint Now() override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return now_;
   }
 
   void SleepFor(std::chrono::milliseconds duration, std::stop_token /*stop*/) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     sleeps_.push_back(duration);
     now_ += duration;
   }
 
   void Advance(std::chrono::steady_clock::duration d) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     now_ += d;
   }
 
   // Every SleepFor duration so far, in call order.
   std::vector<std::chrono::milliseconds> sleeps() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return sleeps_;
   }
 
  private:
-  mutable std::mutex mu_;
-  TimePoint now_{std::chrono::hours(1)};           // GUARDED_BY(mu_)
-  std::vector<std::chrono::milliseconds> sleeps_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  TimePoint now_ GUARDED_BY(mu_){std::chrono::hours(1)};
+  std::vector<std::chrono::milliseconds> sleeps_ GUARDED_BY(mu_);
 };
 
 }  // namespace berth

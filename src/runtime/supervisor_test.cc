@@ -1,0 +1,630 @@
+// The supervisor's policy over FakeLauncher and FakeClock: restart backoff, crash-looping, OOM,
+// health replacement, rollout, automatic rollback, drain, removal, re-adoption and tasks, each
+// driven step by step with no thread and no sleep. Instance directories live in a temporary
+// directory because the supervisor keeps its records there (meta.json, exit.seen).
+#include "runtime/supervisor.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "common/fake_clock.h"
+#include "runtime/fake_launcher.h"
+
+namespace berth {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const ServiceKey kKey{"p", "web"};
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/berth-supervisor-test-XXXXXX";
+    root_ = mkdtemp(tmpl);
+  }
+  void TearDown() override {
+    sup_.reset();
+    fs::remove_all(root_);
+  }
+
+  // A new supervisor (a daemon start) over the same launcher and directory.
+  void Boot(std::optional<DesiredService> desired = std::nullopt) {
+    sup_.reset();
+    SupervisorOptions o;
+    o.instances_dir = root_;
+    o.threads = false;
+    o.start_parallelism = 1;
+    SupervisorHooks h;
+    h.event = [this](const ServiceKey&, const std::string& kind, const std::string& message) {
+      events_.push_back(kind);
+      messages_.push_back(message);
+    };
+    h.rollout = [this](const ServiceKey&, int active, int failed) {
+      rollouts_.emplace_back(active, failed);
+    };
+    h.routes = [this](const ServiceKey&, const RouteUpdate& u) { routes_.push_back(u); };
+    h.in_flight = [this](const std::string&, int) { return in_flight_.load(); };
+    h.task_ended = [this](const TaskStatus& t) { ended_.push_back(t); };
+    sup_ = std::make_unique<Supervisor>(launcher_, clock_, o, h);
+    if (desired) {
+      sup_->Apply(*desired);
+    }
+    sup_->Start();
+  }
+
+  static RevisionSpec Rev(int revision, int replicas = 1) {
+    RevisionSpec r;
+    r.revision = revision;
+    r.def.replicas = replicas;
+    r.def.command = {"server"};
+    r.argv = {"server", "--port", "$(PORT)"};
+    r.env = {"A=1"};
+    r.cwd = "/";
+    r.port = 8080;
+    r.health_path = "/p-web/";
+    return r;
+  }
+  static DesiredService Want(RevisionSpec latest, int active_revision = 0) {
+    DesiredService d;
+    d.key = kKey;
+    d.latest = std::move(latest);
+    d.active_revision = active_revision;
+    return d;
+  }
+
+  void Step(int n = 1) {
+    for (int i = 0; i < n; ++i) {
+      sup_->Step();
+    }
+  }
+  ServiceStatus St() { return sup_->Status(kKey); }
+  // The directory of the live instance of `revision` in `slot`, or "".
+  std::string Dir(int revision, int slot = 0) {
+    for (const auto& i : St().instances) {
+      if (i.revision == revision && i.slot == slot &&
+          (i.state == InstanceState::kStarting || i.state == InstanceState::kRunning ||
+           i.state == InstanceState::kUnhealthy || i.state == InstanceState::kStopping)) {
+        return root_ + "/" + i.id;
+      }
+    }
+    return "";
+  }
+  int Count(const std::string& kind) {
+    return static_cast<int>(std::count(events_.begin(), events_.end(), kind));
+  }
+  size_t Starts() { return launcher_.started().size(); }
+  // Brings revision 1 with `replicas` instances up and live.
+  void Live(int replicas = 1) {
+    Boot(Want(Rev(1, replicas)));
+    Step(2);
+    ASSERT_EQ(St().active_revision, 1);
+    ASSERT_EQ(St().running, replicas);
+  }
+
+  std::string root_;
+  FakeLauncher launcher_;
+  FakeClock clock_;
+  std::unique_ptr<Supervisor> sup_;
+  std::vector<std::string> events_;
+  std::vector<std::string> messages_;
+  std::vector<std::pair<int, int>> rollouts_;
+  std::vector<RouteUpdate> routes_;
+  std::vector<TaskStatus> ended_;
+  std::atomic<int> in_flight_{0};
+};
+
+TEST_F(SupervisorTest, StartsReplicasOnTheirOwnAddressesAndGoesLiveWhenHealthy) {
+  Boot(Want(Rev(1, 2)));
+  Step();
+  ASSERT_EQ(Starts(), 2u);
+  auto st = St();
+  EXPECT_EQ(st.desired, 2);
+  // Started and probed in the same pass: ready, but the revision goes live on the next one.
+  EXPECT_EQ(st.active_revision, 0);
+  Step();
+  st = St();
+  EXPECT_EQ(st.active_revision, 1);
+  EXPECT_EQ(st.running, 2);
+  ASSERT_EQ(st.instances.size(), 2u);
+  EXPECT_NE(st.instances[0].host, st.instances[1].host);
+  for (const auto& i : st.instances) {
+    EXPECT_EQ(i.state, InstanceState::kRunning);
+    EXPECT_EQ(i.port, 8080);
+  }
+  ASSERT_EQ(rollouts_.size(), 1u);
+  EXPECT_EQ(rollouts_[0], std::make_pair(1, 0));
+  ASSERT_FALSE(routes_.empty());
+  EXPECT_EQ(routes_.back().ready.size(), 2u);
+  EXPECT_EQ(routes_.back().active_revision, 1);
+  // The instance learns where it lives, and $(PORT) is expanded in its command.
+  auto spec = launcher_.SpecOf(launcher_.started()[0]);
+  ASSERT_TRUE(spec.has_value());
+  EXPECT_EQ(spec->argv, (std::vector<std::string>{"server", "--port", "8080"}));
+  auto has = [&](const std::string& kv) {
+    return std::find(spec->env.begin(), spec->env.end(), kv) != spec->env.end();
+  };
+  EXPECT_TRUE(has("PORT=8080"));
+  EXPECT_TRUE(has("A=1"));
+  EXPECT_TRUE(has("HOST=" + st.instances[0].host) || has("HOST=" + st.instances[1].host));
+}
+
+TEST_F(SupervisorTest, StaysStartingWhileHealthChecksFail) {
+  launcher_.SetDefaultHealth(false, "HTTP 503");
+  Boot(Want(Rev(1)));
+  Step(3);
+  auto st = St();
+  EXPECT_EQ(st.active_revision, 0);
+  EXPECT_EQ(st.running, 0);
+  ASSERT_EQ(st.instances.size(), 1u);
+  EXPECT_EQ(st.instances[0].state, InstanceState::kStarting);
+  EXPECT_EQ(st.instances[0].health, "HTTP 503");
+  EXPECT_TRUE(routes_.empty() || routes_.back().ready.empty());
+}
+
+TEST_F(SupervisorTest, RestartsACrashedInstanceWithDoublingBackoff) {
+  Live();
+  std::string dir = Dir(1);
+  launcher_.Exit(dir, 3);
+  Step();
+  auto st = St();
+  EXPECT_EQ(st.running, 0);
+  EXPECT_EQ(st.instances[0].state, InstanceState::kExited);
+  EXPECT_EQ(st.instances[0].exit_code, 3);
+  EXPECT_EQ(Count("exited"), 1);
+  EXPECT_TRUE(routes_.back().ready.empty());  // no route to a dead instance
+  EXPECT_EQ(Starts(), 1u);
+  clock_.Advance(249ms);
+  Step();
+  EXPECT_EQ(Starts(), 1u) << "restarted before its 250 ms backoff";
+  clock_.Advance(1ms);
+  Step();
+  ASSERT_EQ(Starts(), 2u);
+  EXPECT_EQ(St().instances[0].restarts, 1);
+  // The slot keeps its address, so clients holding it reconnect.
+  EXPECT_EQ(St().instances[0].host, st.instances[0].host);
+
+  // A second quick crash doubles the wait.
+  launcher_.Exit(Dir(1), 1);
+  Step();
+  clock_.Advance(499ms);
+  Step();
+  EXPECT_EQ(Starts(), 2u);
+  clock_.Advance(1ms);
+  Step();
+  EXPECT_EQ(Starts(), 3u);
+}
+
+TEST_F(SupervisorTest, FiveQuickCrashesAreCrashLoopingAndBackoffIsCapped) {
+  Live();
+  auto wait = 250ms;
+  for (int crash = 1; crash <= 5; ++crash) {
+    launcher_.Exit(Dir(1), 1);
+    Step();
+    clock_.Advance(wait);
+    Step();
+    wait *= 2;
+  }
+  EXPECT_EQ(Count("crash-looping"), 1);
+  EXPECT_EQ(Starts(), 6u);
+  // Crash-looping is reported once, and the waits keep doubling up to 30 s.
+  for (int crash = 6; crash <= 12; ++crash) {
+    launcher_.Exit(Dir(1), 1);
+    Step();
+    clock_.Advance(30s);
+    Step();
+  }
+  EXPECT_EQ(Count("crash-looping"), 1);
+  launcher_.Exit(Dir(1), 1);
+  Step();
+  auto st = St();
+  bool looping = std::any_of(st.instances.begin(), st.instances.end(), [](const auto& i) {
+    return i.state == InstanceState::kCrashLooping;
+  });
+  EXPECT_TRUE(looping);
+  clock_.Advance(29999ms);
+  size_t before = Starts();
+  Step();
+  EXPECT_EQ(Starts(), before) << "backoff is capped at 30 s, not shorter";
+  clock_.Advance(1ms);
+  Step();
+  EXPECT_EQ(Starts(), before + 1);
+}
+
+TEST_F(SupervisorTest, BackoffResetsAfterThirtySecondsOfRunning) {
+  Live();
+  for (int crash = 0; crash < 3; ++crash) {
+    launcher_.Exit(Dir(1), 1);
+    Step();
+    clock_.Advance(10s);
+    Step();
+  }
+  // Ran long enough: the next crash waits the base 250 ms again.
+  clock_.Advance(30s);
+  launcher_.Exit(Dir(1), 1);
+  Step();
+  size_t before = Starts();
+  clock_.Advance(250ms);
+  Step();
+  EXPECT_EQ(Starts(), before + 1);
+}
+
+TEST_F(SupervisorTest, OomKillIsReportedAndRestarted) {
+  Live();
+  launcher_.OomKill(Dir(1));
+  Step();
+  EXPECT_EQ(St().instances[0].state, InstanceState::kOomKilled);
+  EXPECT_EQ(Count("oom-killed"), 1);
+  EXPECT_NE(messages_.back().find("memory limit"), std::string::npos);
+  clock_.Advance(250ms);
+  Step();
+  EXPECT_EQ(Starts(), 2u);
+}
+
+TEST_F(SupervisorTest, AShimKilledWithoutARecordCountsAsACrash) {
+  Live();
+  launcher_.LoseShim(Dir(1));
+  Step();
+  EXPECT_EQ(Count("exited"), 1);
+  EXPECT_NE(messages_.back().find("shim disappeared"), std::string::npos);
+}
+
+TEST_F(SupervisorTest, ThreeFailedHealthChecksReplaceARunningInstance) {
+  Live();
+  std::string dir = Dir(1);
+  launcher_.SetHealth(dir, false, "HTTP 500");
+  for (int i = 0; i < 2; ++i) {
+    clock_.Advance(30s);
+    Step();
+  }
+  EXPECT_EQ(St().instances[0].state, InstanceState::kRunning) << "two failures are tolerated";
+  clock_.Advance(30s);
+  Step();
+  EXPECT_EQ(Count("unhealthy"), 1);
+  // Out of the route at once, stopped, and a new instance takes the slot.
+  Step(2);
+  EXPECT_EQ(launcher_.stopped(), std::vector<std::string>{dir});
+  EXPECT_EQ(Starts(), 2u);
+  EXPECT_EQ(St().running, 1);
+}
+
+TEST_F(SupervisorTest, ANewRevisionTakesOverOnceHealthy) {
+  Live(2);
+  std::vector<std::string> old = {Dir(1, 0), Dir(1, 1)};
+  auto want = Want(Rev(2, 2), 1);
+  want.active = Rev(1, 2);
+  launcher_.SetDefaultHealth(false);
+  sup_->Apply(want);
+  Step();
+  EXPECT_EQ(Count("rollout"), 1);
+  EXPECT_EQ(Starts(), 4u);
+  EXPECT_EQ(St().active_revision, 1) << "the old revision serves until the new is ready";
+  EXPECT_EQ(St().target_revision, 2);
+  EXPECT_TRUE(launcher_.stopped().empty());
+  launcher_.SetDefaultHealth(true);
+  clock_.Advance(5ms);  // the next startup probe
+  Step(2);
+  auto st = St();
+  EXPECT_EQ(st.active_revision, 2);
+  EXPECT_EQ(rollouts_.back(), std::make_pair(2, 0));
+  Step();
+  auto stopped = launcher_.stopped();
+  std::sort(stopped.begin(), stopped.end());
+  std::sort(old.begin(), old.end());
+  EXPECT_EQ(stopped, old);
+  for (const auto& e : routes_.back().ready) {
+    EXPECT_EQ(e.revision, 2);
+  }
+}
+
+TEST_F(SupervisorTest, ARevisionNeverHealthyIsRolledBackAfterTheDeadline) {
+  Live();
+  auto want = Want(Rev(2), 1);
+  want.active = Rev(1);
+  launcher_.SetHealth(Dir(1), true);
+  launcher_.SetDefaultHealth(false, "HTTP 503");
+  sup_->Apply(want);
+  Step();
+  std::string fresh = Dir(2);
+  Step();
+  clock_.Advance(59s);
+  Step();
+  EXPECT_EQ(Count("rolled-back"), 0);
+  clock_.Advance(2s);
+  Step();
+  ASSERT_EQ(Count("rolled-back"), 1);
+  EXPECT_NE(messages_[events_.size() - 1].find("not healthy within 60 s"), std::string::npos)
+      << messages_.back();
+  EXPECT_EQ(rollouts_.back(), std::make_pair(1, 2));
+  Step();
+  EXPECT_EQ(St().active_revision, 1);
+  EXPECT_EQ(St().running, 1);
+  EXPECT_NE(std::find(launcher_.stopped().begin(), launcher_.stopped().end(), fresh),
+            launcher_.stopped().end());
+  // The failed revision is not tried again.
+  size_t before = Starts();
+  clock_.Advance(120s);
+  Step(3);
+  EXPECT_EQ(Starts(), before);
+}
+
+TEST_F(SupervisorTest, ARevisionThatKeepsCrashingIsRolledBack) {
+  Live();
+  auto want = Want(Rev(2), 1);
+  want.active = Rev(1);
+  sup_->Apply(want);
+  launcher_.SetDefaultHealth(false);
+  Step();
+  for (int crash = 0; crash < 3; ++crash) {
+    launcher_.Exit(Dir(2), 2);
+    Step();
+    clock_.Advance(2s);
+    Step();
+  }
+  EXPECT_EQ(Count("rolled-back"), 1);
+  EXPECT_NE(messages_.back().find("keep crashing"), std::string::npos);
+  EXPECT_EQ(St().active_revision, 1);
+}
+
+TEST_F(SupervisorTest, AStoppingInstanceDrainsItsRequestsFirst) {
+  Live();
+  std::string dir = Dir(1);
+  in_flight_ = 2;
+  sup_->Apply(Want(Rev(1, 0), 1));  // scaled to zero
+  Step(2);
+  EXPECT_TRUE(launcher_.stopped().empty()) << "stopped with requests in flight";
+  EXPECT_TRUE(routes_.back().ready.empty()) << "still routed while draining";
+  in_flight_ = 0;
+  Step();
+  EXPECT_EQ(launcher_.stopped(), std::vector<std::string>{dir});
+  Step();
+  EXPECT_EQ(Count("exited"), 0) << "a stop is not a crash";
+
+  // Requests that never end are cut at the drain deadline.
+  sup_->Apply(Want(Rev(1), 1));
+  Step(2);
+  dir = Dir(1);
+  ASSERT_FALSE(dir.empty());
+  in_flight_ = 1;
+  sup_->Apply(Want(Rev(1, 0), 1));
+  Step();
+  auto stops_of = [&] {
+    auto stopped = launcher_.stopped();
+    return std::count(stopped.begin(), stopped.end(), dir);
+  };
+  clock_.Advance(29s);
+  Step();
+  EXPECT_EQ(stops_of(), 0);
+  clock_.Advance(1s);
+  Step();
+  EXPECT_EQ(stops_of(), 1);
+}
+
+TEST_F(SupervisorTest, RemoveUnroutesAtOnceAndDeletesDirectoriesOnceExited) {
+  Live();
+  std::string dir = Dir(1);
+  launcher_.set_stop_exits(false);
+  sup_->Remove(kKey);
+  ASSERT_FALSE(routes_.empty());
+  EXPECT_TRUE(routes_.back().removed) << "the route goes before Remove returns";
+  Step();
+  EXPECT_EQ(launcher_.stopped(), std::vector<std::string>{dir});
+  EXPECT_TRUE(fs::exists(dir)) << "kept until its program exited";
+  launcher_.Exit(dir, 0, SIGTERM);
+  Step();
+  EXPECT_FALSE(fs::exists(dir));
+  EXPECT_EQ(St().instances.size(), 0u);
+}
+
+TEST_F(SupervisorTest, AFailedStartIsRetriedWithBackoff) {
+  launcher_.FailStarts(1, "exec: no such file");
+  Boot(Want(Rev(1)));
+  Step();
+  EXPECT_EQ(Count("start-failed"), 1);
+  EXPECT_NE(messages_.back().find("no such file"), std::string::npos);
+  EXPECT_EQ(St().instances[0].state, InstanceState::kExited);
+  clock_.Advance(250ms);
+  Step(2);
+  EXPECT_EQ(St().running, 1);
+}
+
+TEST_F(SupervisorTest, ARevisionThatCannotRunSaysWhyOnce) {
+  auto r = Rev(1);
+  r.error = "artifact tag v1 was never pushed";
+  Boot(Want(r));
+  Step(3);
+  EXPECT_EQ(Count("cannot-run"), 1);
+  EXPECT_EQ(Starts(), 0u);
+}
+
+TEST_F(SupervisorTest, ARestartedSupervisorReadoptsWithoutRestarting) {
+  Live(2);
+  auto before = launcher_.running();
+  // The daemon goes away; its instances run on.
+  Boot(Want(Rev(1, 2), 1));
+  EXPECT_EQ(Count("adopted"), 2);
+  Step(2);
+  EXPECT_EQ(launcher_.running(), before);
+  EXPECT_EQ(Starts(), 2u) << "an adopted instance was started again";
+  EXPECT_TRUE(launcher_.stopped().empty());
+  EXPECT_EQ(St().running, 2);
+  EXPECT_EQ(routes_.back().ready.size(), 2u);
+}
+
+TEST_F(SupervisorTest, AnInstanceThatDiedWhileTheDaemonWasDownIsRestarted) {
+  Live();
+  std::string dir = Dir(1);
+  sup_.reset();
+  launcher_.Exit(dir, 9);
+  Boot(Want(Rev(1), 1));
+  Step();
+  EXPECT_EQ(Count("exited"), 1);
+  clock_.Advance(250ms);
+  Step(2);
+  EXPECT_EQ(Starts(), 2u);
+  EXPECT_EQ(St().running, 1);
+  // Its exit is counted once, not again by the next daemon.
+  events_.clear();
+  Boot(Want(Rev(1), 1));
+  Step();
+  EXPECT_EQ(Count("exited"), 0);
+}
+
+TEST_F(SupervisorTest, StatusAnswersWhileStartsAreUnderWay) {
+  launcher_.HoldStarts(true);
+  Boot(Want(Rev(1, 3)));
+  std::thread pass([this] { sup_->Step(); });
+  while (launcher_.starts_held() == 0) {
+    std::this_thread::yield();
+  }
+  // The pass is inside Launcher::Start: the model's lock must be free.
+  auto st = St();
+  EXPECT_EQ(st.instances.size(), 3u);
+  EXPECT_EQ(st.instances[0].state, InstanceState::kStarting);
+  sup_->Apply(Want(Rev(1, 3)));
+  launcher_.HoldStarts(false);
+  pass.join();
+  EXPECT_EQ(Starts(), 3u);
+}
+
+TEST_F(SupervisorTest, ShadowsRunBesideMainAndSurviveAnAssign) {
+  auto want = Want(Rev(1), 0);
+  want.latest->version = "v1";
+  auto shadow = Rev(2);
+  shadow.version = "v2";
+  want.shadows = {shadow};
+  Boot(want);
+  Step(2);
+  EXPECT_EQ(Starts(), 2u);
+  EXPECT_EQ(St().active_revision, 1);
+  EXPECT_EQ(routes_.back().versions.at("v2"), 2);
+  std::string v2 = Dir(2);
+  // Assign v2: it becomes MAIN without a restart, v1 runs on as a shadow.
+  DesiredService assign = Want(shadow, 1);
+  assign.active = want.latest;
+  assign.shadows = {*want.latest};
+  sup_->Apply(assign);
+  Step(2);
+  EXPECT_EQ(St().active_revision, 2);
+  EXPECT_EQ(Dir(2), v2);
+  EXPECT_TRUE(launcher_.stopped().empty());
+  EXPECT_EQ(Starts(), 2u);
+}
+
+// Tasks.
+
+TaskSpec Task(const std::string& id, std::string owner = "run-1") {
+  TaskSpec t;
+  t.id = id;
+  t.owner = std::move(owner);
+  t.argv = {"step.sh"};
+  return t;
+}
+
+TEST_F(SupervisorTest, ATaskRunsOnceAndItsExitCodeIsItsResult) {
+  Boot();
+  ASSERT_TRUE(sup_->StartTask(Task("t-ok")).ok());
+  ASSERT_TRUE(sup_->StartTask(Task("t-bad")).ok());
+  EXPECT_EQ(sup_->Task("t-ok")->state, TaskState::kPending);
+  Step();
+  EXPECT_EQ(Starts(), 2u);
+  EXPECT_EQ(sup_->Task("t-ok")->state, TaskState::kRunning);
+  EXPECT_GT(sup_->Task("t-ok")->pid, 0);
+  launcher_.Exit(root_ + "/t-ok", 0);
+  launcher_.Exit(root_ + "/t-bad", 3);
+  Step();
+  auto ok = *sup_->Task("t-ok");
+  auto bad = *sup_->Task("t-bad");
+  EXPECT_EQ(ok.state, TaskState::kSucceeded);
+  EXPECT_EQ(ok.exit_code, 0);
+  EXPECT_EQ(bad.state, TaskState::kFailed);
+  EXPECT_EQ(bad.exit_code, 3);
+  EXPECT_EQ(bad.error, "exited with code 3");
+  ASSERT_EQ(ended_.size(), 2u);
+  // Never restarted.
+  clock_.Advance(60s);
+  Step(3);
+  EXPECT_EQ(Starts(), 2u);
+  auto all = sup_->Tasks("run-1");
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].id, "t-ok");
+}
+
+TEST_F(SupervisorTest, BadTasksAreRefusedAndChangeNothing) {
+  Boot();
+  TaskSpec empty = Task("t-1");
+  empty.argv.clear();
+  EXPECT_EQ(sup_->StartTask(empty).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sup_->StartTask(Task("../escape")).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(sup_->StartTask(Task("t-1")).ok());
+  EXPECT_EQ(sup_->StartTask(Task("t-1")).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(sup_->CancelTask("nope").code(), StatusCode::kNotFound);
+  Step();
+  EXPECT_EQ(sup_->ForgetTask("t-1").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(sup_->Tasks().size(), 1u);
+}
+
+TEST_F(SupervisorTest, CancelStopsARunningTaskAndEndsAPendingOneAtOnce) {
+  Boot();
+  ASSERT_TRUE(sup_->StartTask(Task("t-run")).ok());
+  Step();
+  ASSERT_TRUE(sup_->StartTask(Task("t-wait")).ok());
+  ASSERT_TRUE(sup_->CancelTask("t-wait").ok());
+  EXPECT_EQ(sup_->Task("t-wait")->state, TaskState::kCancelled);
+  ASSERT_TRUE(sup_->CancelTask("t-run").ok());
+  Step(2);
+  EXPECT_EQ(launcher_.stopped(), std::vector<std::string>{root_ + "/t-run"});
+  EXPECT_EQ(sup_->Task("t-run")->state, TaskState::kCancelled);
+  EXPECT_EQ(Starts(), 1u) << "a cancelled pending task started";
+  EXPECT_TRUE(sup_->ForgetTask("t-run").ok());
+  EXPECT_FALSE(fs::exists(root_ + "/t-run"));
+  EXPECT_FALSE(sup_->Task("t-run").has_value());
+}
+
+TEST_F(SupervisorTest, ATaskThatCannotStartFailsWithTheReason) {
+  Boot();
+  launcher_.FailStarts(1, "exec: step.sh: not found");
+  ASSERT_TRUE(sup_->StartTask(Task("t-1")).ok());
+  Step();
+  auto t = *sup_->Task("t-1");
+  EXPECT_EQ(t.state, TaskState::kFailed);
+  EXPECT_NE(t.error.find("not found"), std::string::npos);
+  ASSERT_EQ(ended_.size(), 1u);
+}
+
+TEST_F(SupervisorTest, TasksAreReadoptedAndAnEndWhileDownIsReportedOnce) {
+  Boot();
+  ASSERT_TRUE(sup_->StartTask(Task("t-long")).ok());
+  ASSERT_TRUE(sup_->StartTask(Task("t-short")).ok());
+  Step();
+  sup_.reset();
+  launcher_.Exit(root_ + "/t-short", 0);  // while the daemon is down
+  Boot();
+  Step();
+  ASSERT_EQ(ended_.size(), 1u);
+  EXPECT_EQ(ended_[0].id, "t-short");
+  EXPECT_EQ(ended_[0].state, TaskState::kSucceeded);
+  EXPECT_EQ(sup_->Task("t-long")->state, TaskState::kRunning);
+  launcher_.Exit(root_ + "/t-long", 4);
+  Step();
+  ASSERT_EQ(ended_.size(), 2u);
+  EXPECT_EQ(sup_->Task("t-long")->exit_code, 4);
+  EXPECT_EQ(Starts(), 2u);
+  // A third daemon knows both results and reports neither again.
+  ended_.clear();
+  Boot();
+  Step();
+  EXPECT_TRUE(ended_.empty());
+  EXPECT_EQ(sup_->Task("t-short")->state, TaskState::kSucceeded);
+  EXPECT_EQ(sup_->Tasks().size(), 2u);
+  EXPECT_EQ(sup_->Tasks()[0].id, "t-long");
+}
+
+}  // namespace
+}  // namespace berth
