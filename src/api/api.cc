@@ -48,18 +48,8 @@ RouteHandler WithAuth(ApiContext& ctx, AuthedHandler h) {
   };
 }
 
-RouteHandler WithRuntime(ApiContext& ctx, AuthedHandler h) {
-  return WithAuth(ctx, [&ctx, h = std::move(h)](const HttpRequest& req, const Principal& who,
-                                               const PathParams& params) {
-    if (ctx.controller == nullptr) {
-      return ErrorResponse(Status::Unavailable("the runtime is not running in this process"));
-    }
-    return h(req, who, params);
-  });
-}
-
 RouteHandler WithService(ApiContext& ctx, ServiceHandler h) {
-  return WithRuntime(ctx, [&ctx, h = std::move(h)](const HttpRequest& req, const Principal& who,
+  return WithAuth(ctx, [&ctx, h = std::move(h)](const HttpRequest& req, const Principal& who,
                                                   const PathParams& params) {
     auto project = RequestProject(req, who);
     if (!project.ok()) {
@@ -97,7 +87,7 @@ HttpResponse ServicectlError(int status, std::string_view message) {
 
 class ApiHandler final : public HttpHandler {
  public:
-  ApiHandler(Store& store, ApiOptions options, Controller* controller, Gateway* gateway,
+  ApiHandler(Store& store, ApiOptions options, Controller& controller, Gateway* gateway,
              Authenticator* auth)
       : own_auth_(auth ? nullptr : std::make_unique<Authenticator>(store)),
         ctx_(store, std::move(options), controller, gateway, auth ? *auth : *own_auth_) {
@@ -149,15 +139,15 @@ class ApiHandler final : public HttpHandler {
 
   std::optional<UploadPolicy> Upload(std::string_view method, std::string_view target) override {
     // PUT /api/v1/services/{name}/artifacts/{tag}
-    if (method != "PUT" || ctx_.controller == nullptr) {
+    if (method != "PUT") {
       return std::nullopt;
     }
     std::string_view path = target.substr(0, target.find('?'));
     auto segs = SplitPath(path);
     if (segs.size() == 6 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "services" &&
         segs[4] == "artifacts") {
-      return UploadPolicy{ctx_.controller->UploadDir(),
-                          ctx_.controller->options().max_artifact_bytes};
+      return UploadPolicy{ctx_.controller.UploadDir(),
+                          ctx_.controller.options().max_artifact_bytes};
     }
     return std::nullopt;
   }
@@ -179,7 +169,7 @@ class ApiHandler final : public HttpHandler {
 }  // namespace
 
 std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
-                                            Controller* controller, Gateway* gateway,
+                                            Controller& controller, Gateway* gateway,
                                             Authenticator* auth) {
   return std::make_unique<ApiHandler>(store, std::move(options), controller, gateway, auth);
 }

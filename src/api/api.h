@@ -19,12 +19,11 @@ struct ApiOptions {
   std::string public_url;
 };
 
-// Builds the API handler. Everything passed must outlive it. Without a controller (unit
-// tests) the registry works and runtime endpoints answer 503; without a gateway /metrics has
+// Builds the API handler. Everything passed must outlive it. Without a gateway /metrics has
 // no routes. `auth` is shared with the gateway so that a revocation reaches both; null makes
 // one of its own. Thread-safe.
 std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
-                                            Controller* controller = nullptr,
+                                            Controller& controller,
                                             Gateway* gateway = nullptr,
                                             Authenticator* auth = nullptr);
 

@@ -10,17 +10,21 @@
 #include "api/auth.h"
 #include "api/http_types.h"
 #include "api/router.h"
+#include "control/service_ops.h"
 #include "store/store.h"
 
 namespace berth {
 
 struct ApiContext {
-  ApiContext(Store& s, ApiOptions o, Controller* c, Gateway* g, Authenticator& a)
-      : store(s), auth(a), options(std::move(o)), controller(c), gateway(g) {}
+  ApiContext(Store& s, ApiOptions o, Controller& c, Gateway* g, Authenticator& a)
+      : store(s), auth(a), options(std::move(o)), controller(c), ops(s, c), gateway(g) {}
+  // Reads go to the store and the controller; every change goes through `ops` (or the
+  // controller's own use cases: artifacts, versions, parameters, notifications).
   Store& store;
   Authenticator& auth;
   ApiOptions options;
-  Controller* controller;  // null in unit tests: runtime endpoints answer 503
+  Controller& controller;
+  ServiceOps ops;
   Gateway* gateway;  // null in unit tests
 
   // "https://host" without a trailing slash: options.public_url or http://<Host header>.
@@ -36,11 +40,8 @@ using AuthedHandler =
     std::function<HttpResponse(const HttpRequest&, const Principal&, const PathParams&)>;
 // Wraps `h` with bearer-token authentication (401 with WWW-Authenticate otherwise).
 RouteHandler WithAuth(ApiContext& ctx, AuthedHandler h);
-// WithAuth for routes that need the runtime: 503 when this process runs none (unit tests).
-RouteHandler WithRuntime(ApiContext& ctx, AuthedHandler h);
 // A native route on one service ("/api/v1/services/{name}/..."): runs `h` for an
-// authenticated caller once the project is resolved and the service exists; 503 without a
-// runtime in this process.
+// authenticated caller once the project is resolved and the service exists.
 using ServiceHandler = std::function<HttpResponse(const HttpRequest&, const std::string& project,
                                                   const ServiceRecord& service,
                                                   const PathParams&)>;

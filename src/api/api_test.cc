@@ -1,5 +1,6 @@
 // The API handlers called directly with request values: no sockets (Beast's pure
-// handle_request style). The integration suites drive the same paths over HTTP.
+// handle_request style), over the production control path on SQLite :memory: and a
+// FakeLauncher. The integration suites drive the same paths over HTTP with real processes.
 #include "api/api.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +8,11 @@
 #include <boost/json.hpp>
 
 #include "api/auth.h"
+#include "common/fake_clock.h"
+#include "runtime/fake_launcher.h"
+
+#include <filesystem>
+#include <unistd.h>
 
 namespace berth {
 namespace {
@@ -23,7 +29,19 @@ class ApiTest : public ::testing::Test {
     ASSERT_TRUE(store_->CreateProject("other").ok());
     admin_ = MakeToken(std::nullopt);
     other_ = MakeToken(std::string("other"));
-    api_ = MakeApiHandler(*store_, ApiOptions{"https://berth.example"});
+    char tmpl[] = "/tmp/berth-api-test-XXXXXX";
+    data_dir_ = mkdtemp(tmpl);
+    ControllerOptions copts;
+    copts.data_dir = data_dir_;
+    copts.memory_capacity_mb = 1000;
+    controller_ = std::make_unique<Controller>(*store_, launcher_, clock_, copts);
+    ASSERT_TRUE(controller_->Start().ok());
+    api_ = MakeApiHandler(*store_, ApiOptions{"https://berth.example"}, *controller_);
+  }
+  void TearDown() override {
+    api_.reset();
+    controller_.reset();
+    std::filesystem::remove_all(data_dir_);
   }
 
   std::string MakeToken(std::optional<std::string> project) {
@@ -54,6 +72,10 @@ class ApiTest : public ::testing::Test {
   }
 
   std::unique_ptr<Store> store_;
+  std::string data_dir_;
+  FakeLauncher launcher_;
+  FakeClock clock_;
+  std::unique_ptr<Controller> controller_;
   std::unique_ptr<HttpHandler> api_;
   std::string admin_;
   std::string other_;

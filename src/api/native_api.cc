@@ -366,14 +366,10 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
     if (!project.ok()) {
       return ErrorResponse(project.status());
     }
-    if (auto s = ValidateServiceName(*project, *name); !s.ok()) {
-      return ErrorResponse(s);
-    }
-    auto rec = ctx_.store.CreateService(*project, *name);
+    auto rec = ctx_.ops.Create(*project, *name);
     if (!rec.ok()) {
       return ErrorResponse(rec.status());
     }
-    (void)ctx_.store.AddEvent(*project, *name, "created", "service created");
     HttpResponse r = RawJson(201, ServiceJson(req, *rec));
     r.headers.emplace_back("Location", "/api/v1/services/" + *name +
                                            (req.Query("project").empty() && body_project.empty()
@@ -400,15 +396,8 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
       return ErrorResponse(project.status());
     }
     // 404 before 400: a definition for a service that does not exist is pointless to check.
-    auto existing = ctx_.store.GetService(*project, params[0]);
-    if (!existing.ok()) {
+    if (auto existing = ctx_.store.GetService(*project, params[0]); !existing.ok()) {
       return ErrorResponse(existing.status());
-    }
-    if (!existing->main_version.empty()) {
-      return ErrorResponse(Status::FailedPrecondition(fmt::format(
-          "'{}' is deployed as versions (MAIN is {}), which are immutable: deploy a new "
-          "version with berth deploy {} VERSION DIR, then berth assign {} VERSION",
-          params[0], existing->main_version, params[0], params[0])));
     }
     auto body = ParseJsonBody(req);
     if (!body.ok()) {
@@ -418,17 +407,10 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
     if (!def.ok()) {
       return ErrorResponse(def.status());
     }
-    if (ctx_.controller != nullptr) {
-      if (auto s = ctx_.controller->Admit(*existing, *def); !s.ok()) {
-        return ErrorResponse(s);
-      }
-    }
-    auto rec = ctx_.store.PutDefinition(*project, params[0],
-                                        json::serialize(DefinitionToJson(*def)));
+    auto rec = ctx_.ops.Define(*project, params[0], *def);
     if (!rec.ok()) {
       return ErrorResponse(rec.status());
     }
-    RefreshRuntime(*project, params[0]);
     return RawJson(200, ServiceJson(req, *rec));
   }
 
@@ -438,14 +420,9 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
     if (!project.ok()) {
       return ErrorResponse(project.status());
     }
-    auto rec = ctx_.store.GetService(*project, params[0]);
+    auto rec = ctx_.ops.Delete(*project, params[0]);
     if (!rec.ok()) {
       return ErrorResponse(rec.status());
-    }
-    Status deleted = ctx_.controller != nullptr ? ctx_.controller->Forget(*project, params[0])
-                                                : ctx_.store.DeleteService(*project, params[0]);
-    if (!deleted.ok()) {
-      return ErrorResponse(deleted);
     }
     return RawJson(200, "{\"deleted\":" + ServiceJson(req, *rec) + "}");
   }
@@ -467,15 +444,6 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
                                  {"definition", json::parse(r.definition_json)}});
     }
     return JsonResponse(200, json::object{{"revisions", std::move(out)}});
-  }
-
-  // The stored change is what counts; a runtime that cannot follow it reports in events.
-  void RefreshRuntime(const std::string& project, const std::string& name) {
-    if (ctx_.controller != nullptr) {
-      if (auto s = ctx_.controller->Refresh(project, name); !s.ok()) {
-        (void)ctx_.store.AddEvent(project, name, "error", "cannot apply: " + s.message());
-      }
-    }
   }
 
   static Result<std::string> RequiredString(const json::value& body, std::string_view key,

@@ -123,7 +123,7 @@ class NotificationsApi : public std::enable_shared_from_this<NotificationsApi> {
 
   void Bind(Router& r, std::string_view method, std::string_view pattern, Method m) {
     r.Add(method, pattern,
-          WithRuntime(ctx_, [self = shared_from_this(), m](const HttpRequest& req,
+          WithAuth(ctx_, [self = shared_from_this(), m](const HttpRequest& req,
                                                            const Principal& who,
                                                            const PathParams& params) {
             return ((*self).*m)(req, who, params);
@@ -150,7 +150,7 @@ class NotificationsApi : public std::enable_shared_from_this<NotificationsApi> {
       return ErrorResponse(n.status());
     }
     n->project = *project;
-    auto stored = ctx_.controller->Notify(*n);
+    auto stored = ctx_.controller.Notify(*n);
     if (!stored.ok()) {
       return ErrorResponse(stored.status());
     }
@@ -218,7 +218,7 @@ class NotificationsApi : public std::enable_shared_from_this<NotificationsApi> {
     if (!project.ok()) {
       return ErrorResponse(project.status());
     }
-    const EventHub& hub = ctx_.controller->events();
+    const EventHub& hub = ctx_.controller.events();
     uint64_t after = hub.last();
     std::string_view since = req.Header("last-event-id");
     if (since.empty()) {

@@ -96,7 +96,7 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
 
   void Bind(Router& r, std::string_view method, std::string_view pattern, Method m) {
     r.Add(method, pattern,
-          WithRuntime(ctx_, [self = shared_from_this(), m](const HttpRequest& req,
+          WithAuth(ctx_, [self = shared_from_this(), m](const HttpRequest& req,
                                                            const Principal& who,
                                                            const PathParams& params) {
             return ((*self).*m)(req, who, params);
@@ -175,25 +175,10 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
     bool http = std::any_of(rendered->ports.begin(), rendered->ports.end(),
                             [](const TemplatePort& p) { return p.http; });
     def->expose = http ? "http" : "internal";
-    ServiceRecord probe;
-    probe.project = *project;
-    probe.name = name;
-    if (auto s = ctx_.controller->Admit(probe, *def); !s.ok()) {
-      return ErrorResponse(s);
-    }
-    auto created = ctx_.store.CreateService(*project, name);
-    if (!created.ok()) {
-      return ErrorResponse(created.status());
-    }
-    auto rec = ctx_.store.PutDefinition(*project, name, json::serialize(DefinitionToJson(*def)));
+    auto rec = ctx_.ops.CreateDefined(*project, name, *def,
+                                      fmt::format("service added from template {}", (*t)->name));
     if (!rec.ok()) {
-      (void)ctx_.store.DeleteService(*project, name);  // nothing half-made stays behind
       return ErrorResponse(rec.status());
-    }
-    (void)ctx_.store.AddEvent(*project, name, "created",
-                              fmt::format("service added from template {}", (*t)->name));
-    if (auto s = ctx_.controller->Refresh(*project, name); !s.ok()) {
-      return ErrorResponse(s);
     }
     std::string path = DeploymentPath(*project, name);
     json::array ports;
@@ -282,7 +267,7 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
     auto services = ctx_.store.ListServices(*project);
     if (services.ok()) {
       for (const auto& svc : *services) {
-        (void)ctx_.controller->Refresh(*project, svc.name);
+        (void)ctx_.controller.Refresh(*project, svc.name);
       }
     }
     return GetEnv(req, who, params);
@@ -307,7 +292,7 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
         continue;
       }
       SessionService s{svc.name, "launching", ""};
-      ServiceStatus st = ctx_.controller->StatusOf(project, svc.name);
+      ServiceStatus st = ctx_.controller.StatusOf(project, svc.name);
       if (!svc.desired_running) {
         s.state = "stopped";
       } else if (st.running >= std::max(1, st.desired)) {
@@ -362,11 +347,7 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
 
   Status SetRunning(const std::string& project, bool running, const std::string& why) {
     for (const auto& s : Interactive(project)) {
-      if (auto st = ctx_.store.SetDesiredRunning(project, s.name, running); !st.ok()) {
-        return st;
-      }
-      (void)ctx_.store.AddEvent(project, s.name, running ? "start" : "stop", why);
-      if (auto st = ctx_.controller->Refresh(project, s.name); !st.ok()) {
+      if (auto st = ctx_.ops.SetRunning(project, s.name, running, why); !st.ok()) {
         return st;
       }
     }

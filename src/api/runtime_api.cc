@@ -88,7 +88,7 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
       return ErrorResponse(Status::InvalidArgument(
           "send the bundle (tar, tar.gz or tar.zst) as the request body"));
     }
-    auto rec = ctx_.controller->PushArtifact(project, params[0], params[1], req.body_file);
+    auto rec = ctx_.controller.PushArtifact(project, params[0], params[1], req.body_file);
     if (!rec.ok()) {
       return ErrorResponse(rec.status());
     }
@@ -120,7 +120,7 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
     if (!svc.ok()) {
       return ErrorResponse(svc.status());
     }
-    ServiceStatus st = ctx_.controller->StatusOf(project, params[0]);
+    ServiceStatus st = ctx_.controller.StatusOf(project, params[0]);
     std::map<int, std::string> labels = VersionLabels(ctx_.store, project, params[0]);
     json::array instances;
     for (const auto& i : st.instances) {
@@ -193,7 +193,7 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
       }
     }
     std::string_view follow = req.Query("follow");
-    auto lines = ctx_.controller->Logs(project, params[0], q);
+    auto lines = ctx_.controller.Logs(project, params[0], q);
     if (follow.empty() || follow == "0" || follow == "false") {
       json::array out;
       for (const auto& l : lines) {
@@ -209,7 +209,7 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
       r.body += json::serialize(LogLineJson(l, labels)) + "\n";
       since = std::max(since, l.time);
     }
-    Controller* controller = ctx_.controller;
+    Controller* controller = &ctx_.controller;
     q.tail = 0;
     r.next_chunk = [controller, project, name = params[0], q, since, labels]() mutable
         -> std::optional<std::string> {
@@ -225,12 +225,10 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
   }
 
   HttpResponse SetRunning(const std::string& project, const std::string& name, bool running) {
-    if (auto s = ctx_.store.SetDesiredRunning(project, name, running); !s.ok()) {
-      return ErrorResponse(s);
-    }
-    (void)ctx_.store.AddEvent(project, name, running ? "start" : "stop",
-                              running ? "service started by request" : "service stopped by request");
-    if (auto s = ctx_.controller->Refresh(project, name); !s.ok()) {
+    if (auto s = ctx_.ops.SetRunning(project, name, running,
+                                     running ? "service started by request"
+                                             : "service stopped by request");
+        !s.ok()) {
       return ErrorResponse(s);
     }
     return JsonResponse(200, json::object{{"name", name}, {"desired_running", running}});

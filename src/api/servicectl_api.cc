@@ -129,7 +129,7 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
       }
       defaults = json::serialize(json::object{{"health-check", *converted}});
     }
-    auto rec = ctx_.store.CreateService(project, svc, defaults);
+    auto rec = ctx_.ops.Create(project, svc, defaults);
     if (!rec.ok()) {
       return Error(rec.status());
     }
@@ -221,8 +221,8 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
       hc = def->health_check;
       int desired = rec.desired_running ? def->replicas : 0;
       int running = 0;
-      if (ctx_.controller != nullptr) {
-        ServiceStatus st = ctx_.controller->StatusOf(rec.project, rec.name);
+      {
+        ServiceStatus st = ctx_.controller.StatusOf(rec.project, rec.name);
         running = st.running;
         for (const auto& i : st.instances) {
           bool alive = i.state == InstanceState::kStarting || i.state == InstanceState::kRunning || i.state == InstanceState::kUnhealthy;
@@ -304,10 +304,10 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
       counts[k] = static_cast<size_t>(std::stoul(std::string(v)));
     }
     json::array logs;
-    if (ctx_.controller != nullptr) {
+    {
       std::string qualified = DeploymentPath(rec.project, rec.name).substr(1);
       // One stream per instance, newest instance first; events oldest first within a stream.
-      ServiceStatus st = ctx_.controller->StatusOf(rec.project, rec.name);
+      ServiceStatus st = ctx_.controller.StatusOf(rec.project, rec.name);
       std::vector<InstanceStatus> order = st.instances;
       std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
         return a.started_at > b.started_at;
@@ -320,7 +320,7 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
         q.tail = counts[0];
         q.instance = inst.id;
         json::array events;
-        for (const auto& l : ctx_.controller->Logs(rec.project, rec.name, q)) {
+        for (const auto& l : ctx_.controller.Logs(rec.project, rec.name, q)) {
           std::string t = l.time.substr(0, 19);
           if (t.size() > 10) {
             t[10] = ' ';
@@ -390,20 +390,9 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
                                       *current->container_port, *def->container_port));
       }
     }
-    if (ctx_.controller != nullptr) {
-      if (auto s = ctx_.controller->Admit(*rec, *def); !s.ok()) {
-        return Error(s);
-      }
-    }
-    auto updated =
-        ctx_.store.PutDefinition(project, params[0], json::serialize(DefinitionToJson(*def)));
+    auto updated = ctx_.ops.Define(project, params[0], *def);
     if (!updated.ok()) {
       return Error(updated.status());
-    }
-    if (ctx_.controller != nullptr) {
-      if (auto s = ctx_.controller->Refresh(project, params[0]); !s.ok()) {
-        (void)ctx_.store.AddEvent(project, params[0], "error", "cannot apply: " + s.message());
-      }
     }
     return JsonResponse(
         200, json::object{{"Success", fmt::format("service {} updated to revision {}",
@@ -412,10 +401,8 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
   }
 
   HttpResponse Delete(const HttpRequest&, const std::string& project, const PathParams& params) {
-    Status deleted = ctx_.controller != nullptr ? ctx_.controller->Forget(project, params[0])
-                                                : ctx_.store.DeleteService(project, params[0]);
-    if (!deleted.ok()) {
-      return Error(deleted);
+    if (auto deleted = ctx_.ops.Delete(project, params[0]); !deleted.ok()) {
+      return Error(deleted.status());
     }
     return JsonResponse(200, json::object{{"Success", fmt::format("service {} deleted",
                                                                   params[0])}});

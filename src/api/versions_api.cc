@@ -93,7 +93,7 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
     Bind(r, "GET", "/api/v1/services/{name}/endpoint", &VersionsApi::Endpoint);
     auto self = shared_from_this();
     r.Add("GET", "/api/v1/endpoints",
-          WithRuntime(ctx_, [self](const HttpRequest& req, const Principal& who,
+          WithAuth(ctx_, [self](const HttpRequest& req, const Principal& who,
                                    const PathParams&) { return self->Endpoints(req, who); }));
   }
 
@@ -169,7 +169,7 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
     if (!list.ok()) {
       return ErrorResponse(list.status());
     }
-    ServiceStatus st = ctx_.controller->StatusOf(project, svc.name);
+    ServiceStatus st = ctx_.controller.StatusOf(project, svc.name);
     std::map<int, int> replicas = Replicas(svc);
     json::array out;
     for (const auto& v : *list) {
@@ -239,10 +239,10 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
             *def->container_tag, svc.name, svc.name, *def->container_tag, svc.name, v)));
       }
     }
-    if (auto s = ctx_.controller->Admit(svc, *def); !s.ok()) {
+    if (auto s = ctx_.controller.Admit(svc, *def); !s.ok()) {
       return ErrorResponse(s);
     }
-    auto rec = ctx_.controller->DeployVersion(project, svc.name, v,
+    auto rec = ctx_.controller.DeployVersion(project, svc.name, v,
                                               json::serialize(DefinitionToJson(*def)));
     if (!rec.ok()) {
       return ErrorResponse(rec.status());
@@ -250,7 +250,7 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
     auto updated = ctx_.store.GetService(project, svc.name);
     HttpResponse r =
         JsonResponse(201, VersionJson(updated.ok() ? *updated : svc, *rec,
-                                      ctx_.controller->StatusOf(project, svc.name),
+                                      ctx_.controller.StatusOf(project, svc.name),
                                       Replicas(svc)));
     r.headers.emplace_back("Location",
                            fmt::format("/api/v1/services/{}/versions/{}", svc.name, v));
@@ -263,7 +263,7 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
     if (!v.ok()) {
       return ErrorResponse(v.status());
     }
-    return JsonResponse(200, VersionJson(svc, *v, ctx_.controller->StatusOf(project, svc.name),
+    return JsonResponse(200, VersionJson(svc, *v, ctx_.controller.StatusOf(project, svc.name),
                                          Replicas(svc)));
   }
 
@@ -274,12 +274,12 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
       return ErrorResponse(v.status());
     }
     std::string previous = svc.main_version;
-    if (auto s = ctx_.controller->AssignMain(project, svc.name, v->version); !s.ok()) {
+    if (auto s = ctx_.controller.AssignMain(project, svc.name, v->version); !s.ok()) {
       return ErrorResponse(s);
     }
     auto updated = ctx_.store.GetService(project, svc.name);
     json::object out = VersionJson(updated.ok() ? *updated : svc, *v,
-                                   ctx_.controller->StatusOf(project, svc.name), Replicas(svc));
+                                   ctx_.controller.StatusOf(project, svc.name), Replicas(svc));
     out["previous_main"] = previous;
     return JsonResponse(200, out);
   }
@@ -315,7 +315,7 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
       }
     }
     for (const auto& victim : victims) {
-      if (auto s = ctx_.controller->KillVersion(project, svc.name, victim); !s.ok()) {
+      if (auto s = ctx_.controller.KillVersion(project, svc.name, victim); !s.ok()) {
         return ErrorResponse(s);
       }
     }
@@ -325,7 +325,7 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
 
   HttpResponse GetParameters(const HttpRequest&, const std::string& project,
                              const ServiceRecord& svc, const PathParams& params) {
-    auto r = ctx_.controller->GetParameters(project, svc.name,
+    auto r = ctx_.controller.GetParameters(project, svc.name,
                                             params.size() > 1 ? params[1] : std::string());
     if (!r.ok()) {
       return ErrorResponse(r.status());
@@ -352,7 +352,7 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
       return ErrorResponse(Status::InvalidArgument(fmt::format(
           "the body must be {{\"value\": <new value>}} (or {{\"{}\": <new value>}})", p)));
     }
-    auto r = ctx_.controller->SetParameter(project, svc.name, p, *value);
+    auto r = ctx_.controller.SetParameter(project, svc.name, p, *value);
     if (!r.ok()) {
       return ErrorResponse(r.status());
     }
@@ -360,7 +360,7 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
   }
 
   json::object EndpointJson(const HttpRequest& req, const ServiceRecord& svc) {
-    ServiceStatus st = ctx_.controller->StatusOf(svc.project, svc.name);
+    ServiceStatus st = ctx_.controller.StatusOf(svc.project, svc.name);
     json::value host = nullptr;
     json::array ports;
     // The live revision's instance first: its address is what a step should use.

@@ -563,22 +563,15 @@ Result<DesiredService> Controller::Desire(const ServiceRecord& rec) {
   return d;
 }
 
-Status Controller::Admit(const ServiceRecord& service, const Definition& def) {
-  if (!def.memory_reservation_mb) {
+Status CheckReservations(uint64_t capacity_mb, const std::vector<ServiceRecord>& all,
+                         std::string_view project, std::string_view name, const Definition& def) {
+  if (!def.memory_reservation_mb || capacity_mb == 0) {
     return Status::Ok();
-  }
-  uint64_t capacity = options_.memory_capacity_mb ? options_.memory_capacity_mb : MachineMemoryMb();
-  if (capacity == 0) {
-    return Status::Ok();
-  }
-  auto all = store_.ListAllServices();
-  if (!all.ok()) {
-    return all.status();
   }
   uint64_t reserved = 0;
-  for (const auto& rec : *all) {
+  for (const auto& rec : all) {
     if (!rec.desired_running || rec.revision == 0 ||
-        (rec.project == service.project && rec.name == service.name)) {
+        (rec.project == project && rec.name == name)) {
       continue;
     }
     boost::system::error_code ec;
@@ -593,15 +586,35 @@ Status Controller::Admit(const ServiceRecord& service, const Definition& def) {
   }
   uint64_t wanted =
       static_cast<uint64_t>(*def.memory_reservation_mb) * static_cast<uint64_t>(def.replicas);
-  uint64_t left = capacity > reserved ? capacity - reserved : 0;
+  uint64_t left = capacity_mb > reserved ? capacity_mb - reserved : 0;
   if (wanted > left) {
     return Status::FailedPrecondition(fmt::format(
         "memory-reservation: {} replica(s) x {} MB = {} MB, but this machine has {} MB left "
         "({} MB in all, {} MB reserved by other services); lower the reservation or stop a "
         "service",
-        def.replicas, *def.memory_reservation_mb, wanted, left, capacity, reserved));
+        def.replicas, *def.memory_reservation_mb, wanted, left, capacity_mb, reserved));
   }
   return Status::Ok();
+}
+
+uint64_t Controller::MemoryCapacityMb() const {
+  return options_.memory_capacity_mb ? options_.memory_capacity_mb : MachineMemoryMb();
+}
+
+Store::AdmitFn Controller::Admission(const std::string& project, const std::string& name,
+                                     const Definition& def) const {
+  return [capacity = MemoryCapacityMb(), project, name, def](
+             const std::vector<ServiceRecord>& all) {
+    return CheckReservations(capacity, all, project, name, def);
+  };
+}
+
+Status Controller::Admit(const ServiceRecord& service, const Definition& def) {
+  auto all = store_.ListAllServices();
+  if (!all.ok()) {
+    return all.status();
+  }
+  return Admission(service.project, service.name, def)(*all);
 }
 
 Status Controller::Refresh(const std::string& project, const std::string& name) {

@@ -39,6 +39,12 @@ struct ControllerOptions {
   std::function<void(const NotificationRecord&)> on_notification;
 };
 
+// Admission by memory reservation, a pure function: FailedPrecondition when `def`'s
+// reservations (replicas x memory-reservation) do not fit in `capacity_mb` beside those of the
+// other running services in `all` (project/name's own record is left out).
+Status CheckReservations(uint64_t capacity_mb, const std::vector<ServiceRecord>& all,
+                         std::string_view project, std::string_view name, const Definition& def);
+
 // The JSON form of a notification, shared by the API and the event stream.
 boost::json::object NotificationJson(const NotificationRecord& n);
 
@@ -68,8 +74,13 @@ class Controller {
   void Shutdown();
 
   // Checks a definition against the machine before it is stored: FailedPrecondition (409)
-  // when its memory reservations exceed what is left, naming the numbers.
+  // when its memory reservations exceed what is left, naming the numbers. Admission gives the
+  // same check to run inside the store's write transaction (Store::PutDefinition).
   Status Admit(const ServiceRecord& service, const Definition& def);
+  Store::AdmitFn Admission(const std::string& project, const std::string& name,
+                           const Definition& def) const;
+  // Memory the machine offers for reservations, in MB (0: unknown, nothing is refused).
+  uint64_t MemoryCapacityMb() const;
   // Re-reads the service from the store and hands it to the supervisor.
   Status Refresh(const std::string& project, const std::string& name);
   // Deletes the service from the store, stops its instances and removes its artifacts (those

@@ -329,7 +329,7 @@ int RunDaemon(const DaemonConfig& config) {
   // The URL instances use to reach the API; fixed up below once the port is known.
   RealClock clock;
   Controller controller(**store, *launcher, clock, copts);
-  auto api = MakeApiHandler(**store, ApiOptions{config.public_url}, &controller, &gateway,
+  auto api = MakeApiHandler(**store, ApiOptions{config.public_url}, controller, &gateway,
                             &gateway_auth);
   ServerOptions sopts;
   sopts.listen = config.listen;

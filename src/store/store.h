@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -129,10 +130,15 @@ class Store {
                                               std::string_view defaults_json = "{}") = 0;
   virtual Result<std::vector<ServiceRecord>> ListServices(std::string_view project) = 0;
   virtual Result<ServiceRecord> GetService(std::string_view project, std::string_view name) = 0;
-  // Appends a revision holding `definition_json` and makes it current. NotFound if the service
-  // does not exist.
+  // Admission: called inside a write's transaction with every service (the one being written
+  // included, as it was before the write); a refusal aborts the write and is returned, so
+  // that two concurrent writes cannot both pass a check only one of them fits.
+  using AdmitFn = std::function<Status(const std::vector<ServiceRecord>& all)>;
+  // Appends a revision holding `definition_json` and makes it current, if `admit` (when
+  // given) agrees. NotFound if the service does not exist.
   virtual Result<ServiceRecord> PutDefinition(std::string_view project, std::string_view name,
-                                              std::string_view definition_json) = 0;
+                                              std::string_view definition_json,
+                                              const AdmitFn& admit = nullptr) = 0;
   // Oldest first. NotFound if the service does not exist.
   virtual Result<std::vector<Revision>> ListRevisions(std::string_view project,
                                                       std::string_view name) = 0;

@@ -404,7 +404,8 @@ class SqliteStore final : public Store {
   }
 
   Result<ServiceRecord> PutDefinition(std::string_view project, std::string_view name,
-                                      std::string_view definition_json) override {
+                                      std::string_view definition_json,
+                                      const AdmitFn& admit) override {
     MutexLock lock(mu_);
     Transaction tx(this);
     if (auto s = tx.Begin(); !s.ok()) {
@@ -413,6 +414,15 @@ class SqliteStore final : public Store {
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
+    }
+    if (admit) {
+      auto all = ListAllLocked();
+      if (!all.ok()) {
+        return all.status();
+      }
+      if (auto s = admit(*all); !s.ok()) {
+        return s;  // the transaction rolls back
+      }
     }
     int64_t now = NowUnixMillis();
     auto up = Prepare(
@@ -490,6 +500,10 @@ class SqliteStore final : public Store {
 
   Result<std::vector<ServiceRecord>> ListAllServices() override {
     MutexLock lock(mu_);
+    return ListAllLocked();
+  }
+
+  Result<std::vector<ServiceRecord>> ListAllLocked() REQUIRES(mu_) {
     auto st = Prepare(std::string(kServiceSelect) + " ORDER BY p.name, s.name");
     if (!st.ok()) {
       return st.status();
