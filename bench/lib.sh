@@ -9,6 +9,7 @@ bench_start_daemon() {
   shift
   "$berth" serve --data-dir "$dir/data" --listen 127.0.0.1:0 "$@" 2>"$dir/berth.log" &
   echo $! >"$dir/berth.pid"
+  disown  # a kill -9 of it (bench/scale.sh does one) is not news for the shell to print
   for _ in $(seq 200); do [[ -f $dir/data/daemon.json ]] && break; sleep 0.05; done
   BENCH_URL=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' \
     "$dir/data/daemon.json")

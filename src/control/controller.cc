@@ -133,6 +133,9 @@ Result<BundleDefaults> ReadBundleDefaults(const std::string& dir) {
   return b;
 }
 
+// Projects with more services than this get no BERTH_SERVICE_<NAME>_* variables (Resolve).
+constexpr size_t kMaxPeerServices = 64;
+
 uint64_t MachineMemoryMb() {
   auto text = ReadFile("/proc/meminfo");
   if (!text.ok()) {
@@ -404,7 +407,12 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
   }
   // Where the project's other services are now (seed 000's discovery, for programs that read
   // the environment): BERTH_SERVICE_<NAME>_HOST / _PORT. berth.get_service() asks live.
-  if (auto others = store_.ListServices(rec.project); others.ok()) {
+  // Like Kubernetes' service links, this grows with the project: past kMaxPeerServices the
+  // variables are left out altogether (a partial set would mislead), since N services x N
+  // variables is what made a 1,000-service project cost 100 MB of daemon memory and seconds
+  // per deploy. Discovery then goes through the API (/api/v1/endpoints, berth.get_service()).
+  auto others = store_.ListServices(rec.project);
+  if (others.ok() && others->size() <= kMaxPeerServices + 1) {
     for (const auto& other : *others) {
       if (other.name == rec.name) {
         continue;
