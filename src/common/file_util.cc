@@ -61,7 +61,8 @@ Status WriteFile(const std::string& path, std::string_view content) {
   return s;
 }
 
-Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
+Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode,
+                       Durability durability) {
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) {
@@ -69,7 +70,7 @@ Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t
   }
   ::fchmod(fd, mode);  // open's mode is narrowed by the umask
   Status s = WriteAll(fd, content, tmp);
-  if (s.ok() && ::fsync(fd) != 0) {
+  if (s.ok() && durability == Durability::kMachineCrash && ::fsync(fd) != 0) {
     s = ErrnoStatus("syncing " + tmp, errno);
   }
   ::close(fd);

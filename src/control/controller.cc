@@ -571,8 +571,22 @@ Result<DesiredService> Controller::Desire(const ServiceRecord& rec) {
   return d;
 }
 
+uint64_t ReservedMb(const ServiceRecord& rec) {
+  boost::system::error_code ec;
+  auto v = json::parse(rec.definition_json, ec);
+  if (ec) {
+    return 0;
+  }
+  auto def = ParseDefinition(v);
+  if (!def.ok() || !def->memory_reservation_mb) {
+    return 0;
+  }
+  return static_cast<uint64_t>(*def->memory_reservation_mb) * static_cast<uint64_t>(def->replicas);
+}
+
 Status CheckReservations(uint64_t capacity_mb, const std::vector<ServiceRecord>& all,
-                         std::string_view project, std::string_view name, const Definition& def) {
+                         std::string_view project, std::string_view name, const Definition& def,
+                         const std::function<uint64_t(const ServiceRecord&)>& reserved_of) {
   if (!def.memory_reservation_mb || capacity_mb == 0) {
     return Status::Ok();
   }
@@ -582,15 +596,7 @@ Status CheckReservations(uint64_t capacity_mb, const std::vector<ServiceRecord>&
         (rec.project == project && rec.name == name)) {
       continue;
     }
-    boost::system::error_code ec;
-    auto v = json::parse(rec.definition_json, ec);
-    if (ec) {
-      continue;
-    }
-    if (auto other = ParseDefinition(v); other.ok() && other->memory_reservation_mb) {
-      reserved += static_cast<uint64_t>(*other->memory_reservation_mb) *
-                  static_cast<uint64_t>(other->replicas);
-    }
+    reserved += reserved_of ? reserved_of(rec) : ReservedMb(rec);
   }
   uint64_t wanted =
       static_cast<uint64_t>(*def.memory_reservation_mb) * static_cast<uint64_t>(def.replicas);
@@ -611,9 +617,24 @@ uint64_t Controller::MemoryCapacityMb() const {
 
 Store::AdmitFn Controller::Admission(const std::string& project, const std::string& name,
                                      const Definition& def) const {
-  return [capacity = MemoryCapacityMb(), project, name, def](
+  // Reservations of stored revisions never change: each is parsed once, not once per write.
+  auto reserved_of = [this](const ServiceRecord& rec) {
+    std::string key = rec.project + "/" + rec.name;
+    {
+      MutexLock lock(reservations_mu_);
+      auto it = reservations_.find(key);
+      if (it != reservations_.end() && it->second.first == rec.revision) {
+        return it->second.second;
+      }
+    }
+    uint64_t mb = ReservedMb(rec);
+    MutexLock lock(reservations_mu_);
+    reservations_[key] = {rec.revision, mb};
+    return mb;
+  };
+  return [capacity = MemoryCapacityMb(), project, name, def, reserved_of](
              const std::vector<ServiceRecord>& all) {
-    return CheckReservations(capacity, all, project, name, def);
+    return CheckReservations(capacity, all, project, name, def, reserved_of);
   };
 }
 

@@ -12,6 +12,7 @@
 
 #include <boost/json/value.hpp>
 #include <functional>
+#include <map>
 
 #include "common/mutex.h"
 #include "artifacts/artifact_store.h"
@@ -42,8 +43,10 @@ struct ControllerOptions {
 // Admission by memory reservation, a pure function: FailedPrecondition when `def`'s
 // reservations (replicas x memory-reservation) do not fit in `capacity_mb` beside those of the
 // other running services in `all` (project/name's own record is left out).
+// `reserved_of` gives a stored service's reservation in MB (default: parse its definition).
 Status CheckReservations(uint64_t capacity_mb, const std::vector<ServiceRecord>& all,
-                         std::string_view project, std::string_view name, const Definition& def);
+                         std::string_view project, std::string_view name, const Definition& def,
+                         const std::function<uint64_t(const ServiceRecord&)>& reserved_of = {});
 
 // The JSON form of a notification, shared by the API and the event stream.
 boost::json::object NotificationJson(const NotificationRecord& n);
@@ -148,6 +151,10 @@ class Controller {
   std::unique_ptr<Supervisor> supervisor_;
   Mutex token_mu_;
   EventHub hub_;
+  // "project/name" -> (revision, MB it reserves): what admission learned of stored revisions.
+  mutable Mutex reservations_mu_;
+  mutable std::map<std::string, std::pair<int, uint64_t>> reservations_
+      GUARDED_BY(reservations_mu_);
 };
 
 }  // namespace berth

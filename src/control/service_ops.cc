@@ -9,8 +9,7 @@
 namespace berth {
 
 Result<ServiceRecord> ServiceOps::Create(const std::string& project, const std::string& name,
-                                         std::string_view defaults_json,
-                                         std::string_view event) {
+                                         std::string_view defaults_json, std::string_view event) {
   if (auto s = ValidateServiceName(project, name); !s.ok()) {
     return s;
   }
@@ -29,13 +28,12 @@ Result<ServiceRecord> ServiceOps::Define(const std::string& project, const std::
     return existing.status();
   }
   if (!existing->main_version.empty()) {
-    return Status::FailedPrecondition(fmt::format(
-        "'{}' is deployed as versions (MAIN is {}), which are immutable: deploy a new "
-        "version with berth deploy {} VERSION DIR, then berth assign {} VERSION",
-        name, existing->main_version, name, name));
+    return Status::FailedPrecondition(
+        fmt::format("'{}' is deployed as versions (MAIN is {}), which are immutable: deploy a new "
+                    "version with berth deploy {} VERSION DIR, then berth assign {} VERSION",
+                    name, existing->main_version, name, name));
   }
-  auto rec = store_.PutDefinition(project, name,
-                                  boost::json::serialize(DefinitionToJson(def)),
+  auto rec = store_.PutDefinition(project, name, boost::json::serialize(DefinitionToJson(def)),
                                   controller_.Admission(project, name, def));
   if (!rec.ok()) {
     return rec.status();
@@ -44,9 +42,8 @@ Result<ServiceRecord> ServiceOps::Define(const std::string& project, const std::
   return rec;
 }
 
-Result<ServiceRecord> ServiceOps::CreateDefined(const std::string& project,
-                                                const std::string& name, const Definition& def,
-                                                std::string_view event) {
+Result<ServiceRecord> ServiceOps::CreateDefined(const std::string& project, const std::string& name,
+                                                const Definition& def, std::string_view event) {
   // Admitted before anything is created, and again inside the definition's transaction.
   ServiceRecord probe;
   probe.project = project;

@@ -23,9 +23,9 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 
 Definition Def(int64_t reservation_mb, int replicas = 1) {
-  auto def = ParseDefinition(json::parse(fmt::format(
-      R"({{"command": ["server"], "memory-reservation": {}, "replicas": {}}})", reservation_mb,
-      replicas)));
+  auto def = ParseDefinition(json::parse(
+      fmt::format(R"({{"command": ["server"], "memory-reservation": {}, "replicas": {}}})",
+                  reservation_mb, replicas)));
   EXPECT_TRUE(def.ok()) << def.status().message();
   return *def;
 }

@@ -1,7 +1,6 @@
 #include "runtime/fake_launcher.h"
 
 #include <fmt/format.h>
-
 #include <signal.h>
 
 #include <algorithm>
@@ -15,9 +14,8 @@ Result<ShimRecord> FakeLauncher::Start(const std::string& instance_dir, const In
   if (hold_starts_) {
     ++starts_held_;
     while (hold_starts_) {
-      released_.WaitFor(mu_, std::chrono::milliseconds(100), [this]() REQUIRES(mu_) {
-        return !hold_starts_;
-      });
+      released_.WaitFor(mu_, std::chrono::milliseconds(100),
+                        [this]() REQUIRES(mu_) { return !hold_starts_; });
     }
     --starts_held_;
   }

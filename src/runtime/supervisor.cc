@@ -1,8 +1,7 @@
 #include "runtime/supervisor.h"
 
-#include <fmt/format.h>
-
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -61,32 +60,44 @@ StatusCodeSet CodesOf(const HealthCheck& check) {
 }
 
 std::chrono::milliseconds Backoff(const SupervisorOptions& o, int quick_crashes) {
-  return std::min<std::chrono::milliseconds>(o.backoff_base * (1 << std::min(quick_crashes - 1, 16)),
-                                             o.backoff_max);
+  return std::min<std::chrono::milliseconds>(
+      o.backoff_base * (1 << std::min(quick_crashes - 1, 16)), o.backoff_max);
 }
 
 }  // namespace
 
 const char* InstanceStateName(InstanceState s) {
   switch (s) {
-    case InstanceState::kStarting: return "starting";
-    case InstanceState::kRunning: return "running";
-    case InstanceState::kUnhealthy: return "unhealthy";
-    case InstanceState::kStopping: return "stopping";
-    case InstanceState::kExited: return "exited";
-    case InstanceState::kOomKilled: return "oom-killed";
-    case InstanceState::kCrashLooping: return "crash-looping";
+    case InstanceState::kStarting:
+      return "starting";
+    case InstanceState::kRunning:
+      return "running";
+    case InstanceState::kUnhealthy:
+      return "unhealthy";
+    case InstanceState::kStopping:
+      return "stopping";
+    case InstanceState::kExited:
+      return "exited";
+    case InstanceState::kOomKilled:
+      return "oom-killed";
+    case InstanceState::kCrashLooping:
+      return "crash-looping";
   }
   return "unknown";
 }
 
 const char* TaskStateName(TaskState s) {
   switch (s) {
-    case TaskState::kPending: return "pending";
-    case TaskState::kRunning: return "running";
-    case TaskState::kSucceeded: return "succeeded";
-    case TaskState::kFailed: return "failed";
-    case TaskState::kCancelled: return "cancelled";
+    case TaskState::kPending:
+      return "pending";
+    case TaskState::kRunning:
+      return "running";
+    case TaskState::kSucceeded:
+      return "succeeded";
+    case TaskState::kFailed:
+      return "failed";
+    case TaskState::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -130,7 +141,7 @@ struct Supervisor::Instance {
   bool launching = false;  // its start is queued or under way
   bool stopping = false;
   bool stop_sent = false;  // the shim was told to stop (after draining)
-  int in_flight = 0;  // requests in flight while draining, as the gateway last said
+  int in_flight = 0;       // requests in flight while draining, as the gateway last said
   TimePoint drain_deadline;
   bool ready = false;
   bool probing = false;
@@ -158,9 +169,9 @@ struct Supervisor::Service {
   std::map<std::pair<int, int>, Slot> slots;  // (revision, slot)
   std::optional<TimePoint> rollout_started;
   int rollout_revision = 0;
-  std::set<std::string> noted;  // one-time events already sent
+  std::set<std::string> noted;   // one-time events already sent
   std::string published_routes;  // what PublishRoutes last sent, to send only changes
-  TimePoint next_due = kNever;  // a timer of its (backoff, drain, deadline) runs out
+  TimePoint next_due = kNever;   // a timer of its (backoff, drain, deadline) runs out
 };
 
 struct Supervisor::TaskEntry {
@@ -186,7 +197,7 @@ struct Supervisor::Effects {
   };
   // One list keeps the hooks in the order they were decided.
   std::vector<std::function<void(const SupervisorHooks&)>> hooks;
-  std::vector<std::string> stops;  // instance directories to signal
+  std::vector<std::string> stops;     // instance directories to signal
   std::vector<std::string> removals;  // directories to delete
 };
 
@@ -337,7 +348,7 @@ void Supervisor::ObservePass() {
     std::shared_ptr<Instance> inst;
     std::shared_ptr<TaskEntry> task;
     std::string dir;
-    bool probe_due = false;  // ask the launcher what became of it
+    bool probe_due = false;    // ask the launcher what became of it
     bool drain_check = false;  // ask the gateway how many requests are still on it
     std::string host;
     int port = 0;
@@ -388,8 +399,8 @@ void Supervisor::ObservePass() {
         exited_dirs_.insert(task->status.dir);
       }
       if (task->status.state == TaskState::kRunning && !task->launching &&
-          (exited.count(task->status.dir) > 0 || (!exits_watched_ &&
-                                                   launcher_.ExitRecorded(task->status.dir)))) {
+          (exited.count(task->status.dir) > 0 ||
+           (!exits_watched_ && launcher_.ExitRecorded(task->status.dir)))) {
         Look l;
         l.task = task;
         l.dir = task->status.dir;
@@ -447,7 +458,7 @@ void Supervisor::RecordExit(Service& svc, Instance& inst, const ExitRecord& exit
   hosts_in_use_.erase(inst.host);
   // Remember that this exit was handled, so that a restarted daemon does not count it again.
   effects_->hooks.push_back([dir = inst.dir](const SupervisorHooks&) {
-    (void)WriteFileAtomic(dir + "/exit.seen", "", 0644);
+    (void)WriteFileAtomic(dir + "/exit.seen", "", 0644, Durability::kProcessCrash);
   });
   if (inst.stopping) {
     inst.state = InstanceState::kExited;
@@ -499,7 +510,7 @@ void Supervisor::RecordTaskExit(TaskEntry& task, const ExitRecord& exit) {
   }
   by_dir_.erase(st.dir);
   effects_->hooks.push_back([status = st](const SupervisorHooks& h) {
-    (void)WriteFileAtomic(status.dir + "/exit.seen", "", 0644);
+    (void)WriteFileAtomic(status.dir + "/exit.seen", "", 0644, Durability::kProcessCrash);
     if (h.task_ended) {
       h.task_ended(status);
     }
@@ -668,12 +679,14 @@ void Supervisor::CarryOutStarts(std::vector<StartJob> jobs) {
           continue;
         }
         const ServiceKey& key = owner->second->desired.key;
-        meta = {{"id", j.inst->id},          {"project", key.project},
-                {"service", key.name},       {"revision", j.inst->revision},
-                {"slot", j.inst->slot},      {"host", j.inst->host},
-                {"port", j.inst->port},      {"restarts", j.inst->restarts}};
+        meta = {{"id", j.inst->id},     {"project", key.project},
+                {"service", key.name},  {"revision", j.inst->revision},
+                {"slot", j.inst->slot}, {"host", j.inst->host},
+                {"port", j.inst->port}, {"restarts", j.inst->restarts}};
       } else {
-        meta = {{"id", j.task->spec.id}, {"kind", "task"}, {"owner", j.task->spec.owner},
+        meta = {{"id", j.task->spec.id},
+                {"kind", "task"},
+                {"owner", j.task->spec.owner},
                 {"seq", j.task->seq}};
       }
       metas[i] = json::serialize(meta);
@@ -691,7 +704,7 @@ void Supervisor::CarryOutStarts(std::vector<StartJob> jobs) {
       std::error_code ec;
       fs::create_directories(dir, ec);
       // meta.json first: a daemon that dies during Start still finds the instance on restart.
-      (void)WriteFileAtomic(dir + "/meta.json", metas[i], 0644);
+      (void)WriteFileAtomic(dir + "/meta.json", metas[i], 0644, Durability::kProcessCrash);
       j.result = launcher_.Start(dir, j.spec);
     }
   };
@@ -782,8 +795,8 @@ void Supervisor::StopInstance(Service& svc, Instance& inst, const std::string& w
   // The shim is told once the route without this instance is published and the requests
   // already on it are done (Drain).
   inst.drain_deadline = clock_.Now() + options_.drain_timeout;
-  Event(svc, "stopping", fmt::format("stopping instance {} of revision {}: {}", inst.id,
-                                     inst.revision, why));
+  Event(svc, "stopping",
+        fmt::format("stopping instance {} of revision {}: {}", inst.id, inst.revision, why));
   MarkDirty(svc);
 }
 
@@ -820,8 +833,8 @@ void Supervisor::RunRevision(Service& svc, const RevisionSpec& spec) {
         s.quick_crashes++;
         s.next_start = now + options_.backoff_base;
         StopInstance(svc, *inst,
-                     fmt::format("not healthy within {} s ({})",
-                                 options_.rollout_deadline.count(), inst->health));
+                     fmt::format("not healthy within {} s ({})", options_.rollout_deadline.count(),
+                                 inst->health));
       } else if (!inst->ready) {
         svc.next_due = std::min(svc.next_due, inst->launched + options_.rollout_deadline +
                                                   std::chrono::milliseconds(1));
@@ -913,17 +926,16 @@ void Supervisor::Reconcile(Service& svc) {
     }));
   };
   auto rollout_news = [&]() REQUIRES(mu_) {
-    effects_->hooks.push_back([key = d.key, a = d.active_revision,
-                               f = d.failed_revision](const SupervisorHooks& h) {
-      if (h.rollout) {
-        h.rollout(key, a, f);
-      }
-    });
+    effects_->hooks.push_back(
+        [key = d.key, a = d.active_revision, f = d.failed_revision](const SupervisorHooks& h) {
+          if (h.rollout) {
+            h.rollout(key, a, f);
+          }
+        });
   };
   if (active == nullptr || active == target) {
     RunRevision(svc, *target);
-    stop_all_but(keeping({target->revision}),
-                 fmt::format("revision {} is live", target->revision));
+    stop_all_but(keeping({target->revision}), fmt::format("revision {} is live", target->revision));
     if (d.active_revision != target->revision &&
         ready_count(target->revision) >= target->def.replicas) {
       d.active_revision = target->revision;
@@ -937,9 +949,10 @@ void Supervisor::Reconcile(Service& svc) {
   if (!svc.rollout_started || svc.rollout_revision != target->revision) {
     svc.rollout_started = now;
     svc.rollout_revision = target->revision;
-    Event(svc, "rollout", fmt::format("rolling out revision {} (revision {} stays live until "
-                                      "it is healthy)",
-                                      target->revision, active->revision));
+    Event(svc, "rollout",
+          fmt::format("rolling out revision {} (revision {} stays live until "
+                      "it is healthy)",
+                      target->revision, active->revision));
   }
   RunRevision(svc, *active);
   RunRevision(svc, *target);
@@ -951,8 +964,9 @@ void Supervisor::Reconcile(Service& svc) {
   if (ready_count(target->revision) >= target->def.replicas) {
     d.active_revision = target->revision;
     svc.rollout_started.reset();
-    Event(svc, "live", fmt::format("revision {} is live; stopping revision {}", target->revision,
-                                   active->revision));
+    Event(svc, "live",
+          fmt::format("revision {} is live; stopping revision {}", target->revision,
+                      active->revision));
     rollout_news();
     stop_all_but(keeping({target->revision}),
                  fmt::format("replaced by revision {}", target->revision));
@@ -967,8 +981,9 @@ void Supervisor::Reconcile(Service& svc) {
     }
     d.failed_revision = target->revision;
     svc.rollout_started.reset();
-    Event(svc, "rolled-back", fmt::format("rolled back revision {}: {}; revision {} stays live",
-                                          target->revision, why, active->revision));
+    Event(svc, "rolled-back",
+          fmt::format("rolled back revision {}: {}; revision {} stays live", target->revision, why,
+                      active->revision));
     rollout_news();
     stop_all_but(keeping({active->revision}), "rolled back");
   } else {
@@ -1083,8 +1098,8 @@ void Supervisor::HealthLoop() {
     }
     if (!health_wakeup_ && next > clock_.Now()) {
       // Sleep until the next probe is due; a started instance wakes this thread early.
-      auto wait = std::min<Clock::TimePoint::duration>(next - clock_.Now(),
-                                                       std::chrono::milliseconds(500));
+      auto wait =
+          std::min<Clock::TimePoint::duration>(next - clock_.Now(), std::chrono::milliseconds(500));
       wake_.WaitFor(mu_, wait, [this]() REQUIRES(mu_) { return stop_ || health_wakeup_; });
     }
     health_wakeup_ = false;
@@ -1144,14 +1159,16 @@ Clock::TimePoint Supervisor::HealthRound() {
         if (!inst.ready && inst.live && !inst.stopping) {
           inst.ready = true;
           inst.state = InstanceState::kRunning;
-          Event(svc, "ready", fmt::format("instance {} of revision {} is healthy ({})", inst.id,
-                                          inst.revision, job.result.detail));
+          Event(svc, "ready",
+                fmt::format("instance {} of revision {} is healthy ({})", inst.id, inst.revision,
+                            job.result.detail));
         }
       } else if (inst.ready && ++inst.probe_failures >= kUnhealthyAfter && !inst.stopping) {
         inst.ready = false;
         inst.state = InstanceState::kUnhealthy;
-        Event(svc, "unhealthy", fmt::format("instance {} failed {} health checks: {}", inst.id,
-                                            inst.probe_failures, job.result.detail));
+        Event(svc, "unhealthy",
+              fmt::format("instance {} failed {} health checks: {}", inst.id, inst.probe_failures,
+                          job.result.detail));
       }
       if (inst.ready != was_ready) {
         MarkDirty(svc);  // readiness changes what Reconcile may do
@@ -1242,8 +1259,8 @@ void Supervisor::Adopt() {
       // An exit an earlier daemon already handled: history, kept for its logs.
       inst->live = false;
       inst->exit = p.exit;
-      inst->state = p.exit && p.exit->oom_killed ? InstanceState::kOomKilled
-                                                 : InstanceState::kExited;
+      inst->state =
+          p.exit && p.exit->oom_killed ? InstanceState::kOomKilled : InstanceState::kExited;
     }
     auto it = services_.find(key);
     if (it == services_.end()) {
@@ -1287,8 +1304,9 @@ void Supervisor::Adopt() {
     if (p.running) {
       hosts_in_use_.insert(inst->host);
       launcher_.Watch(dir, *p.shim);
-      Event(svc, "adopted", fmt::format("re-adopted running instance {} of revision {} (pid {})",
-                                        inst->id, inst->revision, inst->shim.pid));
+      Event(svc, "adopted",
+            fmt::format("re-adopted running instance {} of revision {} (pid {})", inst->id,
+                        inst->revision, inst->shim.pid));
     } else if (inst->live) {
       // Died while the daemon was away: the first pass counts it as a crash and restarts it.
       hosts_in_use_.insert(inst->host);
@@ -1391,7 +1409,8 @@ Status Supervisor::StartTask(TaskSpec spec) {
     return berth::Status::InvalidArgument("a task needs a command (argv is empty)");
   }
   if (spec.id.empty() || spec.id.size() > 128 ||
-      spec.id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+      spec.id.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
           std::string::npos ||
       spec.id[0] == '.') {
     return berth::Status::InvalidArgument(fmt::format(
@@ -1477,8 +1496,8 @@ Status Supervisor::ForgetTask(const std::string& id) {
       return berth::Status::NotFound(fmt::format("no task {}", id));
     }
     if (!TaskEnded(it->second->status.state)) {
-      return berth::Status::FailedPrecondition(
-          fmt::format("task {} is {}; cancel it first", id, TaskStateName(it->second->status.state)));
+      return berth::Status::FailedPrecondition(fmt::format(
+          "task {} is {}; cancel it first", id, TaskStateName(it->second->status.state)));
     }
     dir = it->second->status.dir;
     by_dir_.erase(dir);

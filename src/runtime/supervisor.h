@@ -57,11 +57,11 @@ struct RevisionSpec {
   std::string version;  // the version label (seed 001), or empty
   Definition def;
   std::vector<std::string> argv;  // empty when `error` is set
-  std::vector<std::string> env;  // "NAME=value", without the per-instance HOST/PORT
+  std::vector<std::string> env;   // "NAME=value", without the per-instance HOST/PORT
   std::string cwd;
-  int port = 8080;  // container port
+  int port = 8080;          // container port
   std::string health_path;  // full request path of the HTTP health check
-  std::string error;  // why it cannot run (e.g. the artifact was never pushed)
+  std::string error;        // why it cannot run (e.g. the artifact was never pushed)
 };
 
 struct DesiredService {
@@ -77,8 +77,15 @@ struct DesiredService {
 };
 
 // What an instance is doing, as the API shows it.
-enum class InstanceState { kStarting, kRunning, kUnhealthy, kStopping, kExited, kOomKilled,
-                           kCrashLooping };
+enum class InstanceState {
+  kStarting,
+  kRunning,
+  kUnhealthy,
+  kStopping,
+  kExited,
+  kOomKilled,
+  kCrashLooping
+};
 // "starting", "running", "unhealthy", "stopping", "exited", "oom-killed", "crash-looping".
 const char* InstanceStateName(InstanceState s);
 
@@ -116,23 +123,23 @@ struct Endpoint {
 struct RouteUpdate {
   bool removed = false;  // the service is gone
   int active_revision = 0;
-  bool strip = false;  // base-path: strip
-  bool public_access = false;  // auth: public
-  bool internal = false;  // expose: internal; no gateway route
-  std::vector<Endpoint> ready;  // ready instances of every revision (not draining)
+  bool strip = false;                   // base-path: strip
+  bool public_access = false;           // auth: public
+  bool internal = false;                // expose: internal; no gateway route
+  std::vector<Endpoint> ready;          // ready instances of every revision (not draining)
   std::map<std::string, int> versions;  // version label -> revision, for pinned routes
-  std::vector<int> mirrors;  // shadow revisions that get a copy of the live traffic
+  std::vector<int> mirrors;             // shadow revisions that get a copy of the live traffic
 };
 
 // A run-to-completion workload: a command in its own cgroup with limits and logs.
 struct TaskSpec {
-  std::string id;  // unique among tasks and instances; also its directory's name
+  std::string id;     // unique among tasks and instances; also its directory's name
   std::string owner;  // who asked (a pipeline run, a build), for listing; free text
   std::vector<std::string> argv;
   std::vector<std::string> env;  // "NAME=value"
   std::string cwd = "/";
   uint64_t memory_limit_bytes = 0;  // 0: none
-  int grace_seconds = 10;  // cancel: SIGTERM, then SIGKILL of the tree after this long
+  int grace_seconds = 10;           // cancel: SIGTERM, then SIGKILL of the tree after this long
 };
 
 enum class TaskState { kPending, kRunning, kSucceeded, kFailed, kCancelled };
@@ -156,7 +163,7 @@ struct TaskStatus {
 
 struct SupervisorOptions {
   std::string instances_dir;  // one directory per instance and per task
-  bool threads = true;  // false: no loop threads; the caller drives Step() (tests)
+  bool threads = true;        // false: no loop threads; the caller drives Step() (tests)
   std::chrono::milliseconds tick{250};
   // A full look at each live instance (RSS, shim alive) this often, and at every exit event.
   std::chrono::milliseconds full_probe_every{30000};
@@ -180,8 +187,7 @@ struct SupervisorOptions {
 // the supervisor's read methods (Status, Ready, Task) but not Step.
 struct SupervisorHooks {
   // An event for the service's event log ("started", "exited", "oom-killed", "rolled-back"...).
-  std::function<void(const ServiceKey&, const std::string& kind, const std::string& message)>
-      event;
+  std::function<void(const ServiceKey&, const std::string& kind, const std::string& message)> event;
   // The live revision changed (rollout done) or a revision was rolled back.
   std::function<void(const ServiceKey&, int active_revision, int failed_revision)> rollout;
   // The service's routable instances changed.
@@ -223,8 +229,7 @@ class Supervisor {
   std::vector<Endpoint> Ready(const ServiceKey& key, std::optional<int> revision = {}) const
       EXCLUDES(mu_);
   // Instance directories of a service, oldest first (for logs), with their revision.
-  std::vector<std::pair<std::string, int>> InstanceDirs(const ServiceKey& key) const
-      EXCLUDES(mu_);
+  std::vector<std::pair<std::string, int>> InstanceDirs(const ServiceKey& key) const EXCLUDES(mu_);
 
   // Queues a task; it starts on the next pass. InvalidArgument without argv or with an id that
   // is not a plain name; AlreadyExists if the id is taken.
@@ -265,8 +270,7 @@ class Supervisor {
   void Flush() EXCLUDES(mu_, emit_mu_);
   void Adopt() REQUIRES(mu_);
   std::string AllocateHost(int port) REQUIRES(mu_);
-  void Event(const Service& svc, const std::string& kind, const std::string& message)
-      REQUIRES(mu_);
+  void Event(const Service& svc, const std::string& kind, const std::string& message) REQUIRES(mu_);
   void PruneDirs(Service& svc) REQUIRES(mu_);
   void PublishRoutes(Service& svc) REQUIRES(mu_);
   void MarkDirty(Service& svc) REQUIRES(mu_);
@@ -296,7 +300,7 @@ class Supervisor {
   std::unique_ptr<Effects> effects_ GUARDED_BY(mu_);
   std::vector<StartJob> starts_ GUARDED_BY(mu_);
   bool stop_ GUARDED_BY(mu_) = false;
-  bool wakeup_ GUARDED_BY(mu_) = false;  // something changed; pass now
+  bool wakeup_ GUARDED_BY(mu_) = false;         // something changed; pass now
   bool health_wakeup_ GUARDED_BY(mu_) = false;  // a new instance runs; probe now
   std::thread loop_;
   std::thread health_;

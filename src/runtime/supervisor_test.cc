@@ -224,9 +224,8 @@ TEST_F(SupervisorTest, FiveQuickCrashesAreCrashLoopingAndBackoffIsCapped) {
   launcher_.Exit(Dir(1), 1);
   Step();
   auto st = St();
-  bool looping = std::any_of(st.instances.begin(), st.instances.end(), [](const auto& i) {
-    return i.state == InstanceState::kCrashLooping;
-  });
+  bool looping = std::any_of(st.instances.begin(), st.instances.end(),
+                             [](const auto& i) { return i.state == InstanceState::kCrashLooping; });
   EXPECT_TRUE(looping);
   clock_.Advance(29999ms);
   size_t before = Starts();

@@ -236,7 +236,8 @@ class LinuxLauncher final : public Launcher {
       return Status::Internal(
           fmt::format("creating instance directory {}: {}", instance_dir, ec.message()));
     }
-    if (auto s = WriteFileAtomic(instance_dir + "/spec.json", InstanceSpecToJson(spec), 0600);
+    if (auto s = WriteFileAtomic(instance_dir + "/spec.json", InstanceSpecToJson(spec), 0600,
+                                 Durability::kProcessCrash);
         !s.ok()) {
       return s;
     }
@@ -353,7 +354,8 @@ class LinuxLauncher final : public Launcher {
       lost.signal = SIGKILL;
       lost.error = "the instance's shim disappeared; its processes were killed";
       lost.ended_at = NowUnixMillis();
-      (void)WriteFileAtomic(instance_dir + "/exit.json", ExitRecordToJson(lost), 0644);
+      (void)WriteFileAtomic(instance_dir + "/exit.json", ExitRecordToJson(lost), 0644,
+                            Durability::kProcessCrash);
       p.exit = lost;
     }
     return p;

@@ -695,7 +695,8 @@ class Shim {
     r.exit_code = 127;
     r.ended_at = UnixMillisNow();
     r.error = why;
-    (void)WriteFileAtomic(dir_ + "/exit.json", ExitRecordJson(r), 0644);
+    (void)WriteFileAtomic(dir_ + "/exit.json", ExitRecordJson(r), 0644,
+                          Durability::kProcessCrash);
     SendHandshake(handshake_fd_, "error " + why);
     return 1;
   }
@@ -749,7 +750,9 @@ class Shim {
       return false;
     }
     ShimRecord rec{static_cast<int>(getpid()), pid, UnixMillisNow()};
-    if (auto s = WriteFileAtomic(dir_ + "/shim.json", ShimRecordJson(rec), 0644); !s.ok()) {
+    if (auto s = WriteFileAtomic(dir_ + "/shim.json", ShimRecordJson(rec), 0644,
+                                 Durability::kProcessCrash);
+        !s.ok()) {
       log_.Note("cannot record the shim: " + s.message());
     }
     SendHandshake(handshake_fd_, "ok " + std::to_string(pid));
@@ -876,7 +879,8 @@ class Shim {
       log_.Note("exited with code " + std::to_string(r.exit_code));
     }
     (void)log_.Flush();
-    (void)WriteFileAtomic(dir_ + "/exit.json", ExitRecordJson(r), 0644);
+    (void)WriteFileAtomic(dir_ + "/exit.json", ExitRecordJson(r), 0644,
+                          Durability::kProcessCrash);
     cgroup_.Remove();
   }
 
