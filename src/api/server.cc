@@ -196,6 +196,8 @@ class BeastServer final : public HttpServer {
         t.join();
       }
     }
+    changes_.stop();
+    changes_.join();
   }
 
  private:
@@ -413,8 +415,17 @@ class BeastServer final : public HttpServer {
                                    "request target is not an absolute path with valid "
                                    "percent-encoding");
         keep_alive = false;
-      } else {
+      } else if (request.method == "GET" || request.method == "HEAD") {
         response = handler_.Handle(request);
+      } else {
+        // Changes (store writes, process starts, builds) run on their own threads, so that
+        // reads (status, lists, the gateway's login) never queue behind them here.
+        response = co_await asio::co_spawn(
+            changes_,
+            [this, &request]() -> asio::awaitable<HttpResponse> {
+              co_return handler_.Handle(request);
+            },
+            asio::use_awaitable);
       }
       busy_.fetch_sub(1);
       if (!request.body_file.empty()) {
@@ -519,6 +530,7 @@ class BeastServer final : public HttpServer {
   HttpHandler& handler_;
   Gateway* gateway_;
   asio::io_context ioc_;
+  asio::thread_pool changes_{2};  // where requests that change something are handled
   tcp::acceptor acceptor_;
   tcp::endpoint local_;
   std::vector<std::thread> threads_;
