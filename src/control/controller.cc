@@ -411,8 +411,11 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
   // variables are left out altogether (a partial set would mislead), since N services x N
   // variables is what made a 1,000-service project cost 100 MB of daemon memory and seconds
   // per deploy. Discovery then goes through the API (/api/v1/endpoints, berth.get_service()).
-  auto others = store_.ListServices(rec.project);
-  if (others.ok() && others->size() <= kMaxPeerServices + 1) {
+  auto count = store_.CountServices(rec.project);
+  auto others = count.ok() && *count <= static_cast<int64_t>(kMaxPeerServices) + 1
+                    ? store_.ListServices(rec.project)
+                    : Result<std::vector<ServiceRecord>>(std::vector<ServiceRecord>{});
+  if (others.ok()) {
     for (const auto& other : *others) {
       if (other.name == rec.name) {
         continue;

@@ -166,7 +166,9 @@ struct SupervisorOptions {
   bool threads = true;        // false: no loop threads; the caller drives Step() (tests)
   std::chrono::milliseconds tick{250};
   // A full look at each live instance (RSS, shim alive) this often, and at every exit event.
-  std::chrono::milliseconds full_probe_every{30000};
+  std::chrono::milliseconds full_probe_every{60000};
+  // Health checks of ready instances due within this window are run together.
+  std::chrono::milliseconds health_batch_window{100};
   std::chrono::seconds rollout_deadline{60};
   std::chrono::milliseconds backoff_base{250};
   std::chrono::seconds backoff_max{30};

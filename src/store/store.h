@@ -130,6 +130,8 @@ class Store {
                                               std::string_view defaults_json = "{}") = 0;
   virtual Result<std::vector<ServiceRecord>> ListServices(std::string_view project) = 0;
   virtual Result<ServiceRecord> GetService(std::string_view project, std::string_view name) = 0;
+  // How many services the project has. NotFound if the project is missing.
+  virtual Result<int64_t> CountServices(std::string_view project) = 0;
   // Admission: called inside a write's transaction with every service (the one being written
   // included, as it was before the write); a refusal aborts the write and is returned, so
   // that two concurrent writes cannot both pass a check only one of them fits.

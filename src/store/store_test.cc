@@ -111,6 +111,31 @@ TEST_P(StoreContractTest, ServicesAreScopedToTheirProject) {
   EXPECT_EQ(store_->GetService("other", "api").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->DeleteService("other", "api").code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->ListServices("other")->size(), 0u);
+  EXPECT_EQ(*store_->CountServices("other"), 0);
+  EXPECT_EQ(*store_->CountServices("default"), 1);
+  EXPECT_EQ(store_->CountServices("ghost").status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, AFailedAdmissionStoresNothing) {
+  ASSERT_TRUE(store_->CreateService("default", "a").ok());
+  ASSERT_TRUE(store_->CreateService("default", "b").ok());
+  ASSERT_TRUE(store_->PutDefinition("default", "a", R"({"v":1})").ok());
+  size_t seen = 0;
+  auto refused = store_->PutDefinition("default", "b", R"({"v":2})",
+                                       [&](const std::vector<ServiceRecord>& all) {
+                                         seen = all.size();
+                                         return Status::FailedPrecondition("does not fit");
+                                       });
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(seen, 2u) << "admission sees every service";
+  EXPECT_EQ(store_->GetService("default", "b")->revision, 0);
+  EXPECT_TRUE(store_->ListRevisions("default", "b")->empty());
+  auto admitted = store_->PutDefinition("default", "b", R"({"v":2})",
+                                        [](const std::vector<ServiceRecord>&) {
+                                          return Status::Ok();
+                                        });
+  ASSERT_TRUE(admitted.ok());
+  EXPECT_EQ(admitted->revision, 1);
 }
 
 TEST_P(StoreContractTest, DeleteRemovesRevisions) {

@@ -403,6 +403,24 @@ class SqliteStore final : public Store {
     return GetServiceLocked(project, name);
   }
 
+  Result<int64_t> CountServices(std::string_view project) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare("SELECT COUNT(*) FROM services WHERE project_id = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid);
+    auto row = st->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    return *row ? st->Int(0) : 0;
+  }
+
   Result<ServiceRecord> PutDefinition(std::string_view project, std::string_view name,
                                       std::string_view definition_json,
                                       const AdmitFn& admit) override {
