@@ -10,6 +10,7 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <system_error>
 
 #include "common/crypto.h"
 #include "common/file_util.h"
@@ -711,7 +712,13 @@ void Supervisor::CarryOutStarts(std::vector<StartJob> jobs) {
   size_t threads = std::min<size_t>(jobs.size(), std::max(1, options_.start_parallelism));
   std::vector<std::thread> pool;
   for (size_t t = 1; t < threads; ++t) {
-    pool.emplace_back(worker);
+    try {
+      pool.emplace_back(worker);
+    } catch (const std::system_error& e) {
+      // Out of threads or pids (a node full of instances): the starts go on in this thread.
+      LogWarn("cannot start a thread for instance starts", {{"error", e.what()}});
+      break;
+    }
   }
   worker();
   for (auto& t : pool) {
