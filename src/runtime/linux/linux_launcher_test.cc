@@ -257,6 +257,8 @@ TEST_F(LinuxLauncherTest, ShimUsesTheCgroupsTheDaemonAttachesTo) {
     GTEST_SKIP() << "needs root and a writable cgroup tree";
   }
   auto spec = Spec({"sleep", "300"});
+  // With a limit: a v1 memory hierarchy is used only where a limit needs it.
+  spec.memory_limit_bytes = 64 << 20;
   auto rec = launcher_->Start(Dir(spec), spec);
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
   std::vector<int> pids = InstanceCgroup::Attach(layout, spec.id).Processes();

@@ -399,8 +399,10 @@ Status MakeDir(const std::string& path) {
 
 class ShimCgroup {
  public:
-  // DetectCgroupLayout and InstanceCgroup::Create in one.
-  static Result<ShimCgroup> Create(const std::string& name) {
+  // DetectCgroupLayout and InstanceCgroup::Create in one. Without `limit_memory`, a separate
+  // v1 memory hierarchy is left out where a unified one can hold the tree: moving a process
+  // into a v1 cgroup costs milliseconds, which short tasks would pay for nothing.
+  static Result<ShimCgroup> Create(const std::string& name, bool limit_memory) {
     std::string memory_parent, unified_parent;
     bool memory_is_v2 = false;
     auto self = Read("/proc/self/cgroup");
@@ -459,7 +461,8 @@ class ShimCgroup {
           }
         }
       }
-      if (memory_parent.empty() && have_memory) {
+      // Without a limit, the unified hierarchy (where there is one) holds the tree alone.
+      if (memory_parent.empty() && have_memory && (limit_memory || unified_parent.empty())) {
         std::string base = memory_mount + (own_memory == "/" ? "" : own_memory);
         if (::access(base.c_str(), W_OK) == 0) {
           memory_parent = base + "/berth";
@@ -647,7 +650,7 @@ class Shim {
       SendHandshake(handshake_fd_, "error " + s.message());
       return 1;
     }
-    auto cg = ShimCgroup::Create(spec_.id);
+    auto cg = ShimCgroup::Create(spec_.id, spec_.memory_limit_bytes > 0);
     if (!cg.ok()) {
       return FailStart("cannot create cgroup: " + cg.status().message());
     }
