@@ -1,5 +1,8 @@
 #include "control/controller.h"
 
+#include "artifacts/bundle_manifest.h"
+#include "control/resolver.h"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <signal.h>
@@ -54,84 +57,6 @@ std::string StableMessage(std::string msg) {
   return msg;
 }
 
-// What a bundle's berth.yaml may say; the definition overrides each of these.
-struct BundleDefaults {
-  std::vector<std::string> command;
-  std::optional<int> port;
-  std::vector<std::pair<std::string, std::string>> env;
-  std::optional<HealthCheck> health_check;
-  std::string build;
-};
-
-Result<BundleDefaults> ReadBundleDefaults(const std::string& dir) {
-  BundleDefaults b;
-  std::string path = dir + "/berth.yaml";
-  if (!fs::exists(path)) {
-    return b;
-  }
-  try {
-    YAML::Node root = YAML::LoadFile(path);
-    if (!root.IsMap()) {
-      return Status::InvalidArgument("berth.yaml: must be a mapping");
-    }
-    for (const auto& kv : root) {
-      std::string key = kv.first.as<std::string>();
-      const YAML::Node& v = kv.second;
-      if (key == "command") {
-        if (v.IsSequence()) {
-          for (const auto& item : v) {
-            b.command.push_back(item.as<std::string>());
-          }
-        } else {
-          b.command = {"/bin/sh", "-c", v.as<std::string>()};
-        }
-      } else if (key == "port") {
-        b.port = v.as<int>();
-        if (*b.port < 1 || *b.port > 65535) {
-          return Status::InvalidArgument("berth.yaml: port must be between 1 and 65535");
-        }
-      } else if (key == "env") {
-        if (v.IsMap()) {
-          for (const auto& e : v) {
-            b.env.emplace_back(e.first.as<std::string>(), e.second.as<std::string>());
-          }
-        } else if (v.IsSequence()) {
-          for (const auto& e : v) {
-            b.env.emplace_back(e["name"].as<std::string>(), e["value"].as<std::string>());
-          }
-        } else {
-          return Status::InvalidArgument("berth.yaml: env must be a mapping NAME: value");
-        }
-      } else if (key == "health-check") {
-        HealthCheck hc;
-        for (const auto& h : v) {
-          std::string hk = h.first.as<std::string>();
-          if (hk == "type") {
-            hc.type = h.second.as<std::string>();
-          } else if (hk == "rel_path") {
-            hc.rel_path = h.second.as<std::string>();
-          } else if (hk == "status_codes") {
-            hc.status_codes = h.second.as<std::string>();
-          } else if (hk == "interval") {
-            hc.interval_s = h.second.as<int>();
-          } else if (hk == "timeout") {
-            hc.timeout_s = h.second.as<int>();
-          }
-        }
-        b.health_check = hc;
-      } else if (key == "build") {
-        b.build = v.as<std::string>();
-      } else {
-        return Status::InvalidArgument(fmt::format(
-            "berth.yaml: unknown key '{}'; known keys are command, port, env, health-check, build",
-            key));
-      }
-    }
-  } catch (const YAML::Exception& e) {
-    return Status::InvalidArgument(fmt::format("berth.yaml: {}", e.what()));
-  }
-  return b;
-}
 
 // Projects with more services than this get no BERTH_SERVICE_<NAME>_* variables (Resolve).
 constexpr size_t kMaxPeerServices = 64;
@@ -328,12 +253,13 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
   if (!def.ok()) {
     return def.status().WithContext(fmt::format("stored definition of revision {}", revision));
   }
-  RevisionSpec spec;
-  spec.revision = revision;
-  spec.version = version;
-  spec.def = *def;
-  BundleDefaults bundle;
-  std::string context_root = DeploymentPath(rec.project, rec.name);
+  // Gathers what the pure resolver needs; the rules are all in ResolveRevision.
+  ResolveInputs in;
+  in.project = rec.project;
+  in.service = rec.name;
+  in.revision = revision;
+  in.version = version;
+  in.def = *def;
   if (def->container_tag) {
     auto artifacts = store_.ListArtifacts(rec.project, rec.name);
     if (!artifacts.ok()) {
@@ -342,156 +268,81 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
     auto it = std::find_if(artifacts->begin(), artifacts->end(),
                            [&](const ArtifactRecord& a) { return a.tag == *def->container_tag; });
     if (it == artifacts->end()) {
-      spec.error = fmt::format(
+      in.bundle_error = fmt::format(
           "artifact tag '{}' has not been pushed to service {}; push it with: berth push {} DIR "
           "--tag {}",
           *def->container_tag, rec.name, rec.name, *def->container_tag);
     } else {
-      spec.cwd = artifacts_.UnpackedPath(it->digest);
-      auto b = ReadBundleDefaults(spec.cwd);
-      if (!b.ok()) {
-        spec.error = b.status().message();
+      in.bundle_dir = artifacts_.UnpackedPath(it->digest);
+      auto manifest = ReadBundleManifest(in.bundle_dir);
+      if (!manifest.ok()) {
+        in.bundle_error = manifest.status().message();
       } else {
-        bundle = std::move(*b);
+        in.manifest = std::move(*manifest);
       }
     }
   }
-  if (spec.cwd.empty()) {
-    spec.cwd = ServiceDir(rec.project, rec.name) + "/work";
+  if (in.bundle_dir.empty()) {
+    in.work_dir = ServiceDir(rec.project, rec.name) + "/work";
     std::error_code fec;
-    fs::create_directories(spec.cwd, fec);
+    fs::create_directories(in.work_dir, fec);
   }
-  spec.argv = def->entrypoint;
-  spec.argv.insert(spec.argv.end(), def->command.begin(), def->command.end());
-  if (spec.argv.empty()) {
-    spec.argv = bundle.command;
-  }
-  if (spec.argv.empty() && spec.error.empty()) {
-    spec.error = "nothing to run: the definition has no command or entrypoint and the bundle "
-                 "has no berth.yaml 'command'";
-  }
-  spec.port = def->container_port.value_or(bundle.port.value_or(8080));
-  if (bundle.health_check && spec.def.health_check == HealthCheck{}) {
-    spec.def.health_check = *bundle.health_check;
-  }
-  std::string rel = spec.def.health_check.rel_path;
-  spec.health_path = spec.def.base_path == "strip" ? rel
-                     : rel == "/"                  ? context_root + "/"
-                                                   : context_root + rel;
   auto token = ServiceToken(rec.project, rec.name);
   if (!token.ok()) {
     return token.status();
   }
-  std::map<std::string, std::string> env;
-  // Inherited names come from the project's environment, else the daemon's own; the
-  // definition's `environment` wins over both (an explicit value beats an inherited one).
-  std::map<std::string, std::string> project_env;
+  in.token = *token;
+  in.berth_url = options_.berth_url;
   if (auto pe = store_.GetProjectEnv(rec.project); pe.ok()) {
-    project_env.insert(pe->begin(), pe->end());
+    in.project_env.insert(pe->begin(), pe->end());
   }
   for (const auto& name : def->inherited_environment) {
-    if (auto it = project_env.find(name); it != project_env.end()) {
-      env[name] = it->second;
-    } else if (const char* v = std::getenv(name.c_str())) {
-      env[name] = v;
+    if (const char* v = std::getenv(name.c_str())) {
+      in.host_env[name] = v;
     }
   }
-  // The project's /data (shared by every service, run and session) and project directory:
-  // bind-mounted at their targets with bubblewrap where it is installed, else given as paths.
+  for (const char* name : {"PATH", "PYTHONPATH"}) {
+    if (const char* v = std::getenv(name)) {
+      in.host_env[name] = v;
+    }
+  }
   std::string project_root = fmt::format("{}/projects/{}", options_.data_dir, rec.project);
-  std::map<std::string, std::string> mount_source = {{"data", project_root + "/data"},
-                                                     {"project", project_root + "/project"}};
-  for (const auto& [kind, dir] : mount_source) {
+  in.data_dir = project_root + "/data";
+  in.project_dir = project_root + "/project";
+  for (const auto& dir : {in.data_dir, in.project_dir}) {
     std::error_code mec;
     fs::create_directories(dir, mec);
   }
+  if (::access(kBubblewrap, X_OK) == 0) {
+    in.bubblewrap = kBubblewrap;
+  }
   // Where the project's other services are now (seed 000's discovery, for programs that read
-  // the environment): BERTH_SERVICE_<NAME>_HOST / _PORT. berth.get_service() asks live.
-  // Like Kubernetes' service links, this grows with the project: past kMaxPeerServices the
-  // variables are left out altogether (a partial set would mislead), since N services x N
-  // variables is what made a 1,000-service project cost 100 MB of daemon memory and seconds
-  // per deploy. Discovery then goes through the API (/api/v1/endpoints, berth.get_service()).
+  // the environment). Like Kubernetes' service links, this grows with the project: past
+  // kMaxPeerServices the variables are left out altogether (a partial set would mislead),
+  // since N services x N variables is what made a 1,000-service project cost 100 MB of daemon
+  // memory and seconds per deploy. Discovery then goes through the API (/api/v1/endpoints,
+  // berth.get_service()).
   auto count = store_.CountServices(rec.project);
-  auto others = count.ok() && *count <= static_cast<int64_t>(kMaxPeerServices) + 1
-                    ? store_.ListServices(rec.project)
-                    : Result<std::vector<ServiceRecord>>(std::vector<ServiceRecord>{});
-  if (others.ok()) {
-    for (const auto& other : *others) {
-      if (other.name == rec.name) {
-        continue;
-      }
-      for (const auto& i : supervisor_->Status({rec.project, other.name}).instances) {
-        if (i.state == InstanceState::kRunning) {
-          std::string key = "BERTH_SERVICE_" + other.name + "_";
-          for (char& c : key) {
-            c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (count.ok() && *count <= static_cast<int64_t>(kMaxPeerServices) + 1) {
+    if (auto others = store_.ListServices(rec.project); others.ok()) {
+      for (const auto& other : *others) {
+        if (other.name == rec.name) {
+          continue;
+        }
+        for (const auto& i : supervisor_->Status({rec.project, other.name}).instances) {
+          if (i.state == InstanceState::kRunning) {
+            in.peers.emplace_back(other.name, Endpoint{i.host, i.port, i.revision});
+            break;
           }
-          env[key + "HOST"] = i.host;
-          env[key + "PORT"] = std::to_string(i.port);
-          break;
         }
       }
     }
   }
-  env["BERTH_DATA"] = mount_source["data"];
-  env["BERTH_PROJECT_DIR"] = mount_source["project"];
-  std::vector<std::string> sandbox;
-  if (!def->mounts.empty() && ::access(kBubblewrap, X_OK) == 0) {
-    sandbox = {kBubblewrap, "--dev-bind", "/", "/"};
-    for (const auto& m : def->mounts) {
-      sandbox.insert(sandbox.end(), {"--bind", mount_source[m.source], m.target});
-      env[m.source == "data" ? "BERTH_DATA" : "BERTH_PROJECT_DIR"] = m.target;
-    }
-    sandbox.push_back("--");
+  if (auto params = store_.ListParameters(rec.project, rec.name); params.ok()) {
+    in.parameters = std::move(*params);
   }
-  env["PATH"] = std::getenv("PATH") ? std::getenv("PATH") : "/usr/local/bin:/usr/bin:/bin";
-  env["CONTEXT_ROOT"] = context_root;
-  env["BERTH_URL"] = options_.berth_url;
-  env["BERTH_TOKEN"] = *token;
-  env["BERTH_PROJECT"] = rec.project;
-  env["BERTH_SERVICE"] = rec.name;
-  env["BERTH_VERSION"] = version.empty() ? std::to_string(revision) : version;
-  // Parameter values set through the platform: the SDKs start with them (restarts and new
-  // instances included), the defaults in code fill the rest.
-  if (auto params = store_.ListParameters(rec.project, rec.name); params.ok() && !params->empty()) {
-    std::string obj = "{";
-    for (const auto& [k, v] : *params) {
-      obj += (obj.size() > 1 ? "," : "") + json::serialize(json::value(k)) + ":" + v;
-    }
-    env["BERTH_PARAMETERS"] = obj + "}";
-  }
-  // Services written with the Python SDK import `berth` without installing it.
-  if (!options_.sdk_python_dir.empty()) {
-    const char* pp = std::getenv("PYTHONPATH");
-    env["PYTHONPATH"] = pp && *pp ? options_.sdk_python_dir + ":" + pp : options_.sdk_python_dir;
-  }
-  for (const auto& [k, v] : bundle.env) {
-    env[k] = v;
-  }
-  for (const auto& e : def->environment) {
-    env[e.name] = e.value;
-  }
-  // "$BASE_PATH_PREFIX" in env values and the command is the external base path (Orchest's
-  // placeholder), for programs that must be told where they are served.
-  auto expand_prefix = [&](std::string& text) {
-    constexpr std::string_view kPlaceholder = "$BASE_PATH_PREFIX";
-    for (size_t at = text.find(kPlaceholder); at != std::string::npos;
-         at = text.find(kPlaceholder, at + context_root.size())) {
-      text.replace(at, kPlaceholder.size(), context_root);
-    }
-  };
-  env["BASE_PATH_PREFIX"] = context_root;
-  for (auto& [k, v] : env) {
-    expand_prefix(v);
-    spec.env.push_back(k + "=" + v);
-  }
-  for (auto& arg : spec.argv) {
-    expand_prefix(arg);
-  }
-  if (!sandbox.empty() && !spec.argv.empty()) {
-    spec.argv.insert(spec.argv.begin(), sandbox.begin(), sandbox.end());
-  }
-  return spec;
+  in.sdk_python_dir = options_.sdk_python_dir;
+  return ResolveRevision(in);
 }
 
 Result<DesiredService> Controller::Desire(const ServiceRecord& rec) {
@@ -698,7 +549,7 @@ Result<ArtifactRecord> Controller::PushArtifact(const std::string& project,
     return ingested.status();
   }
   std::string dir = artifacts_.UnpackedPath(ingested->digest);
-  auto bundle = ReadBundleDefaults(dir);
+  auto bundle = ReadBundleManifest(dir);
   if (!bundle.ok()) {
     (void)artifacts_.Remove(ingested->digest);
     return bundle.status();
