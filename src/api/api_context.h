@@ -10,6 +10,7 @@
 #include "api/auth.h"
 #include "api/http_types.h"
 #include "api/router.h"
+#include "control/project_ops.h"
 #include "control/service_ops.h"
 #include "store/store.h"
 
@@ -17,7 +18,13 @@ namespace berth {
 
 struct ApiContext {
   ApiContext(Store& s, ApiOptions o, Controller& c, Gateway* g, Authenticator& a)
-      : store(s), auth(a), options(std::move(o)), controller(c), ops(s, c), gateway(g) {}
+      : store(s),
+        auth(a),
+        options(std::move(o)),
+        controller(c),
+        ops(s, c),
+        projects(s, c, ops),
+        gateway(g) {}
   // Reads go to the store and the controller; every change goes through `ops` (or the
   // controller's own use cases: artifacts, versions, parameters, notifications).
   Store& store;
@@ -25,6 +32,7 @@ struct ApiContext {
   ApiOptions options;
   Controller& controller;
   ServiceOps ops;
+  ProjectOps projects;
   Gateway* gateway;  // null in unit tests
 
   // "https://host" without a trailing slash: options.public_url or http://<Host header>.

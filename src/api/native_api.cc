@@ -155,10 +155,7 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
     if (!name.ok()) {
       return ErrorResponse(name.status());
     }
-    if (auto s = ValidateProjectName(*name); !s.ok()) {
-      return ErrorResponse(s);
-    }
-    auto p = ctx_.store.CreateProject(*name);
+    auto p = ctx_.projects.CreateProject(*name);
     if (!p.ok()) {
       return ErrorResponse(p.status());
     }
@@ -254,16 +251,12 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
       }
       project = *p;
     }
-    auto fresh = GenerateToken();
-    if (!fresh.ok()) {
-      return ErrorResponse(fresh.status());
+    auto issued = ctx_.projects.CreateToken(project, description);
+    if (!issued.ok()) {
+      return ErrorResponse(issued.status());
     }
-    auto info = ctx_.store.CreateToken(fresh->id, fresh->hash, project, description);
-    if (!info.ok()) {
-      return ErrorResponse(info.status());
-    }
-    json::object out = TokenJson(*info);
-    out["token"] = fresh->secret;
+    json::object out = TokenJson(issued->info);
+    out["token"] = issued->secret;
     return JsonResponse(201, out);
   }
 
@@ -293,18 +286,7 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
     if (!t.ok()) {
       return ErrorResponse(t.status());
     }
-    if (t->admin() && !t->revoked_at) {
-      auto active = ctx_.store.CountActiveAdminTokens();
-      if (!active.ok()) {
-        return ErrorResponse(active.status());
-      }
-      if (*active <= 1) {
-        return ErrorResponse(Status::FailedPrecondition(
-            "refusing to revoke the last admin token: nobody could administer berth "
-            "afterwards; create another admin token first (berth tokens create --admin)"));
-      }
-    }
-    if (auto s = ctx_.store.RevokeToken(t->id); !s.ok()) {
+    if (auto s = ctx_.projects.RevokeToken(*t); !s.ok()) {
       return ErrorResponse(s);
     }
     ctx_.auth.Invalidate();

@@ -186,7 +186,7 @@ class NotificationsApi : public std::enable_shared_from_this<NotificationsApi> {
     if (!project.ok()) {
       return ErrorResponse(project.status());
     }
-    if (auto s = ctx_.store.DeleteNotifications(*project); !s.ok()) {
+    if (auto s = ctx_.projects.ClearNotifications(*project); !s.ok()) {
       return ErrorResponse(s);
     }
     return JsonResponse(200, json::object{{"deleted", "all"}, {"project", *project}});
@@ -204,7 +204,7 @@ class NotificationsApi : public std::enable_shared_from_this<NotificationsApi> {
       return ErrorResponse(Status::InvalidArgument(
           fmt::format("notification id: '{}' is not a positive number", text.substr(0, 32))));
     }
-    if (auto s = ctx_.store.DeleteNotification(*project, id); !s.ok()) {
+    if (auto s = ctx_.projects.DeleteNotification(*project, id); !s.ok()) {
       return ErrorResponse(s);
     }
     return JsonResponse(200, json::object{{"deleted", id}});

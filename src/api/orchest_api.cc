@@ -261,14 +261,8 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
       }
       vars.emplace_back(std::string(k), std::string(v.as_string()));
     }
-    if (auto s = ctx_.store.SetProjectEnv(*project, vars); !s.ok()) {
+    if (auto s = ctx_.projects.SetProjectEnv(*project, vars); !s.ok()) {
       return ErrorResponse(s);
-    }
-    auto services = ctx_.store.ListServices(*project);
-    if (services.ok()) {
-      for (const auto& svc : *services) {
-        (void)ctx_.controller.Refresh(*project, svc.name);
-      }
     }
     return GetEnv(req, who, params);
   }
@@ -276,21 +270,7 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
   // The interactive services of a project, with how each is doing.
   std::vector<SessionService> Interactive(const std::string& project) {
     std::vector<SessionService> out;
-    auto services = ctx_.store.ListServices(project);
-    if (!services.ok()) {
-      return out;
-    }
-    for (const auto& svc : *services) {
-      boost::system::error_code ec;
-      auto parsed = json::parse(svc.definition_json, ec);
-      if (ec || svc.definition_json.empty()) {
-        continue;
-      }
-      auto def = ParseDefinition(parsed);
-      if (!def.ok() ||
-          std::find(def->scope.begin(), def->scope.end(), "interactive") == def->scope.end()) {
-        continue;
-      }
+    for (const auto& svc : InteractiveServices(ctx_.store, project)) {
       SessionService s{svc.name, "launching", ""};
       ServiceStatus st = ctx_.controller.StatusOf(project, svc.name);
       if (!svc.desired_running) {
@@ -345,27 +325,8 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
             {"services", std::move(list)}};
   }
 
-  Status SetRunning(const std::string& project, bool running, const std::string& why) {
-    for (const auto& s : Interactive(project)) {
-      if (auto st = ctx_.ops.SetRunning(project, s.name, running, why); !st.ok()) {
-        return st;
-      }
-    }
-    return Status::Ok();
-  }
-
   Result<SessionRecord> FindSession(const std::string& project, const std::string& pipeline) {
-    auto list = ctx_.store.ListSessions(project);
-    if (!list.ok()) {
-      return list.status();
-    }
-    for (const auto& s : *list) {
-      if (s.pipeline == pipeline) {
-        return s;
-      }
-    }
-    return Status::NotFound(
-        fmt::format("project '{}' has no session for pipeline '{}'", project, pipeline));
+    return ctx_.projects.FindSession(project, pipeline);
   }
 
   HttpResponse StartSession(const HttpRequest& req, const Principal& who, const PathParams&) {
@@ -390,21 +351,9 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
       return ErrorResponse(project.status());
     }
     std::string name(pipeline->as_string());
-    auto existing = FindSession(*project, name);
-    if (existing.ok()) {
-      return ErrorResponse(Status::AlreadyExists(fmt::format(
-          "pipeline '{}' already has a session ({}); stop it first with DELETE "
-          "/api/v1/sessions/{}",
-          name, existing->state, name)));
-    }
-    auto rec = ctx_.store.CreateSession(*project, name);
+    auto rec = ctx_.projects.StartSession(*project, name);
     if (!rec.ok()) {
       return ErrorResponse(rec.status());
-    }
-    if (auto s = SetRunning(*project, true, "started for the session of pipeline " + name);
-        !s.ok()) {
-      (void)ctx_.store.DeleteSession(*project, name);  // a retry must not find it half-made
-      return ErrorResponse(s);
     }
     return JsonResponse(201, SessionJson(*rec));
   }
@@ -445,30 +394,11 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
     if (!project.ok()) {
       return ErrorResponse(project.status());
     }
-    auto rec = FindSession(*project, params[0]);
-    if (!rec.ok()) {
-      return ErrorResponse(rec.status());
+    auto ended = ctx_.projects.StopSession(*project, params[0]);
+    if (!ended.ok()) {
+      return ErrorResponse(ended.status());
     }
-    if (auto s = ctx_.store.SetSessionState(*project, params[0], "stopping"); !s.ok()) {
-      return ErrorResponse(s);
-    }
-    // The project's interactive services serve every session of it: they stop with the last.
-    auto sessions = ctx_.store.ListSessions(*project);
-    bool others = sessions.ok() && std::any_of(sessions->begin(), sessions->end(), [&](auto& s) {
-      return s.pipeline != params[0] && s.state != "stopping";
-    });
-    if (!others) {
-      if (auto s = SetRunning(*project, false, "the session of pipeline " + params[0] + " ended");
-          !s.ok()) {
-        return ErrorResponse(s);
-      }
-    }
-    rec->state = "stopping";
-    json::object out = SessionJson(*rec);
-    if (auto s = ctx_.store.DeleteSession(*project, params[0]); !s.ok()) {
-      return ErrorResponse(s);
-    }
-    return JsonResponse(200, out);
+    return JsonResponse(200, SessionJson(*ended));
   }
 
   ApiContext& ctx_;
