@@ -3,6 +3,8 @@
 // most: two concurrent definitions of which only one fits.
 #include "control/service_ops.h"
 
+#include "control/project_ops.h"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -177,6 +179,45 @@ TEST_F(ServiceOpsTest, AVersionedServiceRefusesAPlainDefinition) {
   auto refused = ops_->Define("p", "hello", Def(1));
   EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.status().message().find("immutable"), std::string::npos);
+}
+
+TEST_F(ServiceOpsTest, SessionsStartAndStopTheProjectsInteractiveServices) {
+  ProjectOps projects(*store_, *controller_, *ops_);
+  ASSERT_TRUE(ops_->CreateDefined("p", "redis", Def(10), "added").ok());
+  auto jobs_only = Def(10);
+  jobs_only.scope = {"jobs"};
+  ASSERT_TRUE(ops_->CreateDefined("p", "batch", jobs_only, "added").ok());
+  ASSERT_TRUE(ops_->SetRunning("p", "redis", false, "idle").ok());
+  ASSERT_TRUE(Eventually([&] { return launcher_.running().size() == 1; }));  // batch only
+
+  auto first = projects.StartSession("p", "etl");
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_TRUE(store_->GetService("p", "redis")->desired_running);
+  EXPECT_EQ(projects.StartSession("p", "etl").status().code(), StatusCode::kAlreadyExists);
+  ASSERT_TRUE(projects.StartSession("p", "train").ok());
+  ASSERT_TRUE(Eventually([&] { return launcher_.running().size() == 2; }));
+
+  // The services serve every session of the project: they stop with the last one.
+  auto ended = projects.StopSession("p", "etl");
+  ASSERT_TRUE(ended.ok());
+  EXPECT_EQ(ended->state, "stopping");
+  EXPECT_TRUE(store_->GetService("p", "redis")->desired_running);
+  ASSERT_TRUE(projects.StopSession("p", "train").ok());
+  EXPECT_FALSE(store_->GetService("p", "redis")->desired_running);
+  EXPECT_TRUE(store_->GetService("p", "batch")->desired_running) << "not a session's service";
+  EXPECT_EQ(projects.StopSession("p", "train").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ServiceOpsTest, TheLastAdminTokenCannotBeRevoked) {
+  ProjectOps projects(*store_, *controller_, *ops_);
+  auto admin = projects.CreateToken(std::nullopt, "only admin");
+  ASSERT_TRUE(admin.ok());
+  EXPECT_EQ(admin->secret.empty(), false);
+  EXPECT_EQ(projects.RevokeToken(admin->info).code(), StatusCode::kFailedPrecondition);
+  auto second = projects.CreateToken(std::nullopt, "second");
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(projects.RevokeToken(admin->info).ok());
+  EXPECT_EQ(projects.CreateProject("Bad Name").status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace
