@@ -500,7 +500,14 @@ Status Controller::Admit(const ServiceRecord& service, const Definition& def) {
   return Admission(service.project, service.name, def)(*all);
 }
 
+Mutex& Controller::ServiceLock(const std::string& project, const std::string& name) {
+  return service_locks_[std::hash<std::string>{}(project + "/" + name) % service_locks_.size()];
+}
+
 Status Controller::Refresh(const std::string& project, const std::string& name) {
+  // From the store read to Apply, as one: a delete (Forget) between them would otherwise be
+  // undone by an Apply of what was read before it, and two refreshes could apply out of order.
+  MutexLock lock(ServiceLock(project, name));
   auto rec = store_.GetService(project, name);
   if (!rec.ok()) {
     return rec.status();
@@ -514,6 +521,7 @@ Status Controller::Refresh(const std::string& project, const std::string& name) 
 }
 
 Status Controller::Forget(const std::string& project, const std::string& name) {
+  MutexLock lock(ServiceLock(project, name));
   auto artifacts = store_.ListArtifacts(project, name);
   if (!artifacts.ok()) {
     return artifacts.status();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <boost/json/value.hpp>
+#include <array>
 #include <functional>
 #include <map>
 
@@ -151,6 +152,9 @@ class Controller {
   std::unique_ptr<Supervisor> supervisor_;
   Mutex token_mu_;
   EventHub hub_;
+  // Serialises Refresh and Forget of one service (striped by name).
+  Mutex& ServiceLock(const std::string& project, const std::string& name);
+  std::array<Mutex, 64> service_locks_;
   // "project/name" -> (revision, MB it reserves): what admission learned of stored revisions.
   mutable Mutex reservations_mu_;
   mutable std::map<std::string, std::pair<int, uint64_t>> reservations_

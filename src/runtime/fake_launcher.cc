@@ -19,7 +19,9 @@ Result<ShimRecord> FakeLauncher::Start(const std::string& instance_dir, const In
     }
     --starts_held_;
   }
-  if (procs_.count(instance_dir) > 0) {
+  // A directory may be used again once its program ended (its records were removed).
+  if (auto it = procs_.find(instance_dir);
+      it != procs_.end() && !it->second.exit && !it->second.lost) {
     return Status::AlreadyExists(
         fmt::format("instance directory {} has been started before", instance_dir));
   }
@@ -94,9 +96,16 @@ ProbeResult FakeLauncher::CheckHealth(const std::string& instance_dir, const Hea
 }
 
 bool FakeLauncher::WatchExits(ExitListener listener) {
-  MutexLock lock(mu_);
+  MutexLock lock(call_mu_);  // once this returns, no call to the old listener is under way
   listener_ = std::move(listener);
   return true;
+}
+
+void FakeLauncher::Tell(const std::string& instance_dir) {
+  MutexLock lock(call_mu_);
+  if (listener_) {
+    listener_(instance_dir);
+  }
 }
 
 void FakeLauncher::Watch(const std::string& instance_dir, const ShimRecord&) {
@@ -107,19 +116,11 @@ void FakeLauncher::Watch(const std::string& instance_dir, const ShimRecord&) {
     ended = it == procs_.end() || it->second.exit || it->second.lost;
   }
   if (ended) {
-    ExitListener l;
-    {
-      MutexLock lock(mu_);
-      l = listener_;
-    }
-    if (l) {
-      l(instance_dir);
-    }
+    Tell(instance_dir);
   }
 }
 
 void FakeLauncher::Ended(const std::string& instance_dir, ExitRecord e) {
-  ExitListener l;
   {
     MutexLock lock(mu_);
     auto it = procs_.find(instance_dir);
@@ -128,11 +129,8 @@ void FakeLauncher::Ended(const std::string& instance_dir, ExitRecord e) {
     }
     e.ended_at = NowUnixMillis();
     it->second.exit = e;
-    l = listener_;
   }
-  if (l) {
-    l(instance_dir);
-  }
+  Tell(instance_dir);
 }
 
 void FakeLauncher::Exit(const std::string& instance_dir, int code, int signal) {
@@ -150,7 +148,6 @@ void FakeLauncher::OomKill(const std::string& instance_dir) {
 }
 
 void FakeLauncher::LoseShim(const std::string& instance_dir) {
-  ExitListener l;
   {
     MutexLock lock(mu_);
     auto it = procs_.find(instance_dir);
@@ -158,11 +155,8 @@ void FakeLauncher::LoseShim(const std::string& instance_dir) {
       return;
     }
     it->second.lost = true;
-    l = listener_;
   }
-  if (l) {
-    l(instance_dir);
-  }
+  Tell(instance_dir);
 }
 
 void FakeLauncher::SetHealth(const std::string& instance_dir, bool healthy, std::string detail) {

@@ -59,6 +59,8 @@ class FakeLauncher final : public Launcher {
     bool lost = false;
   };
   void Ended(const std::string& instance_dir, ExitRecord e) EXCLUDES(mu_);
+  // Calls the listener, holding call_mu_ so that WatchExits can withdraw it safely.
+  void Tell(const std::string& instance_dir) EXCLUDES(mu_, call_mu_);
 
   mutable Mutex mu_;
   std::map<std::string, Proc> procs_ GUARDED_BY(mu_);
@@ -71,7 +73,8 @@ class FakeLauncher final : public Launcher {
   bool stop_exits_ GUARDED_BY(mu_) = true;
   int next_pid_ GUARDED_BY(mu_) = 1000;
   int health_checks_ GUARDED_BY(mu_) = 0;
-  ExitListener listener_ GUARDED_BY(mu_);
+  Mutex call_mu_;
+  ExitListener listener_ GUARDED_BY(call_mu_);
   bool hold_starts_ GUARDED_BY(mu_) = false;
   int starts_held_ GUARDED_BY(mu_) = 0;
   CondVar released_;

@@ -182,6 +182,7 @@ struct Supervisor::TaskEntry {
   bool cancel_requested = false;
   bool launching = false;
   bool stop_sent = false;
+  TimePoint next_full_probe{};
 };
 
 // What a pass decided to do once the lock is released, in order.
@@ -228,9 +229,15 @@ Supervisor::~Supervisor() {
 }
 
 void Supervisor::Start() {
+  std::vector<std::pair<std::string, ShimRecord>> watch;
   {
     MutexLock lock(mu_);
-    Adopt();
+    Adopt(watch);
+  }
+  // Outside the lock: a launcher tells at once of an instance that ended meanwhile, and the
+  // listener takes the lock.
+  for (const auto& [dir, shim] : watch) {
+    launcher_.Watch(dir, shim);
   }
   Flush();
   if (options_.threads) {
@@ -254,6 +261,7 @@ void Supervisor::Shutdown() {
   if (health_.joinable()) {
     health_.join();
   }
+  Flush();  // what the last passes (or a cancel) decided is carried out, not dropped
 }
 
 void Supervisor::MarkDirty(Service& svc) {
@@ -276,6 +284,12 @@ void Supervisor::Apply(DesiredService desired) {
     auto& svc = services_[desired.key];
     if (!svc) {
       svc = std::make_unique<Service>();
+    } else if (svc->desired.active_revision != 0) {
+      // The live and failed revisions are this supervisor's decisions; a desired state read
+      // from the store before they were written there must not undo them (roll a failed
+      // revision out again, or relaunch the one just replaced).
+      desired.active_revision = svc->desired.active_revision;
+      desired.failed_revision = std::max(desired.failed_revision, svc->desired.failed_revision);
     }
     svc->desired = std::move(desired);
     MarkDirty(*svc);
@@ -399,9 +413,17 @@ void Supervisor::ObservePass() {
       if (task->launching && exited.count(task->status.dir) > 0) {
         exited_dirs_.insert(task->status.dir);
       }
-      if (task->status.state == TaskState::kRunning && !task->launching &&
-          (exited.count(task->status.dir) > 0 ||
-           (!exits_watched_ && launcher_.ExitRecorded(task->status.dir)))) {
+      if (task->status.state != TaskState::kRunning || task->launching) {
+        continue;
+      }
+      // Besides exit events, a full look now and then: a task whose watch could not be set
+      // up must not stay "running" forever.
+      bool periodic = now >= task->next_full_probe;
+      if (periodic) {
+        task->next_full_probe = now + options_.full_probe_every;
+      }
+      if (periodic || exited.count(task->status.dir) > 0 ||
+          (!exits_watched_ && launcher_.ExitRecorded(task->status.dir))) {
         Look l;
         l.task = task;
         l.dir = task->status.dir;
@@ -510,11 +532,12 @@ void Supervisor::RecordTaskExit(TaskEntry& task, const ExitRecord& exit) {
     st.error = DescribeExit(exit);
   }
   by_dir_.erase(st.dir);
+  // Told first, then marked as told: a crash in between tells it again rather than never.
   effects_->hooks.push_back([status = st](const SupervisorHooks& h) {
-    (void)WriteFileAtomic(status.dir + "/exit.seen", "", 0644, Durability::kProcessCrash);
     if (h.task_ended) {
       h.task_ended(status);
     }
+    (void)WriteFileAtomic(status.dir + "/exit.seen", "", 0644, Durability::kProcessCrash);
   });
 }
 
@@ -738,6 +761,10 @@ void Supervisor::CarryOutStarts(std::vector<StartJob> jobs) {
         e.error = "could not start: " + e.error;
         e.ended_at = NowUnixMillis();
         t.status.state = TaskState::kRunning;  // so that RecordTaskExit ends it
+        effects_->hooks.push_back([dir = t.status.dir, e](const SupervisorHooks&) {
+          (void)WriteFileAtomic(dir + "/exit.json", ExitRecordToJson(e), 0644,
+                                Durability::kProcessCrash);
+        });
         RecordTaskExit(t, e);
         continue;
       }
@@ -763,8 +790,16 @@ void Supervisor::CarryOutStarts(std::vector<StartJob> jobs) {
       ExitRecord e;
       e.exit_code = 127;
       e.error = j.result.status().message();
+      e.ended_at = NowUnixMillis();
       inst.exit = e;
       hosts_in_use_.erase(inst.host);
+      // Recorded as an exit already handled, so that a restarted daemon neither counts it
+      // again nor takes the directory for a live instance.
+      effects_->hooks.push_back([dir = inst.dir, e](const SupervisorHooks&) {
+        (void)WriteFileAtomic(dir + "/exit.json", ExitRecordToJson(e), 0644,
+                              Durability::kProcessCrash);
+        (void)WriteFileAtomic(dir + "/exit.seen", "", 0644, Durability::kProcessCrash);
+      });
       s.restarts++;
       s.quick_crashes++;
       auto backoff = Backoff(options_, s.quick_crashes);
@@ -1193,11 +1228,16 @@ Clock::TimePoint Supervisor::HealthRound() {
   return next;
 }
 
-void Supervisor::Adopt() {
+void Supervisor::Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) {
   std::error_code ec;
   std::vector<std::shared_ptr<TaskEntry>> adopted_tasks;
   for (const auto& entry : fs::directory_iterator(options_.instances_dir, ec)) {
     std::string dir = entry.path().string();
+    if (dir.find(".forgotten-") != std::string::npos) {
+      std::error_code rec;
+      fs::remove_all(dir, rec);  // a ForgetTask a crash interrupted
+      continue;
+    }
     auto text = ReadFile(dir + "/meta.json");
     if (!text.ok()) {
       continue;
@@ -1232,7 +1272,7 @@ void Supervisor::Adopt() {
       task->status.state = TaskState::kRunning;
       if (p.running) {
         by_dir_[dir] = nullptr;
-        launcher_.Watch(dir, *p.shim);
+        watch.emplace_back(dir, *p.shim);
       } else {
         ExitRecord e;
         if (p.exit) {
@@ -1280,7 +1320,7 @@ void Supervisor::Adopt() {
       orphan->desired.running = false;
       inst->live = p.running;
       if (p.running) {
-        launcher_.Watch(dir, *p.shim);
+        watch.emplace_back(dir, *p.shim);
       }
       by_dir_[dir] = orphan.get();
       orphan->instances.push_back(std::move(inst));
@@ -1313,7 +1353,7 @@ void Supervisor::Adopt() {
     svc.slots[{inst->revision, inst->slot}].restarts = inst->restarts;
     if (p.running) {
       hosts_in_use_.insert(inst->host);
-      launcher_.Watch(dir, *p.shim);
+      watch.emplace_back(dir, *p.shim);
       Event(svc, "adopted",
             fmt::format("re-adopted running instance {} of revision {} (pid {})", inst->id,
                         inst->revision, inst->shim.pid));
@@ -1468,6 +1508,7 @@ Status Supervisor::CancelTask(const std::string& id) {
     wakeup_ = true;
   }
   wake_.NotifyAll();
+  Flush();  // a pending task's end is told now, not on the next pass
   return berth::Status::Ok();
 }
 
@@ -1509,12 +1550,22 @@ Status Supervisor::ForgetTask(const std::string& id) {
       return berth::Status::FailedPrecondition(fmt::format(
           "task {} is {}; cancel it first", id, TaskStateName(it->second->status.state)));
     }
-    dir = it->second->status.dir;
-    by_dir_.erase(dir);
+    // Renamed away under the lock (fast), removed after it: a new task of the same id gets a
+    // fresh directory that the removal cannot touch.
+    std::string from = it->second->status.dir;
+    dir = fmt::format("{}.forgotten-{}", from, it->second->seq);
+    std::error_code rec;
+    fs::rename(from, dir, rec);
+    if (rec) {
+      dir.clear();
+    }
+    by_dir_.erase(from);
     tasks_.erase(it);
   }
   std::error_code ec;
-  fs::remove_all(dir, ec);
+  if (!dir.empty()) {
+    fs::remove_all(dir, ec);
+  }
   return berth::Status::Ok();
 }
 

@@ -239,7 +239,7 @@ class Supervisor {
   // Cancels a task: a pending one ends at once, a running one is stopped (its whole tree,
   // SIGKILL after its grace period) and ends cancelled. NotFound for an unknown id; a no-op
   // for an ended task.
-  berth::Status CancelTask(const std::string& id) EXCLUDES(mu_);
+  berth::Status CancelTask(const std::string& id) EXCLUDES(mu_, emit_mu_);
   std::optional<TaskStatus> Task(const std::string& id) const EXCLUDES(mu_);
   // Every known task of `owner` (all tasks when empty), in start order.
   std::vector<TaskStatus> Tasks(const std::string& owner = "") const EXCLUDES(mu_);
@@ -270,7 +270,8 @@ class Supervisor {
   void CarryOutStarts(std::vector<StartJob> jobs) EXCLUDES(mu_);
   // Carries out queued effects in order, without the model's lock.
   void Flush() EXCLUDES(mu_, emit_mu_);
-  void Adopt() REQUIRES(mu_);
+  // Re-adopts what an earlier daemon left; the running ones to Watch go to `watch`.
+  void Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) REQUIRES(mu_);
   std::string AllocateHost(int port) REQUIRES(mu_);
   void Event(const Service& svc, const std::string& kind, const std::string& message) REQUIRES(mu_);
   void PruneDirs(Service& svc) REQUIRES(mu_);

@@ -516,6 +516,40 @@ TEST_F(SupervisorTest, ShadowsRunBesideMainAndSurviveAnAssign) {
   EXPECT_EQ(Starts(), 2u);
 }
 
+TEST_F(SupervisorTest, AFailedStartIsNotCountedAgainByTheNextDaemon) {
+  launcher_.FailStarts(1, "exec: no such file");
+  Boot(Want(Rev(1)));
+  Step();
+  EXPECT_EQ(Count("start-failed"), 1);
+  sup_.reset();
+  events_.clear();
+  Boot(Want(Rev(1)));
+  Step(2);
+  EXPECT_EQ(Count("exited"), 0) << "the failed start came back as a crash";
+  EXPECT_EQ(Count("adopted"), 0);
+  EXPECT_EQ(St().running, 1);
+}
+
+TEST_F(SupervisorTest, AStaleDesiredStateDoesNotUndoARollback) {
+  Live();
+  auto want = Want(Rev(2), 1);
+  want.active = Rev(1);
+  launcher_.SetHealth(Dir(1), true);
+  launcher_.SetDefaultHealth(false);
+  sup_->Apply(want);
+  Step();
+  clock_.Advance(61s);
+  Step();
+  ASSERT_EQ(Count("rolled-back"), 1);
+  // A refresh that read the store before the rollback was recorded there.
+  sup_->Apply(want);
+  size_t before = Starts();
+  Step(3);
+  EXPECT_EQ(Starts(), before) << "the rolled-back revision was started again";
+  EXPECT_EQ(Count("rollout"), 1);
+  EXPECT_EQ(St().active_revision, 1);
+}
+
 // Tasks.
 
 TaskSpec Task(const std::string& id, std::string owner = "run-1") {
@@ -584,6 +618,11 @@ TEST_F(SupervisorTest, CancelStopsARunningTaskAndEndsAPendingOneAtOnce) {
   EXPECT_TRUE(sup_->ForgetTask("t-run").ok());
   EXPECT_FALSE(fs::exists(root_ + "/t-run"));
   EXPECT_FALSE(sup_->Task("t-run").has_value());
+  // The id is free again, with a directory of its own.
+  ASSERT_TRUE(sup_->StartTask(Task("t-run")).ok());
+  Step();
+  EXPECT_EQ(sup_->Task("t-run")->state, TaskState::kRunning);
+  EXPECT_TRUE(fs::exists(root_ + "/t-run/meta.json"));
 }
 
 TEST_F(SupervisorTest, ATaskThatCannotStartFailsWithTheReason) {

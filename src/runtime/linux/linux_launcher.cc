@@ -339,6 +339,14 @@ class LinuxLauncher final : public Launcher {
       return p;
     }
     if (p.shim) {
+      // The shim may have recorded the exit and quit since the first read: a record now is
+      // the real end, not a loss.
+      if (auto text = ReadFile(instance_dir + "/exit.json"); text.ok()) {
+        if (auto rec = ExitRecordFromJson(*text); rec.ok()) {
+          p.exit = *rec;
+          return p;
+        }
+      }
       // The shim died without recording an exit (killed -9): the tree must not outlive it.
       auto spec_text = ReadFile(instance_dir + "/spec.json");
       if (spec_text.ok()) {
