@@ -147,6 +147,7 @@ struct Supervisor::Instance {
   bool ready = false;
   bool probing = false;
   int probe_failures = 0;
+  int probes = 0;  // health checks answered so far
   int restarts = 0;
   TimePoint launched;
   TimePoint next_probe;
@@ -869,7 +870,10 @@ void Supervisor::RunRevision(Service& svc, const RevisionSpec& spec) {
         Slot& s = svc.slots[{spec.revision, inst->slot}];
         s.restarts++;
         StopInstance(svc, *inst, "unhealthy: " + inst->health);
-      } else if (!inst->ready && now - inst->launched > options_.rollout_deadline) {
+      } else if (!inst->ready && inst->probes > 0 &&
+                 now - inst->launched > options_.rollout_deadline) {
+        // Only once it was checked: an instance still waiting for its first probe (a health
+        // round over thousands of re-adopted ones) has not failed anything.
         Slot& s = svc.slots[{spec.revision, inst->slot}];
         s.restarts++;
         s.quick_crashes++;
@@ -1198,6 +1202,7 @@ Clock::TimePoint Supervisor::HealthRound() {
       }
       Service& svc = *owner->second;
       bool was_ready = inst.ready;
+      inst.probes++;
       inst.health = job.result.detail;
       if (job.result.healthy) {
         inst.probe_failures = 0;

@@ -550,6 +550,32 @@ TEST_F(SupervisorTest, AStaleDesiredStateDoesNotUndoARollback) {
   EXPECT_EQ(St().active_revision, 1);
 }
 
+TEST_F(SupervisorTest, AfterARestartTheFailedRevisionIsNotRetriedAndAStoppedServiceStaysDown) {
+  Live();
+  std::string good = Dir(1);
+  // The next daemon reads revision 2 as failed and revision 1 as live from the store.
+  auto want = Want(Rev(2), 1);
+  want.active = Rev(1);
+  want.failed_revision = 2;
+  Boot(want);
+  clock_.Advance(120s);
+  Step(3);
+  EXPECT_EQ(Starts(), 1u) << "revision 2 was tried again after the restart";
+  EXPECT_EQ(Dir(1), good);
+  EXPECT_EQ(St().running, 1);
+  // Stopped, then a restart: nothing comes back.
+  auto stopped = Want(Rev(1), 1);
+  stopped.running = false;
+  sup_->Apply(stopped);
+  Step(2);
+  EXPECT_TRUE(launcher_.running().empty());
+  Boot(stopped);
+  clock_.Advance(120s);
+  Step(3);
+  EXPECT_TRUE(launcher_.running().empty());
+  EXPECT_EQ(Starts(), 1u);
+}
+
 // Tasks.
 
 TaskSpec Task(const std::string& id, std::string owner = "run-1") {
