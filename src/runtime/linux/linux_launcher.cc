@@ -45,6 +45,26 @@ bool IsShimOf(int pid, const std::string& instance_dir) {
   return cmdline->find(std::string("shim") + '\0' + instance_dir + '\0') != std::string::npos;
 }
 
+// True if `pid` runs in the cgroup named `id` (as instances do) or was started with
+// BERTH_INSTANCE=`id` in its environment.
+bool IsProgramOf(int pid, const std::string& id) {
+  if (pid <= 0) {
+    return false;
+  }
+  if (auto cg = ReadFile(fmt::format("/proc/{}/cgroup", pid)); cg.ok()) {
+    if (cg->find("/" + id + "\n") != std::string::npos ||
+        cg->find("/" + id + "/") != std::string::npos) {
+      return true;
+    }
+  }
+  auto env = ReadFile(fmt::format("/proc/{}/environ", pid));
+  if (!env.ok()) {
+    return false;
+  }
+  std::string vars = std::string(1, '\0') + *env;
+  return vars.find(std::string("\0BERTH_INSTANCE=", 16) + id + '\0') != std::string::npos;
+}
+
 std::optional<uint64_t> RssOf(int pid) {
   auto status = ReadFile(fmt::format("/proc/{}/status", pid));
   if (!status.ok()) {
@@ -353,7 +373,11 @@ class LinuxLauncher final : public Launcher {
         if (auto spec = InstanceSpecFromJson(*spec_text); spec.ok()) {
           InstanceCgroup cg = InstanceCgroup::Attach(DetectCgroupLayout(), spec->id);
           cg.Signal(SIGKILL);
-          ::kill(-p.shim->pid, SIGKILL);
+          // The program's process group too, but only while that pid is still this
+          // instance's program: after a reboot or a long absence the number may be another's.
+          if (IsProgramOf(p.shim->pid, spec->id)) {
+            ::kill(-p.shim->pid, SIGKILL);
+          }
           (void)cg.Remove();
         }
       }
