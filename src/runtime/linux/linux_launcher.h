@@ -1,5 +1,6 @@
-// LinuxLauncher starts each instance's shim as `<berth binary> shim DIR`, detached (double
-// fork, own session) so that it survives the daemon.
+// LinuxLauncher starts each instance's shim as `berth-shim shim DIR` (the small program
+// built beside the berth binary), detached (double fork, own session) so that it survives the
+// daemon, and hears of each shim's end through a pidfd.
 #pragma once
 
 #include <memory>
@@ -9,7 +10,7 @@
 
 namespace berth {
 
-// `berth_binary`: path of the berth executable (for `berth shim`).
+// `berth_binary`: path of the berth executable; berth-shim is looked for beside it.
 std::unique_ptr<Launcher> MakeLinuxLauncher(std::string berth_binary);
 
 // The running berth executable (/proc/self/exe resolved).
