@@ -13,7 +13,6 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "berth 0.1.0");
   berth::AddServeCommand(app);
-  berth::AddShimCommand(app);
   berth::AddClientCommands(app);
   try {
     app.parse(argc, argv);

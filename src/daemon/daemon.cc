@@ -23,7 +23,6 @@
 #include "control/controller.h"
 #include "notify/dispatcher.h"
 #include "runtime/linux/linux_launcher.h"
-#include "runtime/linux/shim.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "model/names.h"
@@ -370,18 +369,6 @@ int RunDaemon(const DaemonConfig& config) {
   return 0;
 }
 
-void AddShimCommand(CLI::App& app) {
-  auto dir = std::make_shared<std::string>();
-  CLI::App* shim = app.add_subcommand("shim", "");  // internal: no description, hidden
-  shim->group("");
-  shim->add_option("dir", *dir, "Instance directory")->required();
-  shim->callback([dir] {
-    int rc = RunShim(*dir, 3);
-    if (rc != 0) {
-      throw CLI::RuntimeError(rc);
-    }
-  });
-}
 
 void AddServeCommand(CLI::App& app) {
   auto flags = std::make_shared<DaemonFlags>();

@@ -52,7 +52,5 @@ int RunDaemon(const DaemonConfig& config);
 
 // Adds the `serve` subcommand to `app`.
 void AddServeCommand(CLI::App& app);
-// Adds the internal `shim DIR` subcommand the launcher starts per instance.
-void AddShimCommand(CLI::App& app);
 
 }  // namespace berth
