@@ -11,9 +11,8 @@ berth=build/src/berth/berth
 [[ -x $berth ]] || { echo "build first: scripts/build" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing: scripts/setup installs it" >&2; exit 1; }
 
-dir=$(mktemp -d)
 source bench/lib.sh
-trap 'bench_stop "$dir"; rm -rf "$dir"' EXIT
+bench_scratch
 bench_start_daemon "$dir" --threads 2
 url=$BENCH_URL
 export BERTH_TOKEN=$BENCH_TOKEN

@@ -1,8 +1,16 @@
 # Shared by the benchmarks (source it): start a daemon in a scratch directory, and stop
 # everything it started through berth's own API and by pid, never by matching process names,
 # since other daemons (and their instances) may run on the same machine.
+#   bench_scratch                            sets $dir to a new directory that is cleaned up
+#                                            (bench_stop, then removed) when the script exits
 #   bench_start_daemon DIR [serve args...]   sets BENCH_URL and BENCH_TOKEN
 #   bench_stop DIR                           deletes every service, stops the daemon
+# The Python parts import bench/tools/bench_proc.py (CPU, RSS, percentiles of a process).
+
+bench_scratch() {
+  dir=$(mktemp -d)
+  trap 'bench_stop "$dir"; rm -rf "$dir"' EXIT
+}
 
 bench_start_daemon() {
   local dir=$1

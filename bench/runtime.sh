@@ -10,13 +10,8 @@ cd "$(dirname "$0")/.."
 instances=${1:-200}
 berth=$PWD/build/src/berth/berth
 [[ -x $berth ]] || { echo "build first: scripts/build" >&2; exit 1; }
-dir=$(mktemp -d)
 source bench/lib.sh
-cleanup() {
-  bench_stop "$dir"
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+bench_scratch
 cc -O2 -o "$dir/tiny_http" bench/tools/tiny_http.c
 cc -O2 -o "$dir/chatty" bench/tools/chatty.c
 
@@ -24,6 +19,8 @@ bench_start_daemon "$dir" --threads 2
 
 /usr/bin/python3 - "$dir" "$instances" <<'PY'
 import json, os, statistics, sys, time, urllib.request
+sys.path.insert(0, "bench/tools")
+from bench_proc import cpu_seconds, rss_mb
 d, n = sys.argv[1], int(sys.argv[2])
 info = json.load(open(f"{d}/data/daemon.json"))
 url, pid = info["url"], info["pid"]
@@ -35,15 +32,6 @@ def call(method, path, body=None):
                                  headers={"Authorization": "Bearer " + token})
     with urllib.request.urlopen(req) as r:
         return json.loads(r.read() or b"null")
-
-def cpu_seconds(p):
-    fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-def rss_mb(p):
-    for line in open(f"/proc/{p}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
 
 tiny = {"command": [f"{d}/tiny_http"], "container-port": 8080,
         "base-path": "strip", "health-check": {"rel_path": "/", "interval": 30}}

@@ -18,13 +18,8 @@ cd "$(dirname "$0")/.."
 want=${1:-1000}
 berth=$PWD/build/src/berth/berth
 [[ -x $berth ]] || { echo "build first: scripts/build" >&2; exit 1; }
-dir=$(mktemp -d)
 source bench/lib.sh
-cleanup() {
-  bench_stop "$dir"
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+bench_scratch
 cc -O2 -o "$dir/tiny_http" bench/tools/tiny_http.c
 
 # Processes the machine allows: keep a quarter of the headroom for everything else.
@@ -46,6 +41,8 @@ ulimit -n "$(ulimit -Hn)"
 bench_start_daemon "$dir" --threads 2
 /usr/bin/python3 - "$dir" "$n" "$berth" <<'PY'
 import json, os, signal, statistics, subprocess, sys, threading, time, urllib.request
+sys.path.insert(0, "bench/tools")
+from bench_proc import cpu_seconds, rss_mb
 from concurrent.futures import ThreadPoolExecutor
 d, n, berth = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 url, token = os.environ["BENCH_URL"], os.environ["BENCH_TOKEN"]
@@ -59,15 +56,6 @@ def call(method, path, body=None, base=None):
 
 def daemon_pid():
     return json.load(open(f"{d}/data/daemon.json"))["pid"]
-
-def cpu_seconds(p):
-    fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-def rss_mb(p):
-    for line in open(f"/proc/{p}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
 
 def p99(samples):
     s = sorted(samples)

@@ -14,13 +14,8 @@ conns=${2:-16}
 berth=$repo/build/src/berth/berth
 [[ -x $berth ]] || { echo "build first: scripts/build" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is needed: scripts/setup installs it" >&2; exit 1; }
-dir=$(mktemp -d)
 source bench/lib.sh
-cleanup() {
-  bench_stop "$dir"
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+bench_scratch
 
 bench_start_daemon "$dir"
 url=$BENCH_URL
