@@ -98,12 +98,17 @@ ProbeResult FakeLauncher::CheckHealth(const std::string& instance_dir, const Hea
 bool FakeLauncher::WatchExits(ExitListener listener) {
   MutexLock lock(call_mu_);  // once this returns, no call to the old listener is under way
   listener_ = std::move(listener);
-  return true;
+  return tells_exits_;
+}
+
+void FakeLauncher::set_tells_exits(bool v) {
+  MutexLock lock(call_mu_);
+  tells_exits_ = v;
 }
 
 void FakeLauncher::Tell(const std::string& instance_dir) {
   MutexLock lock(call_mu_);
-  if (listener_) {
+  if (listener_ && tells_exits_) {
     listener_(instance_dir);
   }
 }

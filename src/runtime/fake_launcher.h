@@ -37,6 +37,9 @@ class FakeLauncher final : public Launcher {
   void SetDefaultHealth(bool healthy, std::string detail = "");
   // The next `n` starts fail with `why`.
   void FailStarts(int n, std::string why);
+  // False: like a kernel without pidfds, exits are not told; the supervisor must poll
+  // ExitRecorded. Set before the supervisor is made.
+  void set_tells_exits(bool v);
   // While held, Start blocks (as a slow fork or shim handshake would) until released.
   void HoldStarts(bool hold);
   // Starts blocked by HoldStarts now.
@@ -75,6 +78,7 @@ class FakeLauncher final : public Launcher {
   int health_checks_ GUARDED_BY(mu_) = 0;
   Mutex call_mu_;
   ExitListener listener_ GUARDED_BY(call_mu_);
+  bool tells_exits_ GUARDED_BY(call_mu_) = true;
   bool hold_starts_ GUARDED_BY(mu_) = false;
   int starts_held_ GUARDED_BY(mu_) = 0;
   CondVar released_;

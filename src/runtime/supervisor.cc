@@ -188,16 +188,6 @@ struct Supervisor::TaskEntry {
 
 // What a pass decided to do once the lock is released, in order.
 struct Supervisor::Effects {
-  struct Note {
-    ServiceKey key;
-    std::string kind;
-    std::string message;
-  };
-  struct Rollout {
-    ServiceKey key;
-    int active = 0;
-    int failed = 0;
-  };
   // One list keeps the hooks in the order they were decided.
   std::vector<std::function<void(const SupervisorHooks&)>> hooks;
   std::vector<std::string> stops;     // instance directories to signal
@@ -365,6 +355,7 @@ void Supervisor::ObservePass() {
     std::shared_ptr<TaskEntry> task;
     std::string dir;
     bool probe_due = false;    // ask the launcher what became of it
+    bool poll_exit = false;    // exits are not watched: ask whether it ended, probe if so
     bool drain_check = false;  // ask the gateway how many requests are still on it
     std::string host;
     int port = 0;
@@ -385,14 +376,15 @@ void Supervisor::ObservePass() {
         if (!inst->live || inst->launching) {
           continue;
         }
-        bool due = now >= inst->next_full_probe || exited.count(inst->dir) > 0 ||
-                   (!exits_watched_ && launcher_.ExitRecorded(inst->dir));
+        bool due = now >= inst->next_full_probe || exited.count(inst->dir) > 0;
+        bool poll = !due && !exits_watched_;
         bool drain = inst->stopping && !inst->stop_sent;
-        if (due || drain) {
+        if (due || poll || drain) {
           Look l;
           l.inst = inst;
           l.dir = inst->dir;
           l.probe_due = due;
+          l.poll_exit = poll;
           l.drain_check = drain;
           l.host = inst->host;
           l.port = inst->port;
@@ -423,12 +415,13 @@ void Supervisor::ObservePass() {
       if (periodic) {
         task->next_full_probe = now + options_.full_probe_every;
       }
-      if (periodic || exited.count(task->status.dir) > 0 ||
-          (!exits_watched_ && launcher_.ExitRecorded(task->status.dir))) {
+      bool due = periodic || exited.count(task->status.dir) > 0;
+      if (due || !exits_watched_) {
         Look l;
         l.task = task;
         l.dir = task->status.dir;
-        l.probe_due = true;
+        l.probe_due = due;
+        l.poll_exit = !due;
         looks.push_back(std::move(l));
       }
     }
@@ -436,9 +429,13 @@ void Supervisor::ObservePass() {
   if (looks.empty()) {
     return;
   }
+  // The launcher and the gateway are asked without the lock.
   for (auto& l : looks) {
     if (l.drain_check) {
       l.in_flight = hooks_.in_flight ? hooks_.in_flight(l.host, l.port) : 0;
+    }
+    if (l.poll_exit && launcher_.ExitRecorded(l.dir)) {
+      l.probe_due = true;
     }
     if (l.probe_due) {
       l.probe = launcher_.Probe(l.dir);

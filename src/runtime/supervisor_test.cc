@@ -586,6 +586,19 @@ TaskSpec Task(const std::string& id, std::string owner = "run-1") {
   return t;
 }
 
+TEST_F(SupervisorTest, WithoutExitEventsExitsAreFoundByPolling) {
+  launcher_.set_tells_exits(false);
+  Live();
+  launcher_.Exit(Dir(1), 3);
+  Step();
+  EXPECT_EQ(Count("exited"), 1);
+  ASSERT_TRUE(sup_->StartTask(Task("t-1")).ok());
+  Step();
+  launcher_.Exit(root_ + "/t-1", 0);
+  Step();
+  EXPECT_EQ(sup_->Task("t-1")->state, TaskState::kSucceeded);
+}
+
 TEST_F(SupervisorTest, ATaskRunsOnceAndItsExitCodeIsItsResult) {
   Boot();
   ASSERT_TRUE(sup_->StartTask(Task("t-ok")).ok());
