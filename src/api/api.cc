@@ -81,16 +81,28 @@ bool IsServicectlPath(std::string_view path) {
          (path.size() == kServicectlPrefix.size() || path[kServicectlPrefix.size()] == '/');
 }
 
+constexpr std::string_view kOrchestPrefix = "/orchest/api";
+
+bool IsOrchestPath(std::string_view path) {
+  return path.starts_with(kOrchestPrefix) &&
+         (path.size() == kOrchestPrefix.size() || path[kOrchestPrefix.size()] == '/');
+}
+
+// The orchest-api dialect's error shape.
+HttpResponse OrchestError(int status, std::string_view message) {
+  return JsonResponse(status, boost::json::object{{"message", message}});
+}
+
 HttpResponse ServicectlError(int status, std::string_view message) {
   return JsonResponse(status, boost::json::object{{"Error", message}});
 }
 
 class ApiHandler final : public HttpHandler {
  public:
-  ApiHandler(Store& store, ApiOptions options, Controller& controller, Gateway* gateway,
-             Authenticator* auth)
+  ApiHandler(Store& store, ApiOptions options, Controller& controller, RunEngine& runs,
+             Gateway* gateway, Authenticator* auth)
       : own_auth_(auth ? nullptr : std::make_unique<Authenticator>(store)),
-        ctx_(store, std::move(options), controller, gateway, auth ? *auth : *own_auth_) {
+        ctx_(store, std::move(options), controller, runs, gateway, auth ? *auth : *own_auth_) {
     AddNativeRoutes(ctx_, native_);
     AddRuntimeRoutes(ctx_, native_);
     AddVersionRoutes(ctx_, native_);
@@ -98,9 +110,13 @@ class ApiHandler final : public HttpHandler {
     AddOrchestRoutes(ctx_, native_);
     AddGatewayRoutes(ctx_, native_);
     AddServicectlRoutes(ctx_, servicectl_);
+    AddRunRoutes(ctx_, native_, orchest_);
   }
 
   HttpResponse Handle(const HttpRequest& req) override {
+    if (IsOrchestPath(req.path)) {
+      return HandleOrchest(req);
+    }
     bool dialect = IsServicectlPath(req.path);
     const Router& router = dialect ? servicectl_ : native_;
     Router::Match m = router.Find(req.method, req.path);
@@ -137,6 +153,44 @@ class ApiHandler final : public HttpHandler {
     }
   }
 
+  HttpResponse HandleOrchest(const HttpRequest& req) {
+    Router::Match m = orchest_.Find(req.method, req.path);
+    if (m.handler == nullptr) {
+      if (m.allowed.empty()) {
+        return OrchestError(404, fmt::format("no such endpoint: {} {}; the orchest-api dialect "
+                                             "serves /orchest/api/runs/",
+                                             req.method, req.path.substr(0, 200)));
+      }
+      std::string allowed = fmt::format("{}", fmt::join(m.allowed, ", "));
+      HttpResponse r = OrchestError(405, fmt::format("method {} is not allowed on {}; allowed: {}",
+                                                     req.method, req.path.substr(0, 200),
+                                                     allowed));
+      r.headers.emplace_back("Allow", allowed);
+      return r;
+    }
+    try {
+      HttpResponse r = (*m.handler)(req, m.params);
+      // Authentication answers in the native shape; the dialect's clients read "message".
+      if (r.status == 401 || r.status == 403) {
+        boost::system::error_code ec;
+        auto v = boost::json::parse(r.body, ec);
+        if (!ec && v.is_object() && v.as_object().contains("error")) {
+          const auto& e = v.as_object().at("error");
+          if (e.is_object() && e.as_object().contains("message")) {
+            r.body = boost::json::serialize(
+                boost::json::object{{"message", e.as_object().at("message")}});
+          }
+        }
+      }
+      return r;
+    } catch (const std::exception& e) {
+      LogError("request handler threw", {{"method", req.method}, {"path", req.path},
+                                         {"error", e.what()}});
+      return OrchestError(500, fmt::format("internal error while handling {} {}", req.method,
+                                           req.path));
+    }
+  }
+
   std::optional<UploadPolicy> Upload(std::string_view method, std::string_view target) override {
     // PUT /api/v1/services/{name}/artifacts/{tag}
     if (method != "PUT") {
@@ -156,6 +210,9 @@ class ApiHandler final : public HttpHandler {
     if (IsServicectlPath(target)) {
       return ServicectlError(status, message);
     }
+    if (IsOrchestPath(target)) {
+      return OrchestError(status, message);
+    }
     return ErrorResponse(status, CodeForHttpStatus(status), message);
   }
 
@@ -164,14 +221,16 @@ class ApiHandler final : public HttpHandler {
   ApiContext ctx_;
   Router native_;
   Router servicectl_;
+  Router orchest_;
 };
 
 }  // namespace
 
 std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
-                                            Controller& controller, Gateway* gateway,
-                                            Authenticator* auth) {
-  return std::make_unique<ApiHandler>(store, std::move(options), controller, gateway, auth);
+                                            Controller& controller, RunEngine& runs,
+                                            Gateway* gateway, Authenticator* auth) {
+  return std::make_unique<ApiHandler>(store, std::move(options), controller, runs, gateway,
+                                      auth);
 }
 
 }  // namespace berth

@@ -1,5 +1,6 @@
-// The daemon's HTTP API: the native API under /api/v1 and the servicectl dialect under
-// /servicectl-1 (seed 002), both over the same store.
+// The daemon's HTTP API: the native API under /api/v1, the servicectl dialect under
+// /servicectl-1 (seed 002) and the orchest-api dialect under /orchest/api (seed 004), all over
+// the same store.
 #pragma once
 
 #include <memory>
@@ -9,6 +10,7 @@
 #include "api/auth.h"
 #include "control/controller.h"
 #include "gateway/gateway.h"
+#include "pipeline/run_engine.h"
 #include "store/store.h"
 
 namespace berth {
@@ -23,7 +25,7 @@ struct ApiOptions {
 // no routes. `auth` is shared with the gateway so that a revocation reaches both; null makes
 // one of its own. Thread-safe.
 std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
-                                            Controller& controller,
+                                            Controller& controller, RunEngine& runs,
                                             Gateway* gateway = nullptr,
                                             Authenticator* auth = nullptr);
 

@@ -12,18 +12,22 @@
 #include "api/router.h"
 #include "control/project_ops.h"
 #include "control/service_ops.h"
+#include "pipeline/pipeline_ops.h"
+#include "pipeline/run_engine.h"
 #include "store/store.h"
 
 namespace berth {
 
 struct ApiContext {
-  ApiContext(Store& s, ApiOptions o, Controller& c, Gateway* g, Authenticator& a)
+  ApiContext(Store& s, ApiOptions o, Controller& c, RunEngine& r, Gateway* g, Authenticator& a)
       : store(s),
         auth(a),
         options(std::move(o)),
         controller(c),
         ops(s, c),
         projects(s, c, ops),
+        runs(r),
+        pipelines(s, r),
         gateway(g) {}
   // Reads go to the store and the controller; every change goes through `ops` (or the
   // controller's own use cases: artifacts, versions, parameters, notifications).
@@ -33,6 +37,8 @@ struct ApiContext {
   Controller& controller;
   ServiceOps ops;
   ProjectOps projects;
+  RunEngine& runs;
+  PipelineOps pipelines;
   Gateway* gateway;  // null in unit tests
 
   // "https://host" without a trailing slash: options.public_url or http://<Host header>.
@@ -42,6 +48,9 @@ struct ApiContext {
 // Parses the request body as JSON. InvalidArgument for an empty or malformed body, naming
 // where parsing failed.
 Result<boost::json::value> ParseJsonBody(const HttpRequest& req);
+
+// A query parameter that must be a non-negative integer; `fallback` when absent.
+Result<size_t> QueryCount(const HttpRequest& req, std::string_view key, size_t fallback);
 
 // A native route handler that runs only for an authenticated caller.
 using AuthedHandler =
@@ -72,6 +81,9 @@ void AddNotificationRoutes(ApiContext& ctx, Router& router);
 void AddOrchestRoutes(ApiContext& ctx, Router& router);
 // /metrics and the browser login page (/_berth/login).
 void AddGatewayRoutes(ApiContext& ctx, Router& router);
+// Pipelines and runs: native (/api/v1/pipelines, /api/v1/runs) and the orchest-api dialect
+// (/orchest/api/runs/...).
+void AddRunRoutes(ApiContext& ctx, Router& native, Router& orchest);
 // servicectl dialect routes (/servicectl-1/...).
 void AddServicectlRoutes(ApiContext& ctx, Router& router);
 

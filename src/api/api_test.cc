@@ -35,11 +35,21 @@ class ApiTest : public ::testing::Test {
     copts.data_dir = data_dir_;
     copts.memory_capacity_mb = 1000;
     controller_ = std::make_unique<Controller>(*store_, launcher_, clock_, copts);
+    RunEngineOptions ropts;
+    ropts.runs_dir = data_dir_ + "/runs";
+    ropts.threads = false;
+    runs_ = std::make_unique<RunEngine>(
+        *store_, controller_->runtime(), clock_,
+        [this](const std::string& project) { return controller_->TaskContextOf(project); },
+        ropts);
+    controller_->SetTaskListener([this](const TaskStatus& t) { runs_->OnTaskEnded(t); });
     ASSERT_TRUE(controller_->Start().ok());
-    api_ = MakeApiHandler(*store_, ApiOptions{"https://berth.example"}, *controller_);
+    ASSERT_TRUE(runs_->Start().ok());
+    api_ = MakeApiHandler(*store_, ApiOptions{"https://berth.example"}, *controller_, *runs_);
   }
   void TearDown() override {
     api_.reset();
+    runs_.reset();
     controller_.reset();
     std::filesystem::remove_all(data_dir_);
   }
@@ -76,6 +86,7 @@ class ApiTest : public ::testing::Test {
   FakeLauncher launcher_;
   FakeClock clock_;
   std::unique_ptr<Controller> controller_;
+  std::unique_ptr<RunEngine> runs_;
   std::unique_ptr<HttpHandler> api_;
   std::string admin_;
   std::string other_;

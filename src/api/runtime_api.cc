@@ -12,7 +12,6 @@
 
 namespace berth {
 namespace json = boost::json;
-namespace {
 
 Result<size_t> QueryCount(const HttpRequest& req, std::string_view key, size_t fallback) {
   std::string_view v = req.Query(key);
@@ -27,6 +26,8 @@ Result<size_t> QueryCount(const HttpRequest& req, std::string_view key, size_t f
   }
   return n;
 }
+
+namespace {
 
 // Version labels by revision, for services deployed as versions (empty for the others).
 std::map<int, std::string> VersionLabels(Store& store, const std::string& project,

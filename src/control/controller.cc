@@ -174,6 +174,11 @@ Controller::Controller(Store& store, Launcher& launcher, Clock& clock, Controlle
       return routes->InFlight(host, port);
     };
   }
+  hooks.task_ended = [this](const TaskStatus& t) {
+    if (task_listener_) {
+      task_listener_(t);
+    }
+  };
   supervisor_ = std::make_unique<Supervisor>(launcher, clock, so, std::move(hooks));
   std::error_code ec;
   fs::create_directories(UploadDir(), ec);
@@ -239,6 +244,48 @@ Result<std::string> Controller::ServiceToken(const std::string& project,
     return info.status();
   }
   return t->secret;
+}
+
+Result<TaskContext> Controller::TaskContextOf(const std::string& project) {
+  TaskContext c;
+  // The project's tasks share one token, kept beside its directories (service names cannot
+  // start with a dot, so ".tasks" is never a service's).
+  auto token = ServiceToken(project, ".tasks");
+  if (!token.ok()) {
+    return token.status();
+  }
+  c.token = *token;
+  c.berth_url = options_.berth_url;
+  if (auto pe = store_.GetProjectEnv(project); pe.ok()) {
+    c.project_env.insert(pe->begin(), pe->end());
+  } else {
+    return pe.status();
+  }
+  std::string project_root = fmt::format("{}/projects/{}", options_.data_dir, project);
+  c.data_dir = project_root + "/data";
+  c.project_dir = project_root + "/project";
+  for (const auto& dir : {c.data_dir, c.project_dir}) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+  }
+  c.sdk_python_dir = options_.sdk_python_dir;
+  for (const char* name : {"PATH", "HOME", "LANG"}) {
+    if (const char* v = std::getenv(name)) {
+      c.base_env[name] = v;
+    }
+  }
+  if (c.base_env.count("PATH") == 0) {
+    c.base_env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  }
+  const char* pp = std::getenv("PYTHONPATH");
+  std::string python_path = c.sdk_python_dir;
+  if (pp && *pp) {
+    python_path = python_path.empty() ? std::string(pp) : python_path + ":" + pp;
+  }
+  if (!python_path.empty()) {
+    c.base_env["PYTHONPATH"] = python_path;
+  }
+  return c;
 }
 
 Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
@@ -808,6 +855,26 @@ std::vector<Endpoint> Controller::Ready(const std::string& project, const std::s
   return supervisor_->Ready({project, name}, revision);
 }
 
+std::vector<LogLine> ReadLogLines(const std::string& dir, const std::string& instance,
+                                  int revision, const LogQuery& query) {
+  std::vector<LogLine> lines;
+  for (auto& raw : ReadLogTail(dir + "/logs", query.tail)) {
+    // "<time> <stream> <message>"
+    size_t a = raw.find(' ');
+    size_t b = a == std::string::npos ? a : raw.find(' ', a + 1);
+    if (b == std::string::npos) {
+      continue;
+    }
+    LogLine l{raw.substr(0, a), raw.substr(a + 1, b - a - 1), raw.substr(b + 1), instance,
+              revision};
+    if (!query.since.empty() && l.time <= query.since) {
+      continue;
+    }
+    lines.push_back(std::move(l));
+  }
+  return lines;
+}
+
 std::vector<LogLine> Controller::Logs(const std::string& project, const std::string& name,
                                       const LogQuery& query) const {
   std::vector<LogLine> lines;
@@ -819,19 +886,9 @@ std::vector<LogLine> Controller::Logs(const std::string& project, const std::str
     if (query.revision && *query.revision != revision) {
       continue;
     }
-    for (auto& raw : ReadLogTail(dir + "/logs", query.tail)) {
-      // "<time> <stream> <message>"
-      size_t a = raw.find(' ');
-      size_t b = a == std::string::npos ? a : raw.find(' ', a + 1);
-      if (b == std::string::npos) {
-        continue;
-      }
-      LogLine l{raw.substr(0, a), raw.substr(a + 1, b - a - 1), raw.substr(b + 1), id, revision};
-      if (!query.since.empty() && l.time <= query.since) {
-        continue;
-      }
-      lines.push_back(std::move(l));
-    }
+    auto some = ReadLogLines(dir, id, revision, query);
+    lines.insert(lines.end(), std::make_move_iterator(some.begin()),
+                 std::make_move_iterator(some.end()));
   }
   std::stable_sort(lines.begin(), lines.end(),
                    [](const LogLine& x, const LogLine& y) { return x.time < y.time; });

@@ -52,6 +52,19 @@ Status CheckReservations(uint64_t capacity_mb, const std::vector<ServiceRecord>&
 // The JSON form of a notification, shared by the API and the event stream.
 boost::json::object NotificationJson(const NotificationRecord& n);
 
+// What a task of a project (a pipeline step) is given besides its own command: where berth is,
+// a token of the project, the project's environment and directories.
+struct TaskContext {
+  std::string berth_url;
+  std::string token;  // a token of the project, for the SDK (get_service)
+  std::map<std::string, std::string> project_env;
+  std::string data_dir;     // the project's /data
+  std::string project_dir;  // the project's own directory
+  std::string sdk_python_dir;
+  // PATH, PYTHONPATH (the SDK first), HOME and LANG, as services get them.
+  std::map<std::string, std::string> base_env;
+};
+
 struct LogLine {
   std::string time;  // RFC 3339 with microseconds
   std::string stream;  // stdout, stderr, berth
@@ -66,6 +79,11 @@ struct LogQuery {
   std::string instance;  // empty: every instance
   std::optional<int> revision;
 };
+
+// The log lines of one instance or task directory (its logs/ inside), oldest first, as
+// `query` asks (tail, since); `instance` and `revision` label them.
+std::vector<LogLine> ReadLogLines(const std::string& dir, const std::string& instance,
+                                  int revision, const LogQuery& query);
 
 class Controller {
  public:
@@ -122,9 +140,21 @@ class Controller {
   Result<ParameterReply> GetParameters(const std::string& project, const std::string& name,
                                        const std::string& parameter);
 
+  // Tasks (pipeline steps) run on the same supervisor as services. The listener hears of every
+  // task's end, including those that ended while the daemon was down; set it before Start.
+  Supervisor& runtime() { return *supervisor_; }
+  void SetTaskListener(std::function<void(const TaskStatus&)> listener) {
+    task_listener_ = std::move(listener);
+  }
+  Result<TaskContext> TaskContextOf(const std::string& project);
+
   // Stores a notification (deduplicated), streams it and hands it to delivery.
   Result<NotificationRecord> Notify(const NotificationRecord& n);
   const EventHub& events() const { return hub_; }
+  // Publishes an event of another part (pipeline runs) on the same stream.
+  void Publish(std::string project, std::string kind, std::string data) {
+    hub_.Publish(std::move(project), std::move(kind), std::move(data));
+  }
 
   ServiceStatus StatusOf(const std::string& project, const std::string& name) const;
   std::vector<Endpoint> Ready(const std::string& project, const std::string& name,
@@ -148,6 +178,7 @@ class Controller {
 
   Store& store_;
   ControllerOptions options_;
+  std::function<void(const TaskStatus&)> task_listener_;
   ArtifactStore artifacts_;
   std::unique_ptr<Supervisor> supervisor_;
   Mutex token_mu_;

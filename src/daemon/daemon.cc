@@ -21,6 +21,7 @@
 #include "api/server.h"
 #include "common/time.h"
 #include "control/controller.h"
+#include "pipeline/run_engine.h"
 #include "notify/dispatcher.h"
 #include "runtime/linux/linux_launcher.h"
 #include "common/file_util.h"
@@ -328,7 +329,19 @@ int RunDaemon(const DaemonConfig& config) {
   // The URL instances use to reach the API; fixed up below once the port is known.
   RealClock clock;
   Controller controller(**store, *launcher, clock, copts);
-  auto api = MakeApiHandler(**store, ApiOptions{config.public_url}, controller, &gateway,
+  // Pipeline runs: their steps are tasks of the controller's runtime.
+  RunEngineOptions ropts;
+  ropts.runs_dir = dir + "/runs";
+  ropts.publish = [&controller](const std::string& project, const std::string& kind,
+                                const std::string& data) {
+    controller.Publish(project, kind, data);
+  };
+  RunEngine runs(
+      **store, controller.runtime(), clock,
+      [&controller](const std::string& project) { return controller.TaskContextOf(project); },
+      ropts);
+  controller.SetTaskListener([&runs](const TaskStatus& t) { runs.OnTaskEnded(t); });
+  auto api = MakeApiHandler(**store, ApiOptions{config.public_url}, controller, runs, &gateway,
                             &gateway_auth);
   ServerOptions sopts;
   sopts.listen = config.listen;
@@ -347,6 +360,13 @@ int RunDaemon(const DaemonConfig& config) {
     (*server)->Stop();
     return 1;
   }
+  // After the runtime re-adopted the steps still running, so that their results are known.
+  if (auto s = runs.Start(); !s.ok()) {
+    LogError("cannot resume pipeline runs", {{"error", s.message()}});
+    (*server)->Stop();
+    controller.Shutdown();
+    return 1;
+  }
   // Tools and tests find a daemon started on port 0 through this file.
   std::string info = fmt::format("{{\"pid\": {}, \"address\": \"{}\", \"url\": \"{}\"}}\n",
                                  ::getpid(), addr, url);
@@ -361,7 +381,8 @@ int RunDaemon(const DaemonConfig& config) {
   (*server)->Stop();
   gateway.Shutdown();
   server->reset();  // its io_context owns what the gateway and sessions still reference
-  // Instances keep running under their shims; the next daemon re-adopts them.
+  // Instances and steps keep running under their shims; the next daemon re-adopts them.
+  runs.Shutdown();
   controller.Shutdown();
   dispatcher.Shutdown();
   ::unlink((dir + "/daemon.json").c_str());

@@ -100,6 +100,63 @@ struct SessionRecord {
   int64_t created_at = 0;
 };
 
+
+// A pipeline (seed 004) as stored: its definition in Orchest's pipeline.json form.
+struct PipelineRecord {
+  std::string project;
+  std::string name;
+  std::string uuid;
+  std::string definition_json;
+  std::string project_dir;  // where its interactive runs execute; empty: the project's own
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+// One step of a run. Statuses only move forward: PENDING -> STARTED -> SUCCESS | FAILURE |
+// ABORTED (and PENDING -> ABORTED); the store refuses to change an end state.
+struct StepRunRecord {
+  std::string step;  // the step's uuid
+  std::string title;
+  int position = 0;  // in the run's plan (topological order)
+  std::string status = "PENDING";
+  int64_t started_at = 0;  // unix millis; 0: not yet
+  int64_t finished_at = 0;
+  std::optional<int> exit_code;
+  std::string message;  // why it failed or was aborted
+};
+
+// A run of a pipeline: exactly the definition it was posted with, frozen.
+struct RunRecord {
+  std::string id;  // a uuid
+  std::string project;
+  std::string pipeline;       // the pipeline's name
+  std::string pipeline_uuid;  // Orchest's pipeline uuid, as given
+  std::string client_project_uuid;  // Orchest's project_uuid, kept as given
+  std::string run_type;       // full, selection, incoming
+  std::string kind;           // interactive, job
+  std::string job;            // the job's id for a job run
+  std::string definition_json;  // frozen, Orchest's form
+  std::string plan_json;        // {"steps": [...], "parents": {...}}
+  std::string project_dir;      // the steps' working directory
+  std::string status = "PENDING";
+  int64_t created_at = 0;
+  int64_t started_at = 0;
+  int64_t finished_at = 0;
+  std::string message;
+  std::vector<StepRunRecord> steps;  // in plan order
+};
+
+// What one write of run progress changes, in one transaction. Changes to end states are
+// ignored (an end state is final), so a late report can never move a run backwards.
+struct RunProgress {
+  std::string run;
+  std::optional<std::string> status;  // the run's new status
+  int64_t started_at = 0;             // set when non-zero and not yet set
+  int64_t finished_at = 0;
+  std::optional<std::string> message;
+  std::vector<StepRunRecord> steps;  // by step uuid: status, times, exit code, message
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -219,6 +276,28 @@ class Store {
   // Newest first, at most `limit`.
   virtual Result<std::vector<EventRecord>> ListEvents(std::string_view project,
                                                       std::string_view name, int limit) = 0;
+
+  // Pipelines and their runs (seed 004).
+  virtual Result<PipelineRecord> PutPipeline(const PipelineRecord& p) = 0;  // create or replace
+  virtual Result<std::vector<PipelineRecord>> ListPipelines(std::string_view project) = 0;
+  virtual Result<PipelineRecord> GetPipeline(std::string_view project, std::string_view name) = 0;
+  virtual Status DeletePipeline(std::string_view project, std::string_view name) = 0;
+  // Stores a run with its steps. AlreadyExists for a run id that exists.
+  virtual Status CreateRun(const RunRecord& run) = 0;
+  virtual Result<RunRecord> GetRun(std::string_view id) = 0;
+  // Runs of `project` (every project when empty), newest first; `pipeline` filters by name
+  // when not empty; `limit` 0: all. Definitions and plans are left out when !with_definition.
+  struct RunFilter {
+    std::string project;
+    std::string pipeline;
+    std::string pipeline_uuid;
+    bool unfinished_only = false;
+    size_t limit = 0;
+    bool with_definition = false;
+  };
+  virtual Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter) = 0;
+  virtual Status SaveRunProgress(const RunProgress& progress) = 0;
+  virtual Status DeleteRun(std::string_view id) = 0;
 };
 
 struct StoreOptions {

@@ -298,6 +298,96 @@ TEST_P(StoreContractTest, OneSessionPerPipeline) {
   EXPECT_EQ(store_->SetSessionState("default", "etl", "x").code(), StatusCode::kNotFound);
 }
 
+TEST_P(StoreContractTest, PipelinesAreReplacedByName) {
+  PipelineRecord p{"default", "etl", "u1", "{}", "", 0, 0};
+  auto first = store_->PutPipeline(p);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  p.definition_json = R"({"steps":{}})";
+  ASSERT_TRUE(store_->PutPipeline(p).ok());
+  auto list = store_->ListPipelines("default");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].definition_json, R"({"steps":{}})");
+  EXPECT_EQ((*list)[0].created_at, first->created_at);
+  EXPECT_EQ(store_->GetPipeline("default", "nope").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->DeletePipeline("default", "etl").ok());
+  EXPECT_EQ(store_->DeletePipeline("default", "etl").code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, RunStatusesOnlyMoveForward) {
+  RunRecord run;
+  run.id = "r1";
+  run.project = "default";
+  run.pipeline = "etl";
+  run.run_type = "full";
+  run.kind = "interactive";
+  run.created_at = 5;
+  run.steps.resize(2);
+  run.steps[0].step = "a";
+  run.steps[1].step = "b";
+  run.steps[1].position = 1;
+  ASSERT_TRUE(store_->CreateRun(run).ok());
+  EXPECT_EQ(store_->CreateRun(run).code(), StatusCode::kAlreadyExists);
+
+  RunProgress p;
+  p.run = "r1";
+  p.status = "STARTED";
+  p.started_at = 10;
+  StepRunRecord a;
+  a.step = "a";
+  a.status = "STARTED";
+  a.started_at = 10;
+  p.steps = {a};
+  ASSERT_TRUE(store_->SaveRunProgress(p).ok());
+  a.status = "FAILURE";
+  a.finished_at = 20;
+  a.exit_code = 3;
+  StepRunRecord b;
+  b.step = "b";
+  b.status = "ABORTED";
+  b.finished_at = 20;
+  b.message = "its parent a failed";
+  RunProgress end;
+  end.run = "r1";
+  end.status = "FAILURE";
+  end.finished_at = 20;
+  end.steps = {a, b};
+  ASSERT_TRUE(store_->SaveRunProgress(end).ok());
+  // A late report cannot move an end state.
+  a.status = "SUCCESS";
+  RunProgress late;
+  late.run = "r1";
+  late.status = "SUCCESS";
+  late.finished_at = 30;
+  late.steps = {a};
+  ASSERT_TRUE(store_->SaveRunProgress(late).ok());
+
+  auto got = store_->GetRun("r1");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->status, "FAILURE");
+  EXPECT_EQ(got->started_at, 10);
+  EXPECT_EQ(got->finished_at, 20);
+  ASSERT_EQ(got->steps.size(), 2u);
+  EXPECT_EQ(got->steps[0].status, "FAILURE");
+  EXPECT_EQ(got->steps[0].exit_code, 3);
+  EXPECT_EQ(got->steps[1].status, "ABORTED");
+  EXPECT_EQ(got->steps[1].message, "its parent a failed");
+
+  Store::RunFilter open;
+  open.unfinished_only = true;
+  auto unfinished = store_->ListRuns(open);
+  ASSERT_TRUE(unfinished.ok());
+  EXPECT_TRUE(unfinished->empty());
+  Store::RunFilter of_default;
+  of_default.project = "default";
+  auto all = store_->ListRuns(of_default);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].steps.size(), 2u);
+  EXPECT_TRUE(store_->DeleteRun("r1").ok());
+  EXPECT_EQ(store_->GetRun("r1").status().code(), StatusCode::kNotFound);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContractTest, ::testing::Values("memory", "file"));
 
 TEST(SqliteStoreTest, ReopenKeepsEverything) {

@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <variant>
 
 #include "common/mutex.h"
 #include "common/time.h"
@@ -123,6 +124,51 @@ CREATE TABLE sessions (
   state TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   PRIMARY KEY (project_id, pipeline)
+);
+)sql",
+    // Pipelines, their runs and the runs' steps (seed 004).
+    R"sql(
+CREATE TABLE pipelines (
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  uuid TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  project_dir TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (project_id, name)
+);
+CREATE TABLE runs (
+  id TEXT PRIMARY KEY,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  pipeline TEXT NOT NULL,
+  pipeline_uuid TEXT NOT NULL,
+  client_project_uuid TEXT NOT NULL,
+  run_type TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  job TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  plan TEXT NOT NULL,
+  project_dir TEXT NOT NULL,
+  status TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL,
+  message TEXT NOT NULL
+);
+CREATE INDEX runs_by_project ON runs(project_id, created_at);
+CREATE INDEX runs_unfinished ON runs(status) WHERE status IN ('PENDING', 'STARTED');
+CREATE TABLE step_runs (
+  run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  step TEXT NOT NULL,
+  title TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL,
+  exit_code INTEGER,
+  message TEXT NOT NULL,
+  PRIMARY KEY (run_id, step)
 );
 )sql",
 };
@@ -1004,6 +1050,301 @@ class SqliteStore final : public Store {
                          pipeline, {});
   }
 
+  Result<PipelineRecord> PutPipeline(const PipelineRecord& p) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(p.project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    PipelineRecord out = p;
+    int64_t now = NowUnixMillis();
+    out.updated_at = now;
+    out.created_at = now;
+    if (auto prev = Prepare("SELECT created_at FROM pipelines WHERE project_id = ? AND name = ?");
+        prev.ok()) {
+      prev->Bind(1, *pid).Bind(2, p.name);
+      if (auto row = prev->Step(); row.ok() && *row) {
+        out.created_at = prev->Int(0);
+      }
+    }
+    auto st = Prepare(
+        "INSERT INTO pipelines (project_id, name, uuid, definition, project_dir, created_at, "
+        "updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (project_id, name) DO UPDATE SET "
+        "uuid = excluded.uuid, definition = excluded.definition, "
+        "project_dir = excluded.project_dir, updated_at = excluded.updated_at");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid).Bind(2, p.name).Bind(3, p.uuid).Bind(4, p.definition_json);
+    st->Bind(5, p.project_dir).Bind(6, out.created_at).Bind(7, out.updated_at);
+    if (auto r = st->Exec(); !r.ok()) {
+      return r.WithContext("storing pipeline");
+    }
+    return out;
+  }
+
+  Result<std::vector<PipelineRecord>> ListPipelines(std::string_view project) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare(
+        "SELECT name, uuid, definition, project_dir, created_at, updated_at FROM pipelines "
+        "WHERE project_id = ? ORDER BY name");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid);
+    return st->Collect<PipelineRecord>([&](const Stmt& r) {
+      return PipelineRecord{std::string(project), r.Text(0), r.Text(1), r.Text(2),
+                            r.Text(3),            r.Int(4),  r.Int(5)};
+    });
+  }
+
+  Result<PipelineRecord> GetPipeline(std::string_view project, std::string_view name) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare(
+        "SELECT name, uuid, definition, project_dir, created_at, updated_at FROM pipelines "
+        "WHERE project_id = ? AND name = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid).Bind(2, name);
+    auto row = st->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    if (!*row) {
+      return Status::NotFound(fmt::format(
+          "project '{}' has no pipeline '{}'; add it with: berth pipelines add FILE", project,
+          name));
+    }
+    return PipelineRecord{std::string(project), st->Text(0), st->Text(1), st->Text(2),
+                          st->Text(3),          st->Int(4),  st->Int(5)};
+  }
+
+  Status DeletePipeline(std::string_view project, std::string_view name) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare("DELETE FROM pipelines WHERE project_id = ? AND name = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid).Bind(2, name);
+    if (auto r = st->Exec(); !r.ok()) {
+      return r.WithContext("deleting pipeline");
+    }
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound(fmt::format("project '{}' has no pipeline '{}'", project, name));
+    }
+    return Status::Ok();
+  }
+
+  Status CreateRun(const RunRecord& run) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(run.project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    Transaction tx(this);
+    if (auto s = tx.Begin(); !s.ok()) {
+      return s;
+    }
+    auto st = Prepare(
+        "INSERT INTO runs (id, project_id, pipeline, pipeline_uuid, client_project_uuid, "
+        "run_type, kind, job, definition, plan, project_dir, status, created_at, started_at, "
+        "finished_at, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, run.id).Bind(2, *pid).Bind(3, run.pipeline).Bind(4, run.pipeline_uuid);
+    st->Bind(5, run.client_project_uuid).Bind(6, run.run_type).Bind(7, run.kind);
+    st->Bind(8, run.job).Bind(9, run.definition_json).Bind(10, run.plan_json);
+    st->Bind(11, run.project_dir).Bind(12, run.status).Bind(13, run.created_at);
+    st->Bind(14, run.started_at).Bind(15, run.finished_at).Bind(16, run.message);
+    if (auto r = st->Exec(); !r.ok()) {
+      if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        return Status::AlreadyExists(fmt::format("run {} exists already", run.id));
+      }
+      return r.WithContext("storing run");
+    }
+    for (const auto& step : run.steps) {
+      auto ss = Prepare(
+          "INSERT INTO step_runs (run_id, step, title, position, status, started_at, "
+          "finished_at, exit_code, message) VALUES (?,?,?,?,?,?,?,?,?)");
+      if (!ss.ok()) {
+        return ss.status();
+      }
+      ss->Bind(1, run.id).Bind(2, step.step).Bind(3, step.title).Bind(4, step.position);
+      ss->Bind(5, step.status).Bind(6, step.started_at).Bind(7, step.finished_at);
+      if (step.exit_code) {
+        ss->Bind(8, *step.exit_code);
+      } else {
+        ss->BindNull(8);
+      }
+      ss->Bind(9, step.message);
+      if (auto r = ss->Exec(); !r.ok()) {
+        return r.WithContext(fmt::format("storing step {} of run {}", step.step, run.id));
+      }
+    }
+    return tx.Commit();
+  }
+
+  Result<RunRecord> GetRun(std::string_view id) override {
+    MutexLock lock(mu_);
+    auto st = Prepare(std::string(kRunSelect) + " WHERE r.id = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, id);
+    auto row = st->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    if (!*row) {
+      return Status::NotFound(fmt::format("there is no run {}", id));
+    }
+    RunRecord run = RunFromRow(*st, true);
+    if (auto s = LoadSteps(run); !s.ok()) {
+      return s;
+    }
+    return run;
+  }
+
+  Result<std::vector<RunRecord>> ListRuns(const RunFilter& f) override {
+    MutexLock lock(mu_);
+    std::string sql = kRunSelect;
+    std::vector<std::string> where;
+    std::vector<std::variant<std::string, int64_t>> args;
+    if (!f.project.empty()) {
+      auto pid = ProjectId(f.project);
+      if (!pid.ok()) {
+        return pid.status();
+      }
+      where.push_back("r.project_id = ?");
+      args.emplace_back(*pid);
+    }
+    if (!f.pipeline.empty()) {
+      where.push_back("r.pipeline = ?");
+      args.emplace_back(f.pipeline);
+    }
+    if (!f.pipeline_uuid.empty()) {
+      where.push_back("r.pipeline_uuid = ?");
+      args.emplace_back(f.pipeline_uuid);
+    }
+    if (f.unfinished_only) {
+      where.push_back("r.status IN ('PENDING', 'STARTED')");
+    }
+    for (size_t i = 0; i < where.size(); ++i) {
+      sql += (i == 0 ? " WHERE " : " AND ") + where[i];
+    }
+    sql += " ORDER BY r.created_at DESC, r.rowid DESC";
+    if (f.limit > 0) {
+      sql += fmt::format(" LIMIT {}", f.limit);
+    }
+    auto st = Prepare(sql);
+    if (!st.ok()) {
+      return st.status();
+    }
+    for (size_t i = 0; i < args.size(); ++i) {
+      std::visit([&](const auto& v) { st->Bind(static_cast<int>(i + 1), v); }, args[i]);
+    }
+    auto runs = st->Collect<RunRecord>(
+        [&](const Stmt& r) { return RunFromRow(r, f.with_definition); });
+    if (!runs.ok()) {
+      return runs.status();
+    }
+    for (auto& run : *runs) {
+      if (auto s = LoadSteps(run); !s.ok()) {
+        return s;
+      }
+    }
+    return runs;
+  }
+
+  Status SaveRunProgress(const RunProgress& p) override {
+    MutexLock lock(mu_);
+    Transaction tx(this);
+    if (auto s = tx.Begin(); !s.ok()) {
+      return s;
+    }
+    // End states are final: every update is guarded by the current status.
+    constexpr const char* kOpen = "status IN ('PENDING', 'STARTED')";
+    if (p.status || p.started_at || p.finished_at || p.message) {
+      auto st = Prepare(fmt::format(
+          "UPDATE runs SET status = COALESCE(?, status), "
+          "started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END, "
+          "finished_at = CASE WHEN finished_at = 0 THEN ? ELSE finished_at END, "
+          "message = COALESCE(?, message) WHERE id = ? AND {}",
+          kOpen));
+      if (!st.ok()) {
+        return st.status();
+      }
+      if (p.status) {
+        st->Bind(1, *p.status);
+      } else {
+        st->BindNull(1);
+      }
+      st->Bind(2, p.started_at).Bind(3, p.finished_at);
+      if (p.message) {
+        st->Bind(4, *p.message);
+      } else {
+        st->BindNull(4);
+      }
+      st->Bind(5, p.run);
+      if (auto r = st->Exec(); !r.ok()) {
+        return r.WithContext(fmt::format("updating run {}", p.run));
+      }
+    }
+    for (const auto& step : p.steps) {
+      auto st = Prepare(fmt::format(
+          "UPDATE step_runs SET status = ?, "
+          "started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END, "
+          "finished_at = CASE WHEN finished_at = 0 THEN ? ELSE finished_at END, "
+          "exit_code = COALESCE(?, exit_code), message = ? "
+          "WHERE run_id = ? AND step = ? AND {}",
+          kOpen));
+      if (!st.ok()) {
+        return st.status();
+      }
+      st->Bind(1, step.status).Bind(2, step.started_at).Bind(3, step.finished_at);
+      if (step.exit_code) {
+        st->Bind(4, *step.exit_code);
+      } else {
+        st->BindNull(4);
+      }
+      st->Bind(5, step.message).Bind(6, p.run).Bind(7, step.step);
+      if (auto r = st->Exec(); !r.ok()) {
+        return r.WithContext(fmt::format("updating step {} of run {}", step.step, p.run));
+      }
+    }
+    return tx.Commit();
+  }
+
+  Status DeleteRun(std::string_view id) override {
+    MutexLock lock(mu_);
+    auto st = Prepare("DELETE FROM runs WHERE id = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, id);
+    if (auto r = st->Exec(); !r.ok()) {
+      return r.WithContext("deleting run");
+    }
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound(fmt::format("there is no run {}", id));
+    }
+    return Status::Ok();
+  }
+
   Status AddEvent(std::string_view project, std::string_view name, std::string_view kind,
                   std::string_view message) override {
     MutexLock lock(mu_);
@@ -1052,6 +1393,64 @@ class SqliteStore final : public Store {
   static constexpr const char* kTokenSelect =
       "SELECT t.id, p.name, t.description, t.created_at, t.revoked_at FROM tokens t "
       "LEFT JOIN projects p ON p.id = t.project_id";
+
+  static constexpr const char* kRunSelect =
+      "SELECT r.id, p.name, r.pipeline, r.pipeline_uuid, r.client_project_uuid, r.run_type, "
+      "r.kind, r.job, r.project_dir, r.status, r.created_at, r.started_at, r.finished_at, "
+      "r.message, r.definition, r.plan FROM runs r JOIN projects p ON p.id = r.project_id";
+
+  static RunRecord RunFromRow(const Stmt& r, bool with_definition) {
+    RunRecord run;
+    run.id = r.Text(0);
+    run.project = r.Text(1);
+    run.pipeline = r.Text(2);
+    run.pipeline_uuid = r.Text(3);
+    run.client_project_uuid = r.Text(4);
+    run.run_type = r.Text(5);
+    run.kind = r.Text(6);
+    run.job = r.Text(7);
+    run.project_dir = r.Text(8);
+    run.status = r.Text(9);
+    run.created_at = r.Int(10);
+    run.started_at = r.Int(11);
+    run.finished_at = r.Int(12);
+    run.message = r.Text(13);
+    if (with_definition) {
+      run.definition_json = r.Text(14);
+      run.plan_json = r.Text(15);
+    }
+    return run;
+  }
+
+  Status LoadSteps(RunRecord& run) REQUIRES(mu_) {
+    auto st = Prepare(
+        "SELECT step, title, position, status, started_at, finished_at, exit_code, message "
+        "FROM step_runs WHERE run_id = ? ORDER BY position");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, run.id);
+    auto steps = st->Collect<StepRunRecord>([&](const Stmt& r) {
+      StepRunRecord s;
+      s.step = r.Text(0);
+      s.title = r.Text(1);
+      s.position = static_cast<int>(r.Int(2));
+      s.status = r.Text(3);
+      s.started_at = r.Int(4);
+      s.finished_at = r.Int(5);
+      if (!r.IsNull(6)) {
+        s.exit_code = static_cast<int>(r.Int(6));
+      }
+      s.message = r.Text(7);
+      return s;
+    });
+    if (!steps.ok()) {
+      return steps.status();
+    }
+    run.steps = std::move(*steps);
+    return Status::Ok();
+  }
+
   static constexpr const char* kServiceSelect =
       "SELECT s.name, s.created_at, s.updated_at, s.revision, r.definition, s.defaults, "
       "s.desired_running, s.active_revision, s.failed_revision, p.name, s.main_version "
