@@ -577,7 +577,17 @@ Status RunEngine::Launch(ActiveRun& run, int index, int64_t now) {
   env["BERTH_STEP"] = step.uuid;
   env["BERTH_RUN_DIR"] = run_dir;
   env["BERTH_STEP_OUTPUT_DIR"] = out_dir;
-  env["BERTH_STEP_INPUTS"] = json::serialize(inputs);
+  // One environment string is limited to 128 KiB (MAX_ARG_STRLEN): a step with very many
+  // parents gets its inputs in a file instead.
+  std::string inputs_text = json::serialize(inputs);
+  if (inputs_text.size() > 16 * 1024) {
+    std::string path = fmt::format("{}/inputs-{}.json", run_dir, e.rec.position);
+    if (auto s = WriteFileAtomic(path, inputs_text, 0644, Durability::kProcessCrash); !s.ok()) {
+      return s.WithContext("writing the step's inputs");
+    }
+    inputs_text = "@" + path;
+  }
+  env["BERTH_STEP_INPUTS"] = inputs_text;
   env["BERTH_DATA_DIR"] = ctx.data_dir;
   env["ORCHEST_STEP_UUID"] = step.uuid;
   env["ORCHEST_PIPELINE_UUID"] = pipeline_uuid;

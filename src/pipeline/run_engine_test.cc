@@ -4,6 +4,7 @@
 // of the supervisor and one of the engine.
 #include "pipeline/run_engine.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -355,6 +356,35 @@ TEST_F(RunEngineTest, ASelectionRunReadsTheLatestOutputsOfParentsOutsideIt) {
   json::value v = json::parse(inputs);
   EXPECT_EQ(v.as_array()[0].at("dir").as_string(),
             root_ + "/runs/" + full.id + "/outputs/0");
+}
+
+TEST_F(RunEngineTest, AStepWithVeryManyParentsGetsItsInputsInAFile) {
+  Boot(/*concurrency=*/1000);
+  Pipeline p;
+  p.name = "fan-in";
+  std::vector<std::string> parents;
+  for (int i = 0; i < 600; ++i) {
+    p.steps.push_back(Cmd(fmt::format("parent-with-a-long-name-{}", i)));
+    parents.push_back(p.steps.back().uuid);
+  }
+  p.steps.push_back(Cmd("sink", parents));
+  RunRecord run = Start(p);
+  for (int i = 0; i < 600; ++i) {
+    launcher_.Exit(Dir(run, i), 0);
+  }
+  Pump();
+  auto spec = launcher_.SpecOf(Dir(run, 600));
+  ASSERT_TRUE(spec.has_value());
+  std::string inputs;
+  for (const auto& kv : spec->env) {
+    if (kv.rfind("BERTH_STEP_INPUTS=", 0) == 0) {
+      inputs = kv.substr(18);
+    }
+  }
+  ASSERT_EQ(inputs.substr(0, 1), "@");
+  auto text = ReadFile(inputs.substr(1));
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(json::parse(*text).as_array().size(), 600u);
 }
 
 TEST_F(RunEngineTest, BadRequestsAreRefusedAndStoreNothing) {

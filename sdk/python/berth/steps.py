@@ -20,7 +20,9 @@ process with an environment that says everything these functions need:
     BERTH_STEP_OUTPUT_DIR   the directory this step's outputs are written to
     BERTH_STEP_INPUTS       a JSON list, one entry per incoming connection in
                             incoming_connections order: {"step": uuid, "dir": path
-                            or null}, where dir holds that parent's outputs
+                            or null}, where dir holds that parent's outputs; or
+                            "@PATH" of a file holding that list (a step with very many
+                            parents: one environment string is limited to 128 KiB)
 
 An output is one file in the output directory: `<name>.json` when the data survives
 JSON unchanged (dict with str keys, list, str, int, float, bool, None, nested), else
@@ -316,8 +318,15 @@ def _input_entries(env: StepEnv) -> list[tuple[str, str | None]]:
         raise StepError("cannot get the step's inputs: BERTH_STEP_INPUTS is not set (the "
                         "berth daemon sets it to a JSON list, [] for a step without incoming "
                         "connections)")
+    text = env.inputs
+    if text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise StepError(f"cannot read the step's inputs from {text[1:]}: {e}") from None
     try:
-        entries = json.loads(env.inputs)
+        entries = json.loads(text)
     except ValueError as e:
         raise StepError(f"BERTH_STEP_INPUTS is not valid JSON: {e}") from None
     if not isinstance(entries, list):

@@ -220,6 +220,19 @@ def test_parents_without_outputs_contribute_nothing(run):
     assert berth.get_inputs() == {"unnamed": [], "one": 1}
 
 
+def test_inputs_given_in_a_file_for_steps_with_many_parents(run, monkeypatch, tmp_path):
+    run.become("a")
+    berth.output(1, name="one")
+    run.become("d")
+    listing = tmp_path / "inputs.json"
+    listing.write_text(json.dumps([{"step": "a", "dir": str(run.out_dir("a"))}]))
+    monkeypatch.setenv("BERTH_STEP_INPUTS", "@" + str(listing))
+    assert berth.get_inputs() == {"unnamed": [], "one": 1}
+    monkeypatch.setenv("BERTH_STEP_INPUTS", "@" + str(tmp_path / "gone.json"))
+    with pytest.raises(StepError, match="cannot read the step's inputs"):
+        berth.get_inputs()
+
+
 def test_a_step_without_parents_gets_empty_inputs(run):
     run.become("a")
     assert berth.get_inputs() == {"unnamed": []}
