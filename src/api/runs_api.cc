@@ -108,12 +108,12 @@ class RunsApi : public std::enable_shared_from_this<RunsApi> {
     Bind(native, "DELETE", "/api/v1/runs/{id}", &RunsApi::DeleteRun);
     Bind(native, "GET", "/api/v1/runs/{id}/steps/{step}/logs", &RunsApi::StepLogs);
 
-    BindOrchest(orchest, "POST", "/orchest/api/runs", &RunsApi::OrchestPostRun);
-    BindOrchest(orchest, "GET", "/orchest/api/runs", &RunsApi::OrchestListRuns);
-    BindOrchest(orchest, "GET", "/orchest/api/runs/{id}", &RunsApi::OrchestGetRun);
-    BindOrchest(orchest, "DELETE", "/orchest/api/runs/{id}", &RunsApi::OrchestCancelRun);
-    BindOrchest(orchest, "GET", "/orchest/api/runs/{id}/{step}", &RunsApi::OrchestGetStep);
-    BindOrchest(orchest, "PUT", "/orchest/api/runs/{id}/{step}", &RunsApi::OrchestPutStep);
+    Bind(orchest, "POST", "/orchest/api/runs", &RunsApi::OrchestPostRun);
+    Bind(orchest, "GET", "/orchest/api/runs", &RunsApi::OrchestListRuns);
+    Bind(orchest, "GET", "/orchest/api/runs/{id}", &RunsApi::OrchestGetRun);
+    Bind(orchest, "DELETE", "/orchest/api/runs/{id}", &RunsApi::OrchestCancelRun);
+    Bind(orchest, "GET", "/orchest/api/runs/{id}/{step}", &RunsApi::OrchestGetStep);
+    Bind(orchest, "PUT", "/orchest/api/runs/{id}/{step}", &RunsApi::OrchestPutStep);
   }
 
  private:
@@ -127,17 +127,6 @@ class RunsApi : public std::enable_shared_from_this<RunsApi> {
             return ((*self).*m)(req, who, params);
           }));
   }
-  // The dialect's handlers answer Orchest's error shape; authentication is berth's (a token).
-  void BindOrchest(Router& r, std::string_view method, std::string_view pattern, Method m) {
-    r.Add(method, pattern,
-          WithAuth(ctx_, [self = shared_from_this(), m](const HttpRequest& req,
-                                                        const Principal& who,
-                                                        const PathParams& params) {
-            HttpResponse resp = ((*self).*m)(req, who, params);
-            return resp;
-          }));
-  }
-
   static HttpResponse OrchestError(const Status& s) {
     return JsonResponse(HttpStatusFor(s.code()), json::object{{"message", s.message()}});
   }

@@ -7,6 +7,8 @@
 #include <charconv>
 #include <set>
 
+#include "model/yaml_json.h"
+
 namespace berth {
 namespace json = boost::json;
 namespace {
@@ -21,26 +23,6 @@ Status FieldError(std::string_view field, std::string_view rule) {
   return Status::InvalidArgument(fmt::format("{}: {}", field, rule));
 }
 
-std::string_view JsonKindName(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "null";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-      return "an integer";
-    case json::kind::double_:
-      return "a number with a fraction";
-    case json::kind::string:
-      return "a string";
-    case json::kind::array:
-      return "a list";
-    case json::kind::object:
-      return "an object";
-  }
-  return "a value";
-}
 
 Result<int64_t> GetInt(const json::value& v, std::string_view field, int64_t lo, int64_t hi) {
   int64_t n = 0;

@@ -69,4 +69,25 @@ Result<boost::json::value> YamlToJson(const std::string& text) {
   }
 }
 
+std::string_view JsonKindName(const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::null:
+      return "null";
+    case boost::json::kind::bool_:
+      return "a boolean";
+    case boost::json::kind::int64:
+    case boost::json::kind::uint64:
+      return "an integer";
+    case boost::json::kind::double_:
+      return "a number with a fraction";
+    case boost::json::kind::string:
+      return "a string";
+    case boost::json::kind::array:
+      return "a list";
+    case boost::json::kind::object:
+      return "an object";
+  }
+  return "a value";
+}
+
 }  // namespace berth

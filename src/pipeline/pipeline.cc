@@ -44,26 +44,6 @@ FieldNames NamesOf(Form form) {
   return {"incoming_connections", "file_path", "uuid"};
 }
 
-std::string_view JsonKindName(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "null";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-      return "an integer";
-    case json::kind::double_:
-      return "a number with a fraction";
-    case json::kind::string:
-      return "a string";
-    case json::kind::array:
-      return "a list";
-    case json::kind::object:
-      return "an object";
-  }
-  return "a value";
-}
 
 // Quoted for messages; long values are cut so that one bad field cannot flood a log line.
 std::string Q(std::string_view s) {
