@@ -260,6 +260,7 @@ void AddClientCommands(CLI::App& app) {
   AddRuntimeCommands(app, *services);
   AddVersionCommands(app);
   AddOrchestCommands(app);
+  AddPipelineCommands(app);
 }
 
 }  // namespace berth

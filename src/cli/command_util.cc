@@ -70,4 +70,28 @@ void Print(const CommonOptions& opts, const json::value& v, const std::string& t
   std::cout << (opts.output == "json" ? PrettyJson(v) : table);
 }
 
+void FollowJsonLines(
+    const std::string& path,
+    const std::function<void(const std::string& raw, const json::value& v)>& on_line) {
+  // The body arrives in pieces that need not end on a line: keep the tail for the next one.
+  std::string pending;
+  Status s = Client().Stream(path, [&](std::string_view data) {
+    pending.append(data);
+    size_t nl;
+    while ((nl = pending.find('\n')) != std::string::npos) {
+      std::string line = pending.substr(0, nl);
+      pending.erase(0, nl + 1);
+      boost::system::error_code ec;
+      json::value l = json::parse(line, ec);
+      if (!ec) {
+        on_line(line, l);
+      }
+    }
+    return true;
+  });
+  if (!s.ok()) {
+    Fail(s);
+  }
+}
+
 }  // namespace berth

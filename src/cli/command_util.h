@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,6 +40,12 @@ std::string Str(const boost::json::value& v);
 const boost::json::value& Field(const boost::json::value& v, std::string_view key);
 // Prints `v` as JSON with -o json, else `table`.
 void Print(const CommonOptions& opts, const boost::json::value& v, const std::string& table);
+// Reads an NDJSON stream (a GET such as logs?follow=1) until the server ends it, calling
+// `on_line` with each line as sent and as parsed; lines that are not JSON are skipped. Fails on
+// any error.
+void FollowJsonLines(
+    const std::string& path,
+    const std::function<void(const std::string& raw, const boost::json::value& v)>& on_line);
 
 // Packs `source` (a folder, honouring .berthignore; or a tarball as it is) and uploads it as
 // `name`:`tag`, with progress bars on a terminal. Fails on any error.
@@ -60,5 +67,8 @@ void AddRuntimeCommands(CLI::App& app, CLI::App& services);
 void AddVersionCommands(CLI::App& app);
 // Adds template ls, add and sessions (orchest_commands.cc).
 void AddOrchestCommands(CLI::App& app);
+// Adds `pipelines add|ls|show|rm`, `run` and `runs ls|show|logs|cancel|rm`
+// (pipeline_commands.cc).
+void AddPipelineCommands(CLI::App& app);
 
 }  // namespace berth

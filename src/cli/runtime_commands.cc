@@ -197,24 +197,9 @@ void AddRuntimeCommands(CLI::App& app, CLI::App& services) {
       Print(*opts, v, text);
       return;
     }
-    std::string pending;
-    Status s = Client().Stream(path + "&follow=1", [&](std::string_view data) {
-      pending.append(data);
-      size_t nl;
-      while ((nl = pending.find('\n')) != std::string::npos) {
-        std::string line = pending.substr(0, nl);
-        pending.erase(0, nl + 1);
-        boost::system::error_code ec;
-        json::value l = json::parse(line, ec);
-        if (!ec) {
-          std::cout << (opts->output == "json" ? line : LogLineText(l)) << "\n" << std::flush;
-        }
-      }
-      return true;
+    FollowJsonLines(path + "&follow=1", [&](const std::string& raw, const json::value& l) {
+      std::cout << (opts->output == "json" ? raw : LogLineText(l)) << "\n" << std::flush;
     });
-    if (!s.ok()) {
-      Fail(s);
-    }
   });
 
   auto name = std::make_shared<std::string>();
