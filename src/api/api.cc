@@ -100,9 +100,10 @@ HttpResponse ServicectlError(int status, std::string_view message) {
 class ApiHandler final : public HttpHandler {
  public:
   ApiHandler(Store& store, ApiOptions options, Controller& controller, RunEngine& runs,
-             Gateway* gateway, Authenticator* auth)
+             Jobs& jobs, Gateway* gateway, Authenticator* auth)
       : own_auth_(auth ? nullptr : std::make_unique<Authenticator>(store)),
-        ctx_(store, std::move(options), controller, runs, gateway, auth ? *auth : *own_auth_) {
+        ctx_(store, std::move(options), controller, runs, jobs, gateway,
+             auth ? *auth : *own_auth_) {
     AddNativeRoutes(ctx_, native_);
     AddRuntimeRoutes(ctx_, native_);
     AddVersionRoutes(ctx_, native_);
@@ -228,9 +229,9 @@ class ApiHandler final : public HttpHandler {
 
 std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
                                             Controller& controller, RunEngine& runs,
-                                            Gateway* gateway, Authenticator* auth) {
-  return std::make_unique<ApiHandler>(store, std::move(options), controller, runs, gateway,
-                                      auth);
+                                            Jobs& jobs, Gateway* gateway, Authenticator* auth) {
+  return std::make_unique<ApiHandler>(store, std::move(options), controller, runs, jobs,
+                                      gateway, auth);
 }
 
 }  // namespace berth

@@ -10,6 +10,7 @@
 #include "api/auth.h"
 #include "control/controller.h"
 #include "gateway/gateway.h"
+#include "pipeline/jobs.h"
 #include "pipeline/run_engine.h"
 #include "store/store.h"
 
@@ -26,7 +27,7 @@ struct ApiOptions {
 // one of its own. Thread-safe.
 std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
                                             Controller& controller, RunEngine& runs,
-                                            Gateway* gateway = nullptr,
+                                            Jobs& jobs, Gateway* gateway = nullptr,
                                             Authenticator* auth = nullptr);
 
 }  // namespace berth

@@ -12,6 +12,7 @@
 #include "api/router.h"
 #include "control/project_ops.h"
 #include "control/service_ops.h"
+#include "pipeline/jobs.h"
 #include "pipeline/pipeline_ops.h"
 #include "pipeline/run_engine.h"
 #include "store/store.h"
@@ -19,7 +20,8 @@
 namespace berth {
 
 struct ApiContext {
-  ApiContext(Store& s, ApiOptions o, Controller& c, RunEngine& r, Gateway* g, Authenticator& a)
+  ApiContext(Store& s, ApiOptions o, Controller& c, RunEngine& r, Jobs& j, Gateway* g,
+             Authenticator& a)
       : store(s),
         auth(a),
         options(std::move(o)),
@@ -28,6 +30,7 @@ struct ApiContext {
         projects(s, c, ops),
         runs(r),
         pipelines(s, r),
+        jobs(j),
         gateway(g) {}
   // Reads go to the store and the controller; every change goes through `ops` (or the
   // controller's own use cases: artifacts, versions, parameters, notifications).
@@ -39,6 +42,7 @@ struct ApiContext {
   ProjectOps projects;
   RunEngine& runs;
   PipelineOps pipelines;
+  Jobs& jobs;
   Gateway* gateway;  // null in unit tests
 
   // "https://host" without a trailing slash: options.public_url or http://<Host header>.
@@ -81,8 +85,8 @@ void AddNotificationRoutes(ApiContext& ctx, Router& router);
 void AddOrchestRoutes(ApiContext& ctx, Router& router);
 // /metrics and the browser login page (/_berth/login).
 void AddGatewayRoutes(ApiContext& ctx, Router& router);
-// Pipelines and runs: native (/api/v1/pipelines, /api/v1/runs) and the orchest-api dialect
-// (/orchest/api/runs/...).
+// Pipelines, runs and jobs: native (/api/v1/pipelines, /api/v1/runs, /api/v1/jobs) and the
+// orchest-api dialect (/orchest/api/runs/..., /orchest/api/jobs/...).
 void AddRunRoutes(ApiContext& ctx, Router& native, Router& orchest);
 // servicectl dialect routes (/servicectl-1/...).
 void AddServicectlRoutes(ApiContext& ctx, Router& router);

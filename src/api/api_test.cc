@@ -45,10 +45,15 @@ class ApiTest : public ::testing::Test {
     controller_->SetTaskListener([this](const TaskStatus& t) { runs_->OnTaskEnded(t); });
     ASSERT_TRUE(controller_->Start().ok());
     ASSERT_TRUE(runs_->Start().ok());
-    api_ = MakeApiHandler(*store_, ApiOptions{"https://berth.example"}, *controller_, *runs_);
+    JobsOptions jopts;
+    jopts.threads = false;
+    jobs_ = std::make_unique<Jobs>(*store_, *runs_, jopts);
+    api_ = MakeApiHandler(*store_, ApiOptions{"https://berth.example"}, *controller_, *runs_,
+                          *jobs_);
   }
   void TearDown() override {
     api_.reset();
+    jobs_.reset();
     runs_.reset();
     controller_.reset();
     std::filesystem::remove_all(data_dir_);
@@ -87,6 +92,7 @@ class ApiTest : public ::testing::Test {
   FakeClock clock_;
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<RunEngine> runs_;
+  std::unique_ptr<Jobs> jobs_;
   std::unique_ptr<HttpHandler> api_;
   std::string admin_;
   std::string other_;

@@ -1,10 +1,12 @@
-// Pipelines and runs (seed 004): the native API under /api/v1/pipelines and /api/v1/runs, and
-// the orchest-api dialect under /orchest/api/ (runs/ with Orchest's own payloads and answers,
-// errors as {"message": ...}). Both translate into PipelineOps; neither writes the store.
+// Pipelines, runs and jobs (seed 004): the native API under /api/v1/pipelines, /api/v1/runs and
+// /api/v1/jobs, and the orchest-api dialect under /orchest/api/ (runs/ and jobs/ with Orchest's
+// own payloads and answers, errors as {"message": ...}). Both translate into PipelineOps and
+// Jobs; neither writes the store.
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
 #include <filesystem>
+#include <set>
 
 #include "api/api_context.h"
 #include "api/errors.h"
@@ -89,6 +91,42 @@ json::object PipelineJson(const PipelineRecord& p, const Pipeline* parsed) {
   return o;
 }
 
+json::object JobJson(const JobRecord& j, Store& store) {
+  Store::RunFilter f;
+  f.job = j.id;
+  size_t total = 0, succeeded = 0, failed = 0, open = 0;
+  if (auto runs = store.ListRuns(f); runs.ok()) {
+    for (const auto& r : *runs) {
+      ++total;
+      succeeded += r.status == kSuccess ? 1 : 0;
+      failed += r.status == kFailure || r.status == kAborted ? 1 : 0;
+      open += RunStatusEnded(r.status) ? 0 : 1;
+    }
+  }
+  boost::system::error_code ec;
+  json::value sets = json::parse(j.parameters_json, ec);
+  auto secs = [](int64_t s) { return s ? json::value(FormatRfc3339(s * 1000)) : json::value(nullptr); };
+  return {{"uuid", j.id},
+          {"name", j.name},
+          {"project", j.project},
+          {"pipeline", j.pipeline},
+          {"schedule", j.schedule.empty() ? json::value(nullptr) : json::value(j.schedule)},
+          {"time_zone", j.time_zone.empty() ? json::value(nullptr) : json::value(j.time_zone)},
+          {"at", secs(j.at)},
+          {"status", j.status},
+          {"next_run", secs(j.next_fire)},
+          {"last_run", secs(j.last_fire)},
+          {"parameters", ec ? json::value(nullptr) : sets},
+          {"project_dir", j.project_dir},
+          {"created_at", Time(j.created_at)},
+          {"finished_at", Time(j.finished_at)},
+          {"message", j.message},
+          {"runs", json::object{{"total", total},
+                                {"succeeded", succeeded},
+                                {"failed", failed},
+                                {"running", open}}}};
+}
+
 bool Truthy(std::string_view v) { return v == "1" || v == "true" || v == "yes"; }
 
 class RunsApi : public std::enable_shared_from_this<RunsApi> {
@@ -107,6 +145,12 @@ class RunsApi : public std::enable_shared_from_this<RunsApi> {
     Bind(native, "POST", "/api/v1/runs/{id}/cancel", &RunsApi::CancelRun);
     Bind(native, "DELETE", "/api/v1/runs/{id}", &RunsApi::DeleteRun);
     Bind(native, "GET", "/api/v1/runs/{id}/steps/{step}/logs", &RunsApi::StepLogs);
+    Bind(native, "POST", "/api/v1/jobs", &RunsApi::CreateJob);
+    Bind(native, "GET", "/api/v1/jobs", &RunsApi::ListJobs);
+    Bind(native, "GET", "/api/v1/jobs/{id}", &RunsApi::GetJob);
+    Bind(native, "POST", "/api/v1/jobs/{id}/pause", &RunsApi::PauseJob);
+    Bind(native, "POST", "/api/v1/jobs/{id}/resume", &RunsApi::ResumeJob);
+    Bind(native, "POST", "/api/v1/jobs/{id}/cancel", &RunsApi::CancelJob);
 
     Bind(orchest, "POST", "/orchest/api/runs", &RunsApi::OrchestPostRun);
     Bind(orchest, "GET", "/orchest/api/runs", &RunsApi::OrchestListRuns);
@@ -114,6 +158,10 @@ class RunsApi : public std::enable_shared_from_this<RunsApi> {
     Bind(orchest, "DELETE", "/orchest/api/runs/{id}", &RunsApi::OrchestCancelRun);
     Bind(orchest, "GET", "/orchest/api/runs/{id}/{step}", &RunsApi::OrchestGetStep);
     Bind(orchest, "PUT", "/orchest/api/runs/{id}/{step}", &RunsApi::OrchestPutStep);
+    Bind(orchest, "POST", "/orchest/api/jobs", &RunsApi::OrchestCreateJob);
+    Bind(orchest, "GET", "/orchest/api/jobs", &RunsApi::OrchestListJobs);
+    Bind(orchest, "GET", "/orchest/api/jobs/{id}", &RunsApi::OrchestGetJob);
+    Bind(orchest, "DELETE", "/orchest/api/jobs/{id}", &RunsApi::OrchestCancelJob);
   }
 
  private:
@@ -730,6 +778,312 @@ class RunsApi : public std::enable_shared_from_this<RunsApi> {
         "step {} of run {} is {}: berth tracks step statuses from the processes it runs; "
         "cancel the run with DELETE /orchest/api/runs/{} to stop it",
         s.step, run.id, s.status, run.id)));
+  }
+
+  // --- jobs -----------------------------------------------------------------------------
+
+  // The fields of a job both dialects share: schedule, time zone, at, parameter sets or grid.
+  Status FillJob(const json::object& o, JobRequest& req, const Principal& who,
+                 const char* schedule_key, const char* at_key) {
+    for (const auto& [k, v] : o) {
+      if (k == schedule_key) {
+        if (!v.is_string() && !v.is_null()) {
+          return Status::InvalidArgument(fmt::format(
+              "{}: must be five cron fields, e.g. \"0 3 * * *\"", schedule_key));
+        }
+        if (v.is_string()) {
+          req.schedule = std::string(v.as_string());
+        }
+      } else if (k == "time_zone") {
+        if (!v.is_string()) {
+          return Status::InvalidArgument("time_zone: must be an IANA name, e.g. \"Europe/Amsterdam\"");
+        }
+        req.time_zone = std::string(v.as_string());
+      } else if (k == at_key) {
+        if (v.is_null()) {
+          continue;
+        }
+        if (!v.is_string()) {
+          return Status::InvalidArgument(fmt::format(
+              "{}: must be an RFC 3339 time, e.g. \"2026-12-24T06:00:00Z\"", at_key));
+        }
+        auto t = ParseRfc3339(v.as_string());
+        if (!t) {
+          return Status::InvalidArgument(fmt::format(
+              "{}: {:?} is not an RFC 3339 time such as \"2026-12-24T06:00:00Z\"", at_key,
+              std::string_view(v.as_string()).substr(0, 64)));
+        }
+        req.at = *t / 1000;
+      } else if (k == "parameters") {
+        if (!v.is_array()) {
+          return Status::InvalidArgument(
+              "parameters: must be a list of parameter sets, one run each: "
+              "[{\"<step>\": {\"param\": value}}, ...]");
+        }
+        req.parameter_sets = v.as_array();
+      } else if (k == "parameter_grid") {
+        if (!v.is_object()) {
+          return Status::InvalidArgument(
+              "parameter_grid: must be an object {\"<step>\": {\"param\": [values...]}}");
+        }
+        auto sets = ParameterGrid(v.as_object());
+        if (!sets.ok()) {
+          return sets.status();
+        }
+        req.parameter_sets = std::move(*sets);
+      } else if (k == "project_dir") {
+        if (!v.is_string()) {
+          return Status::InvalidArgument("project_dir: must be a string");
+        }
+        auto dir = ProjectDir(who, req.project, std::string(v.as_string()));
+        if (!dir.ok()) {
+          return dir.status();
+        }
+        req.project_dir = *dir;
+      }
+    }
+    return Status::Ok();
+  }
+
+  Result<JobRecord> FindJob(const HttpRequest& req, const Principal& who, const std::string& id) {
+    std::string project;
+    if (!who.admin()) {
+      project = *who.project;
+    } else if (!req.Query("project").empty()) {
+      project = std::string(req.Query("project"));
+    }
+    return ctx_.jobs.Get(project, id);
+  }
+
+  // POST /api/v1/jobs {"name", "pipeline" | "definition", "schedule", "time_zone", "at",
+  // "parameters" | "parameter_grid", "project_dir"}
+  HttpResponse CreateJob(const HttpRequest& req, const Principal& who, const PathParams&) {
+    auto body = BodyObject(req, false);
+    if (!body.ok()) {
+      return ErrorResponse(body.status());
+    }
+    std::string_view body_project;
+    if (const auto* p = body->if_contains("project"); p && p->is_string()) {
+      body_project = p->as_string();
+    }
+    auto project = RequestProject(req, who, body_project);
+    if (!project.ok()) {
+      return ErrorResponse(project.status());
+    }
+    JobRequest r;
+    r.project = *project;
+    for (const auto& [k, v] : *body) {
+      static const std::set<std::string_view> known = {
+          "name", "pipeline", "definition", "schedule", "time_zone", "at", "parameters",
+          "parameter_grid", "project_dir", "project"};
+      if (known.count(k) == 0) {
+        return ErrorResponse(Status::InvalidArgument(fmt::format(
+            "{}: unknown field; a job takes name, pipeline or definition, schedule, time_zone, "
+            "at, parameters or parameter_grid, project_dir",
+            std::string_view(k).substr(0, 64))));
+      }
+    }
+    if (const auto* name = body->if_contains("pipeline"); name && name->is_string()) {
+      PipelineRecord rec;
+      auto p = ctx_.pipelines.Load(*project, std::string(name->as_string()), &rec);
+      if (!p.ok()) {
+        return ErrorResponse(p.status());
+      }
+      r.pipeline = std::move(*p);
+      r.project_dir = rec.project_dir;
+    } else if (const auto* def = body->if_contains("definition")) {
+      auto p = PipelineFromJson(*def, ProgramOnPath);
+      if (!p.ok()) {
+        return ErrorResponse(p.status().WithContext("definition"));
+      }
+      r.pipeline = std::move(*p);
+    } else {
+      return ErrorResponse(Status::InvalidArgument(
+          "a job needs \"pipeline\" (a stored pipeline's name) or \"definition\": "
+          "{\"name\": \"nightly\", \"pipeline\": \"etl\", \"schedule\": \"0 3 * * *\"}"));
+    }
+    if (const auto* n = body->if_contains("name"); n && n->is_string()) {
+      r.name = std::string(n->as_string());
+    } else {
+      r.name = r.pipeline.name;
+    }
+    if (auto s = FillJob(*body, r, who, "schedule", "at"); !s.ok()) {
+      return ErrorResponse(s);
+    }
+    auto job = ctx_.jobs.Create(std::move(r));
+    if (!job.ok()) {
+      return ErrorResponse(job.status());
+    }
+    return JsonResponse(201, JobJson(*job, ctx_.store));
+  }
+
+  HttpResponse ListJobs(const HttpRequest& req, const Principal& who, const PathParams&) {
+    auto project = RequestProject(req, who);
+    if (!project.ok()) {
+      return ErrorResponse(project.status());
+    }
+    auto list = ctx_.store.ListJobs(*project, false);
+    if (!list.ok()) {
+      return ErrorResponse(list.status());
+    }
+    json::array out;
+    for (const auto& j : *list) {
+      out.push_back(JobJson(j, ctx_.store));
+    }
+    return JsonResponse(200, json::object{{"jobs", std::move(out)}});
+  }
+
+  HttpResponse GetJob(const HttpRequest& req, const Principal& who, const PathParams& params) {
+    auto job = FindJob(req, who, params[0]);
+    if (!job.ok()) {
+      return ErrorResponse(job.status());
+    }
+    json::object o = JobJson(*job, ctx_.store);
+    Store::RunFilter f;
+    f.job = job->id;
+    f.limit = 20;
+    json::array runs;
+    if (auto list = ctx_.store.ListRuns(f); list.ok()) {
+      for (const auto& r : *list) {
+        runs.push_back(RunJson(r, Waiting(r)));
+      }
+    }
+    o["recent_runs"] = std::move(runs);
+    return JsonResponse(200, o);
+  }
+
+  HttpResponse JobChange(const HttpRequest& req, const Principal& who, const std::string& id,
+                         Result<JobRecord> (Jobs::*change)(const std::string&,
+                                                           const std::string&)) {
+    auto job = FindJob(req, who, id);
+    if (!job.ok()) {
+      return ErrorResponse(job.status());
+    }
+    auto done = (ctx_.jobs.*change)(job->project, job->id);
+    if (!done.ok()) {
+      return ErrorResponse(done.status());
+    }
+    return JsonResponse(200, JobJson(*done, ctx_.store));
+  }
+  HttpResponse PauseJob(const HttpRequest& req, const Principal& who, const PathParams& p) {
+    return JobChange(req, who, p[0], &Jobs::Pause);
+  }
+  HttpResponse ResumeJob(const HttpRequest& req, const Principal& who, const PathParams& p) {
+    return JobChange(req, who, p[0], &Jobs::Resume);
+  }
+  HttpResponse CancelJob(const HttpRequest& req, const Principal& who, const PathParams& p) {
+    return JobChange(req, who, p[0], &Jobs::Cancel);
+  }
+
+  // Orchest's job: {"name", "pipeline_definition" (or "pipeline_description"), "project_uuid",
+  // "pipeline_uuid", "parameters": [...], "cron_schedule", "scheduled_start",
+  // "pipeline_run_spec": {"run_config": {"project_dir"}}}
+  HttpResponse OrchestCreateJob(const HttpRequest& req, const Principal& who, const PathParams&) {
+    auto body = BodyObject(req, false);
+    if (!body.ok()) {
+      return OrchestError(body.status());
+    }
+    auto project = RequestProject(req, who);
+    if (!project.ok()) {
+      return OrchestError(project.status());
+    }
+    JobRequest r;
+    r.project = *project;
+    const json::value* def = body->if_contains("pipeline_definition");
+    if (def == nullptr) {
+      def = body->if_contains("pipeline_description");
+    }
+    if (def == nullptr) {
+      return OrchestError(Status::InvalidArgument(
+          "pipeline_definition: required (the pipeline.json object the job runs)"));
+    }
+    auto p = PipelineFromJson(*def, ProgramOnPath);
+    if (!p.ok()) {
+      return OrchestError(p.status().WithContext("pipeline_definition"));
+    }
+    r.pipeline = std::move(*p);
+    const json::value* name = body->if_contains("name");
+    r.name = name && name->is_string() ? std::string(name->as_string()) : r.pipeline.name;
+    if (auto s = FillJob(*body, r, who, "cron_schedule", "scheduled_start"); !s.ok()) {
+      return OrchestError(s);
+    }
+    if (const auto* spec = body->if_contains("pipeline_run_spec"); spec && spec->is_object()) {
+      const auto* rc = spec->as_object().if_contains("run_config");
+      const json::value* d = rc && rc->is_object() ? rc->as_object().if_contains("project_dir")
+                                                   : nullptr;
+      if (d && d->is_string()) {
+        auto dir = ProjectDir(who, *project, std::string(d->as_string()));
+        if (!dir.ok()) {
+          return OrchestError(dir.status());
+        }
+        r.project_dir = *dir;
+      }
+    }
+    auto job = ctx_.jobs.Create(std::move(r));
+    if (!job.ok()) {
+      return OrchestError(job.status());
+    }
+    return JsonResponse(201, OrchestJobJson(*job));
+  }
+
+  json::object OrchestJobJson(const JobRecord& j) {
+    json::object o = JobJson(j, ctx_.store);
+    o["cron_schedule"] = o["schedule"];
+    o["scheduled_start"] = o["at"];
+    o["pipeline_uuid"] = json::value(nullptr);
+    boost::system::error_code ec;
+    json::value def = json::parse(j.definition_json, ec);
+    if (!ec && def.is_object() && def.as_object().contains("uuid")) {
+      o["pipeline_uuid"] = def.as_object().at("uuid");
+    }
+    Store::RunFilter f;
+    f.job = j.id;
+    json::array runs;
+    if (auto list = ctx_.store.ListRuns(f); list.ok()) {
+      for (const auto& r : *list) {
+        runs.push_back(OrchestRunJson(r, Waiting(r)));
+      }
+    }
+    o["pipeline_runs"] = std::move(runs);
+    return o;
+  }
+
+  HttpResponse OrchestListJobs(const HttpRequest& req, const Principal& who, const PathParams&) {
+    auto project = RequestProject(req, who);
+    if (!project.ok()) {
+      return OrchestError(project.status());
+    }
+    auto list = ctx_.store.ListJobs(*project, false);
+    if (!list.ok()) {
+      return OrchestError(list.status());
+    }
+    json::array out;
+    for (const auto& j : *list) {
+      out.push_back(OrchestJobJson(j));
+    }
+    return JsonResponse(200, json::object{{"jobs", std::move(out)}});
+  }
+
+  HttpResponse OrchestGetJob(const HttpRequest& req, const Principal& who,
+                             const PathParams& params) {
+    auto job = FindJob(req, who, params[0]);
+    if (!job.ok()) {
+      return OrchestError(job.status());
+    }
+    return JsonResponse(200, OrchestJobJson(*job));
+  }
+
+  HttpResponse OrchestCancelJob(const HttpRequest& req, const Principal& who,
+                                const PathParams& params) {
+    auto job = FindJob(req, who, params[0]);
+    if (!job.ok()) {
+      return OrchestError(job.status());
+    }
+    auto done = ctx_.jobs.Cancel(job->project, job->id);
+    if (!done.ok()) {
+      return OrchestError(done.status());
+    }
+    return JsonResponse(200, json::object{{"message", "Job termination was successful"}});
   }
 
   ApiContext& ctx_;

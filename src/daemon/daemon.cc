@@ -21,6 +21,7 @@
 #include "api/server.h"
 #include "common/time.h"
 #include "control/controller.h"
+#include "pipeline/jobs.h"
 #include "pipeline/run_engine.h"
 #include "notify/dispatcher.h"
 #include "runtime/linux/linux_launcher.h"
@@ -341,8 +342,11 @@ int RunDaemon(const DaemonConfig& config) {
       [&controller](const std::string& project) { return controller.TaskContextOf(project); },
       ropts);
   controller.SetTaskListener([&runs](const TaskStatus& t) { runs.OnTaskEnded(t); });
-  auto api = MakeApiHandler(**store, ApiOptions{config.public_url}, controller, runs, &gateway,
-                            &gateway_auth);
+  JobsOptions jopts;
+  jopts.publish = ropts.publish;
+  Jobs jobs(**store, runs, jopts);
+  auto api = MakeApiHandler(**store, ApiOptions{config.public_url}, controller, runs, jobs,
+                            &gateway, &gateway_auth);
   ServerOptions sopts;
   sopts.listen = config.listen;
   sopts.threads = config.threads;
@@ -367,6 +371,7 @@ int RunDaemon(const DaemonConfig& config) {
     controller.Shutdown();
     return 1;
   }
+  jobs.Start();
   // Tools and tests find a daemon started on port 0 through this file.
   std::string info = fmt::format("{{\"pid\": {}, \"address\": \"{}\", \"url\": \"{}\"}}\n",
                                  ::getpid(), addr, url);
@@ -382,6 +387,7 @@ int RunDaemon(const DaemonConfig& config) {
   gateway.Shutdown();
   server->reset();  // its io_context owns what the gateway and sessions still reference
   // Instances and steps keep running under their shims; the next daemon re-adopts them.
+  jobs.Shutdown();
   runs.Shutdown();
   controller.Shutdown();
   dispatcher.Shutdown();

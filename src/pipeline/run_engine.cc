@@ -740,6 +740,17 @@ Result<RunRecord> RunEngine::StartRun(RunRequest req) {
   // The frozen definition is on disk before the run exists: a step reads its parameters there.
   std::string dir = RunDir(rec.id);
   fs::create_directories(dir + "/outputs", ec);
+  if (req.snapshot_project_dir) {
+    std::string snap = dir + "/project";
+    fs::copy(req.project_dir, snap,
+             fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+    if (ec) {
+      fs::remove_all(dir, ec);
+      return Status::Internal(fmt::format("cannot snapshot the project directory {}: {}",
+                                          req.project_dir, ec.message()));
+    }
+    rec.project_dir = snap;
+  }
   if (auto s = WriteFileAtomic(dir + "/pipeline.json", rec.definition_json, 0644); !s.ok()) {
     return s.WithContext("writing the run's definition");
   }

@@ -67,6 +67,9 @@ struct RunRequest {
   std::string job;                     // the job's id, for a job run
   std::string client_project_uuid;     // Orchest's project_uuid, kept as given
   std::string session_uuid;            // ORCHEST_SESSION_UUID; empty: derived
+  // Job runs: the steps run in a copy of project_dir taken when the run is created, in the
+  // run's directory (project/), so that later edits of the project do not reach them.
+  bool snapshot_project_dir = false;
 };
 
 // The step statuses, as Orchest names them.
@@ -109,6 +112,7 @@ class RunEngine {
   // The runtime's id of a run's step.
   static std::string TaskId(const std::string& run, int position);
   std::string RunDir(const std::string& run) const { return options_.runs_dir + "/" + run; }
+  const std::string& runs_dir() const { return options_.runs_dir; }
   // Forgets an ended run: its steps' tasks (and logs) and its directory; the store's row is
   // the caller's. FailedPrecondition while it runs.
   Status ForgetRun(const RunRecord& run) EXCLUDES(mu_);

@@ -146,6 +146,27 @@ struct RunRecord {
   std::vector<StepRunRecord> steps;  // in plan order
 };
 
+// A job (seed 004): a pipeline run once, at a time, or on a cron schedule, once per
+// parameter set each time. Its pipeline is frozen when the job is created.
+struct JobRecord {
+  std::string id;  // a uuid
+  std::string project;
+  std::string name;
+  std::string pipeline;         // the pipeline's name
+  std::string definition_json;  // frozen, Orchest's form
+  std::string project_dir;      // what each run snapshots
+  std::string schedule;         // five cron fields; empty: once (at `at`, or now)
+  std::string time_zone;
+  int64_t at = 0;                  // unix seconds for a one-off job; 0: at once
+  std::string parameters_json = "[{}]";  // a list of parameter sets
+  std::string status = "PENDING";  // PENDING STARTED PAUSED SUCCESS FAILURE ABORTED
+  int64_t next_fire = 0;           // unix seconds; 0: none
+  int64_t last_fire = 0;
+  int64_t created_at = 0;  // unix millis
+  int64_t finished_at = 0;
+  std::string message;
+};
+
 // What one write of run progress changes, in one transaction. Changes to end states are
 // ignored (an end state is final), so a late report can never move a run backwards.
 struct RunProgress {
@@ -291,6 +312,7 @@ class Store {
     std::string project;
     std::string pipeline;
     std::string pipeline_uuid;
+    std::string job;
     bool unfinished_only = false;
     size_t limit = 0;
     bool with_definition = false;
@@ -298,6 +320,13 @@ class Store {
   virtual Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter) = 0;
   virtual Status SaveRunProgress(const RunProgress& progress) = 0;
   virtual Status DeleteRun(std::string_view id) = 0;
+  virtual Status CreateJob(const JobRecord& job) = 0;
+  virtual Result<JobRecord> GetJob(std::string_view id) = 0;
+  // Jobs of `project` (every project when empty), newest first; `active_only`: not ended.
+  virtual Result<std::vector<JobRecord>> ListJobs(std::string_view project, bool active_only) = 0;
+  // Writes status, next/last fire, finished_at and message. An ended job (SUCCESS, FAILURE,
+  // ABORTED) is never changed: FailedPrecondition.
+  virtual Status UpdateJob(const JobRecord& job) = 0;
 };
 
 struct StoreOptions {

@@ -388,6 +388,33 @@ TEST_P(StoreContractTest, RunStatusesOnlyMoveForward) {
   EXPECT_EQ(store_->GetRun("r1").status().code(), StatusCode::kNotFound);
 }
 
+TEST_P(StoreContractTest, AnEndedJobNeverChanges) {
+  JobRecord j;
+  j.id = "j1";
+  j.project = "default";
+  j.name = "nightly";
+  j.pipeline = "etl";
+  j.schedule = "0 3 * * *";
+  j.next_fire = 100;
+  ASSERT_TRUE(store_->CreateJob(j).ok());
+  EXPECT_EQ(store_->CreateJob(j).code(), StatusCode::kAlreadyExists);
+  j.status = "PAUSED";
+  ASSERT_TRUE(store_->UpdateJob(j).ok());
+  auto active = store_->ListJobs("default", true);
+  ASSERT_TRUE(active.ok());
+  ASSERT_EQ(active->size(), 1u);
+  EXPECT_EQ((*active)[0].status, "PAUSED");
+  EXPECT_EQ((*active)[0].schedule, "0 3 * * *");
+  j.status = "ABORTED";
+  ASSERT_TRUE(store_->UpdateJob(j).ok());
+  j.status = "STARTED";
+  EXPECT_EQ(store_->UpdateJob(j).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->GetJob("j1")->status, "ABORTED");
+  EXPECT_TRUE(store_->ListJobs("", true)->empty());
+  EXPECT_EQ(store_->ListJobs("", false)->size(), 1u);
+  EXPECT_EQ(store_->GetJob("nope").status().code(), StatusCode::kNotFound);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContractTest, ::testing::Values("memory", "file"));
 
 TEST(SqliteStoreTest, ReopenKeepsEverything) {

@@ -382,3 +382,91 @@ def test_a_project_token_runs_only_inside_its_project(daemon, project_dir):
     # Another project's token does not see the run.
     _, other = project_with_token(daemon)
     assert daemon.get(f"/api/v1/runs/{run['uuid']}", token=other).status_code == 404
+
+
+def wait_job(d, job_id, timeout=60, path="/api/v1/jobs"):
+    def ended():
+        j = d.get(f"{path}/{job_id}").json()
+        return j if j["status"] in ENDED else None
+    return wait_until(ended, timeout, f"job {job_id} to end")
+
+
+def test_a_job_runs_once_per_parameter_set_in_a_snapshot(daemon, project_dir):
+    (project_dir / "show.py").write_text(
+        "import orchest\nprint('rate', orchest.get_step_param('rate'), open('data.txt').read())\n")
+    (project_dir / "data.txt").write_text("v1")
+    p = {"name": "jobbed", "steps": [{"name": "show", "file": "show.py",
+                                      "parameters": {"rate": 0}}]}
+    add_pipeline(daemon, p, project_dir)
+    r = daemon.post("/api/v1/jobs", json={"name": "sweep", "pipeline": "jobbed",
+                                          "parameter_grid": {"show": {"rate": [1, 2]}}})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["status"] in ("PENDING", "STARTED") and len(job["parameters"]) == 2
+    done = wait_job(daemon, job["uuid"])
+    (project_dir / "data.txt").write_text("v2")  # after the runs: their snapshots keep v1
+    assert done["status"] == "SUCCESS", done
+    assert done["runs"] == {"total": 2, "succeeded": 2, "failed": 0, "running": 0}
+    runs = daemon.get(f"/api/v1/jobs/{job['uuid']}").json()["recent_runs"]
+    outs = sorted(logs(daemon, run["uuid"], "show")[0] for run in runs)
+    assert outs == ["rate 1 v1", "rate 2 v1"]
+    assert all(run["kind"] == "job" and run["project_dir"] != str(project_dir) for run in runs)
+    # A failing job is FAILURE, not SUCCESS.
+    bad = {"name": "bad", "steps": [step("boom", "exit 2")]}
+    r = daemon.post("/api/v1/jobs", json={"name": "bad", "definition": bad,
+                                          "project_dir": str(project_dir)})
+    assert r.status_code == 201, r.text
+    failed = wait_job(daemon, r.json()["uuid"])
+    assert failed["status"] == "FAILURE" and "1 of 1 runs" in failed["message"]
+    # Refused jobs store nothing.
+    before = len(daemon.get("/api/v1/jobs").json()["jobs"])
+    for body, word in [({"pipeline": "jobbed", "schedule": "99 * * * *"}, "99"),
+                       ({"pipeline": "jobbed", "schedule": "0 3 * * *", "time_zone": "Mars/Base"},
+                        "Mars/Base"),
+                       ({"pipeline": "jobbed", "parameters": [{"nope": {"rate": 1}}]}, "nope"),
+                       ({"pipeline": "jobbed", "at": "tomorrow"}, "tomorrow")]:
+        r = daemon.post("/api/v1/jobs", json=body)
+        assert r.status_code == 400 and word in r.json()["error"]["message"], r.text
+    assert len(daemon.get("/api/v1/jobs").json()["jobs"]) == before
+
+
+def test_a_cron_job_with_two_parameter_sets(daemon, project_dir):
+    p = {"name": "every-minute", "steps": [step("tick", "echo tick")]}
+    add_pipeline(daemon, p, project_dir)
+    r = daemon.post("/api/v1/jobs", json={
+        "name": "minutely", "pipeline": "every-minute", "schedule": "* * * * *",
+        "time_zone": "Europe/Amsterdam",
+        "parameters": [{"tick": {"n": 1}}, {"tick": {"n": 2}}]})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["next_run"] and job["time_zone"] == "Europe/Amsterdam"
+    # The next minute boundary fires both parameter sets.
+    wait_until(lambda: daemon.get(f"/api/v1/jobs/{job['uuid']}").json()["runs"]["succeeded"] >= 2,
+               75, "the cron job's first two runs")
+    j = daemon.get(f"/api/v1/jobs/{job['uuid']}").json()
+    assert j["status"] == "STARTED" and j["last_run"]
+    assert daemon.post(f"/api/v1/jobs/{job['uuid']}/pause").json()["status"] == "PAUSED"
+    assert daemon.post(f"/api/v1/jobs/{job['uuid']}/resume").json()["status"] == "STARTED"
+    r = daemon.post(f"/api/v1/jobs/{job['uuid']}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "ABORTED", r.text
+    assert daemon.post(f"/api/v1/jobs/{job['uuid']}/cancel").status_code == 409
+
+
+def test_orchest_api_jobs(daemon, project_dir):
+    definition = orchest_definition(project_dir)
+    r = daemon.post("/orchest/api/jobs/", json={
+        "name": "orchest-job", "project_uuid": "proj-7", "pipeline_uuid": "9f1c2d3e-pipe",
+        "pipeline_definition": definition, "cron_schedule": None,
+        "parameters": [{"u-one": {"word": "first"}}, {"u-one": {"word": "second"}}],
+        "pipeline_run_spec": {"run_config": {"project_dir": str(project_dir)}}})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["pipeline_uuid"] == "9f1c2d3e-pipe"
+    done = wait_job(daemon, job["uuid"], path="/orchest/api/jobs")
+    assert done["status"] == "SUCCESS", done
+    assert len(done["pipeline_runs"]) == 2
+    words = sorted(logs(daemon, run["uuid"], "u-one")[0] for run in done["pipeline_runs"])
+    assert words == ["one says first", "one says second"]
+    r = daemon.delete(f"/orchest/api/jobs/{job['uuid']}")
+    assert r.status_code == 409 and "ended already" in r.json()["message"], r.text
+    assert daemon.get("/orchest/api/jobs/").json()["jobs"]

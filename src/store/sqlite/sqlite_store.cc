@@ -10,7 +10,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <variant>
 
 #include "common/mutex.h"
 #include "common/time.h"
@@ -170,6 +169,29 @@ CREATE TABLE step_runs (
   message TEXT NOT NULL,
   PRIMARY KEY (run_id, step)
 );
+)sql",
+    // Jobs: pipelines run once, at a time or on a schedule, per parameter set (seed 004).
+    R"sql(
+CREATE TABLE jobs (
+  id TEXT PRIMARY KEY,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  pipeline TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  project_dir TEXT NOT NULL,
+  schedule TEXT NOT NULL,
+  time_zone TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  parameters TEXT NOT NULL,
+  status TEXT NOT NULL,
+  next_fire INTEGER NOT NULL,
+  last_fire INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL,
+  message TEXT NOT NULL
+);
+CREATE INDEX jobs_by_project ON jobs(project_id, created_at);
+CREATE INDEX runs_by_job ON runs(job) WHERE job != '';
 )sql",
 };
 
@@ -1223,22 +1245,24 @@ class SqliteStore final : public Store {
     MutexLock lock(mu_);
     std::string sql = kRunSelect;
     std::vector<std::string> where;
-    std::vector<std::variant<std::string, int64_t>> args;
+    std::optional<int64_t> pid;  // bound first, then the strings in order
+    std::vector<std::string> args;
     if (!f.project.empty()) {
-      auto pid = ProjectId(f.project);
-      if (!pid.ok()) {
-        return pid.status();
+      auto p = ProjectId(f.project);
+      if (!p.ok()) {
+        return p.status();
       }
       where.push_back("r.project_id = ?");
-      args.emplace_back(*pid);
+      pid = *p;
     }
-    if (!f.pipeline.empty()) {
-      where.push_back("r.pipeline = ?");
-      args.emplace_back(f.pipeline);
-    }
-    if (!f.pipeline_uuid.empty()) {
-      where.push_back("r.pipeline_uuid = ?");
-      args.emplace_back(f.pipeline_uuid);
+    for (const auto& [column, value] : {std::pair<const char*, const std::string*>{
+                                            "r.pipeline = ?", &f.pipeline},
+                                        {"r.pipeline_uuid = ?", &f.pipeline_uuid},
+                                        {"r.job = ?", &f.job}}) {
+      if (!value->empty()) {
+        where.push_back(column);
+        args.push_back(*value);
+      }
     }
     if (f.unfinished_only) {
       where.push_back("r.status IN ('PENDING', 'STARTED')");
@@ -1254,8 +1278,12 @@ class SqliteStore final : public Store {
     if (!st.ok()) {
       return st.status();
     }
-    for (size_t i = 0; i < args.size(); ++i) {
-      std::visit([&](const auto& v) { st->Bind(static_cast<int>(i + 1), v); }, args[i]);
+    int n = 1;
+    if (pid) {
+      st->Bind(n++, *pid);
+    }
+    for (const auto& a : args) {
+      st->Bind(n++, a);
     }
     auto runs = st->Collect<RunRecord>(
         [&](const Stmt& r) { return RunFromRow(r, f.with_definition); });
@@ -1345,6 +1373,97 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
+  Status CreateJob(const JobRecord& j) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(j.project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare(
+        "INSERT INTO jobs (id, project_id, name, pipeline, definition, project_dir, schedule, "
+        "time_zone, at, parameters, status, next_fire, last_fire, created_at, finished_at, "
+        "message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, j.id).Bind(2, *pid).Bind(3, j.name).Bind(4, j.pipeline);
+    st->Bind(5, j.definition_json).Bind(6, j.project_dir).Bind(7, j.schedule);
+    st->Bind(8, j.time_zone).Bind(9, j.at).Bind(10, j.parameters_json).Bind(11, j.status);
+    st->Bind(12, j.next_fire).Bind(13, j.last_fire).Bind(14, j.created_at);
+    st->Bind(15, j.finished_at).Bind(16, j.message);
+    if (auto r = st->Exec(); !r.ok()) {
+      if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        return Status::AlreadyExists(fmt::format("job {} exists already", j.id));
+      }
+      return r.WithContext("storing job");
+    }
+    return Status::Ok();
+  }
+
+  Result<JobRecord> GetJob(std::string_view id) override {
+    MutexLock lock(mu_);
+    auto st = Prepare(std::string(kJobSelect) + " WHERE j.id = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, id);
+    auto row = st->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    if (!*row) {
+      return Status::NotFound(fmt::format("there is no job {}", id));
+    }
+    return JobFromRow(*st);
+  }
+
+  Result<std::vector<JobRecord>> ListJobs(std::string_view project, bool active_only) override {
+    MutexLock lock(mu_);
+    std::string sql = kJobSelect;
+    std::optional<int64_t> pid;
+    if (!project.empty()) {
+      auto p = ProjectId(project);
+      if (!p.ok()) {
+        return p.status();
+      }
+      pid = *p;
+      sql += " WHERE j.project_id = ?";
+    }
+    if (active_only) {
+      sql += pid ? " AND" : " WHERE";
+      sql += " j.status IN ('PENDING', 'STARTED', 'PAUSED')";
+    }
+    sql += " ORDER BY j.created_at DESC, j.rowid DESC";
+    auto st = Prepare(sql);
+    if (!st.ok()) {
+      return st.status();
+    }
+    if (pid) {
+      st->Bind(1, *pid);
+    }
+    return st->Collect<JobRecord>([&](const Stmt& r) { return JobFromRow(r); });
+  }
+
+  Status UpdateJob(const JobRecord& j) override {
+    MutexLock lock(mu_);
+    auto st = Prepare(
+        "UPDATE jobs SET status = ?, next_fire = ?, last_fire = ?, finished_at = ?, "
+        "message = ? WHERE id = ? AND status IN ('PENDING', 'STARTED', 'PAUSED')");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, j.status).Bind(2, j.next_fire).Bind(3, j.last_fire).Bind(4, j.finished_at);
+    st->Bind(5, j.message).Bind(6, j.id);
+    if (auto r = st->Exec(); !r.ok()) {
+      return r.WithContext(fmt::format("updating job {}", j.id));
+    }
+    if (sqlite3_changes(db_) == 0) {
+      return Status::FailedPrecondition(
+          fmt::format("job {} has ended or does not exist; it cannot change", j.id));
+    }
+    return Status::Ok();
+  }
+
   Status AddEvent(std::string_view project, std::string_view name, std::string_view kind,
                   std::string_view message) override {
     MutexLock lock(mu_);
@@ -1394,6 +1513,32 @@ class SqliteStore final : public Store {
       "SELECT t.id, p.name, t.description, t.created_at, t.revoked_at FROM tokens t "
       "LEFT JOIN projects p ON p.id = t.project_id";
 
+
+  static constexpr const char* kJobSelect =
+      "SELECT j.id, p.name, j.name, j.pipeline, j.definition, j.project_dir, j.schedule, "
+      "j.time_zone, j.at, j.parameters, j.status, j.next_fire, j.last_fire, j.created_at, "
+      "j.finished_at, j.message FROM jobs j JOIN projects p ON p.id = j.project_id";
+
+  static JobRecord JobFromRow(const Stmt& r) {
+    JobRecord j;
+    j.id = r.Text(0);
+    j.project = r.Text(1);
+    j.name = r.Text(2);
+    j.pipeline = r.Text(3);
+    j.definition_json = r.Text(4);
+    j.project_dir = r.Text(5);
+    j.schedule = r.Text(6);
+    j.time_zone = r.Text(7);
+    j.at = r.Int(8);
+    j.parameters_json = r.Text(9);
+    j.status = r.Text(10);
+    j.next_fire = r.Int(11);
+    j.last_fire = r.Int(12);
+    j.created_at = r.Int(13);
+    j.finished_at = r.Int(14);
+    j.message = r.Text(15);
+    return j;
+  }
   static constexpr const char* kRunSelect =
       "SELECT r.id, p.name, r.pipeline, r.pipeline_uuid, r.client_project_uuid, r.run_type, "
       "r.kind, r.job, r.project_dir, r.status, r.created_at, r.started_at, r.finished_at, "
