@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
 #include <boost/json.hpp>
 
 #include "common/crypto.h"
@@ -10,7 +11,12 @@
 
 namespace berth {
 
-std::vector<ServiceRecord> InteractiveServices(Store& store, const std::string& project) {
+namespace {
+
+// The project's services whose scope satisfies `keep`.
+std::vector<ServiceRecord> ServicesByScope(
+    Store& store, const std::string& project,
+    const std::function<bool(const std::vector<std::string>&)>& keep) {
   std::vector<ServiceRecord> out;
   auto services = store.ListServices(project);
   if (!services.ok()) {
@@ -23,12 +29,28 @@ std::vector<ServiceRecord> InteractiveServices(Store& store, const std::string& 
       continue;
     }
     auto def = ParseDefinition(parsed);
-    if (def.ok() &&
-        std::find(def->scope.begin(), def->scope.end(), "interactive") != def->scope.end()) {
+    if (def.ok() && keep(def->scope)) {
       out.push_back(std::move(svc));
     }
   }
   return out;
+}
+
+bool Has(const std::vector<std::string>& scope, std::string_view s) {
+  return std::find(scope.begin(), scope.end(), s) != scope.end();
+}
+
+}  // namespace
+
+std::vector<ServiceRecord> InteractiveServices(Store& store, const std::string& project) {
+  return ServicesByScope(store, project,
+                         [](const auto& scope) { return Has(scope, "interactive"); });
+}
+
+std::vector<ServiceRecord> JobServices(Store& store, const std::string& project) {
+  return ServicesByScope(store, project, [](const auto& scope) {
+    return Has(scope, "jobs") && !Has(scope, "interactive");
+  });
 }
 
 Result<Project> ProjectOps::CreateProject(const std::string& name) {
@@ -110,6 +132,30 @@ Status ProjectOps::SetInteractiveRunning(const std::string& project, bool runnin
     }
   }
   return Status::Ok();
+}
+
+Status ProjectOps::SetJobServicesRunning(const std::string& project, bool running) {
+  for (const auto& s : JobServices(store_, project)) {
+    if (s.desired_running == running) {
+      continue;
+    }
+    if (auto st = services_.SetRunning(
+            project, s.name, running,
+            running ? "started for the project's job runs" : "the project's job runs ended");
+        !st.ok()) {
+      return st;
+    }
+  }
+  return Status::Ok();
+}
+
+bool ProjectOps::JobServicesReady(const std::string& project) {
+  for (const auto& s : JobServices(store_, project)) {
+    if (controller_.Ready(project, s.name).empty()) {
+      return false;
+    }
+  }
+  return true;
 }
 
 Result<SessionRecord> ProjectOps::StartSession(const std::string& project,

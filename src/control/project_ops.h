@@ -24,6 +24,8 @@ struct IssuedToken {
 
 // The project's services whose scope includes "interactive" (a session's services), by name.
 std::vector<ServiceRecord> InteractiveServices(Store& store, const std::string& project);
+// The project's services scoped to jobs only (scope: [jobs]): they run while a job run does.
+std::vector<ServiceRecord> JobServices(Store& store, const std::string& project);
 
 class ProjectOps {
  public:
@@ -51,6 +53,10 @@ class ProjectOps {
   // session. Returns the session as it ended (state "stopping").
   Result<SessionRecord> StopSession(const std::string& project, const std::string& pipeline);
   Result<SessionRecord> FindSession(const std::string& project, const std::string& pipeline);
+  // Starts (or stops) the project's jobs-only services: for the lifetime of its job runs.
+  Status SetJobServicesRunning(const std::string& project, bool running);
+  // True once every jobs-only service of the project has a ready instance (or it has none).
+  bool JobServicesReady(const std::string& project);
 
  private:
   Status SetInteractiveRunning(const std::string& project, bool running, const std::string& why);

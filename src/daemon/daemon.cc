@@ -21,6 +21,8 @@
 #include "api/server.h"
 #include "common/time.h"
 #include "control/controller.h"
+#include "control/service_ops.h"
+#include "control/project_ops.h"
 #include "pipeline/jobs.h"
 #include "pipeline/run_engine.h"
 #include "notify/dispatcher.h"
@@ -336,6 +338,17 @@ int RunDaemon(const DaemonConfig& config) {
   ropts.publish = [&controller](const std::string& project, const std::string& kind,
                                 const std::string& data) {
     controller.Publish(project, kind, data);
+  };
+  // Services scoped to jobs (seed 000) run while the project has job runs.
+  ServiceOps service_ops(**store, controller);
+  ProjectOps project_ops(**store, controller, service_ops);
+  ropts.job_services = [&project_ops](const std::string& project, bool running) {
+    if (auto s = project_ops.SetJobServicesRunning(project, running); !s.ok()) {
+      LogWarn("cannot change jobs-scoped services", {{"project", project}, {"error", s.message()}});
+    }
+  };
+  ropts.job_services_ready = [&project_ops](const std::string& project) {
+    return project_ops.JobServicesReady(project);
   };
   RunEngine runs(
       **store, controller.runtime(), clock,

@@ -40,6 +40,9 @@ struct RunEngine::ActiveRun {
   bool cancelled = false;
   bool run_dirty = false;
   std::optional<TaskContext> context;
+  bool counted_job = false;  // in job_runs_
+  bool services_ready = false;
+  std::optional<Clock::TimePoint> services_asked;  // when it first waited for job services
 };
 
 namespace {
@@ -230,6 +233,8 @@ Status RunEngine::Start() {
       }
       ActiveRun& r = **run;
       runs_[rec.id] = *run;
+      r.counted_job = true;
+      CountJobRun(r, +1);
       for (size_t i = 0; i < r.steps.size(); ++i) {
         StepExec& e = r.steps[i];
         if (RunStatusEnded(e.rec.status)) {
@@ -262,6 +267,7 @@ Status RunEngine::Start() {
     Schedule(now);
     Flush();
   }
+  ApplyServiceChanges();
   if (options_.threads) {
     thread_ = std::thread([this] { Loop(); });
   }
@@ -326,6 +332,7 @@ void RunEngine::Step() {
   for (const auto& id : cancel) {
     (void)runtime_.CancelTask(id);
   }
+  ApplyServiceChanges();
 }
 
 void RunEngine::ApplyEnded(const TaskStatus& task) {
@@ -456,6 +463,19 @@ void RunEngine::Schedule(int64_t now) {
       }
       if (r.pipeline.concurrency > 0 && r.running >= r.pipeline.concurrency) {
         continue;
+      }
+      if (r.rec.kind == "job" && options_.job_services_ready && r.running == 0 &&
+          !r.services_ready) {
+        // Its jobs-scoped services start with it: wait for them, but not forever.
+        if (!r.services_asked) {
+          r.services_asked = clock_.Now();
+        }
+        if (options_.job_services_ready(r.rec.project) ||
+            clock_.Now() - *r.services_asked >= options_.job_services_wait) {
+          r.services_ready = true;
+        } else {
+          continue;
+        }
       }
       int ready = -1;
       for (size_t i = 0; i < r.steps.size() && ready < 0; ++i) {
@@ -665,6 +685,9 @@ void RunEngine::Flush() {
       LogWarn("cannot record run progress", {{"run", id}, {"error", s.message()}});
     }
     if (RunStatusEnded(run.rec.status) && run.running == 0) {
+      if (run.counted_job) {
+        CountJobRun(run, -1);
+      }
       runs_.erase(it);
     }
   }
@@ -682,6 +705,31 @@ void RunEngine::Publish(const ActiveRun& run, const std::string& kind, int step_
     o["step"] = StepJson(run.steps[static_cast<size_t>(step_index)].rec);
   }
   options_.publish(run.rec.project, kind == "run" ? "run" : "run-step", json::serialize(o));
+}
+
+void RunEngine::CountJobRun(const ActiveRun& run, int delta) {
+  if (run.rec.kind != "job" || !options_.job_services) {
+    return;
+  }
+  int& n = job_runs_[run.rec.project];
+  n += delta;
+  if (delta > 0 && n == 1) {
+    service_changes_.emplace_back(run.rec.project, true);
+  } else if (delta < 0 && n == 0) {
+    job_runs_.erase(run.rec.project);
+    service_changes_.emplace_back(run.rec.project, false);
+  }
+}
+
+void RunEngine::ApplyServiceChanges() {
+  std::vector<std::pair<std::string, bool>> changes;
+  {
+    MutexLock lock(mu_);
+    changes.swap(service_changes_);
+  }
+  for (const auto& [project, running] : changes) {
+    options_.job_services(project, running);
+  }
 }
 
 Result<RunRecord> RunEngine::StartRun(RunRequest req) {
@@ -765,6 +813,8 @@ Result<RunRecord> RunEngine::StartRun(RunRequest req) {
       return run.status();
     }
     runs_[rec.id] = *run;
+    (*run)->counted_job = true;
+    CountJobRun(**run, +1);
     Schedule(NowUnixMillis());
     Flush();
     auto it = runs_.find(rec.id);
@@ -779,6 +829,7 @@ Result<RunRecord> RunEngine::StartRun(RunRequest req) {
       Publish(*it->second, "run", -1);
     }
   }
+  ApplyServiceChanges();
   return rec;
 }
 
@@ -823,6 +874,7 @@ Result<RunRecord> RunEngine::CancelRun(const std::string& id) {
     for (const auto& t : cancel) {
       (void)runtime_.CancelTask(t);
     }
+    ApplyServiceChanges();
     return rec;
   }
 }
@@ -836,6 +888,9 @@ std::string RunEngine::WaitReason(const std::string& id) const {
   const ActiveRun& run = *it->second;
   if (run.running > 0 || RunStatusEnded(run.rec.status)) {
     return "";
+  }
+  if (run.rec.kind == "job" && run.services_asked && !run.services_ready) {
+    return "waiting for the project's jobs-scoped services to be ready";
   }
   int limit = Limit();
   int ahead = 0;

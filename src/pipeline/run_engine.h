@@ -51,6 +51,12 @@ struct RunEngineOptions {
   std::string python = "/usr/bin/python3";
   std::chrono::seconds job_aging{300};  // a job run waiting this long is served as interactive
   bool threads = true;  // false: no thread; the caller drives Step() (tests)
+  // A project's jobs-only services (seed 000's scope "jobs"): started when its first job run
+  // starts, stopped when its last one ends; job runs' steps wait until they are ready (at
+  // most `job_services_wait`). Empty: none.
+  std::function<void(const std::string& project, bool running)> job_services;
+  std::function<bool(const std::string& project)> job_services_ready;
+  std::chrono::seconds job_services_wait{60};
   // Run and step changes, for the event stream: (project, kind, JSON text).
   std::function<void(const std::string&, const std::string&, const std::string&)> publish;
 };
@@ -148,6 +154,11 @@ class RunEngine {
   int running_ GUARDED_BY(mu_) = 0;
   std::vector<std::string> dirty_ GUARDED_BY(mu_);  // runs with progress to write
   std::vector<std::string> to_cancel_ GUARDED_BY(mu_);  // tasks to stop once unlocked
+  // Unfinished job runs per project, and service starts/stops to make once unlocked.
+  std::map<std::string, int> job_runs_ GUARDED_BY(mu_);
+  std::vector<std::pair<std::string, bool>> service_changes_ GUARDED_BY(mu_);
+  void CountJobRun(const ActiveRun& run, int delta) REQUIRES(mu_);
+  void ApplyServiceChanges() EXCLUDES(mu_);
   bool started_ GUARDED_BY(mu_) = false;
 
   Mutex ended_mu_;

@@ -387,6 +387,58 @@ TEST_F(RunEngineTest, AStepWithVeryManyParentsGetsItsInputsInAFile) {
   EXPECT_EQ(json::parse(*text).as_array().size(), 600u);
 }
 
+TEST_F(RunEngineTest, JobScopedServicesRunWhileTheProjectHasJobRunsAndStepsWaitForThem) {
+  std::vector<std::pair<std::string, bool>> changes;
+  bool ready = false;
+  engine_.reset();
+  sup_.reset();
+  SupervisorOptions so;
+  so.instances_dir = root_ + "/instances";
+  so.threads = false;
+  SupervisorHooks h;
+  h.task_ended = [this](const TaskStatus& t) { engine_->OnTaskEnded(t); };
+  sup_ = std::make_unique<Supervisor>(launcher_, clock_, so, h);
+  sup_->Start();
+  RunEngineOptions eo;
+  eo.runs_dir = root_ + "/runs";
+  eo.concurrency = 4;
+  eo.threads = false;
+  eo.job_services = [&](const std::string& project, bool running) {
+    changes.emplace_back(project, running);
+  };
+  eo.job_services_ready = [&](const std::string&) { return ready; };
+  engine_ = std::make_unique<RunEngine>(
+      *store_, *sup_, clock_,
+      [this](const std::string&) -> Result<TaskContext> {
+        TaskContext c;
+        c.project_dir = root_ + "/project";
+        return c;
+      },
+      eo);
+  ASSERT_TRUE(engine_->Start().ok());
+  Pipeline one;
+  one.name = "one";
+  one.steps = {Cmd("only")};
+  RunRecord a = Start(one, RunType::kFull, {}, "job");
+  RunRecord b = Start(one, RunType::kFull, {}, "job");
+  RunRecord i = Start(one, RunType::kFull, {}, "interactive");
+  ASSERT_EQ(changes.size(), 1u);  // started once for both job runs
+  EXPECT_EQ(changes[0], std::make_pair(std::string("p"), true));
+  EXPECT_TRUE(Started(i, 0));  // interactive runs do not wait for them
+  EXPECT_FALSE(Started(a, 0));
+  EXPECT_EQ(engine_->WaitReason(a.id), "waiting for the project's jobs-scoped services to be ready");
+  ready = true;
+  Pump();
+  EXPECT_TRUE(Started(a, 0));
+  EXPECT_TRUE(Started(b, 0));
+  Exit(a, 0, 0);
+  EXPECT_EQ(changes.size(), 1u);  // b still runs
+  Exit(b, 0, 0);
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[1], std::make_pair(std::string("p"), false));
+  Exit(i, 0, 0);
+}
+
 TEST_F(RunEngineTest, BadRequestsAreRefusedAndStoreNothing) {
   Pipeline p = Diamond();
   p.steps[0].command.clear();

@@ -470,3 +470,38 @@ def test_orchest_api_jobs(daemon, project_dir):
     r = daemon.delete(f"/orchest/api/jobs/{job['uuid']}")
     assert r.status_code == 409 and "ended already" in r.json()["message"], r.text
     assert daemon.get("/orchest/api/jobs/").json()["jobs"]
+
+
+def test_a_jobs_scoped_redis_is_up_during_the_job_run_only(fresh_daemon, project_dir):
+    d = fresh_daemon
+    r = d.post("/api/v1/templates/redis/services", json={"name": "cache"})
+    assert r.status_code == 201, r.text
+    definition = r.json()["definition"]
+    definition["scope"] = ["jobs"]
+    r = d.put("/api/v1/services/cache", json=definition)
+    assert r.status_code == 200, r.text
+    assert d.post("/api/v1/services/cache/stop").status_code == 200
+
+    def running_instances():
+        st = d.get("/api/v1/services/cache/status").json()
+        return [i for i in st["instances"] if i["state"] in ("running", "starting")]
+    wait_until(lambda: not running_instances(), 30, "the jobs-scoped redis to be stopped")
+    (project_dir / "use_redis.py").write_text(textwrap.dedent("""\
+        import orchest, redis
+        host = orchest.get_service("cache")["internal_hostname"]
+        r = redis.Redis(host=host, port=6379)
+        r.set("k", "from the job")
+        print(r.get("k").decode())
+    """))
+    p = {"name": "with-redis", "steps": [{"name": "use", "file": "use_redis.py"}]}
+    add_pipeline(d, p, project_dir)
+    r = d.post("/api/v1/jobs", json={"name": "redis-job", "pipeline": "with-redis"})
+    assert r.status_code == 201, r.text
+    done = wait_job(d, r.json()["uuid"], timeout=90)
+    assert done["status"] == "SUCCESS", (done, d.get(f"/api/v1/jobs/{done['uuid']}").json())
+    run = d.get(f"/api/v1/jobs/{done['uuid']}").json()["recent_runs"][0]
+    assert logs(d, run["uuid"], "use") == ["from the job"]
+    # After the job's last run, the service is stopped again.
+    wait_until(lambda: not running_instances(), 30, "the jobs-scoped redis to stop after the job")
+    assert d.get("/api/v1/services/cache/status").json()["desired_running"] is False
+    d.delete("/api/v1/services/cache")
