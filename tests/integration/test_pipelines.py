@@ -505,3 +505,26 @@ def test_a_jobs_scoped_redis_is_up_during_the_job_run_only(fresh_daemon, project
     wait_until(lambda: not running_instances(), 30, "the jobs-scoped redis to stop after the job")
     assert d.get("/api/v1/services/cache/status").json()["desired_running"] is False
     d.delete("/api/v1/services/cache")
+
+
+def test_under_a_flood_of_job_runs_an_interactive_run_goes_next(fresh_daemon, project_dir):
+    d = fresh_daemon
+    p = {"name": "slow", "steps": [step("nap", "sleep 0.4")]}
+    add_pipeline(d, p, project_dir)
+    r = d.post("/api/v1/jobs", json={"name": "flood", "pipeline": "slow",
+                                     "parameters": [{"nap": {"i": i}} for i in range(12)]})
+    assert r.status_code == 201, r.text
+    job = r.json()["uuid"]
+    wait_until(lambda: d.get(f"/api/v1/jobs/{job}").json()["runs"]["total"] == 12, 20,
+               "the job's twelve runs")
+    queued = [x for x in d.get(f"/api/v1/runs?limit=0").json()["runs"]
+              if x["kind"] == "job" and x["status"] == "PENDING"]
+    assert len(queued) >= 6, queued  # most wait: two steps run at a time on this machine
+    assert all(x["waiting"] for x in queued)
+    interactive = start(d, "slow")
+    done = wait_run(d, interactive["uuid"])
+    started = done["steps"][0]["started_at"]
+    # No job run that was queued before it started before it.
+    later = [d.get(f"/api/v1/runs/{x['uuid']}").json()["steps"][0]["started_at"] for x in queued]
+    assert sum(1 for t in later if t and t < started) <= 2, (started, sorted(later))
+    wait_job(d, job, timeout=60)
