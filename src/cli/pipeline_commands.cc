@@ -1,5 +1,6 @@
 // Pipelines (seed 004) from the command line: `berth pipelines add|ls|show|rm`, `berth run`
-// with a live view of the run, and `berth runs ls|show|logs|cancel|rm`.
+// with a live view of the run, `berth runs ls|show|logs|cancel|rm`, and
+// `berth jobs create|ls|show|pause|resume|cancel`.
 #include <fmt/format.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <array>
 #include <map>
 #include <optional>
 #include <thread>
@@ -153,19 +155,23 @@ std::string AbsoluteDir(const std::string& dir) {
 
 // Calls the API; a 404 gets `hint` (how to find what was missing) after the message, and for
 // a pipeline how to add one unless the daemon's message says so already.
+[[noreturn]] void FailWithHint(const Status& s, const std::string& hint) {
+  if (s.code() == StatusCode::kNotFound) {
+    std::string message = s.message();
+    if (message.find("no pipeline") != std::string::npos &&
+        message.find("berth pipelines add") == std::string::npos) {
+      message += "; add it with 'berth pipelines add FILE'";
+    }
+    Fail(Status(StatusCode::kNotFound, message + "; " + hint));
+  }
+  Fail(s);
+}
+
 json::value CallOrHint(std::string_view method, const std::string& path, const json::value* body,
                        const std::string& hint) {
   auto r = Client().Call(method, path, body);
   if (!r.ok()) {
-    if (r.status().code() == StatusCode::kNotFound) {
-      std::string message = r.status().message();
-      if (message.find("no pipeline") != std::string::npos &&
-          message.find("berth pipelines add") == std::string::npos) {
-        message += "; add it with 'berth pipelines add FILE'";
-      }
-      Fail(Status(StatusCode::kNotFound, message + "; " + hint));
-    }
-    Fail(r.status());
+    FailWithHint(r.status(), hint);
   }
   return r->body;
 }
@@ -803,6 +809,311 @@ void AddRuns(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
   });
 }
 
+
+// --- jobs: a pipeline run on a schedule, at a time, or now, once per parameter set ----------
+
+const char kJobsHint[] = "'berth jobs ls' lists the jobs";
+
+// "0 3 * * * (Europe/Amsterdam)", "once at 2026-12-24T06:00:00Z", "once".
+std::string JobSchedule(const json::value& j) {
+  if (Field(j, "schedule").is_string()) {
+    std::string tz = Str(Field(j, "time_zone"));
+    return tz == "-" ? Str(Field(j, "schedule"))
+                     : fmt::format("{} ({})", Str(Field(j, "schedule")), tz);
+  }
+  if (Field(j, "at").is_string()) {
+    return "once at " + Str(Field(j, "at"));
+  }
+  return "once";
+}
+
+// "3 ok / 1 failed / 0 running".
+std::string JobRuns(const json::value& j) {
+  const json::value& r = Field(j, "runs");
+  return fmt::format("{} ok / {} failed / {} running", Str(Field(r, "succeeded")),
+                     Str(Field(r, "failed")), Str(Field(r, "running")));
+}
+
+std::string DescribeJob(const json::value& j) {
+  std::string message = Str(Field(j, "message"));
+  std::string dir = Str(Field(j, "project_dir"));
+  std::string out = fmt::format("Job:        {}\n", Str(Field(j, "uuid")));
+  out += fmt::format("Name:       {}\n", Str(Field(j, "name")));
+  out += fmt::format("Pipeline:   {}\n", Str(Field(j, "pipeline")));
+  out += fmt::format("Project:    {}\n", Str(Field(j, "project")));
+  out += fmt::format("Schedule:   {}\n", JobSchedule(j));
+  out += fmt::format("Status:     {}{}\n", Str(Field(j, "status")),
+                     message.empty() || message == "-" ? "" : " — " + message);
+  out += fmt::format("Next run:   {}\n", Str(Field(j, "next_run")));
+  out += fmt::format("Last run:   {}\n", Str(Field(j, "last_run")));
+  out += fmt::format("Directory:  {}\n", dir.empty() || dir == "-" ? "(the project's)" : dir);
+  out += fmt::format("Created:    {}\n", Str(Field(j, "created_at")));
+  out += fmt::format("Finished:   {}\n", Str(Field(j, "finished_at")));
+  const json::array& sets = Items(j, "parameters");
+  bool none = sets.empty() || (sets.size() == 1 && sets[0].is_object() &&
+                               sets[0].get_object().empty());
+  if (none) {
+    out += "Parameters: the pipeline's own (one run each time)\n";
+  } else {
+    out += fmt::format("Parameters: {} set{} (a run each)\n", sets.size(),
+                       sets.size() == 1 ? "" : "s");
+    for (const auto& s : sets) {
+      out += "  " + json::serialize(s) + "\n";
+    }
+  }
+  out += fmt::format("Runs:       {} ({} in all)\n", JobRuns(j),
+                     Str(Field(Field(j, "runs"), "total")));
+  const json::array& runs = Items(j, "recent_runs");
+  if (!runs.empty()) {
+    out += "Recent runs:\n" + RunsTable(runs);
+  } else if (Field(j, "recent_runs").is_array()) {
+    out += "No runs yet.\n";
+  }
+  return out;
+}
+
+// A --param or --params value: JSON when it parses ("2", "true", "[1,2]", "\"x\""), else the
+// text as a string.
+json::value ParamValue(const std::string& text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  return ec ? json::value(text) : v;
+}
+
+// "show.rate=2" as {"show", "rate", "2"}; the first '.' ends the step's name.
+std::array<std::string, 3> SplitParam(std::string_view flag, const std::string& arg,
+                                      std::string_view example) {
+  size_t eq = arg.find('=');
+  size_t dot = arg.find('.');
+  if (eq == std::string::npos || dot == std::string::npos || dot > eq || dot == 0 ||
+      dot + 1 == eq) {
+    Fail(Status::InvalidArgument(fmt::format("{} '{}': give STEP.KEY=VALUE, e.g. {} {}", flag,
+                                             arg, flag, example)));
+  }
+  return {arg.substr(0, dot), arg.substr(dot + 1, eq - dot - 1), arg.substr(eq + 1)};
+}
+
+json::object& StepParams(json::object& sets, const std::string& step) {
+  json::value& s = sets[step];
+  if (!s.is_object()) {
+    s = json::object{};
+  }
+  return s.get_object();
+}
+
+void AddJobs(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
+  CLI::App* group = app.add_subcommand(
+      "jobs", "Pipeline jobs: run a pipeline on a cron schedule, at a time, or now, once per "
+              "parameter set");
+  group->require_subcommand(1);
+  group->footer(
+      "Examples:\n"
+      "  berth jobs create nightly --pipeline etl --schedule \"0 3 * * *\" --time-zone Europe/Amsterdam\n"
+      "  berth jobs create sweep --pipeline etl --grid train.rate=0.1,0.01\n"
+      "  berth jobs ls\n"
+      "  berth jobs show JOB\n"
+      "  berth jobs pause JOB; berth jobs resume JOB; berth jobs cancel JOB");
+
+  struct CreateArgs {
+    std::string name;
+    std::string pipeline;
+    std::string schedule;
+    std::string time_zone;
+    std::string at;
+    std::vector<std::string> params;
+    std::string params_file;
+    std::vector<std::string> grid;
+    std::string project_dir;
+  };
+  auto ca = std::make_shared<CreateArgs>();
+  CLI::App* create = group->add_subcommand(
+      "create", "Create a job: a pipeline run on a schedule, at a time, or now (once)");
+  create->add_option("name", ca->name, "The job's name")->required();
+  create->add_option("--pipeline", ca->pipeline,
+                     "A stored pipeline's name, or a pipeline file (its definition is kept "
+                     "with the job)")
+      ->required();
+  create->add_option("--schedule", ca->schedule,
+                     "Cron schedule, five fields: minute hour day-of-month month day-of-week "
+                     "(default: no schedule, one run now or --at)");
+  create->add_option("--time-zone", ca->time_zone,
+                     "IANA time zone the schedule is read in, e.g. Europe/Amsterdam (default UTC)");
+  create->add_option("--at", ca->at, "Run once at this RFC 3339 time, e.g. 2026-12-24T06:00:00Z");
+  create->add_option("--param", ca->params,
+                     "STEP.KEY=VALUE: a step parameter (VALUE as JSON when it parses, else a "
+                     "string); several make one parameter set");
+  create->add_option("--params-file", ca->params_file,
+                     "JSON file with a list of parameter sets, a run each: "
+                     "[{\"STEP\": {\"KEY\": VALUE}}, ...]")
+      ->check(CLI::ExistingFile);
+  create->add_option("--grid", ca->grid,
+                     "STEP.KEY=V1,V2,...: a run for each combination of the values of all "
+                     "--grid options");
+  create->add_option("--project-dir", ca->project_dir,
+                     "Folder the steps' files are taken from (default: the pipeline's, else "
+                     "the project's)")
+      ->check(CLI::ExistingDirectory);
+  AddCommon(create, opts, true);
+  create->footer(
+      "Each run works on a snapshot of the project directory taken when it starts.\n\n"
+      "Examples:\n"
+      "  berth jobs create nightly --pipeline etl --schedule \"0 3 * * *\" --time-zone Europe/Amsterdam\n"
+      "  berth jobs create xmas --pipeline etl --at 2026-12-24T06:00:00Z\n"
+      "  berth jobs create once --pipeline etl --param train.rate=0.1 --param train.tag=fast\n"
+      "  berth jobs create sweep --pipeline etl --grid train.rate=0.1,0.01 --grid train.depth=2,4\n"
+      "  berth jobs create sets --pipeline etl --params-file sets.json");
+  create->callback([opts, ca] {
+    if (!ca->params.empty() + !ca->params_file.empty() + !ca->grid.empty() > 1) {
+      Fail(Status::InvalidArgument(
+          "--param (one parameter set), --params-file (a list of sets) and --grid (every "
+          "combination) do not go together; use one of them"));
+    }
+    json::object body{{"name", ca->name}};
+    if (fs::is_regular_file(ca->pipeline)) {
+      body["definition"] = ReadPipelineFile(ca->pipeline);
+    } else {
+      body["pipeline"] = ca->pipeline;
+    }
+    if (!ca->schedule.empty()) {
+      body["schedule"] = ca->schedule;
+    }
+    if (!ca->time_zone.empty()) {
+      body["time_zone"] = ca->time_zone;
+    }
+    if (!ca->at.empty()) {
+      body["at"] = ca->at;
+    }
+    if (!ca->params.empty()) {
+      json::object set;
+      for (const auto& p : ca->params) {
+        auto [step, key, value] = SplitParam("--param", p, "train.rate=0.1");
+        StepParams(set, step)[key] = ParamValue(value);
+      }
+      body["parameters"] = json::array{std::move(set)};
+    }
+    if (!ca->params_file.empty()) {
+      json::value sets = ReadPipelineFile(ca->params_file);
+      if (!sets.is_array()) {
+        Fail(Status::InvalidArgument(fmt::format(
+            "{}: must be a list of parameter sets, a run each: [{{\"STEP\": {{\"KEY\": "
+            "VALUE}}}}, ...]",
+            ca->params_file)));
+      }
+      body["parameters"] = std::move(sets);
+    }
+    if (!ca->grid.empty()) {
+      json::object grid;
+      for (const auto& g : ca->grid) {
+        auto [step, key, text] = SplitParam("--grid", g, "train.rate=0.1,0.01");
+        json::value values = ParamValue(text);
+        if (!values.is_array()) {
+          values = json::array{};
+          size_t pos = 0;
+          while (true) {
+            size_t comma = text.find(',', pos);
+            values.get_array().push_back(ParamValue(text.substr(pos, comma - pos)));
+            if (comma == std::string::npos) {
+              break;
+            }
+            pos = comma + 1;
+          }
+        }
+        json::value& slot = StepParams(grid, step)[key];
+        if (slot.is_array()) {  // the same STEP.KEY twice: all of the values
+          for (auto& v : values.get_array()) {
+            slot.get_array().push_back(std::move(v));
+          }
+        } else {
+          slot = std::move(values);
+        }
+      }
+      body["parameter_grid"] = std::move(grid);
+    }
+    if (!ca->project_dir.empty()) {
+      body["project_dir"] = AbsoluteDir(ca->project_dir);
+    }
+    json::value b = std::move(body);
+    auto r = Client().Call("POST", WithProject("/api/v1/jobs", *opts), &b);
+    if (!r.ok()) {
+      // The cron parser names the cron field ("cron field 1 (minute) '99': ..."); say which
+      // option it came from.
+      const std::string& m = r.status().message();
+      if (r.status().code() == StatusCode::kInvalidArgument && !ca->schedule.empty() &&
+          m.find("cron") != std::string::npos && m.find("schedule:") == std::string::npos) {
+        Fail(r.status().WithContext(fmt::format("--schedule '{}'", ca->schedule)));
+      }
+      FailWithHint(r.status(), kPipelinesHint);
+    }
+    const json::value& v = r->body;
+    std::string id = Str(Field(v, "uuid"));
+    size_t sets = Items(v, "parameters").size();
+    Print(*opts, v,
+          fmt::format("Job {} ({}) created: {}, next run {}\n"
+                      "Schedule: {}; {} run{} each time\n"
+                      "See it: berth jobs show {}\n",
+                      id, Str(Field(v, "name")), Str(Field(v, "status")),
+                      Str(Field(v, "next_run")), JobSchedule(v), std::max<size_t>(sets, 1),
+                      sets > 1 ? "s" : "", id));
+  });
+
+  CLI::App* ls = group->add_subcommand("ls", "List the project's jobs");
+  AddCommon(ls, opts, true);
+  ls->footer("Example:\n  berth jobs ls -o json");
+  ls->callback([opts] {
+    json::value v = Call("GET", WithProject("/api/v1/jobs", *opts));
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& j : Items(v, "jobs")) {
+      rows.push_back({Str(Field(j, "uuid")), Str(Field(j, "name")), Str(Field(j, "pipeline")),
+                      JobSchedule(j), Str(Field(j, "status")), Str(Field(j, "next_run")),
+                      JobRuns(j)});
+    }
+    if (rows.empty() && opts->output == "table") {
+      std::cout << "No jobs yet. Create one with 'berth jobs create NAME --pipeline PIPELINE'.\n";
+      return;
+    }
+    Print(*opts, v,
+          FormatTable({"JOB", "NAME", "PIPELINE", "SCHEDULE", "STATUS", "NEXT RUN", "RUNS"},
+                      rows));
+  });
+
+  auto id = std::make_shared<std::string>();
+  CLI::App* show = group->add_subcommand(
+      "show", "Show a job: its schedule, status, parameter sets and recent runs");
+  show->add_option("id", *id, "Job id (berth jobs ls)")->required();
+  AddCommon(show, opts, true);
+  show->footer("Example:\n  berth jobs show JOB -o json");
+  show->callback([opts, id] {
+    json::value v =
+        CallOrHint("GET", WithProject("/api/v1/jobs/" + Escape(*id), *opts), nullptr, kJobsHint);
+    Print(*opts, v, DescribeJob(v));
+  });
+
+  struct Change {
+    const char* verb;
+    const char* done;
+    const char* help;
+  };
+  for (const Change& c :
+       {Change{"pause", "Paused", "Pause a job: no new runs until it is resumed"},
+        Change{"resume", "Resumed", "Resume a paused job; a schedule goes on from now"},
+        Change{"cancel", "Cancelled",
+               "Cancel a job for good: it is ABORTED and starts no more runs"}}) {
+    CLI::App* cmd = group->add_subcommand(c.verb, c.help);
+    cmd->add_option("id", *id, "Job id (berth jobs ls)")->required();
+    AddCommon(cmd, opts, true);
+    cmd->footer(fmt::format("Example:\n  berth jobs {} JOB", c.verb));
+    std::string verb = c.verb, done = c.done;
+    cmd->callback([opts, id, verb, done] {
+      json::value v = CallOrHint(
+          "POST", WithProject("/api/v1/jobs/" + Escape(*id) + "/" + verb, *opts), nullptr,
+          kJobsHint);
+      Print(*opts, v,
+            fmt::format("{} job {} ({}); next run {}\n", done, *id, Str(Field(v, "status")),
+                        Str(Field(v, "next_run"))));
+    });
+  }
+}
+
 }  // namespace
 
 void AddPipelineCommands(CLI::App& app) {
@@ -810,6 +1121,7 @@ void AddPipelineCommands(CLI::App& app) {
   AddPipelines(app, opts);
   AddRun(app, opts);
   AddRuns(app, opts);
+  AddJobs(app, opts);
 }
 
 }  // namespace berth

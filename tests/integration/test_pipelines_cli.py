@@ -119,6 +119,10 @@ def api_run(daemon, rid):
     (["runs"], ["ls", "show", "logs", "cancel", "rm", "Examples"]),
     (["runs", "ls"], ["--pipeline", "--limit", "--output"]),
     (["runs", "logs"], ["--follow", "--tail", "Examples"]),
+    (["jobs"], ["create", "ls", "show", "pause", "resume", "cancel", "Examples"]),
+    (["jobs", "create"], ["--pipeline", "--schedule", "--time-zone", "--at", "--param",
+                          "--params-file", "--grid", "--project-dir", "--output", "Examples"]),
+    (["jobs", "cancel"], ["--output", "Example"]),
 ])
 def test_help(cli, args, words):
     out = cli.ok(*args, "--help")
@@ -359,3 +363,104 @@ def test_errors_say_what_was_wrong_and_how_to_fix_it(cli, tmp_path, project_dir)
     assert "broken.json is not valid JSON" in err, err
     p = cli.run("pipelines", "add", tmp_path / "missing.yaml")
     assert p.returncode != 0 and "missing.yaml" in p.stderr
+
+
+def job_id(stdout):
+    """The job's id from the first line `berth jobs create` prints: "Job ID (NAME) created: ..."."""
+    m = re.match(r"Job ([0-9a-f-]{36}) \(", stdout)
+    assert m, stdout
+    return m.group(1)
+
+
+def wait_cli_job(cli, jid, timeout=60):
+    def ended():
+        j = cli.json("jobs", "show", jid)
+        return j if j["status"] in ENDED else None
+    return wait_until(ended, timeout, f"job {jid} to end")
+
+
+def test_a_one_off_job_with_a_grid_runs_once_per_value(cli, tmp_path, project_dir):
+    (project_dir / "show.py").write_text(
+        "import orchest\nprint('rate', orchest.get_step_param('rate'))\n")
+    cli.ok("pipelines", "add", write(tmp_path, "sweep.yaml", textwrap.dedent("""\
+        name: cli-sweep
+        steps:
+          - {name: show, file: show.py, parameters: {rate: 0}}
+        """)), "--project-dir", project_dir)
+    out = cli.ok("jobs", "create", "sweep", "--pipeline", "cli-sweep", "--grid", "show.rate=1,2")
+    jid = job_id(out)
+    assert re.search(r"created: (PENDING|STARTED), next run ", out), out
+    assert f"berth jobs show {jid}" in out
+    done = wait_cli_job(cli, jid)
+    assert done["status"] == "SUCCESS", done
+    assert done["runs"] == {"total": 2, "succeeded": 2, "failed": 0, "running": 0}
+    assert sorted(done["parameters"], key=json.dumps) == [{"show": {"rate": 1}},
+                                                           {"show": {"rate": 2}}]
+    outs = sorted(cli.json("runs", "logs", r["uuid"], "show")["lines"][0]["message"]
+                  for r in done["recent_runs"])
+    assert outs == ["rate 1", "rate 2"]
+
+    rows = {r["JOB"]: r for r in table(cli.ok("jobs", "ls"))}
+    assert rows[jid]["NAME"] == "sweep" and rows[jid]["PIPELINE"] == "cli-sweep"
+    assert rows[jid]["SCHEDULE"] == "once" and rows[jid]["STATUS"] == "SUCCESS"
+    assert rows[jid]["RUNS"] == "2 ok / 0 failed / 0 running"
+    assert jid in [j["uuid"] for j in cli.json("jobs", "ls")["jobs"]]
+    shown = cli.ok("jobs", "show", jid)
+    assert f"Job:        {jid}\n" in shown and "Status:     SUCCESS" in shown
+    assert "Parameters: 2 sets" in shown and "Recent runs:\n" in shown
+    for r in done["recent_runs"]:
+        assert r["uuid"] in shown
+
+    # Several --param make one set, values as JSON when they parse; --params-file a list.
+    job = cli.json("jobs", "create", "one", "--pipeline", "cli-sweep", "--param", "show.rate=5",
+                   "--param", "show.tag=fast", "--param", 'show.list=[1,"a"]')
+    assert job["parameters"] == [{"show": {"rate": 5, "tag": "fast", "list": [1, "a"]}}]
+    sets = write(tmp_path, "sets.json", json.dumps([{"show": {"rate": 7}}, {"show": {"rate": 8}}]))
+    job2 = cli.json("jobs", "create", "sets", "--pipeline", "cli-sweep", "--params-file", sets)
+    assert job2["parameters"] == [{"show": {"rate": 7}}, {"show": {"rate": 8}}]
+    assert wait_cli_job(cli, job["uuid"])["status"] == "SUCCESS"
+    assert wait_cli_job(cli, job2["uuid"])["runs"]["succeeded"] == 2
+    assert "do not go together" in cli.fails("jobs", "create", "x", "--pipeline", "cli-sweep",
+                                             "--param", "show.rate=1", "--grid", "show.rate=1,2")
+    assert "STEP.KEY=VALUE" in cli.fails("jobs", "create", "x", "--pipeline", "cli-sweep",
+                                         "--param", "rate=1")
+
+
+def test_a_cron_job_is_paused_resumed_and_cancelled(cli, tmp_path, project_dir):
+    cli.ok("pipelines", "add", write(tmp_path, "e.yaml", ETL_YAML.replace("etl", "etl-cron")),
+           "--project-dir", project_dir)
+    out = cli.ok("jobs", "create", "nightly", "--pipeline", "etl-cron", "--schedule", "0 3 * * *",
+                 "--time-zone", "Europe/Amsterdam")
+    jid = job_id(out)
+    job = cli.json("jobs", "show", jid)
+    assert job["schedule"] == "0 3 * * *" and job["time_zone"] == "Europe/Amsterdam"
+    assert job["next_run"] and job["next_run"] in out
+    assert job["runs"]["total"] == 0 and job["recent_runs"] == []
+    rows = {r["JOB"]: r for r in table(cli.ok("jobs", "ls"))}
+    assert rows[jid]["SCHEDULE"] == "0 3 * * * (Europe/Amsterdam)"
+    assert rows[jid]["NEXT RUN"] == job["next_run"]
+    assert rows[jid]["RUNS"] == "0 ok / 0 failed / 0 running"
+    assert "No runs yet." in cli.ok("jobs", "show", jid)
+
+    assert cli.ok("jobs", "pause", jid).startswith(f"Paused job {jid} (PAUSED)")
+    assert cli.json("jobs", "show", jid)["status"] == "PAUSED"
+    assert "nothing to resume" not in cli.ok("jobs", "resume", jid)
+    assert cli.json("jobs", "show", jid)["status"] in ("PENDING", "STARTED")
+    assert "nothing to resume" in cli.fails("jobs", "resume", jid)
+    cancelled = cli.json("jobs", "cancel", jid)
+    assert cancelled["status"] == "ABORTED"
+    err = cli.fails("jobs", "cancel", jid)
+    assert "has ended already (ABORTED); there is nothing to cancel" in err, err
+    assert "can be paused" in cli.fails("jobs", "pause", jid)
+    assert "'berth jobs ls' lists the jobs" in cli.fails("jobs", "show", "no-such-job")
+
+    err = cli.fails("jobs", "create", "bad", "--pipeline", "etl-cron", "--schedule", "99 * * * *")
+    assert "--schedule '99 * * * *'" in err and "minute" in err, err
+    err = cli.fails("jobs", "create", "bad", "--pipeline", "etl-cron", "--schedule", "0 3 * * *",
+                    "--time-zone", "Mars/Base")
+    assert "Mars/Base" in err, err
+    assert "time" in cli.fails("jobs", "create", "bad", "--pipeline", "etl-cron", "--at",
+                               "tomorrow")
+    err = cli.fails("jobs", "create", "bad", "--pipeline", "no-such-pipeline")
+    assert "no pipeline" in err and "berth pipelines add" in err, err
+    assert "bad" not in [j["name"] for j in cli.json("jobs", "ls")["jobs"]]
