@@ -1,6 +1,7 @@
 #include "runtime/linux/linux_launcher.h"
 
 #include <fcntl.h>
+#include <spawn.h>
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
@@ -265,38 +266,40 @@ class LinuxLauncher final : public Launcher {
     if (pipe2(hs, O_CLOEXEC) != 0) {
       return ErrnoStatus("creating handshake pipe", errno);
     }
-    // Everything the child needs is prepared before fork: the daemon is multi-threaded, so
-    // the child may only make async-signal-safe calls.
+    // posix_spawn (vfork-like: no copy of the daemon's page tables, which grew with every
+    // instance) in a new session; berth-shim forks once more itself and its first process
+    // exits, so the shim is re-parented away from the daemon.
     std::string arg0 = shim_;
     std::string arg1 = "shim";
     std::string arg2 = instance_dir;
     char* argv[] = {arg0.data(), arg1.data(), arg2.data(), nullptr};
     std::string shim_log = instance_dir + "/shim.log";
-    pid_t child = fork();
-    if (child < 0) {
-      int e = errno;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, shim_log.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawn_file_actions_adddup2(&fa, hs[1], 3);  // dup2 clears close-on-exec on the copy
+    posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    sigset_t all;
+    sigfillset(&all);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSIGDEF);
+    pid_t child = -1;
+    int rc = posix_spawn(&child, argv[0], &fa, &attr, argv, ::environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
       ::close(hs[0]);
       ::close(hs[1]);
-      return ErrnoStatus("forking the shim", e);
-    }
-    if (child == 0) {
-      // Double fork: the shim is re-parented away from the daemon and never becomes its zombie.
-      setsid();
-      if (fork() != 0) {
-        _exit(0);
-      }
-      int devnull = open("/dev/null", O_RDWR);
-      int logfd = open(shim_log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      dup2(devnull, 0);
-      dup2(logfd >= 0 ? logfd : devnull, 1);
-      dup2(logfd >= 0 ? logfd : devnull, 2);
-      dup2(hs[1], 3);  // dup2 clears close-on-exec on the copy
-      close_range(4, ~0U, 0);
-      sigset_t none;
-      sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);
-      execv(argv[0], argv);
-      _exit(127);
+      return ErrnoStatus("starting the shim", rc);
     }
     ::close(hs[1]);
     int wstatus = 0;

@@ -1,4 +1,4 @@
-// berth-shim: the per-instance shim as a program of its own, `berth-shim shim DIR`, started by
+// berth-shim: the per-instance shim as a program of its own, `berth-shim shim DIR`, spawned by
 // LinuxLauncher from beside the berth binary with the handshake pipe on fd 3 (see shim.h).
 //
 // One runs for every instance, for the instance's whole life, so its memory is multiplied by
@@ -14,6 +14,8 @@
 // __throw_* helpers libstdc++'s containers call on misuse. Both are replaced below by what a
 // libstdc++ built without exceptions does there: report and abort. (Sanitizer builds keep
 // exceptions and the shared runtime, and with them libstdc++'s own versions of these.)
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -57,6 +59,18 @@ int main(int argc, char** argv) {
   if (argc != 3 || std::strcmp(argv[1], "shim") != 0) {
     std::fputs("usage: berth-shim shim INSTANCE_DIR (started by berth, not by hand)\n", stderr);
     return 2;
+  }
+  // The launcher spawns this process (posix_spawn, a new session) and waits for it: the shim
+  // proper is its child, re-parented away from the daemon so that it never becomes the
+  // daemon's zombie. Forking here is cheap (a small process); forking in the daemon copied
+  // the daemon's page tables for every instance and step.
+  pid_t child = fork();
+  if (child < 0) {
+    std::perror("berth-shim: fork");
+    return 1;
+  }
+  if (child > 0) {
+    return 0;
   }
   return berth::RunShim(argv[2], 3);
 }
