@@ -108,7 +108,7 @@ class ApiHandler final : public HttpHandler {
     AddRuntimeRoutes(ctx_, native_);
     AddVersionRoutes(ctx_, native_);
     AddNotificationRoutes(ctx_, native_);
-    AddOrchestRoutes(ctx_, native_);
+    AddOrchestRoutes(ctx_, native_, orchest_);
     AddGatewayRoutes(ctx_, native_);
     AddServicectlRoutes(ctx_, servicectl_);
     AddRunRoutes(ctx_, native_, orchest_);

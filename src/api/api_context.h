@@ -81,8 +81,8 @@ void AddVersionRoutes(ApiContext& ctx, Router& router);
 // Notifications and the server-sent event stream (/api/v1/notifications, /api/v1/events/...).
 void AddNotificationRoutes(ApiContext& ctx, Router& router);
 // Templates, project environment and sessions (seed 000: /api/v1/templates, /projects/{p}/env,
-// /sessions).
-void AddOrchestRoutes(ApiContext& ctx, Router& router);
+// /sessions), and the orchest-api dialect's sessions/ (/orchest/api/sessions/...).
+void AddOrchestRoutes(ApiContext& ctx, Router& native, Router& orchest);
 // /metrics and the browser login page (/_berth/login).
 void AddGatewayRoutes(ApiContext& ctx, Router& router);
 // Pipelines, runs and jobs: native (/api/v1/pipelines, /api/v1/runs, /api/v1/jobs) and the

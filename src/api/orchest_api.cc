@@ -90,6 +90,16 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
     Bind(r, "DELETE", "/api/v1/sessions/{pipeline}", &OrchestApi::StopSession);
   }
 
+  // orchest-api's sessions/ (seed 004), keyed by (project_uuid, pipeline_uuid): a berth
+  // session of the token's project for pipeline `pipeline_uuid`.
+  void RegisterDialect(Router& r) {
+    Bind(r, "POST", "/orchest/api/sessions", &OrchestApi::OrchestStartSession);
+    Bind(r, "GET", "/orchest/api/sessions", &OrchestApi::OrchestListSessions);
+    Bind(r, "GET", "/orchest/api/sessions/{project}/{pipeline}", &OrchestApi::OrchestGetSession);
+    Bind(r, "DELETE", "/orchest/api/sessions/{project}/{pipeline}",
+         &OrchestApi::OrchestStopSession);
+  }
+
  private:
   using Method = HttpResponse (OrchestApi::*)(const HttpRequest&, const Principal&,
                                               const PathParams&);
@@ -401,13 +411,109 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
     return JsonResponse(200, SessionJson(*ended));
   }
 
+  static HttpResponse OrchestError(const Status& s) {
+    return JsonResponse(HttpStatusFor(s.code()), json::object{{"message", s.message()}});
+  }
+
+  json::object OrchestSessionJson(const SessionRecord& rec, const std::string& project_uuid) {
+    json::object berth = SessionJson(rec);
+    std::string state(berth["state"].as_string());
+    std::string status = state == "running"     ? "RUNNING"
+                         : state == "launching" ? "LAUNCHING"
+                         : state == "stopping"  ? "STOPPING"
+                                                : "FAILED";
+    return {{"project_uuid", project_uuid},
+            {"pipeline_uuid", rec.pipeline},
+            {"status", status},
+            {"user_services", berth["services"]},
+            {"created_at", berth["created_at"]}};
+  }
+
+  HttpResponse OrchestStartSession(const HttpRequest& req, const Principal& who,
+                                   const PathParams&) {
+    auto body = ParseJsonBody(req);
+    if (!body.ok()) {
+      return OrchestError(body.status());
+    }
+    const json::object* o = body->is_object() ? &body->as_object() : nullptr;
+    const json::value* pipeline = o ? o->if_contains("pipeline_uuid") : nullptr;
+    if (pipeline == nullptr || !pipeline->is_string() || pipeline->as_string().empty() ||
+        pipeline->as_string().size() > 128) {
+      return OrchestError(Status::InvalidArgument(
+          "pipeline_uuid: required, up to 128 characters: {\"project_uuid\": \"...\", "
+          "\"pipeline_uuid\": \"...\"}"));
+    }
+    std::string project_uuid;
+    if (const json::value* p = o->if_contains("project_uuid"); p && p->is_string()) {
+      project_uuid = std::string(p->as_string());
+    }
+    auto project = RequestProject(req, who);
+    if (!project.ok()) {
+      return OrchestError(project.status());
+    }
+    auto rec = ctx_.projects.StartSession(*project, std::string(pipeline->as_string()));
+    if (!rec.ok()) {
+      return OrchestError(rec.status());
+    }
+    return JsonResponse(201, OrchestSessionJson(*rec, project_uuid));
+  }
+
+  HttpResponse OrchestListSessions(const HttpRequest& req, const Principal& who,
+                                   const PathParams&) {
+    auto project = RequestProject(req, who);
+    if (!project.ok()) {
+      return OrchestError(project.status());
+    }
+    auto list = ctx_.store.ListSessions(*project);
+    if (!list.ok()) {
+      return OrchestError(list.status());
+    }
+    std::string_view pipeline = req.Query("pipeline_uuid");
+    std::string project_uuid(req.Query("project_uuid"));
+    json::array out;
+    for (const auto& s : *list) {
+      if (pipeline.empty() || s.pipeline == pipeline) {
+        out.push_back(OrchestSessionJson(s, project_uuid));
+      }
+    }
+    return JsonResponse(200, json::object{{"sessions", std::move(out)}});
+  }
+
+  HttpResponse OrchestGetSession(const HttpRequest& req, const Principal& who,
+                                 const PathParams& params) {
+    auto project = RequestProject(req, who);
+    if (!project.ok()) {
+      return OrchestError(project.status());
+    }
+    auto rec = FindSession(*project, params[1]);
+    if (!rec.ok()) {
+      return OrchestError(rec.status());
+    }
+    return JsonResponse(200, OrchestSessionJson(*rec, params[0]));
+  }
+
+  HttpResponse OrchestStopSession(const HttpRequest& req, const Principal& who,
+                                  const PathParams& params) {
+    auto project = RequestProject(req, who);
+    if (!project.ok()) {
+      return OrchestError(project.status());
+    }
+    auto ended = ctx_.projects.StopSession(*project, params[1]);
+    if (!ended.ok()) {
+      return OrchestError(ended.status());
+    }
+    return JsonResponse(200, json::object{{"message", "Session shutdown was successful"}});
+  }
+
   ApiContext& ctx_;
 };
 
 }  // namespace
 
-void AddOrchestRoutes(ApiContext& ctx, Router& router) {
-  std::make_shared<OrchestApi>(ctx)->Register(router);
+void AddOrchestRoutes(ApiContext& ctx, Router& native, Router& orchest) {
+  auto api = std::make_shared<OrchestApi>(ctx);
+  api->Register(native);
+  api->RegisterDialect(orchest);
 }
 
 }  // namespace berth

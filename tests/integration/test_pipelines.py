@@ -528,3 +528,29 @@ def test_under_a_flood_of_job_runs_an_interactive_run_goes_next(fresh_daemon, pr
     later = [d.get(f"/api/v1/runs/{x['uuid']}").json()["steps"][0]["started_at"] for x in queued]
     assert sum(1 for t in later if t and t < started) <= 2, (started, sorted(later))
     wait_job(d, job, timeout=60)
+
+
+def test_orchest_api_sessions_map_onto_berths_sessions(fresh_daemon):
+    d = fresh_daemon
+    r = d.post("/orchest/api/sessions/", json={"project_uuid": "proj-7",
+                                               "pipeline_uuid": "pipe-1",
+                                               "pipeline_path": "p.orchest",
+                                               "project_dir": "/ignored"})
+    assert r.status_code == 201, r.text
+    s = r.json()
+    assert s["project_uuid"] == "proj-7" and s["pipeline_uuid"] == "pipe-1"
+    assert s["status"] in ("LAUNCHING", "RUNNING")
+    again = d.post("/orchest/api/sessions/", json={"project_uuid": "proj-7",
+                                                   "pipeline_uuid": "pipe-1"})
+    assert again.status_code == 409 and "already has a session" in again.json()["message"]
+    listed = d.get("/orchest/api/sessions/?pipeline_uuid=pipe-1").json()["sessions"]
+    assert [x["pipeline_uuid"] for x in listed] == ["pipe-1"]
+    assert d.get("/orchest/api/sessions/proj-7/pipe-1").json()["pipeline_uuid"] == "pipe-1"
+    # The same session through berth's own API.
+    assert d.get("/api/v1/sessions/pipe-1").status_code == 200
+    r = d.delete("/orchest/api/sessions/proj-7/pipe-1")
+    assert r.status_code == 200 and "shutdown" in r.json()["message"], r.text
+    r = d.get("/orchest/api/sessions/proj-7/pipe-1")
+    assert r.status_code == 404 and "message" in r.json()
+    r = d.post("/orchest/api/sessions/", json={"project_uuid": "proj-7"})
+    assert r.status_code == 400 and "pipeline_uuid" in r.json()["message"]
