@@ -587,6 +587,24 @@ class RunsApi : public std::enable_shared_from_this<RunsApi> {
 
   // --- orchest-api dialect ------------------------------------------------------------------
 
+  // The pipeline of an Orchest payload: pipeline_definition, or the 2020 key
+  // pipeline_description.
+  static Result<Pipeline> OrchestPipeline(const json::object& body) {
+    const json::value* def = body.if_contains("pipeline_definition");
+    if (def == nullptr) {
+      def = body.if_contains("pipeline_description");
+    }
+    if (def == nullptr) {
+      return Status::InvalidArgument(
+          "pipeline_definition: required (the pipeline.json object to run)");
+    }
+    auto p = PipelineFromJson(*def, ProgramOnPath);
+    if (!p.ok()) {
+      return p.status().WithContext("pipeline_definition");
+    }
+    return p;
+  }
+
   // POST /orchest/api/runs/ {uuids, project_uuid, run_type, pipeline_definition (or the 2020
   // key pipeline_description), run_config: {project_dir, pipeline_path}}
   HttpResponse OrchestPostRun(const HttpRequest& req, const Principal& who, const PathParams&) {
@@ -600,17 +618,9 @@ class RunsApi : public std::enable_shared_from_this<RunsApi> {
     }
     RunRequest r;
     r.project = *project;
-    const json::value* def = body->if_contains("pipeline_definition");
-    if (def == nullptr) {
-      def = body->if_contains("pipeline_description");
-    }
-    if (def == nullptr) {
-      return OrchestError(Status::InvalidArgument(
-          "pipeline_definition: required (the pipeline.json object to run)"));
-    }
-    auto p = PipelineFromJson(*def, ProgramOnPath);
+    auto p = OrchestPipeline(*body);
     if (!p.ok()) {
-      return OrchestError(p.status().WithContext("pipeline_definition"));
+      return OrchestError(p.status());
     }
     r.pipeline = std::move(*p);
     for (const auto& [k, v] : *body) {
@@ -989,17 +999,9 @@ class RunsApi : public std::enable_shared_from_this<RunsApi> {
     }
     JobRequest r;
     r.project = *project;
-    const json::value* def = body->if_contains("pipeline_definition");
-    if (def == nullptr) {
-      def = body->if_contains("pipeline_description");
-    }
-    if (def == nullptr) {
-      return OrchestError(Status::InvalidArgument(
-          "pipeline_definition: required (the pipeline.json object the job runs)"));
-    }
-    auto p = PipelineFromJson(*def, ProgramOnPath);
+    auto p = OrchestPipeline(*body);
     if (!p.ok()) {
-      return OrchestError(p.status().WithContext("pipeline_definition"));
+      return OrchestError(p.status());
     }
     r.pipeline = std::move(*p);
     const json::value* name = body->if_contains("name");
