@@ -112,6 +112,27 @@ struct PipelineRecord {
   int64_t updated_at = 0;
 };
 
+// A recipe (seed 003) as stored: its definition in berth's recipe form, and whether it should
+// be running (a daemon restart starts it again, with the same overrides).
+struct RecipeRecord {
+  std::string project;
+  std::string name;
+  std::string url;
+  std::string definition_json;
+  bool started = false;
+  std::string overrides_json = "{}";  // of the last start
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+// A node type pushed as a bundle: its program runs as a recipe's node.
+struct NodeTypeRecord {
+  std::string project;
+  std::string name;
+  std::string digest;  // "sha256:<hex>", in the artifact store
+  int64_t created_at = 0;
+};
+
 // One step of a run. Statuses only move forward: PENDING -> STARTED -> SUCCESS | FAILURE |
 // ABORTED (and PENDING -> ABORTED); the store refuses to change an end state.
 struct StepRunRecord {
@@ -297,6 +318,22 @@ class Store {
   // Newest first, at most `limit`.
   virtual Result<std::vector<EventRecord>> ListEvents(std::string_view project,
                                                       std::string_view name, int limit) = 0;
+
+  // Recipes (seed 003). AlreadyExists when the project has a recipe of that name or url.
+  virtual Result<RecipeRecord> CreateRecipe(const RecipeRecord& r) = 0;
+  // Every recipe of `project`, by name; of every project when `project` is empty.
+  virtual Result<std::vector<RecipeRecord>> ListRecipes(std::string_view project) = 0;
+  virtual Result<RecipeRecord> GetRecipe(std::string_view project, std::string_view name) = 0;
+  virtual Status SetRecipeStarted(std::string_view project, std::string_view name, bool started,
+                                  std::string_view overrides_json) = 0;
+  virtual Status DeleteRecipe(std::string_view project, std::string_view name) = 0;
+  // Node types pushed as bundles; PutNodeType replaces an earlier push of the type.
+  virtual Result<NodeTypeRecord> PutNodeType(const NodeTypeRecord& n) = 0;
+  virtual Result<std::vector<NodeTypeRecord>> ListNodeTypes(std::string_view project) = 0;
+  virtual Status DeleteNodeType(std::string_view project, std::string_view name) = 0;
+  // Small facts of the daemon's own ("recipes.seeded:<project>"); "" when unset.
+  virtual Result<std::string> GetSetting(std::string_view key) = 0;
+  virtual Status SetSetting(std::string_view key, std::string_view value) = 0;
 
   // Pipelines and their runs (seed 004).
   virtual Result<PipelineRecord> PutPipeline(const PipelineRecord& p) = 0;  // create or replace

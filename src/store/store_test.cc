@@ -298,6 +298,75 @@ TEST_P(StoreContractTest, OneSessionPerPipeline) {
   EXPECT_EQ(store_->SetSessionState("default", "etl", "x").code(), StatusCode::kNotFound);
 }
 
+TEST_P(StoreContractTest, RecipesAreUniqueByNameAndUrlAndKeepTheirStartedFlag) {
+  RecipeRecord r{"default", "ping", "ping", R"({"name":"ping"})", false, "{}", 0, 0};
+  auto made = store_->CreateRecipe(r);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  EXPECT_GT(made->created_at, 0);
+  EXPECT_EQ(store_->CreateRecipe(r).status().code(), StatusCode::kAlreadyExists);
+  RecipeRecord same_url{"default", "other", "ping", "{}", false, "{}", 0, 0};
+  auto dup_url = store_->CreateRecipe(same_url);
+  EXPECT_EQ(dup_url.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(dup_url.status().message().find("url"), std::string::npos)
+      << dup_url.status().message();
+  // Another project may reuse both.
+  ASSERT_TRUE(store_->CreateProject("beta").ok());
+  RecipeRecord beta{"beta", "ping", "ping", "{}", false, "{}", 0, 0};
+  ASSERT_TRUE(store_->CreateRecipe(beta).ok());
+
+  ASSERT_TRUE(store_->SetRecipeStarted("default", "ping", true, R"({"ping":{"add":{"a":1}}})").ok());
+  auto got = store_->GetRecipe("default", "ping");
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(got->started);
+  EXPECT_EQ(got->overrides_json, R"({"ping":{"add":{"a":1}}})");
+  EXPECT_EQ(got->definition_json, R"({"name":"ping"})");
+  EXPECT_EQ(store_->SetRecipeStarted("default", "nope", true, "{}").code(), StatusCode::kNotFound);
+
+  auto mine = store_->ListRecipes("default");
+  ASSERT_TRUE(mine.ok());
+  ASSERT_EQ(mine->size(), 1u);
+  auto all = store_->ListRecipes("");
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 2u);
+
+  ASSERT_TRUE(store_->DeleteRecipe("default", "ping").ok());
+  EXPECT_EQ(store_->GetRecipe("default", "ping").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->DeleteRecipe("default", "ping").code(), StatusCode::kNotFound);
+  // Construct -> destruct -> construct of the same name works at once.
+  EXPECT_TRUE(store_->CreateRecipe(r).ok());
+}
+
+TEST_P(StoreContractTest, NodeTypesAreReplacedByNameAndKeepTheirBundle) {
+  NodeTypeRecord n{"default", "scale", "sha256:aaaa", 0};
+  ASSERT_TRUE(store_->PutNodeType(n).ok());
+  n.digest = "sha256:bbbb";
+  ASSERT_TRUE(store_->PutNodeType(n).ok());
+  auto list = store_->ListNodeTypes("default");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].digest, "sha256:bbbb");
+  auto used = store_->DigestInUse("sha256:bbbb");
+  ASSERT_TRUE(used.ok());
+  EXPECT_TRUE(*used);
+  ASSERT_TRUE(store_->DeleteNodeType("default", "scale").ok());
+  EXPECT_EQ(store_->DeleteNodeType("default", "scale").code(), StatusCode::kNotFound);
+  used = store_->DigestInUse("sha256:bbbb");
+  ASSERT_TRUE(used.ok());
+  EXPECT_FALSE(*used);
+}
+
+TEST_P(StoreContractTest, SettingsAreSetReadAndClearedByAnEmptyValue) {
+  auto unset = store_->GetSetting("recipes.seeded:default");
+  ASSERT_TRUE(unset.ok());
+  EXPECT_EQ(*unset, "");
+  ASSERT_TRUE(store_->SetSetting("recipes.seeded:default", "1").ok());
+  EXPECT_EQ(*store_->GetSetting("recipes.seeded:default"), "1");
+  ASSERT_TRUE(store_->SetSetting("recipes.seeded:default", "2").ok());
+  EXPECT_EQ(*store_->GetSetting("recipes.seeded:default"), "2");
+  ASSERT_TRUE(store_->SetSetting("recipes.seeded:default", "").ok());
+  EXPECT_EQ(*store_->GetSetting("recipes.seeded:default"), "");
+}
+
 TEST_P(StoreContractTest, PipelinesAreReplacedByName) {
   PipelineRecord p{"default", "etl", "u1", "{}", "", 0, 0};
   auto first = store_->PutPipeline(p);

@@ -193,6 +193,32 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_by_project ON jobs(project_id, created_at);
 CREATE INDEX runs_by_job ON runs(job) WHERE job != '';
 )sql",
+    // Recipes (seed 003), the node types pushed for them, and the daemon's own settings.
+    R"sql(
+CREATE TABLE recipes (
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  url TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  started INTEGER NOT NULL,
+  overrides TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (project_id, name),
+  UNIQUE (project_id, url)
+);
+CREATE TABLE node_types (
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (project_id, name)
+);
+CREATE TABLE settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+)sql",
 };
 
 Status SqliteError(sqlite3* db, std::string_view context) {
@@ -670,7 +696,9 @@ class SqliteStore final : public Store {
 
   Result<bool> DigestInUse(std::string_view digest) override {
     MutexLock lock(mu_);
-    auto st = Prepare("SELECT 1 FROM artifacts WHERE digest = ? LIMIT 1");
+    auto st = Prepare(
+        "SELECT 1 FROM artifacts WHERE digest = ?1 UNION ALL "
+        "SELECT 1 FROM node_types WHERE digest = ?1 LIMIT 1");
     if (!st.ok()) {
       return st.status();
     }
@@ -1070,6 +1098,192 @@ class SqliteStore final : public Store {
     MutexLock lock(mu_);
     return ChangeSession("DELETE FROM sessions WHERE project_id = ? AND pipeline = ?", project,
                          pipeline, {});
+  }
+
+  Result<RecipeRecord> CreateRecipe(const RecipeRecord& r) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(r.project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto taken = Prepare("SELECT name, url FROM recipes WHERE project_id = ? AND (name = ? OR url = ?)");
+    if (!taken.ok()) {
+      return taken.status();
+    }
+    taken->Bind(1, *pid).Bind(2, r.name).Bind(3, r.url);
+    if (auto row = taken->Step(); !row.ok()) {
+      return row.status();
+    } else if (*row) {
+      if (taken->Text(0) == r.name) {
+        return Status::AlreadyExists(fmt::format(
+            "project '{}' already has a recipe named '{}'; destruct it first or pick another name",
+            r.project, r.name));
+      }
+      return Status::AlreadyExists(fmt::format(
+          "recipe '{}' of project '{}' already serves the url '{}'; pick another url",
+          taken->Text(0), r.project, r.url));
+    }
+    RecipeRecord out = r;
+    out.created_at = out.updated_at = NowUnixMillis();
+    auto st = Prepare(
+        "INSERT INTO recipes (project_id, name, url, definition, started, overrides, created_at, "
+        "updated_at) VALUES (?,?,?,?,?,?,?,?)");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid).Bind(2, r.name).Bind(3, r.url).Bind(4, r.definition_json);
+    st->Bind(5, int64_t{r.started ? 1 : 0}).Bind(6, r.overrides_json);
+    st->Bind(7, out.created_at).Bind(8, out.updated_at);
+    if (auto e = st->Exec(); !e.ok()) {
+      return e.WithContext("storing recipe");
+    }
+    return out;
+  }
+
+  Result<std::vector<RecipeRecord>> ListRecipes(std::string_view project) override {
+    MutexLock lock(mu_);
+    auto st = Prepare(
+        "SELECT p.name, r.name, r.url, r.definition, r.started, r.overrides, r.created_at, "
+        "r.updated_at FROM recipes r JOIN projects p ON p.id = r.project_id "
+        "WHERE ?1 = '' OR p.name = ?1 ORDER BY p.name, r.name");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, project);
+    return st->Collect<RecipeRecord>([](const Stmt& r) {
+      return RecipeRecord{r.Text(0), r.Text(1), r.Text(2), r.Text(3),
+                          r.Int(4) != 0, r.Text(5), r.Int(6), r.Int(7)};
+    });
+  }
+
+  Result<RecipeRecord> GetRecipe(std::string_view project, std::string_view name) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare(
+        "SELECT name, url, definition, started, overrides, created_at, updated_at FROM recipes "
+        "WHERE project_id = ? AND name = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid).Bind(2, name);
+    auto row = st->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    if (!*row) {
+      return Status::NotFound(fmt::format(
+          "project '{}' has no recipe '{}'; see them with: berth recipes ls", project, name));
+    }
+    return RecipeRecord{std::string(project), st->Text(0), st->Text(1), st->Text(2),
+                        st->Int(3) != 0,      st->Text(4), st->Int(5),  st->Int(6)};
+  }
+
+  Status SetRecipeStarted(std::string_view project, std::string_view name, bool started,
+                          std::string_view overrides_json) override {
+    MutexLock lock(mu_);
+    return ChangeRecipe(
+        "UPDATE recipes SET started = ?3, overrides = ?4, updated_at = ?5 "
+        "WHERE project_id = ?1 AND name = ?2",
+        project, name, started, overrides_json);
+  }
+
+  Status DeleteRecipe(std::string_view project, std::string_view name) override {
+    MutexLock lock(mu_);
+    return ChangeRecipe("DELETE FROM recipes WHERE project_id = ?1 AND name = ?2", project, name,
+                        false, "");
+  }
+
+  Result<NodeTypeRecord> PutNodeType(const NodeTypeRecord& n) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(n.project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    NodeTypeRecord out = n;
+    out.created_at = NowUnixMillis();
+    auto st = Prepare(
+        "INSERT INTO node_types (project_id, name, digest, created_at) VALUES (?,?,?,?) "
+        "ON CONFLICT (project_id, name) DO UPDATE SET digest = excluded.digest, "
+        "created_at = excluded.created_at");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid).Bind(2, n.name).Bind(3, n.digest).Bind(4, out.created_at);
+    if (auto e = st->Exec(); !e.ok()) {
+      return e.WithContext("storing node type");
+    }
+    return out;
+  }
+
+  Result<std::vector<NodeTypeRecord>> ListNodeTypes(std::string_view project) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare(
+        "SELECT name, digest, created_at FROM node_types WHERE project_id = ? ORDER BY name");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid);
+    return st->Collect<NodeTypeRecord>([&](const Stmt& r) {
+      return NodeTypeRecord{std::string(project), r.Text(0), r.Text(1), r.Int(2)};
+    });
+  }
+
+  Status DeleteNodeType(std::string_view project, std::string_view name) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare("DELETE FROM node_types WHERE project_id = ? AND name = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid).Bind(2, name);
+    if (auto e = st->Exec(); !e.ok()) {
+      return e.WithContext("deleting node type");
+    }
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound(
+          fmt::format("project '{}' has no node type '{}'", project, name));
+    }
+    return Status::Ok();
+  }
+
+  Result<std::string> GetSetting(std::string_view key) override {
+    MutexLock lock(mu_);
+    auto st = Prepare("SELECT value FROM settings WHERE key = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, key);
+    auto row = st->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    return *row ? st->Text(0) : std::string();
+  }
+
+  Status SetSetting(std::string_view key, std::string_view value) override {
+    MutexLock lock(mu_);
+    auto st = value.empty()
+                  ? Prepare("DELETE FROM settings WHERE key = ?1")
+                  : Prepare("INSERT INTO settings (key, value) VALUES (?1, ?2) "
+                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, key);
+    if (!value.empty()) {
+      st->Bind(2, value);
+    }
+    return st->Exec().WithContext("storing setting");
   }
 
   Result<PipelineRecord> PutPipeline(const PipelineRecord& p) override {
@@ -1679,6 +1893,29 @@ class SqliteStore final : public Store {
       if (auto s = tx.Commit(); !s.ok()) {
         return s;
       }
+    }
+    return Status::Ok();
+  }
+
+  Status ChangeRecipe(const char* sql, std::string_view project, std::string_view name,
+                      bool started, std::string_view overrides_json) REQUIRES(mu_) {
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare(sql);
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid).Bind(2, name);
+    if (std::string_view(sql).starts_with("UPDATE")) {
+      st->Bind(3, int64_t{started ? 1 : 0}).Bind(4, overrides_json).Bind(5, NowUnixMillis());
+    }
+    if (auto e = st->Exec(); !e.ok()) {
+      return e.WithContext("changing recipe");
+    }
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound(fmt::format("project '{}' has no recipe '{}'", project, name));
     }
     return Status::Ok();
   }
