@@ -88,6 +88,13 @@ bool IsOrchestPath(std::string_view path) {
          (path.size() == kOrchestPrefix.size() || path[kOrchestPrefix.size()] == '/');
 }
 
+constexpr std::string_view kNeptunePrefix = "/neptune";
+
+bool IsNeptunePath(std::string_view path) {
+  return path.starts_with(kNeptunePrefix) &&
+         (path.size() == kNeptunePrefix.size() || path[kNeptunePrefix.size()] == '/');
+}
+
 // The orchest-api dialect's error shape.
 HttpResponse OrchestError(int status, std::string_view message) {
   return JsonResponse(status, boost::json::object{{"message", message}});
@@ -100,9 +107,9 @@ HttpResponse ServicectlError(int status, std::string_view message) {
 class ApiHandler final : public HttpHandler {
  public:
   ApiHandler(Store& store, ApiOptions options, Controller& controller, RunEngine& runs,
-             Jobs& jobs, Gateway* gateway, Authenticator* auth)
+             Jobs& jobs, RecipeEngine& recipes, Gateway* gateway, Authenticator* auth)
       : own_auth_(auth ? nullptr : std::make_unique<Authenticator>(store)),
-        ctx_(store, std::move(options), controller, runs, jobs, gateway,
+        ctx_(store, std::move(options), controller, runs, jobs, recipes, gateway,
              auth ? *auth : *own_auth_) {
     AddNativeRoutes(ctx_, native_);
     AddRuntimeRoutes(ctx_, native_);
@@ -112,11 +119,15 @@ class ApiHandler final : public HttpHandler {
     AddGatewayRoutes(ctx_, native_);
     AddServicectlRoutes(ctx_, servicectl_);
     AddRunRoutes(ctx_, native_, orchest_);
+    AddRecipeRoutes(ctx_, native_, neptune_);
   }
 
   HttpResponse Handle(const HttpRequest& req) override {
     if (IsOrchestPath(req.path)) {
       return HandleOrchest(req);
+    }
+    if (IsNeptunePath(req.path)) {
+      return HandleNeptune(req);
     }
     bool dialect = IsServicectlPath(req.path);
     const Router& router = dialect ? servicectl_ : native_;
@@ -151,6 +162,40 @@ class ApiHandler final : public HttpHandler {
                                          {"error", e.what()}});
       std::string msg = fmt::format("internal error while handling {} {}", req.method, req.path);
       return dialect ? ServicectlError(500, msg) : ErrorResponse(500, "internal", msg);
+    }
+  }
+
+  // Neptune's clients read text: errors of the dialect are text too.
+  HttpResponse HandleNeptune(const HttpRequest& req) {
+    Router::Match m = neptune_.Find(req.method, req.path);
+    if (m.handler == nullptr) {
+      HttpResponse r;
+      r.content_type = "text/plain; charset=utf-8";
+      if (m.allowed.empty()) {
+        r.status = 404;
+        r.body = fmt::format("no such endpoint: {} {}; the Neptune dialect serves "
+                             "/neptune/services/list|query|start|stop|construct|destruct and "
+                             "/neptune/serve/<url>",
+                             req.method, req.path.substr(0, 200));
+        return r;
+      }
+      std::string allowed = fmt::format("{}", fmt::join(m.allowed, ", "));
+      r.status = 405;
+      r.body = fmt::format("method {} is not allowed on {}; allowed: {}", req.method,
+                           req.path.substr(0, 200), allowed);
+      r.headers.emplace_back("Allow", allowed);
+      return r;
+    }
+    try {
+      return (*m.handler)(req, m.params);
+    } catch (const std::exception& e) {
+      LogError("request handler threw", {{"method", req.method}, {"path", req.path},
+                                         {"error", e.what()}});
+      HttpResponse r;
+      r.status = 500;
+      r.content_type = "text/plain; charset=utf-8";
+      r.body = fmt::format("internal error while handling {} {}", req.method, req.path);
+      return r;
     }
   }
 
@@ -193,7 +238,7 @@ class ApiHandler final : public HttpHandler {
   }
 
   std::optional<UploadPolicy> Upload(std::string_view method, std::string_view target) override {
-    // PUT /api/v1/services/{name}/artifacts/{tag}
+    // PUT /api/v1/services/{name}/artifacts/{tag}, PUT /api/v1/nodes/{type}
     if (method != "PUT") {
       return std::nullopt;
     }
@@ -201,6 +246,10 @@ class ApiHandler final : public HttpHandler {
     auto segs = SplitPath(path);
     if (segs.size() == 6 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "services" &&
         segs[4] == "artifacts") {
+      return UploadPolicy{ctx_.controller.UploadDir(),
+                          ctx_.controller.options().max_artifact_bytes};
+    }
+    if (segs.size() == 4 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "nodes") {
       return UploadPolicy{ctx_.controller.UploadDir(),
                           ctx_.controller.options().max_artifact_bytes};
     }
@@ -214,6 +263,13 @@ class ApiHandler final : public HttpHandler {
     if (IsOrchestPath(target)) {
       return OrchestError(status, message);
     }
+    if (IsNeptunePath(target)) {
+      HttpResponse r;
+      r.status = status;
+      r.content_type = "text/plain; charset=utf-8";
+      r.body = std::string(message);
+      return r;
+    }
     return ErrorResponse(status, CodeForHttpStatus(status), message);
   }
 
@@ -223,15 +279,17 @@ class ApiHandler final : public HttpHandler {
   Router native_;
   Router servicectl_;
   Router orchest_;
+  Router neptune_;
 };
 
 }  // namespace
 
 std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
                                             Controller& controller, RunEngine& runs,
-                                            Jobs& jobs, Gateway* gateway, Authenticator* auth) {
+                                            Jobs& jobs, RecipeEngine& recipes, Gateway* gateway,
+                                            Authenticator* auth) {
   return std::make_unique<ApiHandler>(store, std::move(options), controller, runs, jobs,
-                                      gateway, auth);
+                                      recipes, gateway, auth);
 }
 
 }  // namespace berth

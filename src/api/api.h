@@ -1,6 +1,6 @@
 // The daemon's HTTP API: the native API under /api/v1, the servicectl dialect under
 // /servicectl-1 (seed 002) and the orchest-api dialect under /orchest/api (seed 004), all over
-// the same store.
+// the same store, and the Neptune dialect under /neptune (seed 003).
 #pragma once
 
 #include <memory>
@@ -10,6 +10,7 @@
 #include "api/auth.h"
 #include "control/controller.h"
 #include "gateway/gateway.h"
+#include "graph/recipe_engine.h"
 #include "pipeline/jobs.h"
 #include "pipeline/run_engine.h"
 #include "store/store.h"
@@ -20,6 +21,9 @@ struct ApiOptions {
   // The URL users reach berth under, e.g. "https://berth.example.org"; used for deployment
   // links. Empty: "http://" + the request's Host header.
   std::string public_url;
+  // The Neptune dialect answers requests without a token (acting on the `default` project):
+  // set when the daemon listens on loopback only, as Neptune's clients send no credentials.
+  bool neptune_without_token = false;
 };
 
 // Builds the API handler. Everything passed must outlive it. Without a gateway /metrics has
@@ -27,7 +31,8 @@ struct ApiOptions {
 // one of its own. Thread-safe.
 std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
                                             Controller& controller, RunEngine& runs,
-                                            Jobs& jobs, Gateway* gateway = nullptr,
+                                            Jobs& jobs, RecipeEngine& recipes,
+                                            Gateway* gateway = nullptr,
                                             Authenticator* auth = nullptr);
 
 }  // namespace berth

@@ -14,14 +14,15 @@
 #include "control/service_ops.h"
 #include "pipeline/jobs.h"
 #include "pipeline/pipeline_ops.h"
+#include "graph/recipe_engine.h"
 #include "pipeline/run_engine.h"
 #include "store/store.h"
 
 namespace berth {
 
 struct ApiContext {
-  ApiContext(Store& s, ApiOptions o, Controller& c, RunEngine& r, Jobs& j, Gateway* g,
-             Authenticator& a)
+  ApiContext(Store& s, ApiOptions o, Controller& c, RunEngine& r, Jobs& j, RecipeEngine& re,
+             Gateway* g, Authenticator& a)
       : store(s),
         auth(a),
         options(std::move(o)),
@@ -31,6 +32,7 @@ struct ApiContext {
         runs(r),
         pipelines(s, r),
         jobs(j),
+        recipes(re),
         gateway(g) {}
   // Reads go to the store and the controller; every change goes through `ops` (or the
   // controller's own use cases: artifacts, versions, parameters, notifications).
@@ -43,6 +45,7 @@ struct ApiContext {
   RunEngine& runs;
   PipelineOps pipelines;
   Jobs& jobs;
+  RecipeEngine& recipes;
   Gateway* gateway;  // null in unit tests
 
   // "https://host" without a trailing slash: options.public_url or http://<Host header>.
@@ -88,6 +91,8 @@ void AddGatewayRoutes(ApiContext& ctx, Router& router);
 // Pipelines, runs and jobs: native (/api/v1/pipelines, /api/v1/runs, /api/v1/jobs) and the
 // orchest-api dialect (/orchest/api/runs/..., /orchest/api/jobs/...).
 void AddRunRoutes(ApiContext& ctx, Router& native, Router& orchest);
+// Recipes and node types (/api/v1/recipes, /api/v1/nodes) and the Neptune dialect (/neptune/...).
+void AddRecipeRoutes(ApiContext& ctx, Router& native, Router& neptune);
 // servicectl dialect routes (/servicectl-1/...).
 void AddServicectlRoutes(ApiContext& ctx, Router& router);
 

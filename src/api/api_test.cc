@@ -42,18 +42,27 @@ class ApiTest : public ::testing::Test {
         *store_, controller_->runtime(), clock_,
         [this](const std::string& project) { return controller_->TaskContextOf(project); },
         ropts);
-    controller_->SetTaskListener([this](const TaskStatus& t) { runs_->OnTaskEnded(t); });
+    RecipeEngineOptions reopts;
+    reopts.data_dir = data_dir_;
+    reopts.node_program = "/bin/true";
+    recipes_ = std::make_unique<RecipeEngine>(*store_, controller_->runtime(), clock_, reopts);
+    controller_->SetTaskListener([this](const TaskStatus& t) {
+      runs_->OnTaskEnded(t);
+      recipes_->OnTaskEnded(t);
+    });
     ASSERT_TRUE(controller_->Start().ok());
     ASSERT_TRUE(runs_->Start().ok());
+    ASSERT_TRUE(recipes_->Start().ok());
     JobsOptions jopts;
     jopts.threads = false;
     jobs_ = std::make_unique<Jobs>(*store_, *runs_, jopts);
     api_ = MakeApiHandler(*store_, ApiOptions{"https://berth.example"}, *controller_, *runs_,
-                          *jobs_);
+                          *jobs_, *recipes_);
   }
   void TearDown() override {
     api_.reset();
     jobs_.reset();
+    recipes_.reset();
     runs_.reset();
     controller_.reset();
     std::filesystem::remove_all(data_dir_);
@@ -93,6 +102,7 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<RunEngine> runs_;
   std::unique_ptr<Jobs> jobs_;
+  std::unique_ptr<RecipeEngine> recipes_;
   std::unique_ptr<HttpHandler> api_;
   std::string admin_;
   std::string other_;

@@ -596,9 +596,7 @@ Status Controller::Forget(const std::string& project, const std::string& name) {
   return Status::Ok();
 }
 
-Result<ArtifactRecord> Controller::PushArtifact(const std::string& project,
-                                                const std::string& name, const std::string& tag,
-                                                const std::string& upload_path) {
+Result<IngestedArtifact> Controller::IngestBundle(const std::string& upload_path) {
   auto ingested = artifacts_.Ingest(upload_path);
   if (!ingested.ok()) {
     return ingested.status();
@@ -629,6 +627,20 @@ Result<ArtifactRecord> Controller::PushArtifact(const std::string& project,
       }
       (void)WriteFileAtomic(marker, "ok\n", 0644);
     }
+  }
+  return ingested;
+}
+
+std::string Controller::BundleDir(const std::string& digest) const {
+  return artifacts_.UnpackedPath(digest);
+}
+
+Result<ArtifactRecord> Controller::PushArtifact(const std::string& project,
+                                                const std::string& name, const std::string& tag,
+                                                const std::string& upload_path) {
+  auto ingested = IngestBundle(upload_path);
+  if (!ingested.ok()) {
+    return ingested.status();
   }
   auto rec = store_.PutArtifact(project, name, tag, ingested->digest,
                                 static_cast<int64_t>(ingested->size_bytes));

@@ -113,6 +113,11 @@ class Controller {
   // bundle's build command once per content. InvalidArgument for a refused archive.
   Result<ArtifactRecord> PushArtifact(const std::string& project, const std::string& name,
                                       const std::string& tag, const std::string& upload_path);
+  // The artifact half of a push, for bundles that are not a service's (recipe node types):
+  // stores the upload by content and runs its build command once per content.
+  Result<IngestedArtifact> IngestBundle(const std::string& upload_path);
+  // Where the bundle of `digest` is unpacked.
+  std::string BundleDir(const std::string& digest) const;
 
   // Versions (seed 001). DeployVersion stores the definition as an immutable version (the
   // first becomes MAIN, later ones run beside it); AssignMain moves MAIN, which the gateway

@@ -23,6 +23,7 @@
 #include "control/controller.h"
 #include "control/service_ops.h"
 #include "control/project_ops.h"
+#include "graph/recipe_engine.h"
 #include "pipeline/jobs.h"
 #include "pipeline/run_engine.h"
 #include "notify/dispatcher.h"
@@ -120,6 +121,15 @@ Result<int> ParseThreads(std::string_view text, std::string_view source) {
         fmt::format("threads from {}: '{}' is not a number between 1 and 256", source, text));
   }
   return n;
+}
+
+// "127.0.0.1:8080", "[::1]:8080", "localhost:8080": only this machine can connect.
+bool ListensOnLoopbackOnly(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
 }
 
 }  // namespace
@@ -354,12 +364,35 @@ int RunDaemon(const DaemonConfig& config) {
       **store, controller.runtime(), clock,
       [&controller](const std::string& project) { return controller.TaskContextOf(project); },
       ropts);
-  controller.SetTaskListener([&runs](const TaskStatus& t) { runs.OnTaskEnded(t); });
+  // Recipes: their nodes are tasks of the same runtime; berth-node sits beside berth.
+  RecipeEngineOptions reopts;
+  reopts.data_dir = dir;
+  reopts.node_program =
+      (std::filesystem::path(SelfExecutable()).parent_path() / "berth-node").string();
+  reopts.context = [&controller](const std::string& project) {
+    return controller.TaskContextOf(project);
+  };
+  reopts.publish = ropts.publish;
+  reopts.notify = [&controller](const NotificationRecord& n) {
+    if (auto r = controller.Notify(n); !r.ok()) {
+      LogWarn("cannot store a recipe's notification", {{"error", r.status().message()}});
+    }
+  };
+  reopts.unpacked_path = [&controller](const std::string& digest) {
+    return controller.BundleDir(digest);
+  };
+  RecipeEngine recipes(**store, controller.runtime(), clock, reopts);
+  controller.SetTaskListener([&runs, &recipes](const TaskStatus& t) {
+    runs.OnTaskEnded(t);
+    recipes.OnTaskEnded(t);
+  });
   JobsOptions jopts;
   jopts.publish = ropts.publish;
   Jobs jobs(**store, runs, jopts);
-  auto api = MakeApiHandler(**store, ApiOptions{config.public_url}, controller, runs, jobs,
-                            &gateway, &gateway_auth);
+  ApiOptions aopts{config.public_url};
+  aopts.neptune_without_token = ListensOnLoopbackOnly(config.listen);
+  auto api = MakeApiHandler(**store, aopts, controller, runs, jobs, recipes, &gateway,
+                            &gateway_auth);
   ServerOptions sopts;
   sopts.listen = config.listen;
   sopts.threads = config.threads;
@@ -385,6 +418,14 @@ int RunDaemon(const DaemonConfig& config) {
     return 1;
   }
   jobs.Start();
+  if (auto s = recipes.Start(); !s.ok()) {
+    LogError("cannot load recipes", {{"error", s.message()}});
+    (*server)->Stop();
+    jobs.Shutdown();
+    runs.Shutdown();
+    controller.Shutdown();
+    return 1;
+  }
   // Tools and tests find a daemon started on port 0 through this file.
   std::string info = fmt::format("{{\"pid\": {}, \"address\": \"{}\", \"url\": \"{}\"}}\n",
                                  ::getpid(), addr, url);
@@ -401,6 +442,7 @@ int RunDaemon(const DaemonConfig& config) {
   server->reset();  // its io_context owns what the gateway and sessions still reference
   // Instances and steps keep running under their shims; the next daemon re-adopts them.
   jobs.Shutdown();
+  recipes.Shutdown();
   runs.Shutdown();
   controller.Shutdown();
   dispatcher.Shutdown();

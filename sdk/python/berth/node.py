@@ -23,6 +23,7 @@ while it reads its inputs, adding how many messages it read on each. Needs pytho
 """
 
 import json
+import math
 import os
 import signal
 import sys
@@ -90,7 +91,8 @@ def parse_config(text):
     timeout = args.get("timeout", -1)
     if timeout is None:
         timeout = -1
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+    if (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+            or not math.isfinite(timeout)):
         raise NodeError("args 'timeout' must be a number of milliseconds (-1: wait forever)")
     processes = args.get("processes", 0) or 0
     if (not isinstance(processes, (int, float)) or isinstance(processes, bool)
@@ -160,7 +162,10 @@ class Node:
                 head = frames[0]
                 body = frames[1] if len(frames) > 1 else b""
                 if head[:1] == b"h":
-                    seq = int(head[1:] or 0)
+                    try:
+                        seq = int(head[1:] or 0)
+                    except ValueError:
+                        continue  # no sequence number: dropped, as by the C++ node
                     if seq <= self._last_heartbeat:
                         continue
                     self._last_heartbeat = seq
@@ -232,10 +237,11 @@ class Node:
         feed = self.config["output"] + ".w"
         results = self.config["output"] + ".r"
         children = []
+        parent = os.getpid()
         for _ in range(self.config["processes"]):
             pid = os.fork()
             if pid == 0:
-                _worker(feed, results, work)
+                _worker(feed, results, work, parent)
             children.append(pid)
         to_workers = self._ctx.socket(zmq.PUSH)
         from_workers = self._ctx.socket(zmq.PULL)
@@ -268,7 +274,7 @@ class Node:
                 q.clear()
 
 
-def _worker(feed, results, work):
+def _worker(feed, results, work, parent):
     # A forked worker: a ZeroMQ context never crosses a fork, so it makes its own.
     try:
         ctx = zmq.Context()
@@ -276,7 +282,6 @@ def _worker(feed, results, work):
         push = ctx.socket(zmq.PUSH)
         pull.connect(feed)
         push.connect(results)
-        parent = os.getppid()
         while True:
             if not pull.poll(1000):
                 if os.getppid() != parent:

@@ -1,0 +1,1253 @@
+#include "graph/recipe_engine.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+#include <zmq.hpp>
+
+#include "artifacts/bundle_manifest.h"
+#include "common/crypto.h"
+#include "common/file_util.h"
+#include "common/log.h"
+#include "common/time.h"
+#include "graph/wire.h"
+
+namespace berth {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr const char* kBuiltinNodes[] = {"ping", "passthrough", "merge", "stream"};
+constexpr const char* kNeptuneProject = "default";
+constexpr size_t kMaxIpcPath = 100;  // sockaddr_un holds 107 bytes
+
+std::string Key(const std::string& project, const std::string& name) {
+  return project + "/" + name;
+}
+
+// Built-in handlers, by berth's name and by Neptune's.
+enum class Handler { kPing, kForward, kImage, kUnknown };
+Handler HandlerOf(std::string_view h) {
+  if (h == "ping" || h == "handlers.ping_handler") return Handler::kPing;
+  if (h == "forward" || h == "handlers.forward" || h == "handlers.json_handler") {
+    return Handler::kForward;
+  }
+  if (h == "image" || h == "handlers.image_handler") return Handler::kImage;
+  return Handler::kUnknown;
+}
+
+ServeAnswer JsonAnswer(int status, const json::value& v) {
+  return ServeAnswer{status, "application/json", json::serialize(v)};
+}
+ServeAnswer ErrorAnswer(int status, const std::string& message) {
+  return ServeAnswer{status, "text/plain; charset=utf-8", message};
+}
+
+}  // namespace
+
+const char* RecipeStateName(RecipeState s) {
+  switch (s) {
+    case RecipeState::kStopped: return "STOPPED";
+    case RecipeState::kStarting: return "STARTING";
+    case RecipeState::kStarted: return "STARTED";
+    case RecipeState::kDead: return "DEAD";
+  }
+  return "STOPPED";
+}
+
+int NeptuneStateCode(RecipeState s) {
+  switch (s) {
+    case RecipeState::kStopped: return -1;
+    case RecipeState::kDead: return 0;
+    case RecipeState::kStarting: return 1;
+    case RecipeState::kStarted: return 2;
+  }
+  return -1;
+}
+
+bool RecipeEngine::IsBuiltinNode(std::string_view type) {
+  return std::find(std::begin(kBuiltinNodes), std::end(kBuiltinNodes), type) !=
+         std::end(kBuiltinNodes);
+}
+bool RecipeEngine::IsBuiltinHandler(std::string_view h) { return HandlerOf(h) != Handler::kUnknown; }
+
+struct RecipeEngine::Pending {
+  std::optional<std::string> answer;
+  std::optional<std::string> error;  // why no answer will come
+};
+
+struct RecipeEngine::Active {
+  RecipeRecord rec;
+  Recipe recipe;
+  std::string key;
+  RecipeState state = RecipeState::kStopped;
+  std::string message;
+  int64_t since = 0;
+  int dead_count = 0;
+
+  // What the API asked of the loop.
+  bool want_start = false;
+  bool want_stop = false;
+  bool want_destroy = false;
+  bool restart_pending = false;
+  Clock::TimePoint restart_at;
+
+  json::object overrides;
+  std::vector<json::object> run_args;
+
+  struct Node {
+    std::string task;       // current task id; empty when none
+    std::string last_task;  // the one before, kept for its logs
+    bool running = false;
+    bool restart_due = false;
+    int restarts = 0;
+    int quick_crashes = 0;
+    Clock::TimePoint started;
+    Clock::TimePoint restart_at;
+    std::string last_exit;
+    TaskSpec spec;  // how to start it again
+  };
+  std::vector<Node> nodes;
+  int launches = 0;
+
+  // The running graph's channels (owned by the loop thread).
+  std::string sock_dir;
+  std::unique_ptr<zmq::socket_t> start;
+  std::vector<std::unique_ptr<zmq::socket_t>> ends;
+  std::vector<int> end_sources;
+  uint64_t hb_seq = 0;
+  uint64_t hb_seen = 0;
+  // A heartbeat reached END since the last node restart: messages sent now get through. Off
+  // while a node restarts (its subscriptions are not up yet); requests wait for it.
+  bool flowing = false;
+  Clock::TimePoint next_hb;
+  Clock::TimePoint last_hb_end;
+  Clock::TimePoint starting_since;
+
+  // Throughput: messages per edge (counted by each sink), and their rates between heartbeats.
+  std::vector<std::vector<size_t>> inbound;  // node -> edge indices, in input order
+  std::vector<size_t> end_edges;             // ends[i] -> edge index
+  std::vector<uint64_t> counts;
+  std::vector<uint64_t> counts_at_rate;
+  std::vector<double> rates;
+  Clock::TimePoint rate_at;
+
+  std::map<std::string, std::shared_ptr<Pending>> pending;
+};
+
+RecipeEngine::RecipeEngine(Store& store, Supervisor& runtime, Clock& clock,
+                           RecipeEngineOptions options)
+    : store_(store),
+      runtime_(runtime),
+      clock_(clock),
+      options_(std::move(options)),
+      zmq_(std::make_unique<zmq::context_t>(1)) {}
+
+RecipeEngine::~RecipeEngine() { Shutdown(); }
+
+Status RecipeEngine::Start() {
+  {
+    MutexLock lock(mu_);
+    if (auto s = LoadLocked(); !s.ok()) {
+      return s;
+    }
+  }
+  loop_ = std::thread([this] { Loop(); });
+  return Status::Ok();
+}
+
+void RecipeEngine::Shutdown() {
+  {
+    MutexLock lock(mu_);
+    if (stopping_) {
+      return;
+    }
+    stopping_ = true;
+    changed_.NotifyAll();
+  }
+  if (loop_.joinable()) {
+    loop_.join();
+  }
+  // Nodes are stopped with the daemon; the next daemon starts the started recipes afresh.
+  MutexLock lock(mu_);
+  for (auto& [key, a] : recipes_) {
+    for (auto& n : a->nodes) {
+      if (!n.task.empty()) {
+        (void)runtime_.CancelTask(n.task);
+      }
+    }
+    a->start.reset();
+    a->ends.clear();
+  }
+}
+
+Status RecipeEngine::LoadLocked() {
+  // Neptune's cache decides the default project's recipes when it has any file.
+  std::string cache = options_.data_dir + "/neptune/recipes";
+  std::vector<std::pair<std::string, json::value>> files;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(cache, ec)) {
+    std::string f = e.path().filename().string();
+    if (!f.starts_with("recipe_") || !f.ends_with(".bak")) {
+      continue;
+    }
+    auto text = ReadFile(e.path().string());
+    boost::system::error_code jec;
+    json::value v = text.ok() ? json::parse(*text, jec) : json::value();
+    if (!text.ok() || jec) {
+      LogWarn("ignoring unreadable Neptune recipe cache file", {{"file", e.path().string()}});
+      continue;
+    }
+    files.emplace_back(e.path().string(), std::move(v));
+  }
+  if (!files.empty()) {
+    std::set<std::string> keep;
+    for (auto& [path, v] : files) {
+      auto r = ParseRecipe(v);
+      if (!r.ok()) {
+        LogWarn("ignoring a Neptune recipe cache file that is not a valid recipe",
+                {{"file", path}, {"error", r.status().message()}});
+        continue;
+      }
+      keep.insert(r->name);
+      auto existing = store_.GetRecipe(kNeptuneProject, r->name);
+      std::string def = json::serialize(RecipeToJson(*r));
+      if (existing.ok() && existing->definition_json == def) {
+        continue;
+      }
+      if (existing.ok()) {
+        (void)store_.DeleteRecipe(kNeptuneProject, r->name);
+      }
+      RecipeRecord rec{kNeptuneProject, r->name, r->url, def, existing.ok() && existing->started,
+                       existing.ok() ? existing->overrides_json : "{}"};
+      if (auto c = store_.CreateRecipe(rec); !c.ok()) {
+        LogWarn("cannot load recipe from Neptune's cache",
+                {{"file", path}, {"error", c.status().message()}});
+      }
+    }
+    if (auto all = store_.ListRecipes(kNeptuneProject); all.ok()) {
+      for (const auto& rec : *all) {
+        if (keep.count(rec.name) == 0) {
+          (void)store_.DeleteRecipe(kNeptuneProject, rec.name);
+        }
+      }
+    }
+    (void)store_.SetSetting(std::string("recipes.seeded:") + kNeptuneProject, "1");
+  } else if (auto s = SeedDefaults(kNeptuneProject); !s.ok()) {
+    return s;
+  }
+  auto all = store_.ListRecipes("");
+  if (!all.ok()) {
+    return all.status();
+  }
+  // Node tasks of an earlier daemon: their graphs are started afresh.
+  // Their ids never come back: this daemon's carry its own generation.
+  generation_ = std::to_string(NowUnixMillis() / 1000);
+  for (const auto& t : runtime_.Tasks()) {
+    if (t.owner.starts_with("recipe:")) {
+      if (TaskEnded(t.state)) {
+        (void)runtime_.ForgetTask(t.id);
+      } else {
+        (void)runtime_.CancelTask(t.id);  // forgotten once it ended (OnTaskEnded)
+      }
+    }
+  }
+  for (const auto& rec : *all) {
+    if (auto s = AddActive(rec); !s.ok()) {
+      LogWarn("cannot load recipe", {{"recipe", rec.name}, {"error", s.message()}});
+      continue;
+    }
+    Active& a = *recipes_[Key(rec.project, rec.name)];
+    if (rec.project == kNeptuneProject) {
+      WriteNeptuneCache(rec, a.recipe);
+    }
+    if (rec.started) {
+      boost::system::error_code jec;
+      json::value o = json::parse(rec.overrides_json, jec);
+      a.overrides = !jec && o.is_object() ? o.as_object() : json::object{};
+      auto args = RunArgs(a.recipe, a.overrides);
+      a.run_args = args.ok() ? *args : *RunArgs(a.recipe, {});
+      a.want_start = true;
+      SetState(a, RecipeState::kStarting, "starting again after the daemon's restart");
+    }
+  }
+  return Status::Ok();
+}
+
+Status RecipeEngine::SeedDefaults(const std::string& project) {
+  std::string flag = "recipes.seeded:" + project;
+  auto seeded = store_.GetSetting(flag);
+  if (!seeded.ok()) {
+    return seeded.status();
+  }
+  if (!seeded->empty()) {
+    return Status::Ok();  // a destroyed default stays destroyed
+  }
+  for (const auto& r : DefaultRecipes()) {
+    RecipeRecord rec{project, r.name, r.url, json::serialize(RecipeToJson(r))};
+    if (auto c = store_.CreateRecipe(rec); !c.ok() && c.status().code() != StatusCode::kAlreadyExists) {
+      return c.status();
+    }
+  }
+  return store_.SetSetting(flag, "1");
+}
+
+void RecipeEngine::WriteNeptuneCache(const RecipeRecord& rec, const Recipe& r) {
+  if (rec.project != kNeptuneProject) {
+    return;
+  }
+  std::string dir = options_.data_dir + "/neptune/recipes";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  std::string path = dir + "/recipe_" + r.name + ".bak";
+  if (auto s = WriteFileAtomic(path, json::serialize(RecipeToNeptune(r)) + "\n", 0644); !s.ok()) {
+    LogWarn("cannot write Neptune's recipe cache", {{"file", path}, {"error", s.message()}});
+  }
+}
+
+void RecipeEngine::RemoveNeptuneCache(const std::string& name) {
+  std::error_code ec;
+  fs::remove(options_.data_dir + "/neptune/recipes/recipe_" + name + ".bak", ec);
+}
+
+Status RecipeEngine::AddActive(const RecipeRecord& rec) {
+  boost::system::error_code ec;
+  json::value v = json::parse(rec.definition_json, ec);
+  if (ec) {
+    return Status::Internal("stored recipe is not JSON");
+  }
+  auto r = ParseRecipe(v);
+  if (!r.ok()) {
+    return r.status();
+  }
+  auto a = std::make_unique<Active>();
+  a->rec = rec;
+  a->recipe = std::move(*r);
+  a->key = Key(rec.project, rec.name);
+  a->since = NowUnixMillis();
+  a->message = "constructed";
+  a->nodes.resize(a->recipe.nodes.size());
+  a->inbound.resize(a->recipe.nodes.size());
+  for (size_t e = 0; e < a->recipe.edges.size(); ++e) {
+    int sink = a->recipe.edges[e].sink;
+    if (sink != kGraphTerminal) {
+      a->inbound[static_cast<size_t>(sink)].push_back(e);
+    }
+  }
+  a->counts.assign(a->recipe.edges.size(), 0);
+  a->counts_at_rate = a->counts;
+  a->rates.assign(a->recipe.edges.size(), 0);
+  recipes_[a->key] = std::move(a);
+  return Status::Ok();
+}
+
+RecipeEngine::Active* RecipeEngine::Find(const std::string& project, const std::string& name) const {
+  auto it = recipes_.find(Key(project, name));
+  if (it == recipes_.end() || it->second->want_destroy) {
+    return nullptr;
+  }
+  return it->second.get();
+}
+
+RecipeView RecipeEngine::ViewOf(const Active& a) const {
+  RecipeView v;
+  v.record = a.rec;
+  v.recipe = a.recipe;
+  v.state = a.state;
+  v.message = a.message;
+  v.state_since = a.since;
+  v.dead_count = a.dead_count;
+  for (size_t i = 0; i < a.nodes.size(); ++i) {
+    const auto& n = a.nodes[i];
+    RecipeNodeView nv;
+    nv.name = a.recipe.nodes[i].name;
+    nv.type = a.recipe.nodes[i].type;
+    if (n.running && !n.task.empty()) {
+      if (auto t = runtime_.Task(n.task)) {
+        nv.pid = t->pid;
+      }
+    }
+    nv.restarts = n.restarts;
+    nv.state = n.running ? "running" : n.restart_due ? "restarting" : "stopped";
+    nv.last_exit = n.last_exit;
+    v.nodes.push_back(std::move(nv));
+  }
+  for (size_t e = 0; e < a.recipe.edges.size(); ++e) {
+    v.edges.push_back(RecipeEdgeRate{a.recipe.edges[e].source, a.recipe.edges[e].sink,
+                                     a.counts[e], a.rates[e]});
+  }
+  for (size_t e : a.end_edges) {
+    v.throughput += a.rates[e];
+  }
+  return v;
+}
+
+Result<RecipeView> RecipeEngine::Construct(const std::string& project, const json::value& body) {
+  auto r = ParseRecipe(body);
+  if (!r.ok()) {
+    return r.status();
+  }
+  MutexLock lock(mu_);
+  // A destructed recipe of the same name may still be torn down by the loop: wait for it.
+  changed_.WaitFor(mu_, std::chrono::seconds(10), [&]() REQUIRES(mu_) {
+    auto it = recipes_.find(Key(project, r->name));
+    return it == recipes_.end() || !it->second->want_destroy;
+  });
+  RecipeRecord rec{project, r->name, r->url, json::serialize(RecipeToJson(*r))};
+  auto stored = store_.CreateRecipe(rec);
+  if (!stored.ok()) {
+    // A taken name or url is a problem of the recipe posted, like the rest of validation.
+    return stored.status().code() == StatusCode::kAlreadyExists
+               ? Status::InvalidArgument(stored.status().message())
+               : stored.status();
+  }
+  if (auto s = AddActive(*stored); !s.ok()) {
+    return s;
+  }
+  Active& a = *recipes_[Key(project, r->name)];
+  WriteNeptuneCache(*stored, a.recipe);
+  Event(a, "constructed", fmt::format("recipe {} constructed ({} nodes)", a.rec.name,
+                                      a.recipe.nodes.size()));
+  return ViewOf(a);
+}
+
+Status RecipeEngine::Destruct(const std::string& project, const std::string& name) {
+  MutexLock lock(mu_);
+  Active* a = Find(project, name);
+  if (a == nullptr) {
+    return Status::NotFound(fmt::format(
+        "project '{}' has no recipe '{}'; see them with: berth recipes ls", project, name));
+  }
+  if (auto s = store_.DeleteRecipe(project, name); !s.ok()) {
+    return s;
+  }
+  if (project == kNeptuneProject) {
+    RemoveNeptuneCache(name);
+  }
+  a->want_destroy = true;
+  Event(*a, "destructed", fmt::format("recipe {} destructed", name));
+  changed_.NotifyAll();
+  std::string key = Key(project, name);
+  changed_.WaitFor(mu_, std::chrono::seconds(10),
+                   [&]() REQUIRES(mu_) { return recipes_.count(key) == 0; });
+  return Status::Ok();
+}
+
+Result<RecipeView> RecipeEngine::StartRecipe(const std::string& project, const std::string& name,
+                                             const json::object& overrides) {
+  MutexLock lock(mu_);
+  Active* a = Find(project, name);
+  if (a == nullptr) {
+    return Status::NotFound(fmt::format(
+        "project '{}' has no recipe '{}'; see them with: berth recipes ls", project, name));
+  }
+  if (a->state == RecipeState::kStarting || a->state == RecipeState::kStarted) {
+    return Status::FailedPrecondition(fmt::format(
+        "recipe {} is {} already; stop it first to start it with other arguments", name,
+        RecipeStateName(a->state)));
+  }
+  auto args = RunArgs(a->recipe, overrides);
+  if (!args.ok()) {
+    return args.status();
+  }
+  if (auto s = store_.SetRecipeStarted(project, name, true, json::serialize(overrides)); !s.ok()) {
+    return s;
+  }
+  a->overrides = overrides;
+  a->run_args = std::move(*args);
+  a->want_start = true;
+  a->restart_pending = false;
+  SetState(*a, RecipeState::kStarting, "starting");
+  changed_.NotifyAll();
+  std::string key = a->key;
+  changed_.WaitFor(mu_, options_.start_timeout + std::chrono::seconds(2), [&]() REQUIRES(mu_) {
+    auto it = recipes_.find(key);
+    return it == recipes_.end() || it->second->state != RecipeState::kStarting;
+  });
+  a = Find(project, name);
+  if (a == nullptr) {
+    return Status::NotFound(fmt::format("recipe {} was destructed while it started", name));
+  }
+  return ViewOf(*a);
+}
+
+Result<RecipeView> RecipeEngine::StopRecipe(const std::string& project, const std::string& name) {
+  MutexLock lock(mu_);
+  Active* a = Find(project, name);
+  if (a == nullptr) {
+    return Status::NotFound(fmt::format(
+        "project '{}' has no recipe '{}'; see them with: berth recipes ls", project, name));
+  }
+  if (auto s = store_.SetRecipeStarted(project, name, false, json::serialize(a->overrides));
+      !s.ok()) {
+    return s;
+  }
+  a->want_start = false;
+  a->restart_pending = false;
+  a->want_stop = true;
+  changed_.NotifyAll();
+  std::string key = a->key;
+  changed_.WaitFor(mu_, std::chrono::seconds(10), [&]() REQUIRES(mu_) {
+    auto it = recipes_.find(key);
+    return it == recipes_.end() || !it->second->want_stop;
+  });
+  a = Find(project, name);
+  if (a == nullptr) {
+    return Status::NotFound(fmt::format("recipe {} was destructed while it stopped", name));
+  }
+  return ViewOf(*a);
+}
+
+std::vector<RecipeView> RecipeEngine::List(const std::string& project) const {
+  MutexLock lock(mu_);
+  std::vector<RecipeView> out;
+  for (const auto& [key, a] : recipes_) {
+    if (!a->want_destroy && (project.empty() || a->rec.project == project)) {
+      out.push_back(ViewOf(*a));
+    }
+  }
+  return out;
+}
+
+Result<RecipeView> RecipeEngine::Get(const std::string& project, const std::string& name) const {
+  MutexLock lock(mu_);
+  Active* a = Find(project, name);
+  if (a == nullptr) {
+    return Status::NotFound(fmt::format(
+        "project '{}' has no recipe '{}'; see them with: berth recipes ls", project, name));
+  }
+  return ViewOf(*a);
+}
+
+Result<std::string> RecipeEngine::NameByUrl(const std::string& project,
+                                            const std::string& url) const {
+  MutexLock lock(mu_);
+  for (const auto& [key, a] : recipes_) {
+    if (!a->want_destroy && a->rec.project == project && a->rec.url == url) {
+      return a->rec.name;
+    }
+  }
+  return Status::NotFound(fmt::format("no recipe of project '{}' serves the url '{}'", project, url));
+}
+
+Status RecipeEngine::Reset(const std::string& project) {
+  std::vector<std::string> names;
+  {
+    MutexLock lock(mu_);
+    for (const auto& [key, a] : recipes_) {
+      if (!a->want_destroy && a->rec.project == project) {
+        names.push_back(a->rec.name);
+      }
+    }
+  }
+  for (const auto& n : names) {
+    if (auto s = Destruct(project, n); !s.ok() && s.code() != StatusCode::kNotFound) {
+      return s;
+    }
+  }
+  MutexLock lock(mu_);
+  if (auto s = store_.SetSetting("recipes.seeded:" + project, ""); !s.ok()) {
+    return s;
+  }
+  if (auto s = SeedDefaults(project); !s.ok()) {
+    return s;
+  }
+  auto all = store_.ListRecipes(project);
+  if (!all.ok()) {
+    return all.status();
+  }
+  for (const auto& rec : *all) {
+    if (recipes_.count(Key(rec.project, rec.name)) == 0) {
+      if (auto s = AddActive(rec); s.ok()) {
+        WriteNeptuneCache(rec, recipes_[Key(rec.project, rec.name)]->recipe);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Result<NodeTypeRecord> RecipeEngine::PutNodeType(const std::string& project,
+                                                 const std::string& name,
+                                                 const std::string& digest) {
+  if (IsBuiltinNode(name)) {
+    return Status::InvalidArgument(fmt::format(
+        "'{}' is a built-in node type; give the pushed one another name", name));
+  }
+  if (name.empty() || name.size() > 64 ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
+          std::string::npos) {
+    return Status::InvalidArgument(fmt::format(
+        "node type '{}' must be 1-64 letters, digits, '-' or '_'", name));
+  }
+  return store_.PutNodeType(NodeTypeRecord{project, name, digest});
+}
+
+// --- the loop ---
+
+void RecipeEngine::SetState(Active& a, RecipeState s, std::string message) {
+  bool changed = a.state != s;
+  a.state = s;
+  a.message = std::move(message);
+  if (changed) {
+    a.since = NowUnixMillis();
+  }
+  changed_.NotifyAll();
+}
+
+void RecipeEngine::Event(const Active& a, const std::string& kind, const std::string& message) {
+  LogInfo("recipe " + kind, {{"recipe", a.key}, {"message", message}});
+  if (options_.publish) {
+    options_.publish(a.rec.project, "recipe",
+                     json::serialize(json::object{{"recipe", a.rec.name},
+                                                  {"kind", kind},
+                                                  {"state", RecipeStateName(a.state)},
+                                                  {"message", message}}));
+  }
+}
+
+std::string RecipeEngine::NodeLogTail(const std::string& task_id) const {
+  auto t = runtime_.Task(task_id);
+  if (!t) {
+    return "";
+  }
+  LogQuery q;
+  q.tail = 5;
+  std::string out;
+  for (const auto& l : ReadLogLines(t->dir, "", 0, q)) {
+    out += (out.empty() ? "" : " | ") + l.message;
+  }
+  return out;
+}
+
+void RecipeEngine::Dead(Active& a, std::string reason, bool restart) {
+  Teardown(a);
+  ++a.dead_count;
+  SetState(a, RecipeState::kDead, reason);
+  Event(a, "dead", reason);
+  if (options_.notify) {
+    NotificationRecord n;
+    n.project = a.rec.project;
+    n.service = a.rec.name;
+    n.severity = "CRITICAL";
+    n.message = fmt::format("recipe {} is DEAD: {}", a.rec.name, reason);
+    options_.notify(n);
+  }
+  if (restart) {
+    a.restart_pending = true;
+    a.restart_at = clock_.Now() + std::chrono::seconds(1);
+  }
+}
+
+void RecipeEngine::Teardown(Active& a) {
+  for (auto& n : a.nodes) {
+    if (!n.task.empty()) {
+      (void)runtime_.CancelTask(n.task);
+    }
+    n.running = false;
+    n.restart_due = false;
+  }
+  a.start.reset();
+  a.flowing = false;
+  a.ends.clear();
+  a.end_edges.clear();
+  a.pending.clear();  // their callers see the state and answer that the recipe stopped
+  changed_.NotifyAll();
+}
+
+void RecipeEngine::Launch(Active& a) {
+  Teardown(a);
+  // Resolve every node and handler first: what is missing makes the start fail, naming it.
+  std::vector<std::string> missing;
+  std::map<std::string, NodeTypeRecord> pushed;
+  if (auto types = store_.ListNodeTypes(a.rec.project); types.ok()) {
+    for (auto& t : *types) {
+      pushed[t.name] = t;
+    }
+  }
+  std::vector<std::pair<std::vector<std::string>, std::string>> programs;  // argv, cwd
+  for (size_t i = 0; i < a.recipe.nodes.size(); ++i) {
+    const RecipeNode& n = a.recipe.nodes[i];
+    if (IsBuiltinNode(n.type)) {
+      programs.push_back({{options_.node_program, n.type}, "/"});
+      continue;
+    }
+    auto p = pushed.find(n.type);
+    if (p == pushed.end()) {
+      missing.push_back(fmt::format(
+          "node type '{}' (node {}, {}) is not built in (ping, passthrough, merge, stream) and "
+          "no bundle was pushed for it (berth recipes push-node {} DIR)",
+          n.type, i, n.name, n.type));
+      continue;
+    }
+    std::string dir = options_.unpacked_path ? options_.unpacked_path(p->second.digest) : "";
+    auto manifest = ReadBundleManifest(dir);
+    std::vector<std::string> argv;
+    if (manifest.ok() && !manifest->command.empty()) {
+      argv = manifest->command;
+    } else if (fs::exists(dir + "/node.py")) {
+      argv = {options_.python, "node.py"};
+    } else {
+      missing.push_back(fmt::format(
+          "the bundle of node type '{}' has neither a berth.yaml with a command nor a node.py",
+          n.type));
+      continue;
+    }
+    programs.push_back({argv, dir});
+  }
+  for (const auto& [method, chain] : a.recipe.handlers) {
+    for (const auto& h : chain) {
+      if (!IsBuiltinHandler(h)) {
+        missing.push_back(fmt::format(
+            "handler '{}' of {} is not one berth has (ping, forward, image, or Neptune's "
+            "handlers.ping_handler, handlers.image_handler)",
+            h, method));
+      }
+    }
+  }
+  if (!missing.empty()) {
+    std::string why = "cannot start: ";
+    for (size_t i = 0; i < missing.size(); ++i) {
+      why += (i ? "; " : "") + missing[i];
+    }
+    Dead(a, why, false);
+    return;
+  }
+  auto ctx = options_.context ? options_.context(a.rec.project) : Result<TaskContext>(TaskContext{});
+  if (!ctx.ok()) {
+    Dead(a, "cannot start: " + ctx.status().message(), false);
+    return;
+  }
+  // Channels.
+  a.sock_dir = fmt::format("{}/graphs/{}", options_.data_dir, Sha256Hex(a.key).substr(0, 12));
+  std::error_code ec;
+  fs::remove_all(a.sock_dir, ec);
+  fs::create_directories(a.sock_dir, ec);
+  ::chmod(a.sock_dir.c_str(), 0700);
+  std::string start_ep = "ipc://" + a.sock_dir + "/start";
+  auto node_ep = [&](int i) { return fmt::format("ipc://{}/{}", a.sock_dir, i); };
+  if (start_ep.size() > kMaxIpcPath) {
+    Dead(a, fmt::format("cannot start: the data dir's path is too long for its channels ({} "
+                        "characters; sockets need under {}); use a shorter --data-dir",
+                        start_ep.size(), kMaxIpcPath),
+         false);
+    return;
+  }
+  try {
+    a.start = std::make_unique<zmq::socket_t>(*zmq_, zmq::socket_type::pub);
+    a.start->set(zmq::sockopt::linger, 0);
+    a.start->set(zmq::sockopt::sndhwm, 100000);
+    a.start->bind(start_ep);
+    a.end_sources = EndSources(a.recipe);
+    for (int src : a.end_sources) {
+      auto s = std::make_unique<zmq::socket_t>(*zmq_, zmq::socket_type::sub);
+      s->set(zmq::sockopt::linger, 0);
+      s->set(zmq::sockopt::rcvhwm, 100000);
+      s->set(zmq::sockopt::subscribe, "");
+      s->connect(node_ep(src));
+      a.ends.push_back(std::move(s));
+      for (size_t e = 0; e < a.recipe.edges.size(); ++e) {
+        if (a.recipe.edges[e].source == src && a.recipe.edges[e].sink == kGraphTerminal) {
+          a.end_edges.push_back(e);
+          break;
+        }
+      }
+    }
+  } catch (const zmq::error_t& e) {
+    Dead(a, fmt::format("cannot start: opening its channels under {}: {}", a.sock_dir, e.what()),
+         false);
+    return;
+  }
+  // Nodes.
+  auto inputs = NodeInputs(a.recipe);
+  ++a.launches;
+  for (size_t i = 0; i < a.recipe.nodes.size(); ++i) {
+    const RecipeNode& n = a.recipe.nodes[i];
+    json::array in;
+    for (int src : inputs[i]) {
+      in.push_back(json::string(src == kGraphTerminal ? start_ep : node_ep(src)));
+    }
+    json::object cfg{{"recipe", a.rec.name},
+                     {"name", n.name},
+                     {"index", static_cast<int64_t>(i)},
+                     {"type", n.type},
+                     {"inputs", std::move(in)},
+                     {"output", node_ep(static_cast<int>(i))},
+                     {"args", i < a.run_args.size() ? a.run_args[i] : json::object{}}};
+    std::map<std::string, std::string> env = ctx->base_env;
+    for (const auto& [k, v] : ctx->project_env) {
+      env[k] = v;
+    }
+    env["BERTH_URL"] = ctx->berth_url;
+    env["BERTH_TOKEN"] = ctx->token;
+    env["BERTH_PROJECT"] = a.rec.project;
+    env["BERTH_RECIPE"] = a.rec.name;
+    env[wire::kNodeEnv] = json::serialize(cfg);
+    env["PYTHONUNBUFFERED"] = "1";
+    TaskSpec spec;
+    spec.owner = "recipe:" + a.key;
+    spec.argv = programs[i].first;
+    spec.cwd = programs[i].second;
+    spec.grace_seconds = 2;
+    for (const auto& [k, v] : env) {
+      spec.env.push_back(k + "=" + v);
+    }
+    auto& node = a.nodes[i];
+    node.spec = std::move(spec);
+    node.quick_crashes = 0;
+    LaunchNode(a, i);
+    if (a.state == RecipeState::kDead) {
+      return;
+    }
+  }
+  a.hb_seen = a.hb_seq;
+  a.starting_since = clock_.Now();
+  a.next_hb = a.starting_since;
+  a.rate_at = a.starting_since;
+  SetState(a, RecipeState::kStarting,
+           fmt::format("{} node{} spawned; waiting for a heartbeat to reach END",
+                       a.recipe.nodes.size(), a.recipe.nodes.size() == 1 ? "" : "s"));
+}
+
+void RecipeEngine::LaunchNode(Active& a, size_t i) {
+  auto& node = a.nodes[i];
+  if (!node.last_task.empty()) {
+    by_task_.erase(node.last_task);
+    (void)runtime_.ForgetTask(node.last_task);
+  }
+  if (!node.task.empty()) {
+    node.last_task = node.task;
+  }
+  std::string project_part = a.rec.project.substr(0, 40);
+  node.task = fmt::format("node-{}-{}-{}-{}.{}-{}", project_part, a.rec.name, i, generation_,
+                          a.launches, node.restarts);
+  TaskSpec spec = node.spec;
+  spec.id = node.task;
+  if (auto s = runtime_.StartTask(std::move(spec)); !s.ok()) {
+    node.task.clear();
+    Dead(a, fmt::format("cannot start node {} ({}): {}", i, a.recipe.nodes[i].name, s.message()),
+         false);
+    return;
+  }
+  by_task_[node.task] = a.key;
+  node.running = true;
+  node.restart_due = false;
+  node.started = clock_.Now();
+}
+
+void RecipeEngine::OnTaskEnded(const TaskStatus& task) {
+  if (!task.owner.starts_with("recipe:")) {
+    return;
+  }
+  MutexLock lock(mu_);
+  auto k = by_task_.find(task.id);
+  if (k == by_task_.end()) {
+    // A node of an earlier daemon or of a destructed recipe: nothing waits for it.
+    (void)runtime_.ForgetTask(task.id);
+    return;
+  }
+  auto it = recipes_.find(k->second);
+  if (it == recipes_.end()) {
+    return;
+  }
+  Active& a = *it->second;
+  for (size_t i = 0; i < a.nodes.size(); ++i) {
+    auto& n = a.nodes[i];
+    if (n.task != task.id || !n.running) {
+      continue;
+    }
+    n.running = false;
+    n.last_exit = task.oom_killed       ? "killed: out of memory"
+                  : task.signal != 0    ? fmt::format("killed by signal {}", task.signal)
+                  : task.exit_code      ? fmt::format("exited with code {}", *task.exit_code)
+                                        : (task.error.empty() ? "ended" : task.error);
+    if (a.state == RecipeState::kStarting) {
+      std::string tail = NodeLogTail(task.id);
+      Dead(a, fmt::format("node {} ({}) {} before the graph was up{}", i, a.recipe.nodes[i].name,
+                          n.last_exit, tail.empty() ? "" : ": " + tail),
+           false);
+      return;
+    }
+    if (a.state != RecipeState::kStarted) {
+      return;
+    }
+    // A crash while the graph runs: restart with backoff, counted.
+    auto now = clock_.Now();
+    if (now - n.started > std::chrono::seconds(30)) {
+      n.quick_crashes = 0;
+    }
+    auto backoff = options_.backoff_base * (1 << std::min(n.quick_crashes, 7));
+    backoff = std::min<milliseconds>(backoff, options_.backoff_max);
+    ++n.quick_crashes;
+    ++n.restarts;
+    n.restart_due = true;
+    n.restart_at = now + backoff;
+    // What was in the graph is lost with the node: say so now rather than at the timeout.
+    a.flowing = false;
+    for (auto& [id, p] : a.pending) {
+      p->error = fmt::format("lost its request: node {} ({}) {} while the request was in the "
+                             "graph; it is restarting (restart {}); try again",
+                             i, a.recipe.nodes[i].name, n.last_exit, n.restarts);
+    }
+    a.pending.clear();
+    Event(a, "node-exited",
+          fmt::format("node {} ({}) {}; restarting it in {} ms (restart {})", i,
+                      a.recipe.nodes[i].name, n.last_exit, backoff.count(), n.restarts));
+    changed_.NotifyAll();
+    return;
+  }
+}
+
+void RecipeEngine::SendHeartbeat(Active& a) {
+  ++a.hb_seq;
+  std::string h = wire::HeartbeatHeader(a.hb_seq);
+  std::string body = R"({"stats":{}})";
+  try {
+    a.start->send(zmq::buffer(h), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    a.start->send(zmq::buffer(body), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t&) {
+  }
+}
+
+void RecipeEngine::Receive(Active& a, size_t end_index) {
+  if (end_index >= a.ends.size()) {
+    return;
+  }
+  zmq::socket_t& s = *a.ends[end_index];
+  while (true) {
+    zmq::message_t head;
+    if (!s.recv(head, zmq::recv_flags::dontwait)) {
+      return;
+    }
+    zmq::message_t body;
+    if (head.more()) {
+      (void)s.recv(body, zmq::recv_flags::none);
+    }
+    std::string h = head.to_string();
+    if (h.empty()) {
+      continue;
+    }
+    if (h[0] == wire::kData) {
+      if (end_index < a.end_edges.size()) {
+        ++a.counts[a.end_edges[end_index]];
+      }
+      auto p = a.pending.find(h.substr(1));
+      if (p != a.pending.end() && !p->second->answer) {
+        p->second->answer = body.to_string();
+        a.pending.erase(p);
+        changed_.NotifyAll();
+      }
+      continue;
+    }
+    if (h[0] != wire::kHeartbeat) {
+      continue;
+    }
+    uint64_t seq = std::strtoull(h.c_str() + 1, nullptr, 10);
+    auto now = clock_.Now();
+    boost::system::error_code ec;
+    json::value v = json::parse(body.to_string_view(), ec);
+    if (!ec && v.is_object() && v.as_object().contains("stats") &&
+        v.as_object().at("stats").is_object()) {
+      for (const auto& [node, counts] : v.as_object().at("stats").as_object()) {
+        size_t i = std::strtoul(std::string(node).c_str(), nullptr, 10);
+        if (i >= a.inbound.size() || !counts.is_array()) {
+          continue;
+        }
+        const auto& list = counts.as_array();
+        for (size_t k = 0; k < list.size() && k < a.inbound[i].size(); ++k) {
+          if (list[k].is_number()) {
+            a.counts[a.inbound[i][k]] = std::max(a.counts[a.inbound[i][k]],
+                                                 list[k].to_number<uint64_t>());
+          }
+        }
+      }
+    }
+    if (seq <= a.hb_seen) {
+      continue;
+    }
+    a.hb_seen = seq;
+    a.last_hb_end = now;
+    if (!a.flowing) {
+      a.flowing = true;
+      changed_.NotifyAll();
+    }
+    double dt = std::chrono::duration<double>(now - a.rate_at).count();
+    if (dt >= 1.0) {
+      for (size_t e = 0; e < a.counts.size(); ++e) {
+        a.rates[e] = static_cast<double>(a.counts[e] - std::min(a.counts[e], a.counts_at_rate[e])) / dt;
+      }
+      a.counts_at_rate = a.counts;
+      a.rate_at = now;
+    }
+    if (a.state == RecipeState::kStarting) {
+      auto ms = std::chrono::duration_cast<milliseconds>(now - a.starting_since).count();
+      SetState(a, RecipeState::kStarted,
+               fmt::format("started: a heartbeat went from START through {} node{} to END in "
+                           "{} ms",
+                           a.recipe.nodes.size(), a.recipe.nodes.size() == 1 ? "" : "s", ms));
+      Event(a, "started", a.message);
+      a.next_hb = now + options_.heartbeat_every;
+    }
+  }
+}
+
+void RecipeEngine::Loop() {
+  MutexLock lock(mu_);
+  while (!stopping_) {
+    auto now = clock_.Now();
+    auto next = now + milliseconds(50);
+    for (auto it = recipes_.begin(); it != recipes_.end();) {
+      Active& a = *it->second;
+      if (a.want_destroy) {
+        Teardown(a);
+        for (auto& n : a.nodes) {
+          for (const std::string* t : {&n.task, &n.last_task}) {
+            if (!t->empty()) {
+              by_task_.erase(*t);
+            }
+          }
+        }
+        std::error_code ec;
+        if (!a.sock_dir.empty()) {
+          fs::remove_all(a.sock_dir, ec);
+        }
+        it = recipes_.erase(it);
+        changed_.NotifyAll();
+        continue;
+      }
+      if (a.want_stop) {
+        a.want_stop = false;
+        Teardown(a);
+        SetState(a, RecipeState::kStopped, "stopped");
+        Event(a, "stopped", "recipe " + a.rec.name + " stopped");
+      }
+      if (a.want_start) {
+        a.want_start = false;
+        Launch(a);
+      }
+      if (a.restart_pending && now >= a.restart_at) {
+        a.restart_pending = false;
+        Event(a, "restarting", "starting recipe " + a.rec.name + " again after it was DEAD");
+        Launch(a);
+        if (a.state == RecipeState::kStarting) {
+          a.message = "restarting after it was DEAD";
+        }
+      }
+      if ((a.state == RecipeState::kStarting || a.state == RecipeState::kStarted) && a.start) {
+        if (a.state == RecipeState::kStarting && now - a.starting_since > options_.start_timeout) {
+          std::string running;
+          for (size_t i = 0; i < a.nodes.size(); ++i) {
+            running += fmt::format("{}{} {}", i ? ", " : "", a.recipe.nodes[i].name,
+                                   a.nodes[i].running ? "running" : "not running");
+          }
+          Dead(a, fmt::format("no heartbeat reached END within {} s of the start ({}); a node "
+                              "does not read its inputs",
+                              options_.start_timeout.count() / 1000, running),
+               false);
+        } else if (a.state == RecipeState::kStarted && now - a.last_hb_end > options_.dead_after) {
+          Dead(a, fmt::format("no heartbeat reached END for {} s: a node is stuck or gone; "
+                              "restarting the graph",
+                              options_.dead_after.count() / 1000),
+               true);
+        } else {
+          if (now >= a.next_hb) {
+            SendHeartbeat(a);
+            a.next_hb = now + (a.state == RecipeState::kStarting || !a.flowing
+                                   ? options_.starting_heartbeat_every
+                                   : options_.heartbeat_every);
+          }
+          next = std::min(next, a.next_hb);
+          for (size_t i = 0; i < a.nodes.size(); ++i) {
+            auto& n = a.nodes[i];
+            if (n.restart_due) {
+              if (now >= n.restart_at) {
+                LaunchNode(a, i);
+                if (a.state == RecipeState::kDead) {
+                  break;
+                }
+              } else {
+                next = std::min(next, n.restart_at);
+              }
+            }
+          }
+        }
+      }
+      if (a.restart_pending) {
+        next = std::min(next, a.restart_at);
+      }
+      ++it;
+    }
+    // Poll END of every running graph with the lock released; only this thread closes them.
+    std::vector<zmq::pollitem_t> items;
+    std::vector<std::pair<std::string, size_t>> owners;
+    for (auto& [key, a] : recipes_) {
+      for (size_t i = 0; i < a->ends.size(); ++i) {
+        items.push_back({a->ends[i]->handle(), 0, ZMQ_POLLIN, 0});
+        owners.emplace_back(key, i);
+      }
+    }
+    auto wait = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(next - now));
+    wait = std::min(wait, milliseconds(20));
+    lock.Unlock();
+    int ready = 0;
+    try {
+      ready = items.empty() ? 0 : zmq::poll(items.data(), items.size(), wait);
+    } catch (const zmq::error_t&) {
+      ready = 0;
+    }
+    if (items.empty()) {
+      std::this_thread::sleep_for(wait);
+    }
+    lock.Lock();
+    if (ready > 0) {
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (items[i].revents & ZMQ_POLLIN) {
+          auto it = recipes_.find(owners[i].first);
+          if (it != recipes_.end()) {
+            Receive(*it->second, owners[i].second);
+          }
+        }
+      }
+    }
+  }
+}
+
+// --- serving ---
+
+Result<std::string> RecipeEngine::SendThrough(const std::string& key, const std::string& body) {
+  auto it = recipes_.find(key);
+  if (it == recipes_.end() || it->second->state != RecipeState::kStarted || !it->second->start) {
+    return Status::Unavailable("not active");
+  }
+  auto deadline = std::chrono::steady_clock::now() + options_.answer_timeout;
+  // After a node restart, wait until a heartbeat shows the channels carry messages again.
+  while (!it->second->flowing) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::Unavailable(fmt::format("is restarting a node and did not recover within {} s",
+                                             options_.answer_timeout.count() / 1000));
+    }
+    changed_.WaitUntil(mu_, std::min(deadline, std::chrono::steady_clock::now() + milliseconds(200)));
+    it = recipes_.find(key);
+    if (it == recipes_.end() || it->second->state != RecipeState::kStarted || !it->second->start) {
+      return Status::Unavailable("not active");
+    }
+  }
+  Active& a = *it->second;
+  std::string id = std::to_string(next_request_++);
+  auto p = std::make_shared<Pending>();
+  a.pending[id] = p;
+  try {
+    std::string h = wire::DataHeader(id);
+    a.start->send(zmq::buffer(h), zmq::send_flags::sndmore);
+    a.start->send(zmq::buffer(body), zmq::send_flags::none);
+  } catch (const zmq::error_t& e) {
+    a.pending.erase(id);
+    return Status::Internal(std::string("sending into the graph: ") + e.what());
+  }
+  while (!p->answer) {
+    if (p->error) {
+      return Status::Unavailable(*p->error);
+    }
+    auto r = recipes_.find(key);
+    if (r == recipes_.end() || r->second->state != RecipeState::kStarted) {
+      return Status::Unavailable("stopped before it answered");
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      r->second->pending.erase(id);
+      return Status::Unavailable(fmt::format("gave no answer within {} s",
+                                             options_.answer_timeout.count() / 1000));
+    }
+    changed_.WaitUntil(mu_, std::min(deadline, std::chrono::steady_clock::now() + milliseconds(200)));
+  }
+  return *p->answer;
+}
+
+ServeAnswer RecipeEngine::Serve(const std::string& project, const std::string& name,
+                                const ServeRequest& req) {
+  MutexLock lock(mu_);
+  Active* a = Find(project, name);
+  if (a == nullptr) {
+    return ErrorAnswer(404, fmt::format("no recipe '{}' in project '{}'", name, project));
+  }
+  std::string method = req.method;
+  std::transform(method.begin(), method.end(), method.begin(), ::tolower);
+  auto chain = a->recipe.handlers.find(method);
+  if (chain == a->recipe.handlers.end()) {
+    std::string allowed;
+    for (const auto& [m, c] : a->recipe.handlers) {
+      allowed += (allowed.empty() ? "" : ", ") + m;
+    }
+    return ErrorAnswer(405, fmt::format("recipe {} has no handler for {}{}", name, req.method,
+                                        allowed.empty() ? "" : "; it serves " + allowed));
+  }
+  std::string key = a->key;
+  std::vector<std::string> handlers = chain->second;
+  const json::value& request = req.data;
+  std::optional<json::value> previous;
+  for (const auto& h : handlers) {
+    json::value input = previous ? *previous : request;
+    std::string send;
+    switch (HandlerOf(h)) {
+      case Handler::kPing: {
+        json::object o{{"id", static_cast<int64_t>(next_request_)}};
+        if (previous && previous->is_object()) {
+          o = previous->as_object();
+          o["id"] = static_cast<int64_t>(next_request_);
+        }
+        send = json::serialize(o);
+        break;
+      }
+      case Handler::kImage: {
+        const json::object* o = input.if_object();
+        const json::value* image = o ? o->if_contains("image") : nullptr;
+        const json::value* url = o ? o->if_contains("url") : nullptr;
+        if (image && image->is_string()) {
+          boost::system::error_code ec;
+          json::value parsed = json::parse(image->as_string(), ec);
+          if (!ec) {
+            json::object copy = *o;
+            copy["image"] = parsed;
+            input = std::move(copy);
+            o = input.if_object();
+            image = o->if_contains("image");
+          }
+        }
+        bool image_ok = image && image->is_object() && image->as_object().contains("data") &&
+                        image->as_object().at("data").is_array();
+        if (!image_ok && !(url && url->is_string())) {
+          return ErrorAnswer(400, "the image handler needs 'image' (JSON with a 'data' array) "
+                                  "or 'url'");
+        }
+        send = json::serialize(input);
+        break;
+      }
+      case Handler::kForward:
+        send = json::serialize(input);
+        break;
+      case Handler::kUnknown:
+        return ErrorAnswer(500, fmt::format("recipe {}: handler '{}' is not available", name, h));
+    }
+    auto answer = SendThrough(key, send);
+    if (!answer.ok()) {
+      if (answer.status().message() == "not active") {
+        return ErrorAnswer(500, fmt::format("{} is not active", name));
+      }
+      return ErrorAnswer(answer.status().code() == StatusCode::kUnavailable ? 503 : 500,
+                         fmt::format("recipe {} {}", name, answer.status().message()));
+    }
+    boost::system::error_code ec;
+    json::value v = json::parse(*answer, ec);
+    previous = ec ? json::value(json::string(*answer)) : std::move(v);
+  }
+  return JsonAnswer(200, previous ? *previous : json::value(nullptr));
+}
+
+}  // namespace berth
