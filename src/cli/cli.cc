@@ -261,6 +261,7 @@ void AddClientCommands(CLI::App& app) {
   AddVersionCommands(app);
   AddOrchestCommands(app);
   AddPipelineCommands(app);
+  AddRecipeCommands(app);
 }
 
 }  // namespace berth

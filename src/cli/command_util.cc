@@ -1,11 +1,16 @@
 #include "cli/command_util.h"
 
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <cctype>
 #include <iostream>
 
 #include "cli/client_config.h"
 #include "cli/output.h"
+#include "common/file_util.h"
+#include "model/yaml_json.h"
 
 namespace berth {
 namespace json = boost::json;
@@ -92,6 +97,59 @@ void FollowJsonLines(
   if (!s.ok()) {
     Fail(s);
   }
+}
+
+std::string Escape(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+const json::array& Items(const json::value& v, std::string_view key) {
+  static const json::array kEmpty;
+  const json::value& f = Field(v, key);
+  return f.is_array() ? f.get_array() : kEmpty;
+}
+
+std::string OneLine(std::string s, size_t max) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r' || c == '\t') {
+      c = ' ';
+    }
+  }
+  if (s.size() > max) {
+    s = s.substr(0, max - 3) + "...";
+  }
+  return s.empty() ? "-" : s;
+}
+
+// A pipeline, recipe or definition file as JSON. JSON first, then YAML, as the daemon reads it: a JSON
+// file that YAML would read differently (tabs) stays JSON. (The CLI posts JSON only.)
+json::value ReadJsonOrYamlFile(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text.ok()) {
+    Fail(text.status());
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(*text, ec);
+  if (!ec) {
+    return v;
+  }
+  size_t first = text->find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && (*text)[first] == '{') {
+    Fail(Status::InvalidArgument(fmt::format("{} is not valid JSON: {}", path, ec.message())));
+  }
+  auto yaml = YamlToJson(*text);
+  if (!yaml.ok()) {
+    Fail(yaml.status().WithContext(path));
+  }
+  return *yaml;
 }
 
 }  // namespace berth

@@ -38,6 +38,14 @@ std::string WithProject(std::string path, const CommonOptions& opts);
 std::string Str(const boost::json::value& v);
 // v[key], or null when absent.
 const boost::json::value& Field(const boost::json::value& v, std::string_view key);
+// `s` percent-encoded for a path segment or query value (names may hold spaces, '?', '#').
+std::string Escape(std::string_view s);
+// The array v[key], or an empty one.
+const boost::json::array& Items(const boost::json::value& v, std::string_view key);
+// A table cell on one line (newlines and tabs become spaces), cut at `max`; "-" when empty.
+std::string OneLine(std::string s, size_t max = 60);
+// A file (pipeline, recipe, definition) as JSON: JSON first, then YAML. Fails naming the file.
+boost::json::value ReadJsonOrYamlFile(const std::string& path);
 // Prints `v` as JSON with -o json, else `table`.
 void Print(const CommonOptions& opts, const boost::json::value& v, const std::string& table);
 // Reads an NDJSON stream (a GET such as logs?follow=1) until the server ends it, calling
@@ -56,6 +64,8 @@ struct PushedBundle {
 };
 PushedBundle PushBundle(const std::string& name, const std::string& source,
                         const std::string& tag, const CommonOptions& opts);
+// The same to any upload route (PUT `api_path`, e.g. a recipe node type's).
+PushedBundle UploadBundle(const std::string& api_path, const std::string& source);
 
 // A service's status (GET .../status) for people: instances and recent events.
 std::string DescribeStatus(const boost::json::value& status);
@@ -70,5 +80,8 @@ void AddOrchestCommands(CLI::App& app);
 // Adds `pipelines add|ls|show|rm`, `run` and `runs ls|show|logs|cancel|rm`
 // (pipeline_commands.cc).
 void AddPipelineCommands(CLI::App& app);
+// Adds `recipes ls|show|construct|start|stop|destruct|reset|call|push-node`
+// (recipe_commands.cc).
+void AddRecipeCommands(CLI::App& app);
 
 }  // namespace berth

@@ -29,25 +29,6 @@ namespace json = boost::json;
 namespace fs = std::filesystem;
 namespace {
 
-// Pipeline names may hold spaces, '?', '#' or '%'; paths and queries carry them encoded.
-std::string Escape(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
-}
-
-const json::array& Items(const json::value& v, std::string_view key) {
-  static const json::array kEmpty;
-  const json::value& f = Field(v, key);
-  return f.is_array() ? f.get_array() : kEmpty;
-}
-
 // Milliseconds since the epoch of an API time ("2026-11-22T07:40:00.123Z"); nullopt for null.
 std::optional<int64_t> ParseTime(const json::value& v) {
   if (!v.is_string()) {
@@ -103,42 +84,6 @@ std::string StepName(const json::value& step, std::string_view uuid_key = "step"
 
 // "1 step", "3 steps".
 std::string Steps(size_t n) { return fmt::format("{} step{}", n, n == 1 ? "" : "s"); }
-
-// A table cell on one line: commands and messages may span several.
-std::string OneLine(std::string s, size_t max = 60) {
-  for (char& c : s) {
-    if (c == '\n' || c == '\r' || c == '\t') {
-      c = ' ';
-    }
-  }
-  if (s.size() > max) {
-    s = s.substr(0, max - 3) + "...";
-  }
-  return s.empty() ? "-" : s;
-}
-
-// A pipeline or definition file as JSON. JSON first, then YAML, as the daemon reads it: a JSON
-// file that YAML would read differently (tabs) stays JSON. (The CLI posts JSON only.)
-json::value ReadPipelineFile(const std::string& path) {
-  auto text = ReadFile(path);
-  if (!text.ok()) {
-    Fail(text.status());
-  }
-  boost::system::error_code ec;
-  json::value v = json::parse(*text, ec);
-  if (!ec) {
-    return v;
-  }
-  size_t first = text->find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && (*text)[first] == '{') {
-    Fail(Status::InvalidArgument(fmt::format("{} is not valid JSON: {}", path, ec.message())));
-  }
-  auto yaml = YamlToJson(*text);
-  if (!yaml.ok()) {
-    Fail(yaml.status().WithContext(path));
-  }
-  return *yaml;
-}
 
 // A stored pipeline's number of steps: "steps" where the answer has it, else its definition's.
 size_t StepCount(const json::value& pipeline) {
@@ -518,7 +463,7 @@ void AddPipelines(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
   add->footer("Examples:\n  berth pipelines add etl.yaml --project-dir .\n"
               "  berth pipelines add pipeline.orchest --project-dir ~/orchest/my-project");
   add->callback([opts, aa] {
-    json::value def = ReadPipelineFile(aa->file);
+    json::value def = ReadJsonOrYamlFile(aa->file);
     std::string path = "/api/v1/pipelines";
     if (!aa->project_dir.empty()) {
       path += "?project_dir=" + Escape(AbsoluteDir(aa->project_dir));
@@ -668,7 +613,7 @@ void AddRun(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
     bool from_file = fs::is_regular_file(a->pipeline);
     json::value definition;
     if (from_file) {
-      definition = ReadPipelineFile(a->pipeline);
+      definition = ReadJsonOrYamlFile(a->pipeline);
     } else if (!steps.empty()) {
       definition = Field(CallOrHint("GET",
                                     WithProject("/api/v1/pipelines/" + Escape(a->pipeline), *opts),
@@ -970,7 +915,7 @@ void AddJobs(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
     }
     json::object body{{"name", ca->name}};
     if (fs::is_regular_file(ca->pipeline)) {
-      body["definition"] = ReadPipelineFile(ca->pipeline);
+      body["definition"] = ReadJsonOrYamlFile(ca->pipeline);
     } else {
       body["pipeline"] = ca->pipeline;
     }
@@ -992,7 +937,7 @@ void AddJobs(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
       body["parameters"] = json::array{std::move(set)};
     }
     if (!ca->params_file.empty()) {
-      json::value sets = ReadPipelineFile(ca->params_file);
+      json::value sets = ReadJsonOrYamlFile(ca->params_file);
       if (!sets.is_array()) {
         Fail(Status::InvalidArgument(fmt::format(
             "{}: must be a list of parameter sets, a run each: [{{\"STEP\": {{\"KEY\": "

@@ -66,6 +66,11 @@ std::string LogLineText(const json::value& l) {
 
 PushedBundle PushBundle(const std::string& name, const std::string& source,
                         const std::string& tag, const CommonOptions& opts) {
+  return UploadBundle(WithProject(fmt::format("/api/v1/services/{}/artifacts/{}", name, tag), opts),
+                      source);
+}
+
+PushedBundle UploadBundle(const std::string& api_path, const std::string& source) {
   PushedBundle out;
   std::string upload = source;
   std::string tmp;
@@ -89,9 +94,8 @@ PushedBundle PushBundle(const std::string& name, const std::string& source,
         "{} is neither a folder nor a bundle file (tar, tar.gz, tar.zst)", source)));
   }
   ProgressBar uploading("uploading");
-  auto r = Client().Upload(
-      WithProject(fmt::format("/api/v1/services/{}/artifacts/{}", name, tag), opts), upload,
-      [&](uint64_t d, uint64_t t) { uploading.Update(d, t); });
+  auto r = Client().Upload(api_path, upload,
+                           [&](uint64_t d, uint64_t t) { uploading.Update(d, t); });
   uploading.Done();
   if (!tmp.empty()) {
     std::filesystem::remove(tmp);

@@ -463,6 +463,8 @@ Result<RecipeView> RecipeEngine::StartRecipe(const std::string& project, const s
     return s;
   }
   a->overrides = overrides;
+  a->rec.started = true;
+  a->rec.overrides_json = json::serialize(overrides);
   a->run_args = std::move(*args);
   a->want_start = true;
   a->restart_pending = false;
@@ -491,6 +493,7 @@ Result<RecipeView> RecipeEngine::StopRecipe(const std::string& project, const st
       !s.ok()) {
     return s;
   }
+  a->rec.started = false;
   a->want_start = false;
   a->restart_pending = false;
   a->want_stop = true;
