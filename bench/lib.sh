@@ -4,7 +4,7 @@
 #   bench_scratch                            sets $dir to a new directory that is cleaned up
 #                                            (bench_stop, then removed) when the script exits
 #   bench_start_daemon DIR [serve args...]   sets BENCH_URL and BENCH_TOKEN
-#   bench_stop DIR                           cancels unfinished runs, deletes every service,
+#   bench_stop DIR                           cancels unfinished runs, stops recipes, deletes every service,
 #                                            stops the daemon
 # The Python parts import bench/tools/bench_proc.py (CPU, RSS, percentiles of a process).
 
@@ -49,6 +49,10 @@ for p in call("GET", "/api/v1/projects")["projects"]:
     for r in call("GET", f"/api/v1/runs?project={name}&limit=0")["runs"]:
         if r["status"] in ("PENDING", "STARTED"):
             call("POST", f"/api/v1/runs/{r['uuid']}/cancel")
+    # Started recipes are stopped: their nodes' processes go at once.
+    for r in call("GET", f"/api/v1/recipes?project={name}")["recipes"]:
+        if r["state"] != "STOPPED":
+            call("POST", f"/api/v1/recipes/{r['name']}/stop?project={name}")
     for s in call("GET", f"/api/v1/services?project={name}")["services"]:
         jobs.append(f"/api/v1/services/{s['name']}?project={name}")
 with ThreadPoolExecutor(8) as pool:

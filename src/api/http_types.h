@@ -43,6 +43,10 @@ struct HttpResponse {
   // nullopt or the client goes away. Called from a listener thread; must not block.
   std::function<std::optional<std::string>()> next_chunk;
   int poll_every_ms = 200;
+  // For answers that come later (a recipe's graph): the listener calls `deferred` once with a
+  // `reply` function, which the producer calls exactly once, from any thread, with the real
+  // response. The connection waits for it without holding a thread.
+  std::function<void(std::function<void(HttpResponse)> reply)> deferred;
 };
 
 // Where and how large an upload route's body may be.

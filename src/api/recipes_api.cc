@@ -113,6 +113,18 @@ HttpResponse FromAnswer(const ServeAnswer& a) {
   return r;
 }
 
+// A request through the recipe's handler chain, answered when the graph answers.
+HttpResponse ServeLater(RecipeEngine& engine, const std::string& project, const std::string& name,
+                        ServeRequest req) {
+  HttpResponse r;
+  r.deferred = [&engine, project, name, req = std::move(req)](
+                   std::function<void(HttpResponse)> reply) {
+    engine.Serve(project, name, req,
+                 [reply = std::move(reply)](ServeAnswer a) { reply(FromAnswer(a)); });
+  };
+  return r;
+}
+
 // Overrides from a start request: {"overrides": {...}} (native) or {"args": {...}} (Neptune).
 Result<json::object> OverridesOf(const HttpRequest& req, std::string_view key) {
   if (req.body.empty()) {
@@ -303,7 +315,7 @@ void AddNeptuneRoutes(ApiContext& ctx, Router& r) {
     if (!data.ok()) {
       return Text(400, data.status().message());
     }
-    return FromAnswer(engine.Serve(project, *name, ServeRequest{req.method, std::move(*data)}));
+    return ServeLater(engine, project, *name, ServeRequest{req.method, std::move(*data)});
   };
   for (const char* m : {"GET", "POST", "PATCH"}) {
     r.Add(m, "/neptune/serve/{url}", Neptune(ctx, serve));
@@ -429,7 +441,7 @@ void AddRecipeRoutes(ApiContext& ctx, Router& native, Router& neptune) {
     if (!data.ok()) {
       return ErrorResponse(data.status());
     }
-    return FromAnswer(engine.Serve(project, name, ServeRequest{req.method, std::move(*data)}));
+    return ServeLater(engine, project, name, ServeRequest{req.method, std::move(*data)});
   };
   for (const char* m : {"GET", "POST", "PATCH"}) {
     native.Add(m, "/api/v1/recipes/{name}/serve", on_recipe(serve));

@@ -427,6 +427,9 @@ class BeastServer final : public HttpServer {
             },
             asio::use_awaitable);
       }
+      if (response.deferred) {
+        response = co_await Later(std::move(response.deferred));
+      }
       busy_.fetch_sub(1);
       if (!request.body_file.empty()) {
         ::unlink(request.body_file.c_str());
@@ -442,6 +445,29 @@ class BeastServer final : public HttpServer {
       }
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  // Waits, on the connection's strand and without a thread, for a response produced later.
+  // The reply is posted to the strand, so the check and the wait below never race with it.
+  asio::awaitable<HttpResponse> Later(
+      std::function<void(std::function<void(HttpResponse)>)> start) {
+    struct State {
+      explicit State(const asio::any_io_executor& e)
+          : timer(e, asio::steady_timer::time_point::max()) {}
+      asio::steady_timer timer;
+      std::optional<HttpResponse> result;
+    };
+    auto state = std::make_shared<State>(co_await asio::this_coro::executor);
+    start([state](HttpResponse r) {
+      asio::post(state->timer.get_executor(), [state, r = std::move(r)]() mutable {
+        state->result = std::move(r);
+        state->timer.cancel();
+      });
+    });
+    while (!state->result) {
+      co_await state->timer.async_wait(kNoThrow);
+    }
+    co_return std::move(*state->result);
   }
 
   // Sends a chunked response whose chunks come from `r.next_chunk`, until it ends or the

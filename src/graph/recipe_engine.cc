@@ -80,9 +80,17 @@ bool RecipeEngine::IsBuiltinNode(std::string_view type) {
 }
 bool RecipeEngine::IsBuiltinHandler(std::string_view h) { return HandlerOf(h) != Handler::kUnknown; }
 
-struct RecipeEngine::Pending {
-  std::optional<std::string> answer;
-  std::optional<std::string> error;  // why no answer will come
+// A request going through a recipe's handler chain: which handler it is at, the request's
+// data, the previous handler's result, and whom to answer. Owned by the recipe while its
+// message is in the graph (or waits for the graph to carry messages again).
+struct RecipeEngine::Call {
+  std::string name;
+  std::vector<std::string> handlers;
+  size_t step = 0;
+  json::value request;
+  std::optional<json::value> previous;
+  std::function<void(ServeAnswer)> done;
+  std::chrono::steady_clock::time_point deadline;
 };
 
 struct RecipeEngine::Active {
@@ -141,7 +149,9 @@ struct RecipeEngine::Active {
   std::vector<double> rates;
   Clock::TimePoint rate_at;
 
-  std::map<std::string, std::shared_ptr<Pending>> pending;
+  std::map<std::string, std::unique_ptr<Call>> pending;  // by message id, in the graph
+  std::vector<std::unique_ptr<Call>> waiting;             // until the graph is flowing
+  std::chrono::steady_clock::time_point next_expiry_check;
 };
 
 RecipeEngine::RecipeEngine(Store& store, Supervisor& runtime, Clock& clock,
@@ -180,6 +190,7 @@ void RecipeEngine::Shutdown() {
   // Nodes are stopped with the daemon; the next daemon starts the started recipes afresh.
   MutexLock lock(mu_);
   for (auto& [key, a] : recipes_) {
+    FailCalls(*a, 503, fmt::format("{} is not active: berth is shutting down", a->rec.name));
     for (auto& n : a->nodes) {
       if (!n.task.empty()) {
         (void)runtime_.CancelTask(n.task);
@@ -662,7 +673,7 @@ void RecipeEngine::Teardown(Active& a) {
   a.flowing = false;
   a.ends.clear();
   a.end_edges.clear();
-  a.pending.clear();  // their callers see the state and answer that the recipe stopped
+  FailCalls(a, 500, fmt::format("{} is not active: it stopped before it answered", a.rec.name));
   changed_.NotifyAll();
 }
 
@@ -895,12 +906,10 @@ void RecipeEngine::OnTaskEnded(const TaskStatus& task) {
     n.restart_at = now + backoff;
     // What was in the graph is lost with the node: say so now rather than at the timeout.
     a.flowing = false;
-    for (auto& [id, p] : a.pending) {
-      p->error = fmt::format("lost its request: node {} ({}) {} while the request was in the "
-                             "graph; it is restarting (restart {}); try again",
-                             i, a.recipe.nodes[i].name, n.last_exit, n.restarts);
-    }
-    a.pending.clear();
+    FailCalls(a, 503,
+              fmt::format("recipe {} lost the request: node {} ({}) {} while it was in the graph; "
+                          "the node is restarting (restart {}), try again",
+                          a.rec.name, i, a.recipe.nodes[i].name, n.last_exit, n.restarts));
     Event(a, "node-exited",
           fmt::format("node {} ({}) {}; restarting it in {} ms (restart {})", i,
                       a.recipe.nodes[i].name, n.last_exit, backoff.count(), n.restarts));
@@ -943,10 +952,14 @@ void RecipeEngine::Receive(Active& a, size_t end_index) {
         ++a.counts[a.end_edges[end_index]];
       }
       auto p = a.pending.find(h.substr(1));
-      if (p != a.pending.end() && !p->second->answer) {
-        p->second->answer = body.to_string();
+      if (p != a.pending.end()) {
+        std::unique_ptr<Call> call = std::move(p->second);
         a.pending.erase(p);
-        changed_.NotifyAll();
+        boost::system::error_code jec;
+        json::value v = json::parse(body.to_string_view(), jec);
+        call->previous = jec ? json::value(json::string(body.to_string_view())) : std::move(v);
+        ++call->step;
+        Advance(a, std::move(call));
       }
       continue;
     }
@@ -981,6 +994,11 @@ void RecipeEngine::Receive(Active& a, size_t end_index) {
     if (!a.flowing) {
       a.flowing = true;
       changed_.NotifyAll();
+      std::vector<std::unique_ptr<Call>> waiting = std::move(a.waiting);
+      a.waiting.clear();
+      for (auto& call : waiting) {
+        Advance(a, std::move(call));
+      }
     }
     double dt = std::chrono::duration<double>(now - a.rate_at).count();
     if (dt >= 1.0) {
@@ -1086,6 +1104,7 @@ void RecipeEngine::Loop() {
       if (a.restart_pending) {
         next = std::min(next, a.restart_at);
       }
+      ExpireCalls(a);
       ++it;
     }
     // Poll END of every running graph with the lock released; only this thread closes them.
@@ -1125,60 +1144,125 @@ void RecipeEngine::Loop() {
 
 // --- serving ---
 
-Result<std::string> RecipeEngine::SendThrough(const std::string& key, const std::string& body) {
-  auto it = recipes_.find(key);
-  if (it == recipes_.end() || it->second->state != RecipeState::kStarted || !it->second->start) {
-    return Status::Unavailable("not active");
+void RecipeEngine::FailCalls(Active& a, int status, const std::string& message) {
+  for (auto& [id, call] : a.pending) {
+    call->done(ErrorAnswer(status, message));
   }
-  auto deadline = std::chrono::steady_clock::now() + options_.answer_timeout;
-  // After a node restart, wait until a heartbeat shows the channels carry messages again.
-  while (!it->second->flowing) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::Unavailable(fmt::format("is restarting a node and did not recover within {} s",
-                                             options_.answer_timeout.count() / 1000));
-    }
-    changed_.WaitUntil(mu_, std::min(deadline, std::chrono::steady_clock::now() + milliseconds(200)));
-    it = recipes_.find(key);
-    if (it == recipes_.end() || it->second->state != RecipeState::kStarted || !it->second->start) {
-      return Status::Unavailable("not active");
-    }
+  for (auto& call : a.waiting) {
+    call->done(ErrorAnswer(status, message));
   }
-  Active& a = *it->second;
-  std::string id = std::to_string(next_request_++);
-  auto p = std::make_shared<Pending>();
-  a.pending[id] = p;
-  try {
-    std::string h = wire::DataHeader(id);
-    a.start->send(zmq::buffer(h), zmq::send_flags::sndmore);
-    a.start->send(zmq::buffer(body), zmq::send_flags::none);
-  } catch (const zmq::error_t& e) {
-    a.pending.erase(id);
-    return Status::Internal(std::string("sending into the graph: ") + e.what());
-  }
-  while (!p->answer) {
-    if (p->error) {
-      return Status::Unavailable(*p->error);
-    }
-    auto r = recipes_.find(key);
-    if (r == recipes_.end() || r->second->state != RecipeState::kStarted) {
-      return Status::Unavailable("stopped before it answered");
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      r->second->pending.erase(id);
-      return Status::Unavailable(fmt::format("gave no answer within {} s",
-                                             options_.answer_timeout.count() / 1000));
-    }
-    changed_.WaitUntil(mu_, std::min(deadline, std::chrono::steady_clock::now() + milliseconds(200)));
-  }
-  return *p->answer;
+  a.pending.clear();
+  a.waiting.clear();
 }
 
-ServeAnswer RecipeEngine::Serve(const std::string& project, const std::string& name,
-                                const ServeRequest& req) {
+void RecipeEngine::ExpireCalls(Active& a) {
+  auto now = std::chrono::steady_clock::now();
+  if (now < a.next_expiry_check || (a.pending.empty() && a.waiting.empty())) {
+    return;
+  }
+  a.next_expiry_check = now + milliseconds(100);
+  std::string late = fmt::format("recipe {} gave no answer within {} s", a.rec.name,
+                                 options_.answer_timeout.count() / 1000);
+  for (auto it = a.pending.begin(); it != a.pending.end();) {
+    if (now >= it->second->deadline) {
+      it->second->done(ErrorAnswer(503, late));
+      it = a.pending.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::string recovering = fmt::format(
+      "recipe {} is restarting a node and did not carry messages again within {} s", a.rec.name,
+      options_.answer_timeout.count() / 1000);
+  std::erase_if(a.waiting, [&](const std::unique_ptr<Call>& c) {
+    if (now >= c->deadline) {
+      c->done(ErrorAnswer(503, recovering));
+      return true;
+    }
+    return false;
+  });
+}
+
+// Runs the chain from the call's current handler: each built-in handler makes the message it
+// sends into the graph; the graph's answer (Receive) moves the call to the next handler. The
+// last result is the answer.
+void RecipeEngine::Advance(Active& a, std::unique_ptr<Call> call) {
+  if (call->step >= call->handlers.size()) {
+    call->done(JsonAnswer(200, call->previous ? *call->previous : json::value(nullptr)));
+    return;
+  }
+  if (a.state != RecipeState::kStarted || !a.start) {
+    call->done(ErrorAnswer(500, fmt::format("{} is not active", call->name)));
+    return;
+  }
+  if (!a.flowing) {
+    a.waiting.push_back(std::move(call));  // a node restarts; sent once a heartbeat gets through
+    return;
+  }
+  const std::string& h = call->handlers[call->step];
+  const json::value& input = call->previous ? *call->previous : call->request;
+  std::string id = std::to_string(next_request_++);
+  std::string send;
+  switch (HandlerOf(h)) {
+    case Handler::kPing: {
+      json::object o;
+      if (call->previous && call->previous->is_object()) {
+        o = call->previous->as_object();
+      }
+      o["id"] = static_cast<int64_t>(std::stoll(id));
+      send = json::serialize(o);
+      break;
+    }
+    case Handler::kImage: {
+      json::value data = input;
+      json::object* o = data.if_object();
+      // `image` may come as JSON text (a form field).
+      if (json::value* image = o ? o->if_contains("image") : nullptr; image && image->is_string()) {
+        boost::system::error_code ec;
+        json::value parsed = json::parse(image->as_string(), ec);
+        if (!ec) {
+          *image = std::move(parsed);
+        }
+      }
+      const json::value* image = o ? o->if_contains("image") : nullptr;
+      const json::value* url = o ? o->if_contains("url") : nullptr;
+      bool image_ok = image && image->is_object() && image->as_object().contains("data") &&
+                      image->as_object().at("data").is_array();
+      if (!image_ok && !(url && url->is_string())) {
+        call->done(ErrorAnswer(400, "the image handler needs 'image' (JSON with a 'data' array) "
+                                    "or 'url'"));
+        return;
+      }
+      send = json::serialize(data);
+      break;
+    }
+    case Handler::kForward:
+      send = json::serialize(input);
+      break;
+    case Handler::kUnknown:
+      call->done(ErrorAnswer(500, fmt::format("recipe {}: handler '{}' is not available",
+                                              call->name, h)));
+      return;
+  }
+  try {
+    std::string head = wire::DataHeader(id);
+    a.start->send(zmq::buffer(head), zmq::send_flags::sndmore);
+    a.start->send(zmq::buffer(send), zmq::send_flags::none);
+  } catch (const zmq::error_t& e) {
+    call->done(ErrorAnswer(500, fmt::format("recipe {}: sending into the graph: {}", call->name,
+                                            e.what())));
+    return;
+  }
+  a.pending[id] = std::move(call);
+}
+
+void RecipeEngine::Serve(const std::string& project, const std::string& name,
+                         const ServeRequest& req, std::function<void(ServeAnswer)> done) {
   MutexLock lock(mu_);
   Active* a = Find(project, name);
   if (a == nullptr) {
-    return ErrorAnswer(404, fmt::format("no recipe '{}' in project '{}'", name, project));
+    done(ErrorAnswer(404, fmt::format("no recipe '{}' in project '{}'", name, project)));
+    return;
   }
   std::string method = req.method;
   std::transform(method.begin(), method.end(), method.begin(), ::tolower);
@@ -1188,69 +1272,17 @@ ServeAnswer RecipeEngine::Serve(const std::string& project, const std::string& n
     for (const auto& [m, c] : a->recipe.handlers) {
       allowed += (allowed.empty() ? "" : ", ") + m;
     }
-    return ErrorAnswer(405, fmt::format("recipe {} has no handler for {}{}", name, req.method,
-                                        allowed.empty() ? "" : "; it serves " + allowed));
+    done(ErrorAnswer(405, fmt::format("recipe {} has no handler for {}{}", name, req.method,
+                                      allowed.empty() ? "" : "; it serves " + allowed)));
+    return;
   }
-  std::string key = a->key;
-  std::vector<std::string> handlers = chain->second;
-  const json::value& request = req.data;
-  std::optional<json::value> previous;
-  for (const auto& h : handlers) {
-    json::value input = previous ? *previous : request;
-    std::string send;
-    switch (HandlerOf(h)) {
-      case Handler::kPing: {
-        json::object o{{"id", static_cast<int64_t>(next_request_)}};
-        if (previous && previous->is_object()) {
-          o = previous->as_object();
-          o["id"] = static_cast<int64_t>(next_request_);
-        }
-        send = json::serialize(o);
-        break;
-      }
-      case Handler::kImage: {
-        const json::object* o = input.if_object();
-        const json::value* image = o ? o->if_contains("image") : nullptr;
-        const json::value* url = o ? o->if_contains("url") : nullptr;
-        if (image && image->is_string()) {
-          boost::system::error_code ec;
-          json::value parsed = json::parse(image->as_string(), ec);
-          if (!ec) {
-            json::object copy = *o;
-            copy["image"] = parsed;
-            input = std::move(copy);
-            o = input.if_object();
-            image = o->if_contains("image");
-          }
-        }
-        bool image_ok = image && image->is_object() && image->as_object().contains("data") &&
-                        image->as_object().at("data").is_array();
-        if (!image_ok && !(url && url->is_string())) {
-          return ErrorAnswer(400, "the image handler needs 'image' (JSON with a 'data' array) "
-                                  "or 'url'");
-        }
-        send = json::serialize(input);
-        break;
-      }
-      case Handler::kForward:
-        send = json::serialize(input);
-        break;
-      case Handler::kUnknown:
-        return ErrorAnswer(500, fmt::format("recipe {}: handler '{}' is not available", name, h));
-    }
-    auto answer = SendThrough(key, send);
-    if (!answer.ok()) {
-      if (answer.status().message() == "not active") {
-        return ErrorAnswer(500, fmt::format("{} is not active", name));
-      }
-      return ErrorAnswer(answer.status().code() == StatusCode::kUnavailable ? 503 : 500,
-                         fmt::format("recipe {} {}", name, answer.status().message()));
-    }
-    boost::system::error_code ec;
-    json::value v = json::parse(*answer, ec);
-    previous = ec ? json::value(json::string(*answer)) : std::move(v);
-  }
-  return JsonAnswer(200, previous ? *previous : json::value(nullptr));
+  auto call = std::make_unique<Call>();
+  call->name = name;
+  call->handlers = chain->second;
+  call->request = req.data;
+  call->done = std::move(done);
+  call->deadline = std::chrono::steady_clock::now() + options_.answer_timeout;
+  Advance(*a, std::move(call));
 }
 
 }  // namespace berth

@@ -19,8 +19,10 @@
 // default project's (Neptune's rule), else a data dir that never had them gets the defaults.
 //
 // Threads: one loop thread owns the sockets' lifecycle, polls END, sends heartbeats and
-// restarts nodes; API threads construct, start, stop and send requests under the engine's
-// mutex and wait for answers on a condition variable.
+// restarts nodes; API threads construct, start and stop under the engine's mutex (waiting on
+// a condition variable for the loop to act). Requests never hold a thread: Serve sends the
+// first message and returns; the loop thread moves a call along its handler chain as the
+// graph answers, and answers it.
 #pragma once
 
 #include <chrono>
@@ -144,9 +146,12 @@ class RecipeEngine {
   // Destroys every recipe of the project and brings the defaults back (Neptune's --clean).
   Status Reset(const std::string& project) EXCLUDES(mu_);
 
-  // Runs the recipe's handler chain for the request's method.
-  ServeAnswer Serve(const std::string& project, const std::string& name, const ServeRequest& req)
-      EXCLUDES(mu_);
+  // Runs the recipe's handler chain for the request's method. `done` is called exactly once,
+  // with the answer: at once for what is known at once (unknown recipe, no handler, not
+  // active), else from the engine's loop thread when the graph answered, lost the request or
+  // timed out. It must not block and must not call the engine.
+  void Serve(const std::string& project, const std::string& name, const ServeRequest& req,
+             std::function<void(ServeAnswer)> done) EXCLUDES(mu_);
 
   // Pushes a node type's bundle (already ingested).
   Result<NodeTypeRecord> PutNodeType(const std::string& project, const std::string& name,
@@ -157,7 +162,7 @@ class RecipeEngine {
 
  private:
   struct Active;
-  struct Pending;
+  struct Call;
 
   Status LoadLocked() REQUIRES(mu_);
   Status SeedDefaults(const std::string& project) REQUIRES(mu_);
@@ -178,8 +183,10 @@ class RecipeEngine {
   void Receive(Active& a, size_t end_index) REQUIRES(mu_);
   void Event(const Active& a, const std::string& kind, const std::string& message) REQUIRES(mu_);
   std::string NodeLogTail(const std::string& task_id) const;
-  // Sends `body` into the graph and waits for its answer at END (mu_ released meanwhile).
-  Result<std::string> SendThrough(const std::string& key, const std::string& body) REQUIRES(mu_);
+  // Handler chains: the call's next step, and the calls that cannot be answered.
+  void Advance(Active& a, std::unique_ptr<Call> call) REQUIRES(mu_);
+  void FailCalls(Active& a, int status, const std::string& message) REQUIRES(mu_);
+  void ExpireCalls(Active& a) REQUIRES(mu_);
 
   Store& store_;
   Supervisor& runtime_;
