@@ -249,7 +249,8 @@ class ApiHandler final : public HttpHandler {
       return UploadPolicy{ctx_.controller.UploadDir(),
                           ctx_.controller.options().max_artifact_bytes};
     }
-    if (segs.size() == 4 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "nodes") {
+    if ((segs.size() == 4 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "nodes") ||
+        (segs.size() == 3 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "handlers")) {
       return UploadPolicy{ctx_.controller.UploadDir(),
                           ctx_.controller.options().max_artifact_bytes};
     }

@@ -462,13 +462,20 @@ void AddRecipeRoutes(ApiContext& ctx, Router& native, Router& neptune) {
                if (!pushed.ok()) {
                  return ErrorResponse(pushed.status());
                }
+               json::value handlers = nullptr;
                for (const auto& n : *pushed) {
+                 if (n.name == RecipeEngine::kHandlersBundle) {
+                   handlers = json::object{{"digest", n.digest},
+                                           {"created_at", FormatRfc3339Millis(n.created_at)}};
+                   continue;
+                 }
                  out.push_back(json::object{{"name", n.name},
                                             {"builtin", false},
                                             {"digest", n.digest},
                                             {"created_at", FormatRfc3339Millis(n.created_at)}});
                }
-               return JsonResponse(200, json::object{{"nodes", std::move(out)}});
+               return JsonResponse(200, json::object{{"nodes", std::move(out)},
+                                                     {"handlers", std::move(handlers)}});
              }));
   native.Add("PUT", "/api/v1/nodes/{type}",
              WithAuth(ctx, [&ctx, &engine](const HttpRequest& req, const Principal& who,
@@ -491,6 +498,29 @@ void AddRecipeRoutes(ApiContext& ctx, Router& native, Router& neptune) {
                }
                return JsonResponse(200, json::object{{"name", rec->name},
                                                      {"project", rec->project},
+                                                     {"digest", rec->digest}});
+             }));
+  native.Add("PUT", "/api/v1/handlers",
+             WithAuth(ctx, [&ctx, &engine](const HttpRequest& req, const Principal& who,
+                                           const PathParams&) {
+               auto project = RequestProject(req, who);
+               if (!project.ok()) {
+                 return ErrorResponse(project.status());
+               }
+               if (req.body_file.empty()) {
+                 return ErrorResponse(Status::InvalidArgument(
+                     "send the handlers' bundle (a .tar.gz of the folder with the modules) as "
+                     "the body"));
+               }
+               auto ingested = ctx.controller.IngestBundle(req.body_file);
+               if (!ingested.ok()) {
+                 return ErrorResponse(ingested.status());
+               }
+               auto rec = engine.PutHandlers(*project, ingested->digest);
+               if (!rec.ok()) {
+                 return ErrorResponse(rec.status());
+               }
+               return JsonResponse(200, json::object{{"project", rec->project},
                                                      {"digest", rec->digest}});
              }));
   native.Add("DELETE", "/api/v1/nodes/{type}",

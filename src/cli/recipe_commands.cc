@@ -20,7 +20,8 @@ json::value CallRecipe(std::string_view method, const std::string& path,
                        const json::value* body = nullptr) {
   auto r = Client().Call(method, path, body);
   if (!r.ok()) {
-    if (r.status().code() == StatusCode::kNotFound) {
+    if (r.status().code() == StatusCode::kNotFound &&
+        r.status().message().find("berth recipes ls") == std::string::npos) {
       Fail(Status(StatusCode::kNotFound, r.status().message() + "; " + kRecipesHint));
     }
     Fail(r.status());
@@ -341,6 +342,27 @@ void AddRecipeCommands(CLI::App& app) {
         UploadBundle(WithProject("/api/v1/nodes/" + Escape(pa->type), *opts), pa->dir);
     Print(*opts, pushed.response,
           fmt::format("node type {} pushed ({})\n", pa->type,
+                      Str(Field(pushed.response, "digest"))));
+  });
+
+  auto hdir = std::make_shared<std::string>();
+  CLI::App* push_handlers = group->add_subcommand(
+      "push-handlers",
+      "Push the project's Python handlers: handler module.function is function in module.py");
+  push_handlers->add_option("dir", *hdir, "Folder (or bundle tarball) with the handler modules")
+      ->required()
+      ->check(CLI::ExistingPath);
+  AddCommon(push_handlers, opts, true);
+  push_handlers->footer(
+      "A handler gets the request's data and the previous handler's result (None first):\n"
+      "  # text.py, named text.upper in a recipe's handlers\n"
+      "  def upper(request, previous):\n"
+      "      return {\"text\": request.get(\"text\", \"\").upper()}\n"
+      "Started recipes load the bundle when they start next.");
+  push_handlers->callback([opts, hdir] {
+    PushedBundle pushed = UploadBundle(WithProject("/api/v1/handlers", *opts), *hdir);
+    Print(*opts, pushed.response,
+          fmt::format("handlers pushed ({}); recipes load them when they start\n",
                       Str(Field(pushed.response, "digest"))));
   });
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <set>
 #include <filesystem>
 #include <fstream>
 
@@ -43,6 +44,14 @@ Handler HandlerOf(std::string_view h) {
   }
   if (h == "image" || h == "handlers.image_handler") return Handler::kImage;
   return Handler::kUnknown;
+}
+
+// `module.function`: a Python handler's name.
+bool IsPythonHandler(std::string_view h) {
+  size_t dot = h.find('.');
+  return dot != std::string_view::npos && dot > 0 && dot + 1 < h.size() &&
+         h.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
+             std::string_view::npos;
 }
 
 ServeAnswer JsonAnswer(int status, const json::value& v) {
@@ -134,6 +143,7 @@ struct RecipeEngine::Active {
   std::vector<int> end_sources;
   uint64_t hb_seq = 0;
   uint64_t hb_seen = 0;
+  uint64_t hb_first = 0;  // the last sequence number sent before this launch
   // A heartbeat reached END since the last node restart: messages sent now get through. Off
   // while a node restarts (its subscriptions are not up yet); requests wait for it.
   bool flowing = false;
@@ -149,6 +159,12 @@ struct RecipeEngine::Active {
   std::vector<double> rates;
   Clock::TimePoint rate_at;
 
+  // Python handlers (`module.function` in the project's handlers bundle): one more process,
+  // after the graph's nodes in `nodes`, answering on a ROUTER socket the engine's DEALER
+  // connects to.
+  bool has_host = false;
+  bool host_ready = false;  // it answered "hello": every handler imported
+  std::unique_ptr<zmq::socket_t> handlers;
   std::map<std::string, std::unique_ptr<Call>> pending;  // by message id, in the graph
   std::vector<std::unique_ptr<Call>> waiting;             // until the graph is flowing
   std::chrono::steady_clock::time_point next_expiry_check;
@@ -197,6 +213,7 @@ void RecipeEngine::Shutdown() {
       }
     }
     a->start.reset();
+    a->handlers.reset();
     a->ends.clear();
   }
 }
@@ -361,6 +378,13 @@ Status RecipeEngine::AddActive(const RecipeRecord& rec) {
   return Status::Ok();
 }
 
+std::string RecipeEngine::NodeLabel(const Active& a, size_t i) const {
+  if (i < a.recipe.nodes.size()) {
+    return fmt::format("node {} ({})", i, a.recipe.nodes[i].name);
+  }
+  return "the handlers process";
+}
+
 RecipeEngine::Active* RecipeEngine::Find(const std::string& project, const std::string& name) const {
   auto it = recipes_.find(Key(project, name));
   if (it == recipes_.end() || it->second->want_destroy) {
@@ -380,8 +404,9 @@ RecipeView RecipeEngine::ViewOf(const Active& a) const {
   for (size_t i = 0; i < a.nodes.size(); ++i) {
     const auto& n = a.nodes[i];
     RecipeNodeView nv;
-    nv.name = a.recipe.nodes[i].name;
-    nv.type = a.recipe.nodes[i].type;
+    bool host = i >= a.recipe.nodes.size();
+    nv.name = host ? "handlers" : a.recipe.nodes[i].name;
+    nv.type = host ? "python handlers" : a.recipe.nodes[i].type;
     if (n.running && !n.task.empty()) {
       if (auto t = runtime_.Task(n.task)) {
         nv.pid = t->pid;
@@ -605,6 +630,11 @@ Result<NodeTypeRecord> RecipeEngine::PutNodeType(const std::string& project,
   return store_.PutNodeType(NodeTypeRecord{project, name, digest});
 }
 
+Result<NodeTypeRecord> RecipeEngine::PutHandlers(const std::string& project,
+                                                 const std::string& digest) {
+  return store_.PutNodeType(NodeTypeRecord{project, kHandlersBundle, digest});
+}
+
 // --- the loop ---
 
 void RecipeEngine::SetState(Active& a, RecipeState s, std::string message) {
@@ -670,6 +700,7 @@ void RecipeEngine::Teardown(Active& a) {
     n.restart_due = false;
   }
   a.start.reset();
+  a.handlers.reset();
   a.flowing = false;
   a.ends.clear();
   a.end_edges.clear();
@@ -717,13 +748,39 @@ void RecipeEngine::Launch(Active& a) {
     }
     programs.push_back({argv, dir});
   }
+  std::set<std::string> python_handlers;
+  std::string handlers_dir;
+  auto bundle = pushed.find(kHandlersBundle);
+  if (bundle != pushed.end() && options_.unpacked_path) {
+    handlers_dir = options_.unpacked_path(bundle->second.digest);
+  }
   for (const auto& [method, chain] : a.recipe.handlers) {
     for (const auto& h : chain) {
-      if (!IsBuiltinHandler(h)) {
+      if (IsBuiltinHandler(h)) {
+        continue;
+      }
+      if (!IsPythonHandler(h)) {
         missing.push_back(fmt::format(
-            "handler '{}' of {} is not one berth has (ping, forward, image, or Neptune's "
-            "handlers.ping_handler, handlers.image_handler)",
+            "handler '{}' of {} is neither built in (ping, forward, image; Neptune's "
+            "handlers.ping_handler, handlers.json_handler, handlers.image_handler) nor a Python "
+            "function named module.function",
             h, method));
+        continue;
+      }
+      std::string module = h.substr(0, h.rfind('.'));
+      std::string file = module;
+      std::replace(file.begin(), file.end(), '.', '/');
+      if (handlers_dir.empty()) {
+        missing.push_back(fmt::format(
+            "handler '{}' of {}: no handlers bundle was pushed (berth recipes push-handlers DIR, "
+            "with {}.py in it)",
+            h, method, file));
+      } else if (!fs::exists(handlers_dir + "/" + file + ".py") &&
+                 !fs::exists(handlers_dir + "/" + file + "/__init__.py")) {
+        missing.push_back(fmt::format("handler '{}' of {}: the handlers bundle has no {}.py", h,
+                                      method, file));
+      } else {
+        python_handlers.insert(h);
       }
     }
   }
@@ -780,10 +837,52 @@ void RecipeEngine::Launch(Active& a) {
          false);
     return;
   }
+  // The Python handlers' process answers on a socket of its own.
+  a.has_host = !python_handlers.empty();
+  a.nodes.resize(a.recipe.nodes.size() + (a.has_host ? 1 : 0));
+  std::string handlers_ep = "ipc://" + a.sock_dir + "/handlers";
+  if (a.has_host) {
+    try {
+      a.handlers = std::make_unique<zmq::socket_t>(*zmq_, zmq::socket_type::dealer);
+      a.handlers->set(zmq::sockopt::linger, 0);
+      a.handlers->connect(handlers_ep);
+    } catch (const zmq::error_t& e) {
+      Dead(a, fmt::format("cannot start: opening the handlers' channel: {}", e.what()), false);
+      return;
+    }
+  }
   // Nodes.
   auto inputs = NodeInputs(a.recipe);
   ++a.launches;
-  for (size_t i = 0; i < a.recipe.nodes.size(); ++i) {
+  std::map<std::string, std::string> env = ctx->base_env;
+  for (const auto& [k, v] : ctx->project_env) {
+    env[k] = v;
+  }
+  env["BERTH_URL"] = ctx->berth_url;
+  env["BERTH_TOKEN"] = ctx->token;
+  env["BERTH_PROJECT"] = a.rec.project;
+  env["BERTH_RECIPE"] = a.rec.name;
+  env["PYTHONUNBUFFERED"] = "1";
+  auto launch = [&](size_t i, std::vector<std::string> argv, std::string cwd,
+                    const std::map<std::string, std::string>& extra) {
+    TaskSpec spec;
+    spec.owner = "recipe:" + a.key;
+    spec.argv = std::move(argv);
+    spec.cwd = std::move(cwd);
+    spec.grace_seconds = 2;
+    std::map<std::string, std::string> all = env;
+    for (const auto& [k, v] : extra) {
+      all[k] = v;
+    }
+    for (const auto& [k, v] : all) {
+      spec.env.push_back(k + "=" + v);
+    }
+    auto& node = a.nodes[i];
+    node.spec = std::move(spec);
+    node.quick_crashes = 0;
+    LaunchNode(a, i);
+  };
+  for (size_t i = 0; i < a.recipe.nodes.size() && a.state != RecipeState::kDead; ++i) {
     const RecipeNode& n = a.recipe.nodes[i];
     json::array in;
     for (int src : inputs[i]) {
@@ -796,33 +895,24 @@ void RecipeEngine::Launch(Active& a) {
                      {"inputs", std::move(in)},
                      {"output", node_ep(static_cast<int>(i))},
                      {"args", i < a.run_args.size() ? a.run_args[i] : json::object{}}};
-    std::map<std::string, std::string> env = ctx->base_env;
-    for (const auto& [k, v] : ctx->project_env) {
-      env[k] = v;
+    launch(i, programs[i].first, programs[i].second, {{wire::kNodeEnv, json::serialize(cfg)}});
+  }
+  if (a.has_host && a.state != RecipeState::kDead) {
+    json::array names;
+    for (const auto& h : python_handlers) {
+      names.push_back(json::string(h));
     }
-    env["BERTH_URL"] = ctx->berth_url;
-    env["BERTH_TOKEN"] = ctx->token;
-    env["BERTH_PROJECT"] = a.rec.project;
-    env["BERTH_RECIPE"] = a.rec.name;
-    env[wire::kNodeEnv] = json::serialize(cfg);
-    env["PYTHONUNBUFFERED"] = "1";
-    TaskSpec spec;
-    spec.owner = "recipe:" + a.key;
-    spec.argv = programs[i].first;
-    spec.cwd = programs[i].second;
-    spec.grace_seconds = 2;
-    for (const auto& [k, v] : env) {
-      spec.env.push_back(k + "=" + v);
-    }
-    auto& node = a.nodes[i];
-    node.spec = std::move(spec);
-    node.quick_crashes = 0;
-    LaunchNode(a, i);
-    if (a.state == RecipeState::kDead) {
-      return;
-    }
+    std::string path = env.count("PYTHONPATH") ? env["PYTHONPATH"] : "";
+    launch(a.recipe.nodes.size(), {options_.python, "-m", "berth.recipe_handlers"}, handlers_dir,
+           {{"PYTHONPATH", path.empty() ? handlers_dir : path + ":" + handlers_dir},
+            {"BERTH_HANDLERS", json::serialize(json::object{{"endpoint", handlers_ep},
+                                                            {"handlers", std::move(names)}})}});
+  }
+  if (a.state == RecipeState::kDead) {
+    return;
   }
   a.hb_seen = a.hb_seq;
+  a.hb_first = a.hb_seq;
   a.starting_since = clock_.Now();
   a.next_hb = a.starting_since;
   a.rate_at = a.starting_since;
@@ -847,21 +937,32 @@ void RecipeEngine::LaunchNode(Active& a, size_t i) {
   spec.id = node.task;
   if (auto s = runtime_.StartTask(std::move(spec)); !s.ok()) {
     node.task.clear();
-    Dead(a, fmt::format("cannot start node {} ({}): {}", i, a.recipe.nodes[i].name, s.message()),
-         false);
+    Dead(a, fmt::format("cannot start {}: {}", NodeLabel(a, i), s.message()), false);
     return;
   }
   by_task_[node.task] = a.key;
+  if (i == a.recipe.nodes.size()) {
+    HelloHandlers(a);  // answered once the (re)started process imported every handler
+  }
   node.running = true;
   node.restart_due = false;
   node.started = clock_.Now();
 }
 
+// Called by the runtime while it tells its hooks, possibly on a thread inside a runtime call
+// the engine made under mu_: so it only queues the news for the loop thread.
 void RecipeEngine::OnTaskEnded(const TaskStatus& task) {
   if (!task.owner.starts_with("recipe:")) {
     return;
   }
-  MutexLock lock(mu_);
+  {
+    MutexLock lock(ended_mu_);
+    ended_.push_back(task);
+  }
+  changed_.NotifyAll();
+}
+
+void RecipeEngine::HandleTaskEnded(const TaskStatus& task) {
   auto k = by_task_.find(task.id);
   if (k == by_task_.end()) {
     // A node of an earlier daemon or of a destructed recipe: nothing waits for it.
@@ -885,8 +986,8 @@ void RecipeEngine::OnTaskEnded(const TaskStatus& task) {
                                         : (task.error.empty() ? "ended" : task.error);
     if (a.state == RecipeState::kStarting) {
       std::string tail = NodeLogTail(task.id);
-      Dead(a, fmt::format("node {} ({}) {} before the graph was up{}", i, a.recipe.nodes[i].name,
-                          n.last_exit, tail.empty() ? "" : ": " + tail),
+      Dead(a, fmt::format("{} {} before the graph was up{}", NodeLabel(a, i), n.last_exit,
+                          tail.empty() ? "" : ": " + tail),
            false);
       return;
     }
@@ -907,12 +1008,12 @@ void RecipeEngine::OnTaskEnded(const TaskStatus& task) {
     // What was in the graph is lost with the node: say so now rather than at the timeout.
     a.flowing = false;
     FailCalls(a, 503,
-              fmt::format("recipe {} lost the request: node {} ({}) {} while it was in the graph; "
-                          "the node is restarting (restart {}), try again",
-                          a.rec.name, i, a.recipe.nodes[i].name, n.last_exit, n.restarts));
+              fmt::format("recipe {} lost the request: {} {} while it was in the graph; it is "
+                          "restarting (restart {}), try again",
+                          a.rec.name, NodeLabel(a, i), n.last_exit, n.restarts));
     Event(a, "node-exited",
-          fmt::format("node {} ({}) {}; restarting it in {} ms (restart {})", i,
-                      a.recipe.nodes[i].name, n.last_exit, backoff.count(), n.restarts));
+          fmt::format("{} {}; restarting it in {} ms (restart {})", NodeLabel(a, i), n.last_exit,
+                      backoff.count(), n.restarts));
     changed_.NotifyAll();
     return;
   }
@@ -930,6 +1031,10 @@ void RecipeEngine::SendHeartbeat(Active& a) {
 }
 
 void RecipeEngine::Receive(Active& a, size_t end_index) {
+  if (end_index == a.ends.size() && a.handlers) {
+    ReceiveHandlers(a);
+    return;
+  }
   if (end_index >= a.ends.size()) {
     return;
   }
@@ -1008,21 +1113,49 @@ void RecipeEngine::Receive(Active& a, size_t end_index) {
       a.counts_at_rate = a.counts;
       a.rate_at = now;
     }
-    if (a.state == RecipeState::kStarting) {
-      auto ms = std::chrono::duration_cast<milliseconds>(now - a.starting_since).count();
-      SetState(a, RecipeState::kStarted,
-               fmt::format("started: a heartbeat went from START through {} node{} to END in "
-                           "{} ms",
-                           a.recipe.nodes.size(), a.recipe.nodes.size() == 1 ? "" : "s", ms));
-      Event(a, "started", a.message);
-      a.next_hb = now + options_.heartbeat_every;
-    }
+    MaybeStarted(a);
+  }
+}
+
+// STARTED once a heartbeat crossed the graph and the Python handlers (if any) are loaded.
+void RecipeEngine::MaybeStarted(Active& a) {
+  if (a.state != RecipeState::kStarting || a.hb_seen <= a.hb_first ||
+      (a.has_host && !a.host_ready)) {
+    return;
+  }
+  auto now = clock_.Now();
+  auto ms = std::chrono::duration_cast<milliseconds>(now - a.starting_since).count();
+  SetState(a, RecipeState::kStarted,
+           fmt::format("started: a heartbeat went from START through {} node{} to END in {} ms{}",
+                       a.recipe.nodes.size(), a.recipe.nodes.size() == 1 ? "" : "s", ms,
+                       a.has_host ? ", Python handlers loaded" : ""));
+  Event(a, "started", a.message);
+  a.next_hb = now + options_.heartbeat_every;
+}
+
+void RecipeEngine::HelloHandlers(Active& a) {
+  if (!a.handlers) {
+    return;
+  }
+  a.host_ready = false;
+  try {
+    a.handlers->send(zmq::buffer(std::string("hello")), zmq::send_flags::sndmore);
+    a.handlers->send(zmq::buffer(std::string(R"({"hello":true})")), zmq::send_flags::none);
+  } catch (const zmq::error_t&) {
   }
 }
 
 void RecipeEngine::Loop() {
   MutexLock lock(mu_);
   while (!stopping_) {
+    std::vector<TaskStatus> ended;
+    {
+      MutexLock e(ended_mu_);
+      ended.swap(ended_);
+    }
+    for (const auto& t : ended) {
+      HandleTaskEnded(t);
+    }
     auto now = clock_.Now();
     auto next = now + milliseconds(50);
     for (auto it = recipes_.begin(); it != recipes_.end();) {
@@ -1066,7 +1199,7 @@ void RecipeEngine::Loop() {
         if (a.state == RecipeState::kStarting && now - a.starting_since > options_.start_timeout) {
           std::string running;
           for (size_t i = 0; i < a.nodes.size(); ++i) {
-            running += fmt::format("{}{} {}", i ? ", " : "", a.recipe.nodes[i].name,
+            running += fmt::format("{}{} {}", i ? ", " : "", NodeLabel(a, i),
                                    a.nodes[i].running ? "running" : "not running");
           }
           Dead(a, fmt::format("no heartbeat reached END within {} s of the start ({}); a node "
@@ -1115,6 +1248,10 @@ void RecipeEngine::Loop() {
         items.push_back({a->ends[i]->handle(), 0, ZMQ_POLLIN, 0});
         owners.emplace_back(key, i);
       }
+      if (a->handlers) {  // index ends.size(): the handlers' answers
+        items.push_back({a->handlers->handle(), 0, ZMQ_POLLIN, 0});
+        owners.emplace_back(key, a->ends.size());
+      }
     }
     auto wait = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(next - now));
     wait = std::min(wait, milliseconds(20));
@@ -1143,6 +1280,50 @@ void RecipeEngine::Loop() {
 }
 
 // --- serving ---
+
+// Answers of the Python handlers' process: [id, {"result": ...} | {"error": "..."}].
+void RecipeEngine::ReceiveHandlers(Active& a) {
+  while (a.handlers) {
+    zmq::message_t id;
+    if (!a.handlers->recv(id, zmq::recv_flags::dontwait)) {
+      return;
+    }
+    zmq::message_t body;
+    if (id.more()) {
+      (void)a.handlers->recv(body, zmq::recv_flags::none);
+    }
+    if (id.to_string_view() == "hello") {
+      a.host_ready = true;
+      MaybeStarted(a);
+      continue;
+    }
+    auto p = a.pending.find(id.to_string());
+    if (p == a.pending.end()) {
+      continue;  // answered already (timed out)
+    }
+    std::unique_ptr<Call> call = std::move(p->second);
+    a.pending.erase(p);
+    boost::system::error_code ec;
+    json::value v = json::parse(body.to_string_view(), ec);
+    const json::object* o = ec ? nullptr : v.if_object();
+    if (o == nullptr || (!o->contains("result") && !o->contains("error"))) {
+      call->done(ErrorAnswer(500, fmt::format("recipe {}: handler '{}' gave an answer berth "
+                                              "cannot read",
+                                              call->name, call->handlers[call->step])));
+      continue;
+    }
+    if (const json::value* e = o->if_contains("error")) {
+      call->done(ErrorAnswer(500, fmt::format("recipe {}: handler '{}' failed: {}", call->name,
+                                              call->handlers[call->step],
+                                              e->is_string() ? std::string(e->as_string())
+                                                             : json::serialize(*e))));
+      continue;
+    }
+    call->previous = o->at("result");
+    ++call->step;
+    Advance(a, std::move(call));
+  }
+}
 
 void RecipeEngine::FailCalls(Active& a, int status, const std::string& message) {
   for (auto& [id, call] : a.pending) {
@@ -1239,10 +1420,28 @@ void RecipeEngine::Advance(Active& a, std::unique_ptr<Call> call) {
     case Handler::kForward:
       send = json::serialize(input);
       break;
-    case Handler::kUnknown:
-      call->done(ErrorAnswer(500, fmt::format("recipe {}: handler '{}' is not available",
-                                              call->name, h)));
+    case Handler::kUnknown: {
+      if (!a.handlers || !IsPythonHandler(h)) {
+        call->done(ErrorAnswer(500, fmt::format("recipe {}: handler '{}' is not available",
+                                                call->name, h)));
+        return;
+      }
+      // A Python handler: its process gets the request and the previous result.
+      json::object msg{{"handler", h},
+                       {"request", call->request},
+                       {"previous", call->previous ? *call->previous : json::value(nullptr)}};
+      try {
+        std::string body = json::serialize(msg);
+        a.handlers->send(zmq::buffer(id), zmq::send_flags::sndmore);
+        a.handlers->send(zmq::buffer(body), zmq::send_flags::none);
+      } catch (const zmq::error_t& e) {
+        call->done(ErrorAnswer(500, fmt::format("recipe {}: sending to its handlers: {}",
+                                                call->name, e.what())));
+        return;
+      }
+      a.pending[id] = std::move(call);
       return;
+    }
   }
   try {
     std::string head = wire::DataHeader(id);

@@ -125,7 +125,7 @@ class RecipeEngine {
   Status Start() EXCLUDES(mu_);
   void Shutdown() EXCLUDES(mu_);
   // The runtime's news of a task; tasks not of recipes are ignored.
-  void OnTaskEnded(const TaskStatus& task) EXCLUDES(mu_);
+  void OnTaskEnded(const TaskStatus& task) EXCLUDES(ended_mu_);
 
   Result<RecipeView> Construct(const std::string& project, const boost::json::value& body)
       EXCLUDES(mu_);
@@ -156,6 +156,9 @@ class RecipeEngine {
   // Pushes a node type's bundle (already ingested).
   Result<NodeTypeRecord> PutNodeType(const std::string& project, const std::string& name,
                                      const std::string& digest);
+  // Sets the project's handlers bundle: the Python modules of `module.function` handlers.
+  Result<NodeTypeRecord> PutHandlers(const std::string& project, const std::string& digest);
+  static constexpr const char* kHandlersBundle = "@handlers";
 
   static bool IsBuiltinNode(std::string_view type);
   static bool IsBuiltinHandler(std::string_view handler);
@@ -181,6 +184,13 @@ class RecipeEngine {
   void Dead(Active& a, std::string reason, bool restart) REQUIRES(mu_);
   void SendHeartbeat(Active& a) REQUIRES(mu_);
   void Receive(Active& a, size_t end_index) REQUIRES(mu_);
+  // A node's end, as the loop thread takes it from `ended_`: restart, or DEAD while starting.
+  void HandleTaskEnded(const TaskStatus& task) REQUIRES(mu_);
+  void ReceiveHandlers(Active& a) REQUIRES(mu_);
+  void MaybeStarted(Active& a) REQUIRES(mu_);
+  void HelloHandlers(Active& a) REQUIRES(mu_);
+  // "node 1 (resize)", or "the handlers process".
+  std::string NodeLabel(const Active& a, size_t i) const;
   void Event(const Active& a, const std::string& kind, const std::string& message) REQUIRES(mu_);
   std::string NodeLogTail(const std::string& task_id) const;
   // Handler chains: the call's next step, and the calls that cannot be answered.
@@ -201,6 +211,10 @@ class RecipeEngine {
   uint64_t next_request_ GUARDED_BY(mu_) = 1;
   std::string generation_ GUARDED_BY(mu_);  // in node task ids: unique across daemons
   bool stopping_ GUARDED_BY(mu_) = false;
+  // Ends of node tasks, queued by OnTaskEnded (never under mu_: the runtime may tell them
+  // from inside a call the engine makes while holding mu_).
+  Mutex ended_mu_;
+  std::vector<TaskStatus> ended_ GUARDED_BY(ended_mu_);
   std::thread loop_;
 };
 
