@@ -180,6 +180,15 @@ RecipeEngine::RecipeEngine(Store& store, Supervisor& runtime, Clock& clock,
 
 RecipeEngine::~RecipeEngine() { Shutdown(); }
 
+bool RecipeEngine::AwaitLoop(milliseconds timeout, const std::function<bool()>& done) {
+  if (!options_.threads) {
+    Tick();  // tests: one pass of the loop's work, on the caller's thread
+    return done();
+  }
+  changed_.WaitFor(mu_, timeout, done);
+  return done();
+}
+
 Status RecipeEngine::Start() {
   {
     MutexLock lock(mu_);
@@ -187,7 +196,9 @@ Status RecipeEngine::Start() {
       return s;
     }
   }
-  loop_ = std::thread([this] { Loop(); });
+  if (options_.threads) {
+    loop_ = std::thread([this] { Loop(); });
+  }
   return Status::Ok();
 }
 
@@ -434,7 +445,7 @@ Result<RecipeView> RecipeEngine::Construct(const std::string& project, const jso
   }
   MutexLock lock(mu_);
   // A destructed recipe of the same name may still be torn down by the loop: wait for it.
-  changed_.WaitFor(mu_, std::chrono::seconds(10), [&]() REQUIRES(mu_) {
+  AwaitLoop(std::chrono::seconds(10), [&]() REQUIRES(mu_) {
     auto it = recipes_.find(Key(project, r->name));
     return it == recipes_.end() || !it->second->want_destroy;
   });
@@ -473,7 +484,7 @@ Status RecipeEngine::Destruct(const std::string& project, const std::string& nam
   Event(*a, "destructed", fmt::format("recipe {} destructed", name));
   changed_.NotifyAll();
   std::string key = Key(project, name);
-  changed_.WaitFor(mu_, std::chrono::seconds(10),
+  AwaitLoop(std::chrono::seconds(10),
                    [&]() REQUIRES(mu_) { return recipes_.count(key) == 0; });
   return Status::Ok();
 }
@@ -507,7 +518,7 @@ Result<RecipeView> RecipeEngine::StartRecipe(const std::string& project, const s
   SetState(*a, RecipeState::kStarting, "starting");
   changed_.NotifyAll();
   std::string key = a->key;
-  changed_.WaitFor(mu_, options_.start_timeout + std::chrono::seconds(2), [&]() REQUIRES(mu_) {
+  AwaitLoop(options_.start_timeout + std::chrono::seconds(2), [&]() REQUIRES(mu_) {
     auto it = recipes_.find(key);
     return it == recipes_.end() || it->second->state != RecipeState::kStarting;
   });
@@ -535,7 +546,7 @@ Result<RecipeView> RecipeEngine::StopRecipe(const std::string& project, const st
   a->want_stop = true;
   changed_.NotifyAll();
   std::string key = a->key;
-  changed_.WaitFor(mu_, std::chrono::seconds(10), [&]() REQUIRES(mu_) {
+  AwaitLoop(std::chrono::seconds(10), [&]() REQUIRES(mu_) {
     auto it = recipes_.find(key);
     return it == recipes_.end() || !it->second->want_stop;
   });
@@ -1145,137 +1156,165 @@ void RecipeEngine::HelloHandlers(Active& a) {
   }
 }
 
+// One pass of the loop's work: node ends, what the API asked for, heartbeats, DEAD graphs,
+// node restarts, late calls. Returns when it wants to run again.
+Clock::TimePoint RecipeEngine::Tick() {
+  std::vector<TaskStatus> ended;
+  {
+    MutexLock e(ended_mu_);
+    ended.swap(ended_);
+  }
+  for (const auto& t : ended) {
+    HandleTaskEnded(t);
+  }
+  auto now = clock_.Now();
+  auto next = now + milliseconds(50);
+  for (auto it = recipes_.begin(); it != recipes_.end();) {
+    Active& a = *it->second;
+    if (a.want_destroy) {
+      Teardown(a);
+      for (auto& n : a.nodes) {
+        for (const std::string* t : {&n.task, &n.last_task}) {
+          if (!t->empty()) {
+            by_task_.erase(*t);
+          }
+        }
+      }
+      std::error_code ec;
+      if (!a.sock_dir.empty()) {
+        fs::remove_all(a.sock_dir, ec);
+      }
+      it = recipes_.erase(it);
+      changed_.NotifyAll();
+      continue;
+    }
+    if (a.want_stop) {
+      a.want_stop = false;
+      Teardown(a);
+      SetState(a, RecipeState::kStopped, "stopped");
+      Event(a, "stopped", "recipe " + a.rec.name + " stopped");
+    }
+    if (a.want_start) {
+      a.want_start = false;
+      Launch(a);
+    }
+    if (a.restart_pending && now >= a.restart_at) {
+      a.restart_pending = false;
+      Event(a, "restarting", "starting recipe " + a.rec.name + " again after it was DEAD");
+      Launch(a);
+      if (a.state == RecipeState::kStarting) {
+        a.message = "restarting after it was DEAD";
+      }
+    }
+    if ((a.state == RecipeState::kStarting || a.state == RecipeState::kStarted) && a.start) {
+      if (a.state == RecipeState::kStarting && now - a.starting_since > options_.start_timeout) {
+        std::string running;
+        for (size_t i = 0; i < a.nodes.size(); ++i) {
+          running += fmt::format("{}{} {}", i ? ", " : "", NodeLabel(a, i),
+                                 a.nodes[i].running ? "running" : "not running");
+        }
+        Dead(a, fmt::format("no heartbeat reached END within {} s of the start ({}); a node "
+                            "does not read its inputs",
+                            options_.start_timeout.count() / 1000, running),
+             false);
+      } else if (a.state == RecipeState::kStarted && now - a.last_hb_end > options_.dead_after) {
+        Dead(a, fmt::format("no heartbeat reached END for {} s: a node is stuck or gone; "
+                            "restarting the graph",
+                            options_.dead_after.count() / 1000),
+             true);
+      } else {
+        if (now >= a.next_hb) {
+          SendHeartbeat(a);
+          a.next_hb = now + (a.state == RecipeState::kStarting || !a.flowing
+                                 ? options_.starting_heartbeat_every
+                                 : options_.heartbeat_every);
+        }
+        next = std::min(next, a.next_hb);
+        for (size_t i = 0; i < a.nodes.size(); ++i) {
+          auto& n = a.nodes[i];
+          if (n.restart_due) {
+            if (now >= n.restart_at) {
+              LaunchNode(a, i);
+              if (a.state == RecipeState::kDead) {
+                break;
+              }
+            } else {
+              next = std::min(next, n.restart_at);
+            }
+          }
+        }
+      }
+    }
+    if (a.restart_pending) {
+      next = std::min(next, a.restart_at);
+    }
+    ExpireCalls(a);
+    ++it;
+  }
+  return next;
+}
+
+RecipeEngine::PollSet RecipeEngine::PollItems() {
+  PollSet set;
+  for (auto& [key, a] : recipes_) {
+    for (size_t i = 0; i < a->ends.size(); ++i) {
+      set.items.push_back({a->ends[i]->handle(), 0, ZMQ_POLLIN, 0});
+      set.owners.emplace_back(key, i);
+    }
+    if (a->handlers) {  // index ends.size(): the handlers' answers
+      set.items.push_back({a->handlers->handle(), 0, ZMQ_POLLIN, 0});
+      set.owners.emplace_back(key, a->ends.size());
+    }
+  }
+  return set;
+}
+
+void RecipeEngine::Dispatch(const PollSet& set) {
+  for (size_t i = 0; i < set.items.size(); ++i) {
+    if (set.items[i].revents & ZMQ_POLLIN) {
+      auto it = recipes_.find(set.owners[i].first);
+      if (it != recipes_.end()) {
+        Receive(*it->second, set.owners[i].second);
+      }
+    }
+  }
+}
+
+int RecipeEngine::Poll(PollSet& set, milliseconds wait) {
+  try {
+    return set.items.empty() ? 0 : zmq::poll(set.items.data(), set.items.size(), wait);
+  } catch (const zmq::error_t&) {
+    return 0;
+  }
+}
+
 void RecipeEngine::Loop() {
   MutexLock lock(mu_);
   while (!stopping_) {
-    std::vector<TaskStatus> ended;
-    {
-      MutexLock e(ended_mu_);
-      ended.swap(ended_);
-    }
-    for (const auto& t : ended) {
-      HandleTaskEnded(t);
-    }
     auto now = clock_.Now();
-    auto next = now + milliseconds(50);
-    for (auto it = recipes_.begin(); it != recipes_.end();) {
-      Active& a = *it->second;
-      if (a.want_destroy) {
-        Teardown(a);
-        for (auto& n : a.nodes) {
-          for (const std::string* t : {&n.task, &n.last_task}) {
-            if (!t->empty()) {
-              by_task_.erase(*t);
-            }
-          }
-        }
-        std::error_code ec;
-        if (!a.sock_dir.empty()) {
-          fs::remove_all(a.sock_dir, ec);
-        }
-        it = recipes_.erase(it);
-        changed_.NotifyAll();
-        continue;
-      }
-      if (a.want_stop) {
-        a.want_stop = false;
-        Teardown(a);
-        SetState(a, RecipeState::kStopped, "stopped");
-        Event(a, "stopped", "recipe " + a.rec.name + " stopped");
-      }
-      if (a.want_start) {
-        a.want_start = false;
-        Launch(a);
-      }
-      if (a.restart_pending && now >= a.restart_at) {
-        a.restart_pending = false;
-        Event(a, "restarting", "starting recipe " + a.rec.name + " again after it was DEAD");
-        Launch(a);
-        if (a.state == RecipeState::kStarting) {
-          a.message = "restarting after it was DEAD";
-        }
-      }
-      if ((a.state == RecipeState::kStarting || a.state == RecipeState::kStarted) && a.start) {
-        if (a.state == RecipeState::kStarting && now - a.starting_since > options_.start_timeout) {
-          std::string running;
-          for (size_t i = 0; i < a.nodes.size(); ++i) {
-            running += fmt::format("{}{} {}", i ? ", " : "", NodeLabel(a, i),
-                                   a.nodes[i].running ? "running" : "not running");
-          }
-          Dead(a, fmt::format("no heartbeat reached END within {} s of the start ({}); a node "
-                              "does not read its inputs",
-                              options_.start_timeout.count() / 1000, running),
-               false);
-        } else if (a.state == RecipeState::kStarted && now - a.last_hb_end > options_.dead_after) {
-          Dead(a, fmt::format("no heartbeat reached END for {} s: a node is stuck or gone; "
-                              "restarting the graph",
-                              options_.dead_after.count() / 1000),
-               true);
-        } else {
-          if (now >= a.next_hb) {
-            SendHeartbeat(a);
-            a.next_hb = now + (a.state == RecipeState::kStarting || !a.flowing
-                                   ? options_.starting_heartbeat_every
-                                   : options_.heartbeat_every);
-          }
-          next = std::min(next, a.next_hb);
-          for (size_t i = 0; i < a.nodes.size(); ++i) {
-            auto& n = a.nodes[i];
-            if (n.restart_due) {
-              if (now >= n.restart_at) {
-                LaunchNode(a, i);
-                if (a.state == RecipeState::kDead) {
-                  break;
-                }
-              } else {
-                next = std::min(next, n.restart_at);
-              }
-            }
-          }
-        }
-      }
-      if (a.restart_pending) {
-        next = std::min(next, a.restart_at);
-      }
-      ExpireCalls(a);
-      ++it;
-    }
+    auto next = Tick();
     // Poll END of every running graph with the lock released; only this thread closes them.
-    std::vector<zmq::pollitem_t> items;
-    std::vector<std::pair<std::string, size_t>> owners;
-    for (auto& [key, a] : recipes_) {
-      for (size_t i = 0; i < a->ends.size(); ++i) {
-        items.push_back({a->ends[i]->handle(), 0, ZMQ_POLLIN, 0});
-        owners.emplace_back(key, i);
-      }
-      if (a->handlers) {  // index ends.size(): the handlers' answers
-        items.push_back({a->handlers->handle(), 0, ZMQ_POLLIN, 0});
-        owners.emplace_back(key, a->ends.size());
-      }
-    }
+    PollSet set = PollItems();
     auto wait = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(next - now));
     wait = std::min(wait, milliseconds(20));
     lock.Unlock();
-    int ready = 0;
-    try {
-      ready = items.empty() ? 0 : zmq::poll(items.data(), items.size(), wait);
-    } catch (const zmq::error_t&) {
-      ready = 0;
-    }
-    if (items.empty()) {
+    int ready = Poll(set, wait);
+    if (set.items.empty()) {
       std::this_thread::sleep_for(wait);
     }
     lock.Lock();
     if (ready > 0) {
-      for (size_t i = 0; i < items.size(); ++i) {
-        if (items[i].revents & ZMQ_POLLIN) {
-          auto it = recipes_.find(owners[i].first);
-          if (it != recipes_.end()) {
-            Receive(*it->second, owners[i].second);
-          }
-        }
-      }
+      Dispatch(set);
     }
+  }
+}
+
+void RecipeEngine::Step() {
+  MutexLock lock(mu_);
+  Tick();
+  PollSet set = PollItems();
+  if (Poll(set, milliseconds(0)) > 0) {
+    Dispatch(set);
   }
 }
 

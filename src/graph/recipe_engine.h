@@ -48,6 +48,7 @@
 namespace zmq {
 class context_t;
 }
+struct zmq_pollitem_t;
 
 namespace berth {
 
@@ -107,6 +108,7 @@ struct RecipeEngineOptions {
   std::chrono::milliseconds answer_timeout{30000};
   std::chrono::milliseconds backoff_base{250};
   std::chrono::milliseconds backoff_max{30000};
+  bool threads = true;  // false: no loop thread; the caller drives Step() (tests)
   std::function<Result<TaskContext>(const std::string& project)> context;
   std::function<void(const std::string& project, const std::string& kind, const std::string& data)>
       publish;
@@ -160,6 +162,10 @@ class RecipeEngine {
   Result<NodeTypeRecord> PutHandlers(const std::string& project, const std::string& digest);
   static constexpr const char* kHandlersBundle = "@handlers";
 
+  // One pass of the loop (threads = false): node ends, starts, stops, heartbeats, restarts,
+  // and what arrived at END, without waiting.
+  void Step() EXCLUDES(mu_);
+
   static bool IsBuiltinNode(std::string_view type);
   static bool IsBuiltinHandler(std::string_view handler);
 
@@ -176,6 +182,17 @@ class RecipeEngine {
   RecipeView ViewOf(const Active& a) const REQUIRES(mu_);
 
   void Loop() EXCLUDES(mu_);
+  Clock::TimePoint Tick() REQUIRES(mu_);
+  struct PollSet {
+    std::vector<zmq_pollitem_t> items;
+    std::vector<std::pair<std::string, size_t>> owners;  // recipe key, END index
+  };
+  PollSet PollItems() REQUIRES(mu_);
+  static int Poll(PollSet& set, std::chrono::milliseconds wait);
+  void Dispatch(const PollSet& set) REQUIRES(mu_);
+  // Waits for the loop to make `done` true (threads = false: runs one Tick, then asks).
+  bool AwaitLoop(std::chrono::milliseconds timeout, const std::function<bool()>& done)
+      REQUIRES(mu_);
   // Opens the channels, resolves and launches the nodes. Sets DEAD with the reason on failure.
   void Launch(Active& a) REQUIRES(mu_);
   void LaunchNode(Active& a, size_t i) REQUIRES(mu_);

@@ -200,10 +200,13 @@ def reap_instances(data_dir):
 
 
 def _stop_and_check(d):
-    if d.running():
-        rc = d.stop()
-        assert rc == 0, f"berth exited with {rc} on SIGTERM:\n{d.log()}"
-    leaked = reap_instances(d.data_dir)
+    try:
+        if d.running():
+            rc = d.stop()
+            assert rc == 0, f"berth exited with {rc} on SIGTERM:\n{d.log()}"
+    finally:
+        # Also when the daemon had to be killed: nothing it started may outlive the test.
+        leaked = reap_instances(d.data_dir)
     assert not leaked, f"instances still running after the test: pids {sorted(leaked)}"
 
 
