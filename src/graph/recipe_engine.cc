@@ -290,7 +290,7 @@ Status RecipeEngine::LoadLocked() {
   }
   // Node tasks of an earlier daemon: their graphs are started afresh.
   // Their ids never come back: this daemon's carry its own generation.
-  generation_ = std::to_string(NowUnixMillis() / 1000);
+  generation_ = std::to_string(NowUnixMillis());
   for (const auto& t : runtime_.Tasks()) {
     if (t.owner.starts_with("recipe:")) {
       if (TaskEnded(t.state)) {
@@ -721,6 +721,8 @@ void RecipeEngine::Teardown(Active& a) {
 
 void RecipeEngine::Launch(Active& a) {
   Teardown(a);
+  // From here a failure is DEAD again (a launch may follow a DEAD one).
+  SetState(a, RecipeState::kStarting, "starting");
   // Resolve every node and handler first: what is missing makes the start fail, naming it.
   std::vector<std::string> missing;
   std::map<std::string, NodeTypeRecord> pushed;
