@@ -124,6 +124,8 @@ Status NodeIo::Open() {
   }
   pending_.resize(inputs_.size());
   counts_.assign(inputs_.size(), 0);
+  last_heartbeat_.assign(inputs_.size(), 0);
+  heartbeat_seen_.assign(inputs_.size(), false);
   return Status::Ok();
 }
 
@@ -160,10 +162,11 @@ bool NodeIo::PollOnce(std::chrono::milliseconds timeout) {
       }
       if (h[0] == wire::kHeartbeat) {
         uint64_t seq = std::strtoull(h.c_str() + 1, nullptr, 10);
-        if (seq <= last_heartbeat_) {
+        if (seq <= last_heartbeat_[i]) {
           continue;
         }
-        last_heartbeat_ = seq;
+        last_heartbeat_[i] = seq;
+        heartbeat_seen_[i] = true;
         boost::system::error_code ec;
         json::value v = json::parse(body.to_string_view(), ec);
         if (ec || !v.is_object()) {
@@ -178,6 +181,14 @@ bool NodeIo::PollOnce(std::chrono::milliseconds timeout) {
           counts.push_back(c);
         }
         o["stats"].as_object()[std::to_string(config_.index)] = std::move(counts);
+        if (!o.contains("up") || !o["up"].is_object()) {
+          o["up"] = json::object{};
+        }
+        json::array up;
+        for (bool seen : heartbeat_seen_) {
+          up.push_back(seen);
+        }
+        o["up"].as_object()[std::to_string(config_.index)] = std::move(up);
         Forward(h, json::serialize(o));
       } else if (h[0] == wire::kData) {
         ++counts_[i];
@@ -186,6 +197,31 @@ bool NodeIo::PollOnce(std::chrono::milliseconds timeout) {
     }
   }
   return true;
+}
+
+std::optional<std::pair<int, NodeMessage>> NodeIo::GetAny(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      if (!pending_[i].empty()) {
+        NodeMessage m = std::move(pending_[i].front());
+        pending_[i].pop_front();
+        return std::pair{static_cast<int>(i), std::move(m)};
+      }
+    }
+    auto wait = std::chrono::milliseconds(-1);
+    if (timeout.count() >= 0) {
+      wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (wait.count() < 0) {
+        return std::nullopt;
+      }
+    }
+    if (inputs_.empty()) {
+      return std::nullopt;
+    }
+    PollOnce(wait);
+  }
 }
 
 std::optional<NodeMessage> NodeIo::Get(int i) {

@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/json/object.hpp>
@@ -71,6 +72,8 @@ class NodeIo {
   std::optional<NodeMessage> Get(int i);
   // Same with an explicit timeout (-1: forever).
   std::optional<NodeMessage> Get(int i, std::chrono::milliseconds timeout);
+  // The next data message of whichever input has one first, with the input's index.
+  std::optional<std::pair<int, NodeMessage>> GetAny(std::chrono::milliseconds timeout);
   // Publishes `body` (JSON text) as the answer to `to` (keeps its request id).
   void Put(const NodeMessage& to, std::string_view body);
   // Publishes a message of a request of its own (sources).
@@ -99,7 +102,9 @@ class NodeIo {
   std::vector<std::unique_ptr<zmq::socket_t>> inputs_;
   std::vector<std::deque<NodeMessage>> pending_;
   std::vector<uint64_t> counts_;
-  uint64_t last_heartbeat_ = 0;
+  // Per input: the last heartbeat forwarded from it, and whether one ever came.
+  std::vector<uint64_t> last_heartbeat_;
+  std::vector<bool> heartbeat_seen_;
 };
 
 }  // namespace berth

@@ -1,12 +1,16 @@
 // berth-node: the built-in node types of recipe graphs, one process per node.
 //   ping         copies the incoming message and adds "pong", the current Unix time as a string
 //   passthrough  publishes what it reads
-//   merge        reads one message from each input, in input order, and publishes
-//                {"inputs": [message of input 0, of input 1, ...]} with the id of input 0's
+//   merge        waits for a message of the same request on every input and publishes
+//                {"inputs": [message of input 0, of input 1, ...]} with that request's id
 //   stream       a source: publishes {"seq": n, "time": unix seconds} `frequency` times a second
 // ping and passthrough take args "processes" (N worker processes). Started by berth as
 // `berth-node TYPE` with BERTH_NODE in the environment (graph/wire.h).
+#include <algorithm>
 #include <chrono>
+#include <deque>
+#include <map>
+#include <vector>
 #include <cstdio>
 #include <ctime>
 #include <optional>
@@ -35,19 +39,48 @@ int Passthrough(NodeIo& io) {
   return io.Run([](const berth::NodeMessage& m) -> std::optional<std::string> { return m.body; });
 }
 
+// Pairs messages by request id, so that one lost on a branch does not shift every later pair;
+// the oldest incomplete requests are dropped beyond 10,000.
 int Merge(NodeIo& io) {
+  struct Parts {
+    std::vector<std::optional<std::string>> bodies;
+    size_t have = 0;
+  };
+  std::map<std::string, Parts> open;
+  std::deque<std::string> order;
+  size_t n = static_cast<size_t>(io.inputs());
   while (true) {
-    auto first = io.Get(0);
-    if (!first) {
+    auto got = io.GetAny(std::chrono::milliseconds(-1));
+    if (!got) {
+      continue;
+    }
+    auto& [input, m] = *got;
+    auto [it, fresh] = open.try_emplace(m.id);
+    if (fresh) {
+      it->second.bodies.resize(n);
+      order.push_back(m.id);
+      if (order.size() > 10000) {
+        open.erase(order.front());
+        order.pop_front();
+      }
+    }
+    Parts& p = it->second;
+    if (!p.bodies[static_cast<size_t>(input)]) {
+      p.bodies[static_cast<size_t>(input)] = std::move(m.body);
+      ++p.have;
+    }
+    if (p.have < n) {
       continue;
     }
     json::array all;
-    all.push_back(json::parse(first->body));
-    for (int i = 1; i < io.inputs(); ++i) {
-      auto m = io.Get(i, std::chrono::milliseconds(-1));
-      all.push_back(json::parse(m->body));
+    for (auto& b : p.bodies) {
+      boost::system::error_code ec;
+      json::value v = json::parse(*b, ec);
+      all.push_back(ec ? json::value(json::string(*b)) : std::move(v));
     }
-    io.Put(*first, json::serialize(json::object{{"inputs", std::move(all)}}));
+    io.Publish(it->first, json::serialize(json::object{{"inputs", std::move(all)}}));
+    order.erase(std::find(order.begin(), order.end(), it->first));
+    open.erase(it);
   }
 }
 

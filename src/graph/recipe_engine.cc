@@ -147,6 +147,7 @@ struct RecipeEngine::Active {
   // A heartbeat reached END since the last node restart: messages sent now get through. Off
   // while a node restarts (its subscriptions are not up yet); requests wait for it.
   bool flowing = false;
+  std::vector<bool> edge_up;  // by edge: a heartbeat crossed it since its nodes (re)started
   Clock::TimePoint next_hb;
   Clock::TimePoint last_hb_end;
   Clock::TimePoint starting_since;
@@ -215,17 +216,33 @@ void RecipeEngine::Shutdown() {
     loop_.join();
   }
   // Nodes are stopped with the daemon; the next daemon starts the started recipes afresh.
-  MutexLock lock(mu_);
-  for (auto& [key, a] : recipes_) {
-    FailCalls(*a, 503, fmt::format("{} is not active: berth is shutting down", a->rec.name));
-    for (auto& n : a->nodes) {
-      if (!n.task.empty()) {
-        (void)runtime_.CancelTask(n.task);
+  std::vector<std::string> tasks;
+  {
+    MutexLock lock(mu_);
+    for (auto& [key, a] : recipes_) {
+      FailCalls(*a, 503, fmt::format("{} is not active: berth is shutting down", a->rec.name));
+      for (auto& n : a->nodes) {
+        if (!n.task.empty()) {
+          (void)runtime_.CancelTask(n.task);
+          tasks.push_back(n.task);
+        }
       }
+      a->start.reset();
+      a->handlers.reset();
+      a->ends.clear();
     }
-    a->start.reset();
-    a->handlers.reset();
-    a->ends.clear();
+  }
+  // The runtime stops them (SIGTERM, SIGKILL after the grace): wait for it, so that no node
+  // outlives the daemon.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  for (const auto& id : tasks) {
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto t = runtime_.Task(id);
+      if (!t || TaskEnded(t->state)) {
+        break;
+      }
+      std::this_thread::sleep_for(milliseconds(10));
+    }
   }
 }
 
@@ -259,7 +276,7 @@ Status RecipeEngine::LoadLocked() {
       }
       keep.insert(r->name);
       auto existing = store_.GetRecipe(kNeptuneProject, r->name);
-      std::string def = json::serialize(RecipeToJson(*r));
+      std::string def = json::serialize(RecipeToNeptune(*r));
       if (existing.ok() && existing->definition_json == def) {
         continue;
       }
@@ -332,7 +349,7 @@ Status RecipeEngine::SeedDefaults(const std::string& project) {
     return Status::Ok();  // a destroyed default stays destroyed
   }
   for (const auto& r : DefaultRecipes()) {
-    RecipeRecord rec{project, r.name, r.url, json::serialize(RecipeToJson(r))};
+    RecipeRecord rec{project, r.name, r.url, json::serialize(RecipeToNeptune(r))};
     if (auto c = store_.CreateRecipe(rec); !c.ok() && c.status().code() != StatusCode::kAlreadyExists) {
       return c.status();
     }
@@ -387,6 +404,10 @@ Status RecipeEngine::AddActive(const RecipeRecord& rec) {
   a->rates.assign(a->recipe.edges.size(), 0);
   recipes_[a->key] = std::move(a);
   return Status::Ok();
+}
+
+bool RecipeEngine::AllEdgesUp(const Active& a) {
+  return std::all_of(a.edge_up.begin(), a.edge_up.end(), [](bool up) { return up; });
 }
 
 std::string RecipeEngine::NodeLabel(const Active& a, size_t i) const {
@@ -449,7 +470,7 @@ Result<RecipeView> RecipeEngine::Construct(const std::string& project, const jso
     auto it = recipes_.find(Key(project, r->name));
     return it == recipes_.end() || !it->second->want_destroy;
   });
-  RecipeRecord rec{project, r->name, r->url, json::serialize(RecipeToJson(*r))};
+  RecipeRecord rec{project, r->name, r->url, json::serialize(RecipeToNeptune(*r))};
   auto stored = store_.CreateRecipe(rec);
   if (!stored.ok()) {
     // A taken name or url is a problem of the recipe posted, like the rest of validation.
@@ -866,7 +887,7 @@ void RecipeEngine::Launch(Active& a) {
   }
   // Nodes.
   auto inputs = NodeInputs(a.recipe);
-  ++a.launches;
+  a.launches = ++launches_;  // engine-wide: a recipe made again never reuses a task id
   std::map<std::string, std::string> env = ctx->base_env;
   for (const auto& [k, v] : ctx->project_env) {
     env[k] = v;
@@ -877,7 +898,7 @@ void RecipeEngine::Launch(Active& a) {
   env["BERTH_RECIPE"] = a.rec.name;
   env["PYTHONUNBUFFERED"] = "1";
   auto launch = [&](size_t i, std::vector<std::string> argv, std::string cwd,
-                    const std::map<std::string, std::string>& extra) {
+                    const std::map<std::string, std::string>& extra) REQUIRES(mu_) {
     TaskSpec spec;
     spec.owner = "recipe:" + a.key;
     spec.argv = std::move(argv);
@@ -926,6 +947,7 @@ void RecipeEngine::Launch(Active& a) {
   }
   a.hb_seen = a.hb_seq;
   a.hb_first = a.hb_seq;
+  a.edge_up.assign(a.recipe.edges.size(), false);
   a.starting_since = clock_.Now();
   a.next_hb = a.starting_since;
   a.rate_at = a.starting_since;
@@ -1020,6 +1042,13 @@ void RecipeEngine::HandleTaskEnded(const TaskStatus& task) {
     n.restart_at = now + backoff;
     // What was in the graph is lost with the node: say so now rather than at the timeout.
     a.flowing = false;
+    // Its channels come back with the new process: until a heartbeat crossed them again.
+    for (size_t e = 0; e < a.recipe.edges.size(); ++e) {
+      if (a.recipe.edges[e].source == static_cast<int>(i) ||
+          a.recipe.edges[e].sink == static_cast<int>(i)) {
+        a.edge_up[e] = false;
+      }
+    }
     FailCalls(a, 503,
               fmt::format("recipe {} lost the request: {} {} while it was in the graph; it is "
                           "restarting (restart {}), try again",
@@ -1104,12 +1133,29 @@ void RecipeEngine::Receive(Active& a, size_t end_index) {
         }
       }
     }
-    if (seq <= a.hb_seen) {
-      continue;
+    // Which edges carried a heartbeat: the inputs each node reports, and this END channel.
+    if (!ec && v.is_object() && v.as_object().contains("up") && v.as_object().at("up").is_object()) {
+      for (const auto& [node, up] : v.as_object().at("up").as_object()) {
+        size_t i = std::strtoul(std::string(node).c_str(), nullptr, 10);
+        if (i >= a.inbound.size() || !up.is_array()) {
+          continue;
+        }
+        const auto& list = up.as_array();
+        for (size_t k = 0; k < list.size() && k < a.inbound[i].size(); ++k) {
+          if (list[k].is_bool() && list[k].as_bool()) {
+            a.edge_up[a.inbound[i][k]] = true;
+          }
+        }
+      }
     }
-    a.hb_seen = seq;
-    a.last_hb_end = now;
-    if (!a.flowing) {
+    if (end_index < a.end_edges.size()) {
+      a.edge_up[a.end_edges[end_index]] = true;
+    }
+    if (seq > a.hb_seen) {
+      a.hb_seen = seq;
+      a.last_hb_end = now;
+    }
+    if (!a.flowing && AllEdgesUp(a)) {
       a.flowing = true;
       changed_.NotifyAll();
       std::vector<std::unique_ptr<Call>> waiting = std::move(a.waiting);
@@ -1132,7 +1178,7 @@ void RecipeEngine::Receive(Active& a, size_t end_index) {
 
 // STARTED once a heartbeat crossed the graph and the Python handlers (if any) are loaded.
 void RecipeEngine::MaybeStarted(Active& a) {
-  if (a.state != RecipeState::kStarting || a.hb_seen <= a.hb_first ||
+  if (a.state != RecipeState::kStarting || a.hb_seen <= a.hb_first || !AllEdgesUp(a) ||
       (a.has_host && !a.host_ready)) {
     return;
   }
@@ -1215,9 +1261,22 @@ Clock::TimePoint RecipeEngine::Tick() {
           running += fmt::format("{}{} {}", i ? ", " : "", NodeLabel(a, i),
                                  a.nodes[i].running ? "running" : "not running");
         }
-        Dead(a, fmt::format("no heartbeat reached END within {} s of the start ({}); a node "
-                            "does not read its inputs",
-                            options_.start_timeout.count() / 1000, running),
+        std::string silent;
+        for (size_t e = 0; e < a.recipe.edges.size() && e < a.edge_up.size(); ++e) {
+          if (!a.edge_up[e]) {
+            const RecipeEdge& edge = a.recipe.edges[e];
+            auto end_name = [&](int n, const char* terminal) {
+              return n == kGraphTerminal ? std::string(terminal)
+                                         : a.recipe.nodes[static_cast<size_t>(n)].name;
+            };
+            silent += fmt::format("{}{} -> {}", silent.empty() ? "" : ", ",
+                                  end_name(edge.source, "START"), end_name(edge.sink, "END"));
+          }
+        }
+        Dead(a, fmt::format("no heartbeat crossed the graph within {} s of the start (no "
+                            "heartbeat on {}; {}); a node does not read its inputs",
+                            options_.start_timeout.count() / 1000,
+                            silent.empty() ? "-" : silent, running),
              false);
       } else if (a.state == RecipeState::kStarted && now - a.last_hb_end > options_.dead_after) {
         Dead(a, fmt::format("no heartbeat reached END for {} s: a node is stuck or gone; "

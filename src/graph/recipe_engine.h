@@ -4,7 +4,8 @@
 // and END sockets, runs handler chains (HTTP request -> messages through the graph -> answer),
 // and watches each graph with heartbeats.
 //
-// Lifecycle: STOPPED -> STARTING (nodes spawned; heartbeats every 20 ms until one reaches END)
+// Lifecycle: STOPPED -> STARTING (nodes spawned; heartbeats every 20 ms until every edge
+// carried one to END)
 // -> STARTED (a heartbeat every 2.5 s) -> DEAD when no heartbeat reached END for 5 s (event,
 // notification, then the graph is started again), or when start cannot succeed: a node type or
 // handler berth cannot resolve, a node that exits before the graph is up. A DEAD start says
@@ -205,6 +206,7 @@ class RecipeEngine {
   void HandleTaskEnded(const TaskStatus& task) REQUIRES(mu_);
   void ReceiveHandlers(Active& a) REQUIRES(mu_);
   void MaybeStarted(Active& a) REQUIRES(mu_);
+  static bool AllEdgesUp(const Active& a);
   void HelloHandlers(Active& a) REQUIRES(mu_);
   // "node 1 (resize)", or "the handlers process".
   std::string NodeLabel(const Active& a, size_t i) const;
@@ -226,6 +228,7 @@ class RecipeEngine {
   std::map<std::string, std::unique_ptr<Active>> recipes_ GUARDED_BY(mu_);  // "project/name"
   std::map<std::string, std::string> by_task_ GUARDED_BY(mu_);  // task id -> recipe key
   uint64_t next_request_ GUARDED_BY(mu_) = 1;
+  int launches_ GUARDED_BY(mu_) = 0;
   std::string generation_ GUARDED_BY(mu_);  // in node task ids: unique across daemons
   bool stopping_ GUARDED_BY(mu_) = false;
   // Ends of node tasks, queued by OnTaskEnded (never under mu_: the runtime may tell them

@@ -248,7 +248,8 @@ TEST_F(RecipeEngineTest, NoHeartbeatWithinTheStartTimeoutIsDead) {
   Pump();
   RecipeView v = Get("diamond");
   EXPECT_EQ(v.state, RecipeState::kDead);
-  EXPECT_NE(v.message.find("no heartbeat reached END"), std::string::npos) << v.message;
+  EXPECT_NE(v.message.find("no heartbeat crossed the graph"), std::string::npos) << v.message;
+  EXPECT_NE(v.message.find("START -> passthrough"), std::string::npos) << v.message;
   EXPECT_TRUE(Running().empty());
 }
 

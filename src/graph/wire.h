@@ -12,12 +12,16 @@
 //   frame 0, the header: "m<id>" a data message of request <id> (no spaces), or
 //                        "h<seq>" a heartbeat with sequence number <seq> (decimal);
 //   frame 1, the body:   a data message's JSON text; a heartbeat's JSON object
-//                        {"stats": {"<node index>": [messages read on input 0, on input 1, ...]}}.
-// A node forwards a heartbeat (with its own counters added to `stats`) the first time it sees
-// its sequence number on any input, and only while it is reading its inputs: a node stuck in
-// its own code stops heartbeats, and the daemon, seeing none at END for 5 s, calls the graph
-// DEAD. Forwarding only unseen sequence numbers keeps heartbeats from circling in a graph with
-// a feedback edge. A data message a node publishes carries the id of the message it read last
+//                        {"stats": {"<node index>": [messages read on input 0, on input 1, ...]},
+//                         "up": {"<node index>": [a heartbeat came on input 0, on input 1, ...]}}.
+// A node forwards a heartbeat (with its own counters added to `stats` and `up`) the first time
+// it sees its sequence number on each input, and only while it is reading its inputs: a node
+// stuck in its own code stops heartbeats, and the daemon, seeing none at END for 5 s, calls
+// the graph DEAD. Forwarding a sequence number once per input keeps heartbeats from circling in
+// a graph with a feedback edge, and still carries every branch's counters to END. The daemon
+// calls a graph STARTED (and, after a node restart, flowing again) once every edge, END's
+// included, has carried a heartbeat: until then a message could be lost to a subscription
+// that is not up yet. A data message a node publishes carries the id of the message it read last
 // (sources make their own ids).
 //
 // A node learns its place from the environment variable BERTH_NODE, a JSON object:

@@ -19,7 +19,8 @@ arguments for the node (with the run's overrides); `timeout` (ms, -1 forever) bo
 
 The wire protocol is berth's (src/graph/wire.h): every node publishes two-frame messages on one
 ZeroMQ PUB socket; "m<id>" frames carry data, "h<seq>" frames heartbeats, which a node forwards
-while it reads its inputs, adding how many messages it read on each. Needs python3-zmq.
+(once per input) while it reads its inputs, adding how many messages it read on each and which
+inputs carried a heartbeat. Needs python3-zmq.
 """
 
 import json
@@ -131,7 +132,9 @@ class Node:
             self._poller.register(s, zmq.POLLIN)
         self._pending = [[] for _ in self._inputs]
         self._counts = [0 for _ in self._inputs]
-        self._last_heartbeat = 0
+        # Per input: the last heartbeat forwarded from it, and whether one ever came.
+        self._last_heartbeat = [0 for _ in self._inputs]
+        self._heartbeat_seen = [False for _ in self._inputs]
 
     @classmethod
     def from_environment(cls):
@@ -166,9 +169,10 @@ class Node:
                         seq = int(head[1:] or 0)
                     except ValueError:
                         continue  # no sequence number: dropped, as by the C++ node
-                    if seq <= self._last_heartbeat:
+                    if seq <= self._last_heartbeat[i]:
                         continue
-                    self._last_heartbeat = seq
+                    self._last_heartbeat[i] = seq
+                    self._heartbeat_seen[i] = True
                     try:
                         hb = json.loads(body)
                     except ValueError:
@@ -178,6 +182,9 @@ class Node:
                     stats = hb.get("stats") if isinstance(hb.get("stats"), dict) else {}
                     stats[str(self.index)] = list(self._counts)
                     hb["stats"] = stats
+                    up = hb.get("up") if isinstance(hb.get("up"), dict) else {}
+                    up[str(self.index)] = list(self._heartbeat_seen)
+                    hb["up"] = up
                     self._forward(head, json.dumps(hb).encode())
                 elif head[:1] == b"m":
                     self._counts[i] += 1

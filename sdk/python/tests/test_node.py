@@ -256,7 +256,7 @@ def test_heartbeats_are_forwarded_once_each_with_the_counts_read_per_input(graph
 
     s = g.heartbeat(body={"stats": {"0": [7], "1": [4]}})
     # the node's own counters are added under its index; others' are kept
-    assert g.heartbeat_back(s) == {"stats": {"0": [7], "1": [4], "2": [3]}}
+    assert g.heartbeat_back(s) == {"stats": {"0": [7], "1": [4], "2": [3]}, "up": {"2": [True]}}
 
     g.send(f"h{s}", {"stats": {}})          # the same sequence number again
     g.send(f"h{s - 1}", {"stats": {}})      # a lower one
@@ -265,10 +265,11 @@ def test_heartbeats_are_forwarded_once_each_with_the_counts_read_per_input(graph
     g.data("x3", {"n": 3})                  # data still flows
     # heartbeat s came back above, and everything before it: only t and x3 may follow
     head, body = g.next()
-    assert (head, json.loads(body)) == (f"h{t}".encode(), {"stats": {"2": [3]}})
+    assert (head, json.loads(body)) == (f"h{t}".encode(),
+                                        {"stats": {"2": [3]}, "up": {"2": [True]}})
     assert g.answer(0.5)[0] == "x3"
     u = g.heartbeat(body={"stats": "nope", "extra": 1})
-    assert g.heartbeat_back(u) == {"stats": {"2": [4]}, "extra": 1}
+    assert g.heartbeat_back(u) == {"stats": {"2": [4]}, "up": {"2": [True]}, "extra": 1}
 
 
 def test_a_heartbeat_with_a_garbled_sequence_number_is_dropped(graph):
@@ -278,7 +279,7 @@ def test_a_heartbeat_with_a_garbled_sequence_number_is_dropped(graph):
     g.send(b"", b"")
     g.send("z1", b"{}")                     # neither data nor heartbeat
     s = g.heartbeat()
-    assert g.heartbeat_back(s) == {"stats": {"0": [0]}}
+    assert g.heartbeat_back(s) == {"stats": {"0": [0]}, "up": {"0": [True]}}
     g.data("ok", {"n": 1})
     assert g.answer()[0] == "ok"
 
@@ -304,7 +305,7 @@ def test_messages_of_an_input_not_being_read_are_kept_in_order(graph):
         g.data(f"a{n}", {"a": n}, input=0)
     # a heartbeat behind them on input 0 shows the node has read all three, into pending
     s = g.heartbeat(input=0)
-    assert g.heartbeat_back(s) == {"stats": {"1": [3, 0]}}
+    assert g.heartbeat_back(s) == {"stats": {"1": [3, 0]}, "up": {"1": [True, True]}}
     g.none_within(b"m", 0.1)                # blocked in get(1): nothing answered yet
 
     g.data("b1", {"b": 1}, input=1)
@@ -319,7 +320,7 @@ def test_messages_of_an_input_not_being_read_are_kept_in_order(graph):
     g.data("a4", {"a": 4}, input=0)
     assert [g.answer()[0] for _ in range(2)] == ["b4", "a4"]
     t = g.heartbeat(input=1)
-    assert g.heartbeat_back(t) == {"stats": {"1": [4, 4]}}
+    assert g.heartbeat_back(t) == {"stats": {"1": [4, 4]}, "up": {"1": [True, True]}}
 
 
 # -- timeout --------------------------------------------------------------------------
@@ -404,7 +405,7 @@ def test_processes_answer_from_forked_workers_and_die_with_the_node(graph):
     pids, sent = _answers_from_two_workers(g)
     assert all(alive(p) for p in pids)
     s = g.heartbeat()
-    assert g.heartbeat_back(s) == {"stats": {"0": [sent]}}
+    assert g.heartbeat_back(s) == {"stats": {"0": [sent]}, "up": {"0": [True]}}
 
     g.proc.send_signal(signal.SIGTERM)
     assert g.proc.wait(timeout=DEADLINE_S) == 0
