@@ -812,3 +812,60 @@ def test_the_neptune_dialect_speaks_neptunes_paths_shapes_and_texts(daemon):
     neptune_text(neptune(daemon, "POST", "/services/destruct", data={"url": other_url}),
                  other, "destructed")
     assert neptune(daemon, "GET", f"/services/query?service={other}").json() == {}
+
+
+# --- Python handlers ---------------------------------------------------------------------
+
+HANDLERS = {
+    "text.py": '''\
+def upper(request, previous):
+    return {"text": request.get("text", "").upper()}
+
+
+def wrap(request, previous):
+    return {"answer": previous, "asked": request}
+
+
+def boom(request, previous):
+    raise ValueError("no such thing")
+''',
+}
+
+
+def test_python_handlers_chain_with_built_in_ones_and_their_failures_say_why(daemon):
+    name = unique("py")
+    construct(daemon, {"name": name, "url": name, "graph": {"nodes": ["ping"]},
+                       "handlers": {"post": ["text.upper", "forward", "text.wrap"],
+                                    "get": ["text.boom"]}})
+    # Without a handlers bundle the start fails naming the handler and what to push.
+    r = daemon.post(f"/api/v1/recipes/{name}/start")
+    assert_native_error(r, 500, "start_failed", contains=("text.upper", "push-handlers"))
+    r = daemon.put("/api/v1/handlers", data=node_bundle(HANDLERS))
+    assert r.status_code == 200, r.text
+    assert r.json()["digest"].startswith("sha256:")
+    v = start(daemon, name)
+    assert "Python handlers loaded" in v["message"], v
+    assert [n["name"] for n in v["nodes"]] == ["ping", "handlers"], v["nodes"]
+    # post: upper (Python) -> forward through the graph (ping adds pong) -> wrap (Python).
+    r = serve(daemon, name, "POST", json={"text": "hi"})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["asked"] == {"text": "hi"}
+    assert answer["answer"]["text"] == "HI"
+    assert abs(int(answer["answer"]["pong"]) - time.time()) < 5
+    # A handler that raises: 500 naming it and the exception.
+    r = serve(daemon, name, "GET")
+    assert r.status_code == 500
+    assert "text.boom" in r.text and "ValueError: no such thing" in r.text, r.text
+    stop(daemon, name)
+
+
+def test_a_missing_python_function_fails_the_start_with_the_handlers_own_words(daemon):
+    name = unique("pyx")
+    r = daemon.put("/api/v1/handlers", data=node_bundle(HANDLERS))
+    assert r.status_code == 200, r.text
+    construct(daemon, {"name": name, "url": name, "graph": {"nodes": ["ping"]},
+                       "handlers": {"get": ["text.nope"]}})
+    r = daemon.post(f"/api/v1/recipes/{name}/start")
+    assert_native_error(r, 500, "start_failed", contains=("text has no function nope",))
+    assert view(daemon, name)["state"] == "DEAD"
