@@ -869,3 +869,20 @@ def test_a_missing_python_function_fails_the_start_with_the_handlers_own_words(d
     r = daemon.post(f"/api/v1/recipes/{name}/start")
     assert_native_error(r, 500, "start_failed", contains=("text has no function nope",))
     assert view(daemon, name)["state"] == "DEAD"
+
+
+def test_a_built_in_node_with_processes_works_in_that_many_worker_processes(daemon):
+    name = unique("wk")
+    construct(daemon, {"name": name, "url": name, "graph": {"nodes": ["ping"]},
+                       "args": [{"processes": 2}], "handlers": {"get": "ping"}})
+    v = start(daemon, name)
+    pid = v["nodes"][0]["pid"]
+
+    def workers():
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    kids = wait_until(lambda: len(workers()) == 2 and workers(), 5, "two worker processes")
+    ids = {call_ping(daemon, name)["id"] for _ in range(20)}
+    assert len(ids) == 20, ids
+    stop(daemon, name)
+    wait_gone([pid, *kids])
