@@ -63,8 +63,8 @@ json::object RecipeViewJson(const RecipeView& v) {
           {"url", v.record.url},
           {"state", RecipeStateName(v.state)},
           {"message", v.message},
-          {"since", v.state_since ? json::value(FormatRfc3339Millis(v.state_since))
-                                  : json::value(nullptr)},
+          {"since",
+           v.state_since ? json::value(FormatRfc3339Millis(v.state_since)) : json::value(nullptr)},
           {"dead_count", v.dead_count},
           {"throughput", Rate(v.throughput)},
           {"nodes", std::move(nodes)},
@@ -76,9 +76,8 @@ json::object RecipeViewJson(const RecipeView& v) {
 
 // The request's data for a handler chain: a JSON body, form fields, or the query string.
 Result<json::value> ServeData(const HttpRequest& req) {
-  if (!req.body.empty() &&
-      req.Header("content-type").find("application/x-www-form-urlencoded") !=
-          std::string_view::npos) {
+  if (!req.body.empty() && req.Header("content-type").find("application/x-www-form-urlencoded") !=
+                               std::string_view::npos) {
     HttpRequest form;
     if (!ParseTarget("/?" + req.body, form)) {
       return Status::InvalidArgument("the form body has invalid percent-encoding");
@@ -93,8 +92,8 @@ Result<json::value> ServeData(const HttpRequest& req) {
     boost::system::error_code ec;
     json::value v = json::parse(req.body, ec);
     if (ec) {
-      return Status::InvalidArgument(fmt::format(
-          "the body is not JSON ({}); send JSON or form fields", ec.message()));
+      return Status::InvalidArgument(
+          fmt::format("the body is not JSON ({}); send JSON or form fields", ec.message()));
     }
     return v;
   }
@@ -117,8 +116,8 @@ HttpResponse FromAnswer(const ServeAnswer& a) {
 HttpResponse ServeLater(RecipeEngine& engine, const std::string& project, const std::string& name,
                         ServeRequest req) {
   HttpResponse r;
-  r.deferred = [&engine, project, name, req = std::move(req)](
-                   std::function<void(HttpResponse)> reply) {
+  r.deferred = [&engine, project, name,
+                req = std::move(req)](std::function<void(HttpResponse)> reply) {
     engine.Serve(project, name, req,
                  [reply = std::move(reply)](ServeAnswer a) { reply(FromAnswer(a)); });
   };
@@ -142,10 +141,10 @@ Result<json::object> OverridesOf(const HttpRequest& req, std::string_view key) {
     return json::object{};
   }
   if (!o->is_object()) {
-    return Status::InvalidArgument(fmt::format(
-        "'{}' must be an object keyed by node name: {{\"<node>\": {{\"add\": {{...}}, "
-        "\"remove\": {{...}}}}}}",
-        key));
+    return Status::InvalidArgument(
+        fmt::format("'{}' must be an object keyed by node name: {{\"<node>\": {{\"add\": {{...}}, "
+                    "\"remove\": {{...}}}}}}",
+                    key));
   }
   return o->as_object();
 }
@@ -167,8 +166,8 @@ json::object NeptuneListEntry(const RecipeView& v) {
           {"throughput", Rate(v.throughput)}};
 }
 
-using NeptuneHandler = std::function<HttpResponse(const HttpRequest&, const std::string& project,
-                                                  const PathParams&)>;
+using NeptuneHandler =
+    std::function<HttpResponse(const HttpRequest&, const std::string& project, const PathParams&)>;
 
 // Neptune's clients send no token: on a loopback-only listener they act on `default`.
 RouteHandler Neptune(ApiContext& ctx, NeptuneHandler h) {
@@ -218,17 +217,17 @@ void AddNeptuneRoutes(ApiContext& ctx, Router& r) {
           return JsonResponse(200, json::object{{"services", std::move(services)}});
         }));
   r.Add("GET", "/neptune/services/query",
-        Neptune(ctx, [&engine](const HttpRequest& req, const std::string& project,
-                               const PathParams&) {
-          auto v = engine.Get(project, std::string(req.Query("service")));
-          if (!v.ok()) {
-            return JsonResponse(200, json::object{});  // Neptune's answer for an unknown one
-          }
-          return JsonResponse(200, json::object{{"args", RecipeToNeptune(v->recipe).at("args")},
-                                                {"state", NeptuneStateCode(v->state)},
-                                                {"throughput", Rate(v->throughput)},
-                                                {"url", "/serve/" + v->record.url}});
-        }));
+        Neptune(
+            ctx, [&engine](const HttpRequest& req, const std::string& project, const PathParams&) {
+              auto v = engine.Get(project, std::string(req.Query("service")));
+              if (!v.ok()) {
+                return JsonResponse(200, json::object{});  // Neptune's answer for an unknown one
+              }
+              return JsonResponse(200, json::object{{"args", RecipeToNeptune(v->recipe).at("args")},
+                                                    {"state", NeptuneStateCode(v->state)},
+                                                    {"throughput", Rate(v->throughput)},
+                                                    {"url", "/serve/" + v->record.url}});
+            }));
   auto start = [&engine](const HttpRequest& req, const std::string& project, const PathParams&) {
     std::string name(req.Query("id"));
     json::object overrides;
@@ -254,34 +253,34 @@ void AddNeptuneRoutes(ApiContext& ctx, Router& r) {
   r.Add("GET", "/neptune/services/start", Neptune(ctx, start));
   r.Add("POST", "/neptune/services/start", Neptune(ctx, start));
   r.Add("GET", "/neptune/services/stop",
-        Neptune(ctx, [&engine](const HttpRequest& req, const std::string& project,
-                               const PathParams&) {
-          std::string name(req.Query("id"));
-          if (name.empty()) {
-            return Text(400, "say which service to stop: ?id=<service>");
-          }
-          auto v = engine.StopRecipe(project, name);
-          if (!v.ok()) {
-            return Text(200, fmt::format("service {} was not stopped: {}", name,
-                                         v.status().message()));
-          }
-          return Text(200, fmt::format("service {} stopped", name));
-        }));
+        Neptune(
+            ctx, [&engine](const HttpRequest& req, const std::string& project, const PathParams&) {
+              std::string name(req.Query("id"));
+              if (name.empty()) {
+                return Text(400, "say which service to stop: ?id=<service>");
+              }
+              auto v = engine.StopRecipe(project, name);
+              if (!v.ok()) {
+                return Text(
+                    200, fmt::format("service {} was not stopped: {}", name, v.status().message()));
+              }
+              return Text(200, fmt::format("service {} stopped", name));
+            }));
   r.Add("POST", "/neptune/services/construct",
-        Neptune(ctx, [&engine](const HttpRequest& req, const std::string& project,
-                               const PathParams&) {
-          auto body = ParseJsonBody(req);
-          if (!body.ok()) {
-            return Text(400, body.status().message());
-          }
-          auto v = engine.Construct(project, *body);
-          if (!v.ok()) {
-            return Text(HttpStatusFor(v.status().code()),
-                        "the recipe was not constructed: " + v.status().message());
-          }
-          return Text(200, fmt::format("service {} constructed at /serve/{}", v->record.name,
-                                       v->record.url));
-        }));
+        Neptune(ctx,
+                [&engine](const HttpRequest& req, const std::string& project, const PathParams&) {
+                  auto body = ParseJsonBody(req);
+                  if (!body.ok()) {
+                    return Text(400, body.status().message());
+                  }
+                  auto v = engine.Construct(project, *body);
+                  if (!v.ok()) {
+                    return Text(HttpStatusFor(v.status().code()),
+                                "the recipe was not constructed: " + v.status().message());
+                  }
+                  return Text(200, fmt::format("service {} constructed at /serve/{}",
+                                               v->record.name, v->record.url));
+                }));
   r.Add("POST", "/neptune/services/destruct",
         Neptune(ctx, [&engine](const HttpRequest& req, const std::string& project,
                                const PathParams&) {
@@ -322,82 +321,79 @@ void AddNeptuneRoutes(ApiContext& ctx, Router& r) {
   }
 }
 
+// A native route acting on the request's project (?project=, else the token's).
+using ProjectHandler =
+    std::function<HttpResponse(const HttpRequest&, const std::string& project, const PathParams&)>;
+RouteHandler OnProject(ApiContext& ctx, ProjectHandler h) {
+  return WithAuth(ctx, [h = std::move(h)](const HttpRequest& req, const Principal& who,
+                                          const PathParams& params) {
+    auto project = RequestProject(req, who);
+    if (!project.ok()) {
+      return ErrorResponse(project.status());
+    }
+    return h(req, *project, params);
+  });
+}
+
 }  // namespace
 
 void AddRecipeRoutes(ApiContext& ctx, Router& native, Router& neptune) {
   RecipeEngine& engine = ctx.recipes;
-  native.Add("GET", "/api/v1/recipes",
-             WithAuth(ctx, [&engine](const HttpRequest& req, const Principal& who,
-                                     const PathParams&) {
-               auto project = RequestProject(req, who);
-               if (!project.ok()) {
-                 return ErrorResponse(project.status());
-               }
-               json::array out;
-               for (const auto& v : engine.List(*project)) {
-                 out.push_back(RecipeViewJson(v));
-               }
-               return JsonResponse(200, json::object{{"recipes", std::move(out)}});
-             }));
+  native.Add(
+      "GET", "/api/v1/recipes",
+      OnProject(ctx, [&engine](const HttpRequest&, const std::string& project, const PathParams&) {
+        json::array out;
+        for (const auto& v : engine.List(project)) {
+          out.push_back(RecipeViewJson(v));
+        }
+        return JsonResponse(200, json::object{{"recipes", std::move(out)}});
+      }));
   native.Add("POST", "/api/v1/recipes",
-             WithAuth(ctx, [&engine](const HttpRequest& req, const Principal& who,
-                                     const PathParams&) {
-               auto project = RequestProject(req, who);
-               if (!project.ok()) {
-                 return ErrorResponse(project.status());
-               }
+             OnProject(ctx, [&engine](const HttpRequest& req, const std::string& project,
+                                      const PathParams&) {
                auto body = ParseJsonBody(req);
                if (!body.ok()) {
                  return ErrorResponse(body.status());
                }
-               auto v = engine.Construct(*project, *body);
+               auto v = engine.Construct(project, *body);
                if (!v.ok()) {
                  return ErrorResponse(v.status());
                }
                return JsonResponse(201, RecipeViewJson(*v));
              }));
-  native.Add("POST", "/api/v1/recipes/reset",
-             WithAuth(ctx, [&engine](const HttpRequest& req, const Principal& who,
-                                     const PathParams&) {
-               auto project = RequestProject(req, who);
-               if (!project.ok()) {
-                 return ErrorResponse(project.status());
-               }
-               if (auto s = engine.Reset(*project); !s.ok()) {
-                 return ErrorResponse(s);
-               }
-               json::array out;
-               for (const auto& v : engine.List(*project)) {
-                 out.push_back(RecipeViewJson(v));
-               }
-               return JsonResponse(200, json::object{{"recipes", std::move(out)}});
-             }));
+  native.Add(
+      "POST", "/api/v1/recipes/reset",
+      OnProject(ctx, [&engine](const HttpRequest&, const std::string& project, const PathParams&) {
+        if (auto s = engine.Reset(project); !s.ok()) {
+          return ErrorResponse(s);
+        }
+        json::array out;
+        for (const auto& v : engine.List(project)) {
+          out.push_back(RecipeViewJson(v));
+        }
+        return JsonResponse(200, json::object{{"recipes", std::move(out)}});
+      }));
   using RecipeHandler = std::function<HttpResponse(const HttpRequest&, const std::string& project,
                                                    const std::string& name)>;
   auto on_recipe = [&ctx](RecipeHandler h) {
-    return WithAuth(ctx, [h = std::move(h)](const HttpRequest& req, const Principal& who,
-                                            const PathParams& params) {
-      auto project = RequestProject(req, who);
-      if (!project.ok()) {
-        return ErrorResponse(project.status());
-      }
-      return h(req, *project, params[0]);
-    });
+    return OnProject(
+        ctx, [h = std::move(h)](const HttpRequest& req, const std::string& project,
+                                const PathParams& params) { return h(req, project, params[0]); });
   };
-  native.Add("GET", "/api/v1/recipes/{name}",
-             on_recipe([&engine](const HttpRequest&, const std::string& project,
-                                 const std::string& name) {
-               auto v = engine.Get(project, name);
-               return v.ok() ? JsonResponse(200, RecipeViewJson(*v)) : ErrorResponse(v.status());
-             }));
-  native.Add("DELETE", "/api/v1/recipes/{name}",
-             on_recipe([&engine](const HttpRequest&, const std::string& project,
-                                 const std::string& name) {
-               if (auto s = engine.Destruct(project, name); !s.ok()) {
-                 return ErrorResponse(s);
-               }
-               return JsonResponse(200, json::object{{"destructed", name}});
-             }));
+  native.Add(
+      "GET", "/api/v1/recipes/{name}",
+      on_recipe([&engine](const HttpRequest&, const std::string& project, const std::string& name) {
+        auto v = engine.Get(project, name);
+        return v.ok() ? JsonResponse(200, RecipeViewJson(*v)) : ErrorResponse(v.status());
+      }));
+  native.Add(
+      "DELETE", "/api/v1/recipes/{name}",
+      on_recipe([&engine](const HttpRequest&, const std::string& project, const std::string& name) {
+        if (auto s = engine.Destruct(project, name); !s.ok()) {
+          return ErrorResponse(s);
+        }
+        return JsonResponse(200, json::object{{"destructed", name}});
+      }));
   native.Add("POST", "/api/v1/recipes/{name}/start",
              on_recipe([&engine](const HttpRequest& req, const std::string& project,
                                  const std::string& name) {
@@ -416,25 +412,25 @@ void AddRecipeRoutes(ApiContext& ctx, Router& native, Router& neptune) {
                }
                return JsonResponse(200, RecipeViewJson(*v));
              }));
-  native.Add("POST", "/api/v1/recipes/{name}/stop",
-             on_recipe([&engine](const HttpRequest&, const std::string& project,
-                                 const std::string& name) {
-               auto v = engine.StopRecipe(project, name);
-               return v.ok() ? JsonResponse(200, RecipeViewJson(*v)) : ErrorResponse(v.status());
-             }));
-  native.Add("GET", "/api/v1/recipes/{name}/throughput",
-             on_recipe([&engine](const HttpRequest&, const std::string& project,
-                                 const std::string& name) {
-               auto v = engine.Get(project, name);
-               if (!v.ok()) {
-                 return ErrorResponse(v.status());
-               }
-               json::object o = RecipeViewJson(*v);
-               return JsonResponse(200, json::object{{"name", name},
-                                                     {"state", o["state"]},
-                                                     {"throughput", Rate(v->throughput)},
-                                                     {"edges", o["edges"]}});
-             }));
+  native.Add(
+      "POST", "/api/v1/recipes/{name}/stop",
+      on_recipe([&engine](const HttpRequest&, const std::string& project, const std::string& name) {
+        auto v = engine.StopRecipe(project, name);
+        return v.ok() ? JsonResponse(200, RecipeViewJson(*v)) : ErrorResponse(v.status());
+      }));
+  native.Add(
+      "GET", "/api/v1/recipes/{name}/throughput",
+      on_recipe([&engine](const HttpRequest&, const std::string& project, const std::string& name) {
+        auto v = engine.Get(project, name);
+        if (!v.ok()) {
+          return ErrorResponse(v.status());
+        }
+        json::object o = RecipeViewJson(*v);
+        return JsonResponse(200, json::object{{"name", name},
+                                              {"state", o["state"]},
+                                              {"throughput", Rate(v->throughput)},
+                                              {"edges", o["edges"]}});
+      }));
   auto serve = [&engine](const HttpRequest& req, const std::string& project,
                          const std::string& name) {
     auto data = ServeData(req);
@@ -447,43 +443,35 @@ void AddRecipeRoutes(ApiContext& ctx, Router& native, Router& neptune) {
     native.Add(m, "/api/v1/recipes/{name}/serve", on_recipe(serve));
   }
   // Node types: the built-in ones and the bundles pushed for a project.
-  native.Add("GET", "/api/v1/nodes",
-             WithAuth(ctx, [&ctx](const HttpRequest& req, const Principal& who,
-                                  const PathParams&) {
-               auto project = RequestProject(req, who);
-               if (!project.ok()) {
-                 return ErrorResponse(project.status());
-               }
-               json::array out;
-               for (const char* b : {"ping", "passthrough", "merge", "stream"}) {
-                 out.push_back(json::object{{"name", b}, {"builtin", true}});
-               }
-               auto pushed = ctx.store.ListNodeTypes(*project);
-               if (!pushed.ok()) {
-                 return ErrorResponse(pushed.status());
-               }
-               json::value handlers = nullptr;
-               for (const auto& n : *pushed) {
-                 if (n.name == RecipeEngine::kHandlersBundle) {
-                   handlers = json::object{{"digest", n.digest},
-                                           {"created_at", FormatRfc3339Millis(n.created_at)}};
-                   continue;
-                 }
-                 out.push_back(json::object{{"name", n.name},
-                                            {"builtin", false},
-                                            {"digest", n.digest},
-                                            {"created_at", FormatRfc3339Millis(n.created_at)}});
-               }
-               return JsonResponse(200, json::object{{"nodes", std::move(out)},
-                                                     {"handlers", std::move(handlers)}});
-             }));
+  native.Add(
+      "GET", "/api/v1/nodes",
+      OnProject(ctx, [&ctx](const HttpRequest&, const std::string& project, const PathParams&) {
+        json::array out;
+        for (const char* b : {"ping", "passthrough", "merge", "stream"}) {
+          out.push_back(json::object{{"name", b}, {"builtin", true}});
+        }
+        auto pushed = ctx.store.ListNodeTypes(project);
+        if (!pushed.ok()) {
+          return ErrorResponse(pushed.status());
+        }
+        json::value handlers = nullptr;
+        for (const auto& n : *pushed) {
+          if (n.name == RecipeEngine::kHandlersBundle) {
+            handlers = json::object{{"digest", n.digest},
+                                    {"created_at", FormatRfc3339Millis(n.created_at)}};
+            continue;
+          }
+          out.push_back(json::object{{"name", n.name},
+                                     {"builtin", false},
+                                     {"digest", n.digest},
+                                     {"created_at", FormatRfc3339Millis(n.created_at)}});
+        }
+        return JsonResponse(
+            200, json::object{{"nodes", std::move(out)}, {"handlers", std::move(handlers)}});
+      }));
   native.Add("PUT", "/api/v1/nodes/{type}",
-             WithAuth(ctx, [&ctx, &engine](const HttpRequest& req, const Principal& who,
-                                           const PathParams& params) {
-               auto project = RequestProject(req, who);
-               if (!project.ok()) {
-                 return ErrorResponse(project.status());
-               }
+             OnProject(ctx, [&ctx, &engine](const HttpRequest& req, const std::string& project,
+                                            const PathParams& params) {
                if (req.body_file.empty()) {
                  return ErrorResponse(Status::InvalidArgument(
                      "send the node's bundle (a .tar.gz of its folder) as the body"));
@@ -492,7 +480,7 @@ void AddRecipeRoutes(ApiContext& ctx, Router& native, Router& neptune) {
                if (!ingested.ok()) {
                  return ErrorResponse(ingested.status());
                }
-               auto rec = engine.PutNodeType(*project, params[0], ingested->digest);
+               auto rec = engine.PutNodeType(project, params[0], ingested->digest);
                if (!rec.ok()) {
                  return ErrorResponse(rec.status());
                }
@@ -500,37 +488,29 @@ void AddRecipeRoutes(ApiContext& ctx, Router& native, Router& neptune) {
                                                      {"project", rec->project},
                                                      {"digest", rec->digest}});
              }));
-  native.Add("PUT", "/api/v1/handlers",
-             WithAuth(ctx, [&ctx, &engine](const HttpRequest& req, const Principal& who,
-                                           const PathParams&) {
-               auto project = RequestProject(req, who);
-               if (!project.ok()) {
-                 return ErrorResponse(project.status());
-               }
-               if (req.body_file.empty()) {
-                 return ErrorResponse(Status::InvalidArgument(
-                     "send the handlers' bundle (a .tar.gz of the folder with the modules) as "
-                     "the body"));
-               }
-               auto ingested = ctx.controller.IngestBundle(req.body_file);
-               if (!ingested.ok()) {
-                 return ErrorResponse(ingested.status());
-               }
-               auto rec = engine.PutHandlers(*project, ingested->digest);
-               if (!rec.ok()) {
-                 return ErrorResponse(rec.status());
-               }
-               return JsonResponse(200, json::object{{"project", rec->project},
-                                                     {"digest", rec->digest}});
-             }));
+  native.Add(
+      "PUT", "/api/v1/handlers",
+      OnProject(ctx, [&ctx, &engine](const HttpRequest& req, const std::string& project,
+                                     const PathParams&) {
+        if (req.body_file.empty()) {
+          return ErrorResponse(Status::InvalidArgument(
+              "send the handlers' bundle (a .tar.gz of the folder with the modules) as "
+              "the body"));
+        }
+        auto ingested = ctx.controller.IngestBundle(req.body_file);
+        if (!ingested.ok()) {
+          return ErrorResponse(ingested.status());
+        }
+        auto rec = engine.PutHandlers(project, ingested->digest);
+        if (!rec.ok()) {
+          return ErrorResponse(rec.status());
+        }
+        return JsonResponse(200, json::object{{"project", rec->project}, {"digest", rec->digest}});
+      }));
   native.Add("DELETE", "/api/v1/nodes/{type}",
-             WithAuth(ctx, [&ctx](const HttpRequest& req, const Principal& who,
-                                  const PathParams& params) {
-               auto project = RequestProject(req, who);
-               if (!project.ok()) {
-                 return ErrorResponse(project.status());
-               }
-               if (auto s = ctx.store.DeleteNodeType(*project, params[0]); !s.ok()) {
+             OnProject(ctx, [&ctx](const HttpRequest&, const std::string& project,
+                                   const PathParams& params) {
+               if (auto s = ctx.store.DeleteNodeType(project, params[0]); !s.ok()) {
                  return ErrorResponse(s);
                }
                return JsonResponse(200, json::object{{"deleted", params[0]}});

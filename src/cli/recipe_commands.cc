@@ -83,9 +83,8 @@ std::string Describe(const json::value& v) {
                     OneLine(Str(Field(n, "last_exit")), 30), a});
     ++i;
   }
-  out += "Nodes:\n" + FormatTable({"#", "NAME", "TYPE", "STATE", "PID", "RESTARTS", "LAST EXIT",
-                                   "ARGS"},
-                                  rows);
+  out += "Nodes:\n" +
+         FormatTable({"#", "NAME", "TYPE", "STATE", "PID", "RESTARTS", "LAST EXIT", "ARGS"}, rows);
   rows.clear();
   for (const auto& e : Items(v, "edges")) {
     rows.push_back({Str(Field(e, "source")), Str(Field(e, "sink")), Str(Field(e, "messages")),
@@ -101,22 +100,23 @@ std::string Describe(const json::value& v) {
 
 // --set node.key=value -> {"node": {"add": {"key": value}}}; a value that parses as JSON is
 // taken as JSON (numbers, true, objects), anything else as a string. --unset node.key removes.
-json::object Overrides(const std::vector<std::string>& sets, const std::vector<std::string>& unsets) {
+json::object Overrides(const std::vector<std::string>& sets,
+                       const std::vector<std::string>& unsets) {
   json::object out;
   auto split = [](const std::string& s, const char* flag) {
     size_t dot = s.find('.');
     if (dot == std::string::npos || dot == 0 || dot + 1 == s.size()) {
-      Fail(Status::InvalidArgument(fmt::format(
-          "{} {}: name the node and the argument as NODE.KEY (e.g. {} ping.timeout{})", flag, s,
-          flag, std::string(flag) == "--set" ? "=500" : "")));
+      Fail(Status::InvalidArgument(
+          fmt::format("{} {}: name the node and the argument as NODE.KEY (e.g. {} ping.timeout{})",
+                      flag, s, flag, std::string(flag) == "--set" ? "=500" : "")));
     }
     return std::pair{s.substr(0, dot), s.substr(dot + 1)};
   };
   for (const auto& s : sets) {
     size_t eq = s.find('=');
     if (eq == std::string::npos) {
-      Fail(Status::InvalidArgument(
-          fmt::format("--set {}: give a value as NODE.KEY=VALUE (e.g. --set ping.timeout=500)", s)));
+      Fail(Status::InvalidArgument(fmt::format(
+          "--set {}: give a value as NODE.KEY=VALUE (e.g. --set ping.timeout=500)", s)));
     }
     auto [node, key] = split(s.substr(0, eq), "--set");
     std::string text = s.substr(eq + 1);
@@ -226,7 +226,8 @@ void AddRecipeCommands(CLI::App& app) {
   };
   auto sa = std::make_shared<StartArgs>();
   CLI::App* start = group->add_subcommand(
-      "start", "Start a recipe's nodes and wait until a heartbeat crossed the graph (or it is DEAD)");
+      "start",
+      "Start a recipe's nodes and wait until a heartbeat crossed the graph (or it is DEAD)");
   start->add_option("name", *name, "Recipe name")->required();
   start->add_option("--set", sa->sets,
                     "Override a node's argument for this run only: NODE.KEY=VALUE (VALUE is JSON "
@@ -234,8 +235,9 @@ void AddRecipeCommands(CLI::App& app) {
   start->add_option("--unset", sa->unsets,
                     "Remove a node's argument for this run only: NODE.KEY; repeatable");
   AddCommon(start, opts, true);
-  start->footer("Examples:\n  berth recipes start ping\n"
-                "  berth recipes start pipeline --set resize.width=224 --unset resize.crop");
+  start->footer(
+      "Examples:\n  berth recipes start ping\n"
+      "  berth recipes start pipeline --set resize.width=224 --unset resize.crop");
   start->callback([opts, name, sa] {
     json::value body = json::object{{"overrides", Overrides(sa->sets, sa->unsets)}};
     json::value v = CallRecipe(
@@ -255,7 +257,8 @@ void AddRecipeCommands(CLI::App& app) {
   });
 
   CLI::App* destruct = group->add_subcommand(
-      "destruct", "Destroy a recipe (stopping it first); it stays gone until 'berth recipes reset'");
+      "destruct",
+      "Destroy a recipe (stopping it first); it stays gone until 'berth recipes reset'");
   destruct->add_option("name", *name, "Recipe name")->required();
   AddCommon(destruct, opts, true);
   destruct->callback([opts, name] {
@@ -264,7 +267,8 @@ void AddRecipeCommands(CLI::App& app) {
   });
 
   CLI::App* reset = group->add_subcommand(
-      "reset", "Destroy every recipe of the project and bring back the defaults (Neptune's --clean)");
+      "reset",
+      "Destroy every recipe of the project and bring back the defaults (Neptune's --clean)");
   auto yes = std::make_shared<bool>(false);
   reset->add_flag("-y,--yes", *yes, "Do not ask");
   AddCommon(reset, opts, true);
@@ -282,8 +286,9 @@ void AddRecipeCommands(CLI::App& app) {
     for (const auto& r : Items(v, "recipes")) {
       names.push_back(Str(Field(r, "name")));
     }
-    Print(*opts, v, fmt::format("recipes reset; the project has: {}\n",
-                                names.empty() ? "-" : fmt::format("{}", fmt::join(names, ", "))));
+    Print(*opts, v,
+          fmt::format("recipes reset; the project has: {}\n",
+                      names.empty() ? "-" : fmt::format("{}", fmt::join(names, ", "))));
   });
 
   struct CallArgs {
@@ -298,8 +303,9 @@ void AddRecipeCommands(CLI::App& app) {
   call->add_option("-X,--method", ca->method, "GET, POST or PATCH (default: GET, POST with --data)")
       ->check(CLI::IsMember({"GET", "POST", "PATCH", "get", "post", "patch"}));
   AddCommon(call, opts, true);
-  call->footer("Examples:\n  berth recipes call ping\n"
-               "  berth recipes call echo2 --data '{\"text\": \"hi\"}'");
+  call->footer(
+      "Examples:\n  berth recipes call ping\n"
+      "  berth recipes call echo2 --data '{\"text\": \"hi\"}'");
   call->callback([opts, name, ca] {
     std::string method = ca->method.empty() ? (ca->data.empty() ? "GET" : "POST") : ca->method;
     for (char& c : method) {
@@ -310,13 +316,13 @@ void AddRecipeCommands(CLI::App& app) {
       boost::system::error_code ec;
       body = json::parse(ca->data, ec);
       if (ec) {
-        Fail(Status::InvalidArgument(fmt::format("--data is not JSON ({}): {}", ec.message(),
-                                                 OneLine(ca->data, 80))));
+        Fail(Status::InvalidArgument(
+            fmt::format("--data is not JSON ({}): {}", ec.message(), OneLine(ca->data, 80))));
       }
     }
-    json::value v = CallRecipe(method,
-                               WithProject("/api/v1/recipes/" + Escape(*name) + "/serve", *opts),
-                               ca->data.empty() ? nullptr : &body);
+    json::value v =
+        CallRecipe(method, WithProject("/api/v1/recipes/" + Escape(*name) + "/serve", *opts),
+                   ca->data.empty() ? nullptr : &body);
     std::cout << json::serialize(v) << "\n";
   });
 
@@ -326,7 +332,8 @@ void AddRecipeCommands(CLI::App& app) {
   };
   auto pa = std::make_shared<PushArgs>();
   CLI::App* push = group->add_subcommand(
-      "push-node", "Push a folder as a node type: node.py (berth.node SDK) or a berth.yaml command");
+      "push-node",
+      "Push a folder as a node type: node.py (berth.node SDK) or a berth.yaml command");
   push->add_option("type", pa->type, "Node type name, as recipes name it")->required();
   push->add_option("dir", pa->dir, "Folder (or bundle tarball) with the node's program")
       ->required()
@@ -340,9 +347,9 @@ void AddRecipeCommands(CLI::App& app) {
   push->callback([opts, pa] {
     PushedBundle pushed =
         UploadBundle(WithProject("/api/v1/nodes/" + Escape(pa->type), *opts), pa->dir);
-    Print(*opts, pushed.response,
-          fmt::format("node type {} pushed ({})\n", pa->type,
-                      Str(Field(pushed.response, "digest"))));
+    Print(
+        *opts, pushed.response,
+        fmt::format("node type {} pushed ({})\n", pa->type, Str(Field(pushed.response, "digest"))));
   });
 
   auto hdir = std::make_shared<std::string>();

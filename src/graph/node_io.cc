@@ -4,10 +4,9 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <cstdio>
 #include <cstdlib>
-
-#include <boost/json.hpp>
 #include <zmq.hpp>
 
 #include "graph/wire.h"
@@ -72,8 +71,9 @@ Result<NodeConfig> ParseNodeConfig(std::string_view text) {
   }
   if (const json::value* n = c.args.if_contains("processes"); n && !n->is_null()) {
     if (!n->is_number() || n->to_number<double>() < 0 || n->to_number<double>() > 256) {
-      return Status::InvalidArgument("args 'processes' must be a number from 0 to 256 (0: work "
-                                     "in the node's own process)");
+      return Status::InvalidArgument(
+          "args 'processes' must be a number from 0 to 256 (0: work "
+          "in the node's own process)");
     }
     c.processes = static_cast<int>(n->to_number<double>());
   }
@@ -250,9 +250,7 @@ std::optional<NodeMessage> NodeIo::Get(int i, std::chrono::milliseconds timeout)
   return m;
 }
 
-void NodeIo::Put(const NodeMessage& to, std::string_view body) {
-  Publish(to.id, body);
-}
+void NodeIo::Put(const NodeMessage& to, std::string_view body) { Publish(to.id, body); }
 
 void NodeIo::Publish(std::string_view id, std::string_view body) {
   Forward(wire::DataHeader(id), std::string(body));

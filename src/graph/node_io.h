@@ -13,6 +13,7 @@
 // arrives on other inputs for later Gets, so a node with two inputs may read them in any order.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -22,8 +23,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <boost/json/object.hpp>
 
 #include "common/status.h"
 

@@ -7,17 +7,16 @@
 // ping and passthrough take args "processes" (N worker processes). Started by berth as
 // `berth-node TYPE` with BERTH_NODE in the environment (graph/wire.h).
 #include <algorithm>
+#include <boost/json.hpp>
 #include <chrono>
-#include <deque>
-#include <map>
-#include <vector>
 #include <cstdio>
 #include <ctime>
+#include <deque>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <boost/json.hpp>
+#include <vector>
 #include <zmq.hpp>
 
 #include "graph/node_io.h"

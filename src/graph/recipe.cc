@@ -1,14 +1,13 @@
 #include "graph/recipe.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cctype>
 #include <cstdint>
 #include <deque>
 #include <set>
-
-#include <fmt/format.h>
-
-#include <boost/json.hpp>
 
 #include "model/yaml_json.h"
 
@@ -31,17 +30,19 @@ bool IsTupleHint(const json::value& v) {
 
 Status ValidateName(std::string_view what, std::string_view v) {
   if (v.empty()) {
-    return Bad(fmt::format("the recipe's '{}' is missing; give it a short name such as 'ping'", what));
+    return Bad(
+        fmt::format("the recipe's '{}' is missing; give it a short name such as 'ping'", what));
   }
   if (v.size() > kMaxRecipeName) {
-    return Bad(fmt::format("the recipe's {} '{}' has {} characters; keep it under 12 (node "
-                           "channels are named after it)",
-                           what, v, v.size()));
+    return Bad(
+        fmt::format("the recipe's {} '{}' has {} characters; keep it under 12 (node "
+                    "channels are named after it)",
+                    what, v, v.size()));
   }
   for (char c : v) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') {
-      return Bad(fmt::format("the recipe's {} '{}' may hold only letters, digits, '_' and '-'",
-                             what, v));
+      return Bad(
+          fmt::format("the recipe's {} '{}' may hold only letters, digits, '_' and '-'", what, v));
     }
   }
   return Status::Ok();
@@ -56,10 +57,11 @@ Result<int> EdgeEnd(const json::value& v, const std::vector<RecipeNode>& nodes, 
     int64_t i = v.is_int64() ? v.as_int64()
                              : static_cast<int64_t>(std::min<uint64_t>(v.as_uint64(), INT64_MAX));
     if (i < -1 || i >= n) {
-      return Bad(fmt::format("edge {} names node {} as its {}, but the recipe has {} node{} "
-                             "(0-{}; -1 is {})",
-                             edge, i, role, n, n == 1 ? "" : "s", n - 1,
-                             std::string_view(role) == "source" ? "START" : "END"));
+      return Bad(
+          fmt::format("edge {} names node {} as its {}, but the recipe has {} node{} "
+                      "(0-{}; -1 is {})",
+                      edge, i, role, n, n == 1 ? "" : "s", n - 1,
+                      std::string_view(role) == "source" ? "START" : "END"));
     }
     return static_cast<int>(i);
   }
@@ -152,9 +154,10 @@ Result<Recipe> ParseRecipe(const json::value& input) {
         node.name = std::string(nm->as_string());
       }
     } else {
-      return Bad(fmt::format("node {} must be a node type (a string) or {{\"type\": ..., "
-                             "\"name\": ...}}, not {}",
-                             i, JsonKindName(n)));
+      return Bad(
+          fmt::format("node {} must be a node type (a string) or {{\"type\": ..., "
+                      "\"name\": ...}}, not {}",
+                      i, JsonKindName(n)));
     }
     if (node.type.empty()) {
       return Bad(fmt::format("node {} has an empty type", i));
@@ -184,9 +187,10 @@ Result<Recipe> ParseRecipe(const json::value& input) {
     } else if (args.is_array()) {
       const json::array& list = args.as_array();
       if (list.size() != r.nodes.size()) {
-        return Bad(fmt::format("'args' has {} entries for {} nodes; give one object per node "
-                               "(in node order) or one object for all",
-                               list.size(), r.nodes.size()));
+        return Bad(
+            fmt::format("'args' has {} entries for {} nodes; give one object per node "
+                        "(in node order) or one object for all",
+                        list.size(), r.nodes.size()));
       }
       for (size_t i = 0; i < list.size(); ++i) {
         if (list[i].is_null()) {
@@ -210,8 +214,9 @@ Result<Recipe> ParseRecipe(const json::value& input) {
       edges = edges.as_object().at("items");
     }
     if (!edges.is_array()) {
-      return Bad(fmt::format("the graph's 'edges' must be a list of [source, sink, channel], not {}",
-                             JsonKindName(edges)));
+      return Bad(
+          fmt::format("the graph's 'edges' must be a list of [source, sink, channel], not {}",
+                      JsonKindName(edges)));
     }
     for (size_t i = 0; i < edges.as_array().size(); ++i) {
       json::value e = Untuple(edges.as_array()[i]);
@@ -256,19 +261,19 @@ Result<Recipe> ParseRecipe(const json::value& input) {
     r.edges.insert(r.edges.begin(), RecipeEdge{kGraphTerminal, 0, "", true});
   }
   if (!has([](const RecipeEdge& e) { return e.sink == kGraphTerminal; })) {
-    r.edges.push_back(
-        RecipeEdge{static_cast<int>(r.nodes.size()) - 1, kGraphTerminal, "", true});
+    r.edges.push_back(RecipeEdge{static_cast<int>(r.nodes.size()) - 1, kGraphTerminal, "", true});
   }
   // One channel per publisher.
   std::map<int, std::string> channel;
   for (auto& e : r.edges) {
     auto [it, fresh] = channel.emplace(e.source, e.channel);
     if (!fresh && !e.channel.empty() && !it->second.empty() && it->second != e.channel) {
-      std::string who = e.source == kGraphTerminal ? "START"
-                                                   : r.nodes[static_cast<size_t>(e.source)].name;
-      return Bad(fmt::format("{} publishes on channels '{}' and '{}'; a node publishes on "
-                             "exactly one channel (leave the channel out or give the same one)",
-                             who, it->second, e.channel));
+      std::string who =
+          e.source == kGraphTerminal ? "START" : r.nodes[static_cast<size_t>(e.source)].name;
+      return Bad(
+          fmt::format("{} publishes on channels '{}' and '{}'; a node publishes on "
+                      "exactly one channel (leave the channel out or give the same one)",
+                      who, it->second, e.channel));
     }
     if (it->second.empty()) {
       it->second = e.channel;
@@ -308,9 +313,10 @@ Result<Recipe> ParseRecipe(const json::value& input) {
   if (const json::value* hv = o.if_contains("handlers"); hv && !hv->is_null()) {
     json::value h = Untuple(*hv);
     if (!h.is_object()) {
-      return Bad(fmt::format("'handlers' must be an object keyed by method (get, post, patch), "
-                             "not {}",
-                             JsonKindName(h)));
+      return Bad(
+          fmt::format("'handlers' must be an object keyed by method (get, post, patch), "
+                      "not {}",
+                      JsonKindName(h)));
     }
     for (const auto& [method, chain] : h.as_object()) {
       std::string m(method);
@@ -339,9 +345,10 @@ Result<Recipe> ParseRecipe(const json::value& input) {
                                m, JsonKindName(chain)));
       }
       if (list.empty()) {
-        return Bad(fmt::format("handlers for '{}' is an empty list; name at least one or leave "
-                               "the method out",
-                               m));
+        return Bad(
+            fmt::format("handlers for '{}' is an empty list; name at least one or leave "
+                        "the method out",
+                        m));
       }
       r.handlers[m] = std::move(list);
     }
@@ -389,11 +396,12 @@ json::object RecipeJson(const Recipe& r, bool neptune) {
     }
     handlers[m] = std::move(list);
   }
-  return json::object{{"name", r.name},
-                      {"url", r.url},
-                      {"graph", json::object{{"nodes", std::move(nodes)}, {"edges", std::move(edges)}}},
-                      {"args", std::move(args)},
-                      {"handlers", std::move(handlers)}};
+  return json::object{
+      {"name", r.name},
+      {"url", r.url},
+      {"graph", json::object{{"nodes", std::move(nodes)}, {"edges", std::move(edges)}}},
+      {"args", std::move(args)},
+      {"handlers", std::move(handlers)}};
 }
 
 }  // namespace
@@ -414,8 +422,7 @@ std::vector<std::vector<int>> NodeInputs(const Recipe& r) {
 std::vector<int> EndSources(const Recipe& r) {
   std::vector<int> out;
   for (const auto& e : r.edges) {
-    if (e.sink == kGraphTerminal &&
-        std::find(out.begin(), out.end(), e.source) == out.end()) {
+    if (e.sink == kGraphTerminal && std::find(out.begin(), out.end(), e.source) == out.end()) {
       out.push_back(e.source);
     }
   }
@@ -447,9 +454,10 @@ Result<std::vector<json::object>> RunArgs(const Recipe& r, const json::object& o
                              std::string_view(name), r.name, known));
     }
     if (!change.is_object()) {
-      return Bad(fmt::format("the override of node '{}' must be {{\"add\": {{...}}, \"remove\": "
-                             "{{...}}}}, not {}",
-                             std::string_view(name), JsonKindName(change)));
+      return Bad(
+          fmt::format("the override of node '{}' must be {{\"add\": {{...}}, \"remove\": "
+                      "{{...}}}}, not {}",
+                      std::string_view(name), JsonKindName(change)));
     }
     json::object& args = out[static_cast<size_t>(i)];
     for (const auto& [k, v] : change.as_object()) {
@@ -474,14 +482,16 @@ Result<std::vector<json::object>> RunArgs(const Recipe& r, const json::object& o
             }
           }
         } else {
-          return Bad(fmt::format("'remove' of node '{}' must be an object or a list of argument "
-                                 "names",
-                                 std::string_view(name)));
+          return Bad(
+              fmt::format("'remove' of node '{}' must be an object or a list of argument "
+                          "names",
+                          std::string_view(name)));
         }
       } else {
-        return Bad(fmt::format("the override of node '{}' has '{}'; only 'add' and 'remove' are "
-                               "understood",
-                               std::string_view(name), std::string_view(k)));
+        return Bad(
+            fmt::format("the override of node '{}' has '{}'; only 'add' and 'remove' are "
+                        "understood",
+                        std::string_view(name), std::string_view(k)));
       }
     }
   }

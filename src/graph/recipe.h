@@ -16,18 +16,17 @@
 // edges out of one node must agree on its name (empty: the node's name).
 #pragma once
 
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <boost/json/object.hpp>
-#include <boost/json/value.hpp>
 
 #include "common/status.h"
 
 namespace berth {
 
-inline constexpr int kGraphTerminal = -1;  // START as a source, END as a sink
+inline constexpr int kGraphTerminal = -1;     // START as a source, END as a sink
 inline constexpr size_t kMaxRecipeName = 11;  // "< 12 characters", Neptune's rule
 
 struct RecipeNode {

@@ -1,15 +1,14 @@
 #include "graph/recipe_engine.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <deque>
-#include <set>
 #include <filesystem>
 #include <fstream>
-
-#include <boost/json.hpp>
-#include <fmt/format.h>
+#include <set>
 #include <zmq.hpp>
 
 #include "artifacts/bundle_manifest.h"
@@ -65,20 +64,28 @@ ServeAnswer ErrorAnswer(int status, const std::string& message) {
 
 const char* RecipeStateName(RecipeState s) {
   switch (s) {
-    case RecipeState::kStopped: return "STOPPED";
-    case RecipeState::kStarting: return "STARTING";
-    case RecipeState::kStarted: return "STARTED";
-    case RecipeState::kDead: return "DEAD";
+    case RecipeState::kStopped:
+      return "STOPPED";
+    case RecipeState::kStarting:
+      return "STARTING";
+    case RecipeState::kStarted:
+      return "STARTED";
+    case RecipeState::kDead:
+      return "DEAD";
   }
   return "STOPPED";
 }
 
 int NeptuneStateCode(RecipeState s) {
   switch (s) {
-    case RecipeState::kStopped: return -1;
-    case RecipeState::kDead: return 0;
-    case RecipeState::kStarting: return 1;
-    case RecipeState::kStarted: return 2;
+    case RecipeState::kStopped:
+      return -1;
+    case RecipeState::kDead:
+      return 0;
+    case RecipeState::kStarting:
+      return 1;
+    case RecipeState::kStarted:
+      return 2;
   }
   return -1;
 }
@@ -87,7 +94,9 @@ bool RecipeEngine::IsBuiltinNode(std::string_view type) {
   return std::find(std::begin(kBuiltinNodes), std::end(kBuiltinNodes), type) !=
          std::end(kBuiltinNodes);
 }
-bool RecipeEngine::IsBuiltinHandler(std::string_view h) { return HandlerOf(h) != Handler::kUnknown; }
+bool RecipeEngine::IsBuiltinHandler(std::string_view h) {
+  return HandlerOf(h) != Handler::kUnknown;
+}
 
 // A request going through a recipe's handler chain: which handler it is at, the request's
 // data, the previous handler's result, and whom to answer. Owned by the recipe while its
@@ -167,7 +176,7 @@ struct RecipeEngine::Active {
   bool host_ready = false;  // it answered "hello": every handler imported
   std::unique_ptr<zmq::socket_t> handlers;
   std::map<std::string, std::unique_ptr<Call>> pending;  // by message id, in the graph
-  std::vector<std::unique_ptr<Call>> waiting;             // until the graph is flowing
+  std::vector<std::unique_ptr<Call>> waiting;            // until the graph is flowing
   std::chrono::steady_clock::time_point next_expiry_check;
 };
 
@@ -286,7 +295,11 @@ Status RecipeEngine::LoadLocked() {
       if (existing.ok()) {
         (void)store_.DeleteRecipe(kNeptuneProject, r->name);
       }
-      RecipeRecord rec{kNeptuneProject, r->name, r->url, def, existing.ok() && existing->started,
+      RecipeRecord rec{kNeptuneProject,
+                       r->name,
+                       r->url,
+                       def,
+                       existing.ok() && existing->started,
                        existing.ok() ? existing->overrides_json : "{}"};
       if (auto c = store_.CreateRecipe(rec); !c.ok()) {
         LogWarn("cannot load recipe from Neptune's cache",
@@ -353,7 +366,8 @@ Status RecipeEngine::SeedDefaults(const std::string& project) {
   }
   for (const auto& r : DefaultRecipes()) {
     RecipeRecord rec{project, r.name, r.url, json::serialize(RecipeToNeptune(r))};
-    if (auto c = store_.CreateRecipe(rec); !c.ok() && c.status().code() != StatusCode::kAlreadyExists) {
+    if (auto c = store_.CreateRecipe(rec);
+        !c.ok() && c.status().code() != StatusCode::kAlreadyExists) {
       return c.status();
     }
   }
@@ -420,7 +434,8 @@ std::string RecipeEngine::NodeLabel(const Active& a, size_t i) const {
   return "the handlers process";
 }
 
-RecipeEngine::Active* RecipeEngine::Find(const std::string& project, const std::string& name) const {
+RecipeEngine::Active* RecipeEngine::Find(const std::string& project,
+                                         const std::string& name) const {
   auto it = recipes_.find(Key(project, name));
   if (it == recipes_.end() || it->second->want_destroy) {
     return nullptr;
@@ -453,8 +468,8 @@ RecipeView RecipeEngine::ViewOf(const Active& a) const {
     v.nodes.push_back(std::move(nv));
   }
   for (size_t e = 0; e < a.recipe.edges.size(); ++e) {
-    v.edges.push_back(RecipeEdgeRate{a.recipe.edges[e].source, a.recipe.edges[e].sink,
-                                     a.counts[e], a.rates[e]});
+    v.edges.push_back(
+        RecipeEdgeRate{a.recipe.edges[e].source, a.recipe.edges[e].sink, a.counts[e], a.rates[e]});
   }
   for (size_t e : a.end_edges) {
     v.throughput += a.rates[e];
@@ -486,8 +501,8 @@ Result<RecipeView> RecipeEngine::Construct(const std::string& project, const jso
   }
   Active& a = *recipes_[Key(project, r->name)];
   WriteNeptuneCache(*stored, a.recipe);
-  Event(a, "constructed", fmt::format("recipe {} constructed ({} nodes)", a.rec.name,
-                                      a.recipe.nodes.size()));
+  Event(a, "constructed",
+        fmt::format("recipe {} constructed ({} nodes)", a.rec.name, a.recipe.nodes.size()));
   return ViewOf(a);
 }
 
@@ -508,8 +523,7 @@ Status RecipeEngine::Destruct(const std::string& project, const std::string& nam
   Event(*a, "destructed", fmt::format("recipe {} destructed", name));
   changed_.NotifyAll();
   std::string key = Key(project, name);
-  AwaitLoop(std::chrono::seconds(10),
-                   [&]() REQUIRES(mu_) { return recipes_.count(key) == 0; });
+  AwaitLoop(std::chrono::seconds(10), [&]() REQUIRES(mu_) { return recipes_.count(key) == 0; });
   return Status::Ok();
 }
 
@@ -522,9 +536,9 @@ Result<RecipeView> RecipeEngine::StartRecipe(const std::string& project, const s
         "project '{}' has no recipe '{}'; see them with: berth recipes ls", project, name));
   }
   if (a->state == RecipeState::kStarting || a->state == RecipeState::kStarted) {
-    return Status::FailedPrecondition(fmt::format(
-        "recipe {} is {} already; stop it first to start it with other arguments", name,
-        RecipeStateName(a->state)));
+    return Status::FailedPrecondition(
+        fmt::format("recipe {} is {} already; stop it first to start it with other arguments", name,
+                    RecipeStateName(a->state)));
   }
   auto args = RunArgs(a->recipe, overrides);
   if (!args.ok()) {
@@ -610,7 +624,8 @@ Result<std::string> RecipeEngine::NameByUrl(const std::string& project,
       return a->rec.name;
     }
   }
-  return Status::NotFound(fmt::format("no recipe of project '{}' serves the url '{}'", project, url));
+  return Status::NotFound(
+      fmt::format("no recipe of project '{}' serves the url '{}'", project, url));
 }
 
 Status RecipeEngine::Reset(const std::string& project) {
@@ -653,14 +668,14 @@ Result<NodeTypeRecord> RecipeEngine::PutNodeType(const std::string& project,
                                                  const std::string& name,
                                                  const std::string& digest) {
   if (IsBuiltinNode(name)) {
-    return Status::InvalidArgument(fmt::format(
-        "'{}' is a built-in node type; give the pushed one another name", name));
+    return Status::InvalidArgument(
+        fmt::format("'{}' is a built-in node type; give the pushed one another name", name));
   }
   if (name.empty() || name.size() > 64 ||
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
           std::string::npos) {
-    return Status::InvalidArgument(fmt::format(
-        "node type '{}' must be 1-64 letters, digits, '-' or '_'", name));
+    return Status::InvalidArgument(
+        fmt::format("node type '{}' must be 1-64 letters, digits, '-' or '_'", name));
   }
   return store_.PutNodeType(NodeTypeRecord{project, name, digest});
 }
@@ -814,8 +829,8 @@ void RecipeEngine::Launch(Active& a) {
             h, method, file));
       } else if (!fs::exists(handlers_dir + "/" + file + ".py") &&
                  !fs::exists(handlers_dir + "/" + file + "/__init__.py")) {
-        missing.push_back(fmt::format("handler '{}' of {}: the handlers bundle has no {}.py", h,
-                                      method, file));
+        missing.push_back(
+            fmt::format("handler '{}' of {}: the handlers bundle has no {}.py", h, method, file));
       } else {
         python_handlers.insert(h);
       }
@@ -829,7 +844,8 @@ void RecipeEngine::Launch(Active& a) {
     Dead(a, why, false);
     return;
   }
-  auto ctx = options_.context ? options_.context(a.rec.project) : Result<TaskContext>(TaskContext{});
+  auto ctx =
+      options_.context ? options_.context(a.rec.project) : Result<TaskContext>(TaskContext{});
   if (!ctx.ok()) {
     Dead(a, "cannot start: " + ctx.status().message(), false);
     return;
@@ -843,9 +859,10 @@ void RecipeEngine::Launch(Active& a) {
   std::string start_ep = "ipc://" + a.sock_dir + "/start";
   auto node_ep = [&](int i) { return fmt::format("ipc://{}/{}", a.sock_dir, i); };
   if (start_ep.size() > kMaxIpcPath) {
-    Dead(a, fmt::format("cannot start: the data dir's path is too long for its channels ({} "
-                        "characters; sockets need under {}); use a shorter --data-dir",
-                        start_ep.size(), kMaxIpcPath),
+    Dead(a,
+         fmt::format("cannot start: the data dir's path is too long for its channels ({} "
+                     "characters; sockets need under {}); use a shorter --data-dir",
+                     start_ep.size(), kMaxIpcPath),
          false);
     return;
   }
@@ -1018,14 +1035,15 @@ void RecipeEngine::HandleTaskEnded(const TaskStatus& task) {
       continue;
     }
     n.running = false;
-    n.last_exit = task.oom_killed       ? "killed: out of memory"
-                  : task.signal != 0    ? fmt::format("killed by signal {}", task.signal)
-                  : task.exit_code      ? fmt::format("exited with code {}", *task.exit_code)
-                                        : (task.error.empty() ? "ended" : task.error);
+    n.last_exit = task.oom_killed    ? "killed: out of memory"
+                  : task.signal != 0 ? fmt::format("killed by signal {}", task.signal)
+                  : task.exit_code   ? fmt::format("exited with code {}", *task.exit_code)
+                                     : (task.error.empty() ? "ended" : task.error);
     if (a.state == RecipeState::kStarting) {
       std::string tail = NodeLogTail(task.id);
-      Dead(a, fmt::format("{} {} before the graph was up{}", NodeLabel(a, i), n.last_exit,
-                          tail.empty() ? "" : ": " + tail),
+      Dead(a,
+           fmt::format("{} {} before the graph was up{}", NodeLabel(a, i), n.last_exit,
+                       tail.empty() ? "" : ": " + tail),
            false);
       return;
     }
@@ -1130,14 +1148,15 @@ void RecipeEngine::Receive(Active& a, size_t end_index) {
         const auto& list = counts.as_array();
         for (size_t k = 0; k < list.size() && k < a.inbound[i].size(); ++k) {
           if (list[k].is_number()) {
-            a.counts[a.inbound[i][k]] = std::max(a.counts[a.inbound[i][k]],
-                                                 list[k].to_number<uint64_t>());
+            a.counts[a.inbound[i][k]] =
+                std::max(a.counts[a.inbound[i][k]], list[k].to_number<uint64_t>());
           }
         }
       }
     }
     // Which edges carried a heartbeat: the inputs each node reports, and this END channel.
-    if (!ec && v.is_object() && v.as_object().contains("up") && v.as_object().at("up").is_object()) {
+    if (!ec && v.is_object() && v.as_object().contains("up") &&
+        v.as_object().at("up").is_object()) {
       for (const auto& [node, up] : v.as_object().at("up").as_object()) {
         size_t i = std::strtoul(std::string(node).c_str(), nullptr, 10);
         if (i >= a.inbound.size() || !up.is_array()) {
@@ -1170,7 +1189,8 @@ void RecipeEngine::Receive(Active& a, size_t end_index) {
     double dt = std::chrono::duration<double>(now - a.rate_at).count();
     if (dt >= 1.0) {
       for (size_t e = 0; e < a.counts.size(); ++e) {
-        a.rates[e] = static_cast<double>(a.counts[e] - std::min(a.counts[e], a.counts_at_rate[e])) / dt;
+        a.rates[e] =
+            static_cast<double>(a.counts[e] - std::min(a.counts[e], a.counts_at_rate[e])) / dt;
       }
       a.counts_at_rate = a.counts;
       a.rate_at = now;
@@ -1276,15 +1296,17 @@ Clock::TimePoint RecipeEngine::Tick() {
                                   end_name(edge.source, "START"), end_name(edge.sink, "END"));
           }
         }
-        Dead(a, fmt::format("no heartbeat crossed the graph within {} s of the start (no "
-                            "heartbeat on {}; {}); a node does not read its inputs",
-                            options_.start_timeout.count() / 1000,
-                            silent.empty() ? "-" : silent, running),
+        Dead(a,
+             fmt::format("no heartbeat crossed the graph within {} s of the start (no "
+                         "heartbeat on {}; {}); a node does not read its inputs",
+                         options_.start_timeout.count() / 1000, silent.empty() ? "-" : silent,
+                         running),
              false);
       } else if (a.state == RecipeState::kStarted && now - a.last_hb_end > options_.dead_after) {
-        Dead(a, fmt::format("no heartbeat reached END for {} s: a node is stuck or gone; "
-                            "restarting the graph",
-                            options_.dead_after.count() / 1000),
+        Dead(a,
+             fmt::format("no heartbeat reached END for {} s: a node is stuck or gone; "
+                         "restarting the graph",
+                         options_.dead_after.count() / 1000),
              true);
       } else {
         if (now >= a.next_hb) {
@@ -1416,10 +1438,10 @@ void RecipeEngine::ReceiveHandlers(Active& a) {
       continue;
     }
     if (const json::value* e = o->if_contains("error")) {
-      call->done(ErrorAnswer(500, fmt::format("recipe {}: handler '{}' failed: {}", call->name,
-                                              call->handlers[call->step],
-                                              e->is_string() ? std::string(e->as_string())
-                                                             : json::serialize(*e))));
+      call->done(ErrorAnswer(
+          500,
+          fmt::format("recipe {}: handler '{}' failed: {}", call->name, call->handlers[call->step],
+                      e->is_string() ? std::string(e->as_string()) : json::serialize(*e))));
       continue;
     }
     call->previous = o->at("result");
@@ -1455,9 +1477,9 @@ void RecipeEngine::ExpireCalls(Active& a) {
       ++it;
     }
   }
-  std::string recovering = fmt::format(
-      "recipe {} is restarting a node and did not carry messages again within {} s", a.rec.name,
-      options_.answer_timeout.count() / 1000);
+  std::string recovering =
+      fmt::format("recipe {} is restarting a node and did not carry messages again within {} s",
+                  a.rec.name, options_.answer_timeout.count() / 1000);
   std::erase_if(a.waiting, [&](const std::unique_ptr<Call>& c) {
     if (now >= c->deadline) {
       c->done(ErrorAnswer(503, recovering));
@@ -1513,8 +1535,9 @@ void RecipeEngine::Advance(Active& a, std::unique_ptr<Call> call) {
       bool image_ok = image && image->is_object() && image->as_object().contains("data") &&
                       image->as_object().at("data").is_array();
       if (!image_ok && !(url && url->is_string())) {
-        call->done(ErrorAnswer(400, "the image handler needs 'image' (JSON with a 'data' array) "
-                                    "or 'url'"));
+        call->done(ErrorAnswer(400,
+                               "the image handler needs 'image' (JSON with a 'data' array) "
+                               "or 'url'"));
         return;
       }
       send = json::serialize(data);
@@ -1525,8 +1548,8 @@ void RecipeEngine::Advance(Active& a, std::unique_ptr<Call> call) {
       break;
     case Handler::kUnknown: {
       if (!a.handlers || !IsPythonHandler(h)) {
-        call->done(ErrorAnswer(500, fmt::format("recipe {}: handler '{}' is not available",
-                                                call->name, h)));
+        call->done(ErrorAnswer(
+            500, fmt::format("recipe {}: handler '{}' is not available", call->name, h)));
         return;
       }
       // A Python handler: its process gets the request and the previous result.
@@ -1538,8 +1561,8 @@ void RecipeEngine::Advance(Active& a, std::unique_ptr<Call> call) {
         a.handlers->send(zmq::buffer(id), zmq::send_flags::sndmore);
         a.handlers->send(zmq::buffer(body), zmq::send_flags::none);
       } catch (const zmq::error_t& e) {
-        call->done(ErrorAnswer(500, fmt::format("recipe {}: sending to its handlers: {}",
-                                                call->name, e.what())));
+        call->done(ErrorAnswer(
+            500, fmt::format("recipe {}: sending to its handlers: {}", call->name, e.what())));
         return;
       }
       a.pending[id] = std::move(call);
@@ -1551,8 +1574,8 @@ void RecipeEngine::Advance(Active& a, std::unique_ptr<Call> call) {
     a.start->send(zmq::buffer(head), zmq::send_flags::sndmore);
     a.start->send(zmq::buffer(send), zmq::send_flags::none);
   } catch (const zmq::error_t& e) {
-    call->done(ErrorAnswer(500, fmt::format("recipe {}: sending into the graph: {}", call->name,
-                                            e.what())));
+    call->done(ErrorAnswer(
+        500, fmt::format("recipe {}: sending into the graph: {}", call->name, e.what())));
     return;
   }
   a.pending[id] = std::move(call);

@@ -26,6 +26,8 @@
 // graph answers, and answers it.
 #pragma once
 
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -34,9 +36,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <boost/json/object.hpp>
-#include <boost/json/value.hpp>
 
 #include "common/clock.h"
 #include "common/mutex.h"
@@ -77,7 +76,7 @@ struct RecipeView {
   RecipeRecord record;
   Recipe recipe;
   RecipeState state = RecipeState::kStopped;
-  std::string message;  // what happened last (why DEAD, what a start is waiting for)
+  std::string message;      // what happened last (why DEAD, what a start is waiting for)
   int64_t state_since = 0;  // unix millis
   int dead_count = 0;
   std::vector<RecipeNodeView> nodes;
@@ -138,11 +137,9 @@ class RecipeEngine {
   // is STARTED or DEAD. FailedPrecondition when it is starting or started.
   Result<RecipeView> StartRecipe(const std::string& project, const std::string& name,
                                  const boost::json::object& overrides) EXCLUDES(mu_);
-  Result<RecipeView> StopRecipe(const std::string& project, const std::string& name)
-      EXCLUDES(mu_);
+  Result<RecipeView> StopRecipe(const std::string& project, const std::string& name) EXCLUDES(mu_);
   std::vector<RecipeView> List(const std::string& project) const EXCLUDES(mu_);
-  Result<RecipeView> Get(const std::string& project, const std::string& name) const
-      EXCLUDES(mu_);
+  Result<RecipeView> Get(const std::string& project, const std::string& name) const EXCLUDES(mu_);
   // The name of the project's recipe serving `url`; NotFound otherwise.
   Result<std::string> NameByUrl(const std::string& project, const std::string& url) const
       EXCLUDES(mu_);
@@ -226,7 +223,7 @@ class RecipeEngine {
   mutable Mutex mu_;
   CondVar changed_;
   std::map<std::string, std::unique_ptr<Active>> recipes_ GUARDED_BY(mu_);  // "project/name"
-  std::map<std::string, std::string> by_task_ GUARDED_BY(mu_);  // task id -> recipe key
+  std::map<std::string, std::string> by_task_ GUARDED_BY(mu_);              // task id -> recipe key
   uint64_t next_request_ GUARDED_BY(mu_) = 1;
   int launches_ GUARDED_BY(mu_) = 0;
   std::string generation_ GUARDED_BY(mu_);  // in node task ids: unique across daemons

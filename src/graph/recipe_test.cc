@@ -52,10 +52,9 @@ void ExpectParseError(std::string_view text, const Strings& parts) {
 }
 
 // A recipe named "svc" with the given graph (and the rest of the object, if any).
-std::string WithGraph(std::string_view nodes, std::string_view edges,
-                      std::string_view rest = "") {
-  std::string s = R"({"name": "svc", "graph": {"nodes": )" + std::string(nodes) +
-                  R"(, "edges": )" + std::string(edges) + "}";
+std::string WithGraph(std::string_view nodes, std::string_view edges, std::string_view rest = "") {
+  std::string s = R"({"name": "svc", "graph": {"nodes": )" + std::string(nodes) + R"(, "edges": )" +
+                  std::string(edges) + "}";
   if (!rest.empty()) {
     s += ", " + std::string(rest);
   }
@@ -175,9 +174,9 @@ TEST(RecipeParseTest, ReadsNeptuneTupleHintedEdges) {
 }
 
 TEST(RecipeParseTest, ReadsEdgesListGivenAsTuple) {
-  Recipe r = MustParse(WithGraph(
-      R"(["a", "b"])",
-      R"({"__tuple__": true, "items": [{"__tuple__": true, "items": [0, 1, "ch"]}]})"));
+  Recipe r = MustParse(
+      WithGraph(R"(["a", "b"])",
+                R"({"__tuple__": true, "items": [{"__tuple__": true, "items": [0, 1, "ch"]}]})"));
   EXPECT_EQ(Edges(r),
             (std::vector<Edge>{{-1, 0, "", true}, {0, 1, "ch", false}, {1, -1, "", true}}));
 }
@@ -192,14 +191,13 @@ TEST(RecipeParseTest, KeepsTupleHintsInArgs) {
   ASSERT_EQ(r.nodes.size(), 2u);
   EXPECT_EQ(r.nodes[0].args,
             O(R"({"size": {"__tuple__": true, "items": [640, 480]}, "mode": "rgb"})"));
-  EXPECT_EQ(r.nodes[1].args,
-            O(R"({"scale": {"__tuple__": true,
+  EXPECT_EQ(r.nodes[1].args, O(R"({"scale": {"__tuple__": true,
                             "items": [0.5, {"__tuple__": true, "items": [1, 2]}]}})"));
 }
 
 TEST(RecipeParseTest, ReadsArgsListGivenAsTuple) {
-  Recipe r = MustParse(
-      WithGraph(R"(["a", "b"])", "[[0, 1]]", R"("args": {"__tuple__": true, "items": [{"x": 1}, {"y": 2}]})"));
+  Recipe r = MustParse(WithGraph(R"(["a", "b"])", "[[0, 1]]",
+                                 R"("args": {"__tuple__": true, "items": [{"x": 1}, {"y": 2}]})"));
   EXPECT_EQ(Args(r), (std::vector<json::object>{O(R"({"x": 1})"), O(R"({"y": 2})")}));
 }
 
@@ -211,8 +209,8 @@ TEST(RecipeParseTest, KeepsNodeOrder) {
 }
 
 TEST(RecipeParseTest, KeepsEdgeOrder) {
-  Recipe r = MustParse(
-      WithGraph(R"(["a", "b", "c"])", "[[1, -1], [-1, 0], [0, 2], [2, 1], [0, 1]]"));
+  Recipe r =
+      MustParse(WithGraph(R"(["a", "b", "c"])", "[[1, -1], [-1, 0], [0, 2], [2, 1], [0, 1]]"));
   EXPECT_EQ(Edges(r), (std::vector<Edge>{{1, -1, "", false},
                                          {-1, 0, "", false},
                                          {0, 2, "", false},
@@ -222,10 +220,9 @@ TEST(RecipeParseTest, KeepsEdgeOrder) {
 
 TEST(RecipeParseTest, AddsImplicitEdgesWhenOmitted) {
   Recipe r = MustParse(WithGraph(R"(["a", "b", "c"])", "[[0, 1], [1, 2]]"));
-  EXPECT_EQ(Edges(r), (std::vector<Edge>{{-1, 0, "", true},
-                                         {0, 1, "", false},
-                                         {1, 2, "", false},
-                                         {2, -1, "", true}}));
+  EXPECT_EQ(Edges(r),
+            (std::vector<Edge>{
+                {-1, 0, "", true}, {0, 1, "", false}, {1, 2, "", false}, {2, -1, "", true}}));
 }
 
 TEST(RecipeParseTest, AddsBothImplicitEdgesWithoutEdges) {
@@ -272,12 +269,11 @@ TEST(RecipeParseTest, ImplicitEdgesNotAddedTwiceOnReparse) {
 // --- edges ---
 
 TEST(RecipeParseTest, EdgesByNodeName) {
-  Recipe r = MustParse(WithGraph(R"(["a", "b", "c"])",
-                                 R"([[-1, "a"], ["a", "c"], ["c", "b"], ["b", -1]])"));
-  EXPECT_EQ(Edges(r), (std::vector<Edge>{{-1, 0, "", false},
-                                         {0, 2, "", false},
-                                         {2, 1, "", false},
-                                         {1, -1, "", false}}));
+  Recipe r = MustParse(
+      WithGraph(R"(["a", "b", "c"])", R"([[-1, "a"], ["a", "c"], ["c", "b"], ["b", -1]])"));
+  EXPECT_EQ(Edges(r),
+            (std::vector<Edge>{
+                {-1, 0, "", false}, {0, 2, "", false}, {2, 1, "", false}, {1, -1, "", false}}));
 }
 
 TEST(RecipeParseTest, EdgesMixNamesAndIndexes) {
@@ -292,8 +288,8 @@ TEST(RecipeParseTest, NullEdgeEndIsTerminal) {
 }
 
 TEST(RecipeParseTest, ReadsEdgeObjects) {
-  Recipe r = MustParse(WithGraph(R"(["a", "b"])",
-                                 R"([{"source": 0, "sink": "b", "channel": "frames"}])"));
+  Recipe r =
+      MustParse(WithGraph(R"(["a", "b"])", R"([{"source": 0, "sink": "b", "channel": "frames"}])"));
   EXPECT_EQ(Edges(r),
             (std::vector<Edge>{{-1, 0, "", true}, {0, 1, "frames", false}, {1, -1, "", true}}));
 }
@@ -301,10 +297,10 @@ TEST(RecipeParseTest, ReadsEdgeObjects) {
 TEST(RecipeParseTest, KeepsChannels) {
   Recipe r = MustParse(
       WithGraph(R"(["a", "b"])", R"([[-1, 0, "in"], [0, 1, "mid"], [0, -1], [1, -1, "out"]])"));
-  EXPECT_EQ(Edges(r), (std::vector<Edge>{{-1, 0, "in", false},
-                                         {0, 1, "mid", false},
-                                         {0, -1, "", false},
-                                         {1, -1, "out", false}}));
+  EXPECT_EQ(
+      Edges(r),
+      (std::vector<Edge>{
+          {-1, 0, "in", false}, {0, 1, "mid", false}, {0, -1, "", false}, {1, -1, "out", false}}));
 }
 
 TEST(RecipeParseTest, SameChannelTwiceIsFine) {
@@ -315,7 +311,8 @@ TEST(RecipeParseTest, SameChannelTwiceIsFine) {
 // --- node names ---
 
 TEST(RecipeParseTest, TypeUsedTwiceGetsNumberedName) {
-  Recipe r = MustParse(WithGraph(R"(["ping", "pong", "ping", "ping"])", "[[0, 1], [1, 2], [2, 3]]"));
+  Recipe r =
+      MustParse(WithGraph(R"(["ping", "pong", "ping", "ping"])", "[[0, 1], [1, 2], [2, 3]]"));
   EXPECT_EQ(Types(r), (Strings{"ping", "pong", "ping", "ping"}));
   EXPECT_EQ(Names(r), (Strings{"ping", "pong", "ping_2", "ping_3"}));
   EXPECT_EQ(NodeIndex(r, "ping_2"), 2);
@@ -324,8 +321,7 @@ TEST(RecipeParseTest, TypeUsedTwiceGetsNumberedName) {
 
 TEST(RecipeParseTest, EdgesNameNumberedNodes) {
   Recipe r = MustParse(WithGraph(R"(["ping", "ping"])", R"([["ping", "ping_2"]])"));
-  EXPECT_EQ(Edges(r),
-            (std::vector<Edge>{{-1, 0, "", true}, {0, 1, "", false}, {1, -1, "", true}}));
+  EXPECT_EQ(Edges(r), (std::vector<Edge>{{-1, 0, "", true}, {0, 1, "", false}, {1, -1, "", true}}));
 }
 
 TEST(RecipeParseTest, ReadsExplicitlyNamedNodes) {
@@ -365,8 +361,8 @@ TEST(RecipeGraphTest, CocoFpgaInputsKeepEdgeOrder) {
 }
 
 TEST(RecipeGraphTest, InputOrderFollowsEdgesNotNodes) {
-  Recipe r = MustParse(WithGraph(R"(["a", "b", "c"])",
-                                 "[[-1, 0], [-1, 1], [1, 2], [0, 2], [2, -1]]"));
+  Recipe r =
+      MustParse(WithGraph(R"(["a", "b", "c"])", "[[-1, 0], [-1, 1], [1, 2], [0, 2], [2, -1]]"));
   EXPECT_EQ(NodeInputs(r)[2], (std::vector<int>{1, 0}));
 }
 
@@ -378,8 +374,8 @@ TEST(RecipeGraphTest, FeedbackEdgeByNamePassesValidation) {
 }
 
 TEST(RecipeGraphTest, EndSourcesInEdgeOrderOnce) {
-  Recipe r = MustParse(WithGraph(R"(["a", "b", "c"])",
-                                 "[[-1, 0], [0, 1], [0, 2], [2, -1], [1, -1], [2, -1]]"));
+  Recipe r = MustParse(
+      WithGraph(R"(["a", "b", "c"])", "[[-1, 0], [0, 1], [0, 2], [2, -1], [1, -1], [2, -1]]"));
   EXPECT_EQ(EndSources(r), (std::vector<int>{2, 1}));
 }
 
@@ -392,13 +388,13 @@ TEST(RecipeGraphTest, EndSourcesOfImplicitEdge) {
 
 TEST(RecipeArgsTest, OneObjectForAllNodes) {
   Recipe r = MustParse(WithGraph(R"(["a", "b"])", "[[0, 1]]", R"("args": {"n": 1, "s": "x"})"));
-  EXPECT_EQ(Args(r), (std::vector<json::object>{O(R"({"n": 1, "s": "x"})"),
-                                                O(R"({"n": 1, "s": "x"})")}));
+  EXPECT_EQ(Args(r),
+            (std::vector<json::object>{O(R"({"n": 1, "s": "x"})"), O(R"({"n": 1, "s": "x"})")}));
 }
 
 TEST(RecipeArgsTest, OneObjectPerNode) {
-  Recipe r = MustParse(WithGraph(R"(["a", "b", "c"])", "[[0, 1], [1, 2]]",
-                                 R"("args": [{"n": 1}, null, {"m": 2}])"));
+  Recipe r = MustParse(
+      WithGraph(R"(["a", "b", "c"])", "[[0, 1], [1, 2]]", R"("args": [{"n": 1}, null, {"m": 2}])"));
   EXPECT_EQ(Args(r), (std::vector<json::object>{O(R"({"n": 1})"), {}, O(R"({"m": 2})")}));
 }
 
@@ -469,8 +465,7 @@ TEST(RecipeArgsTest, RunArgsRejectsOverrideThatIsNotAnObject) {
 
 TEST(RecipeArgsTest, RunArgsRejectsAddThatIsNotAnObject) {
   Recipe r = MustParse(kNeptune);
-  ExpectInvalid(RunArgs(r, O(R"({"resize": {"add": [1]}})")).status(),
-                {"'add' of node 'resize'"});
+  ExpectInvalid(RunArgs(r, O(R"({"resize": {"add": [1]}})")).status(), {"'add' of node 'resize'"});
 }
 
 TEST(RecipeArgsTest, RunArgsRejectsRemoveOfWrongKind) {
@@ -517,7 +512,8 @@ TEST(RecipeWriteTest, BerthFormLeavesOutImplicitEdgesAndTuples) {
   EXPECT_EQ(j.at("graph").at("edges"),
             J(R"([[0, 1, "frames"], [1, 2, null], [2, 3, "x"], [3, 1, null], [3, -1, null]])"));
   EXPECT_EQ(j.at("args"), J(R"([{"t": [1, 2]}, {"n": 1}, {}, {"l": [3]}])"));
-  EXPECT_EQ(j.at("handlers"), J(R"({"get": ["handlers.one"], "post": ["handlers.a", "handlers.b"]})"));
+  EXPECT_EQ(j.at("handlers"),
+            J(R"({"get": ["handlers.one"], "post": ["handlers.a", "handlers.b"]})"));
   EXPECT_EQ(j.at("name"), "full");
   EXPECT_EQ(j.at("url"), "full-url");
 }
@@ -596,26 +592,25 @@ TEST(RecipeHandlersTest, ChainAsString) {
 }
 
 TEST(RecipeHandlersTest, ChainAsListKeepsOrder) {
-  Recipe r = MustParse(
-      WithGraph(R"(["a"])", "[]", R"("handlers": {"patch": ["h.z", "h.a", "h.m"]})"));
+  Recipe r =
+      MustParse(WithGraph(R"(["a"])", "[]", R"("handlers": {"patch": ["h.z", "h.a", "h.m"]})"));
   EXPECT_EQ(r.handlers, (Handlers{{"patch", {"h.z", "h.a", "h.m"}}}));
 }
 
 TEST(RecipeHandlersTest, MethodNamesAreCaseInsensitive) {
-  Recipe r = MustParse(WithGraph(R"(["a"])", "[]",
-                                 R"("handlers": {"GET": "g", "Post": ["p"], "pAtCh": "x"})"));
+  Recipe r = MustParse(
+      WithGraph(R"(["a"])", "[]", R"("handlers": {"GET": "g", "Post": ["p"], "pAtCh": "x"})"));
   EXPECT_EQ(r.handlers, (Handlers{{"get", {"g"}}, {"post", {"p"}}, {"patch", {"x"}}}));
 }
 
 TEST(RecipeHandlersTest, NullChainIsLeftOut) {
-  Recipe r = MustParse(
-      WithGraph(R"(["a"])", "[]", R"("handlers": {"get": "g", "post": null})"));
+  Recipe r = MustParse(WithGraph(R"(["a"])", "[]", R"("handlers": {"get": "g", "post": null})"));
   EXPECT_EQ(r.handlers, (Handlers{{"get", {"g"}}}));
 }
 
 TEST(RecipeHandlersTest, ChainGivenAsTuple) {
-  Recipe r = MustParse(WithGraph(R"(["a"])", "[]",
-                                 R"("handlers": {"get": {"__tuple__": true, "items": ["a", "b"]}})"));
+  Recipe r = MustParse(WithGraph(
+      R"(["a"])", "[]", R"("handlers": {"get": {"__tuple__": true, "items": ["a", "b"]}})"));
   EXPECT_EQ(r.handlers, (Handlers{{"get", {"a", "b"}}}));
 }
 
