@@ -95,6 +95,15 @@ bool IsNeptunePath(std::string_view path) {
          (path.size() == kNeptunePrefix.size() || path[kNeptunePrefix.size()] == '/');
 }
 
+// The Neptune dialect's error shape: text.
+HttpResponse NeptuneError(int status, std::string_view message) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "text/plain; charset=utf-8";
+  r.body = std::string(message);
+  return r;
+}
+
 // The orchest-api dialect's error shape.
 HttpResponse OrchestError(int status, std::string_view message) {
   return JsonResponse(status, boost::json::object{{"message", message}});
@@ -165,76 +174,54 @@ class ApiHandler final : public HttpHandler {
     }
   }
 
-  // Neptune's clients read text: errors of the dialect are text too.
-  HttpResponse HandleNeptune(const HttpRequest& req) {
-    Router::Match m = neptune_.Find(req.method, req.path);
+  // A dialect's request: its router, its error shape (`error`), and what its 404 says it serves.
+  static HttpResponse Dispatch(const Router& router, const HttpRequest& req,
+                               HttpResponse (*error)(int, std::string_view),
+                               std::string_view serves) {
+    Router::Match m = router.Find(req.method, req.path);
     if (m.handler == nullptr) {
-      HttpResponse r;
-      r.content_type = "text/plain; charset=utf-8";
       if (m.allowed.empty()) {
-        r.status = 404;
-        r.body = fmt::format("no such endpoint: {} {}; the Neptune dialect serves "
-                             "/neptune/services/list|query|start|stop|construct|destruct and "
-                             "/neptune/serve/<url>",
-                             req.method, req.path.substr(0, 200));
-        return r;
+        return error(404, fmt::format("no such endpoint: {} {}; {}", req.method,
+                                      req.path.substr(0, 200), serves));
       }
       std::string allowed = fmt::format("{}", fmt::join(m.allowed, ", "));
-      r.status = 405;
-      r.body = fmt::format("method {} is not allowed on {}; allowed: {}", req.method,
-                           req.path.substr(0, 200), allowed);
+      HttpResponse r = error(405, fmt::format("method {} is not allowed on {}; allowed: {}",
+                                              req.method, req.path.substr(0, 200), allowed));
       r.headers.emplace_back("Allow", allowed);
       return r;
     }
     try {
       return (*m.handler)(req, m.params);
     } catch (const std::exception& e) {
-      LogError("request handler threw", {{"method", req.method}, {"path", req.path},
-                                         {"error", e.what()}});
-      HttpResponse r;
-      r.status = 500;
-      r.content_type = "text/plain; charset=utf-8";
-      r.body = fmt::format("internal error while handling {} {}", req.method, req.path);
-      return r;
+      LogError("request handler threw",
+               {{"method", req.method}, {"path", req.path}, {"error", e.what()}});
+      return error(500, fmt::format("internal error while handling {} {}", req.method, req.path));
     }
   }
 
+  // Neptune's clients read text: errors of the dialect are text too.
+  HttpResponse HandleNeptune(const HttpRequest& req) {
+    return Dispatch(neptune_, req, NeptuneError,
+                    "the Neptune dialect serves /neptune/services/list|query|start|stop|"
+                    "construct|destruct and /neptune/serve/<url>");
+  }
+
   HttpResponse HandleOrchest(const HttpRequest& req) {
-    Router::Match m = orchest_.Find(req.method, req.path);
-    if (m.handler == nullptr) {
-      if (m.allowed.empty()) {
-        return OrchestError(404, fmt::format("no such endpoint: {} {}; the orchest-api dialect "
-                                             "serves /orchest/api/runs/",
-                                             req.method, req.path.substr(0, 200)));
-      }
-      std::string allowed = fmt::format("{}", fmt::join(m.allowed, ", "));
-      HttpResponse r = OrchestError(405, fmt::format("method {} is not allowed on {}; allowed: {}",
-                                                     req.method, req.path.substr(0, 200),
-                                                     allowed));
-      r.headers.emplace_back("Allow", allowed);
-      return r;
-    }
-    try {
-      HttpResponse r = (*m.handler)(req, m.params);
-      // Authentication answers in the native shape; the dialect's clients read "message".
-      if (r.status == 401 || r.status == 403) {
-        boost::system::error_code ec;
-        auto v = boost::json::parse(r.body, ec);
-        if (!ec && v.is_object() && v.as_object().contains("error")) {
-          const auto& e = v.as_object().at("error");
-          if (e.is_object() && e.as_object().contains("message")) {
-            r.body = boost::json::serialize(
-                boost::json::object{{"message", e.as_object().at("message")}});
-          }
+    HttpResponse r =
+        Dispatch(orchest_, req, OrchestError, "the orchest-api dialect serves /orchest/api/runs/");
+    // Authentication answers in the native shape; the dialect's clients read "message".
+    if (r.status == 401 || r.status == 403) {
+      boost::system::error_code ec;
+      auto v = boost::json::parse(r.body, ec);
+      if (!ec && v.is_object() && v.as_object().contains("error")) {
+        const auto& e = v.as_object().at("error");
+        if (e.is_object() && e.as_object().contains("message")) {
+          r.body =
+              boost::json::serialize(boost::json::object{{"message", e.as_object().at("message")}});
         }
       }
-      return r;
-    } catch (const std::exception& e) {
-      LogError("request handler threw", {{"method", req.method}, {"path", req.path},
-                                         {"error", e.what()}});
-      return OrchestError(500, fmt::format("internal error while handling {} {}", req.method,
-                                           req.path));
     }
+    return r;
   }
 
   std::optional<UploadPolicy> Upload(std::string_view method, std::string_view target) override {
@@ -265,11 +252,7 @@ class ApiHandler final : public HttpHandler {
       return OrchestError(status, message);
     }
     if (IsNeptunePath(target)) {
-      HttpResponse r;
-      r.status = status;
-      r.content_type = "text/plain; charset=utf-8";
-      r.body = std::string(message);
-      return r;
+      return NeptuneError(status, message);
     }
     return ErrorResponse(status, CodeForHttpStatus(status), message);
   }
