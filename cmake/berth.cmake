@@ -49,3 +49,21 @@ function(berth_embed target name)
   file(COPY_FILE ${out}.tmp ${out} ONLY_IF_DIFFERENT)
   target_sources(${target} PRIVATE ${out})
 endfunction()
+
+# berth_fuzz(NAME SOURCES ... DEPS ... SEEDS DIR): a libFuzzer target, built in the clang
+# sanitizer build only, that CTest runs for 10 s from the seeds in DIR (new inputs go to a
+# corpus in the build tree, never into the sources).
+function(berth_fuzz name)
+  cmake_parse_arguments(ARG "" "SEEDS" "SOURCES;DEPS" ${ARGN})
+  if(NOT BERTH_BUILD_TESTS OR NOT BERTH_SANITIZE OR NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    return()
+  endif()
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+  set(corpus ${CMAKE_CURRENT_BINARY_DIR}/${name}_corpus)
+  file(MAKE_DIRECTORY ${corpus})
+  add_test(NAME ${name} COMMAND ${name} -max_total_time=10 -rss_limit_mb=2048 -timeout=10
+                                ${corpus} ${ARG_SEEDS})
+endfunction()
