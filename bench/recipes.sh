@@ -4,7 +4,8 @@
 # and through a direct ZeroMQ pipeline of the same berth-node processes driven by the
 # benchmark itself, in the same run. Prints msgs/s and p50/p99 of both and their ratio
 # (target: berth >= 0.5x the direct pipeline's rate).
-#   bench/recipes.sh [MESSAGES] [SECONDS]   (direct: 20000 messages; berth: wrk for 3 s)
+#   bench/recipes.sh [MESSAGES] [SECONDS]   (per round: direct 20000 messages, berth wrk for
+#                                           3 s; the median of 3 rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh

@@ -5,7 +5,8 @@ a direct ZeroMQ pipeline of the same berth-node processes, driven from here, in 
 
 For each shape (1 node: ping; 4 nodes: passthrough -> passthrough -> passthrough -> ping) and
 each load (1 caller, sequential; 8 callers at once), prints messages/s and p50/p99 latency of
-both, and the ratio of berth's rate to the direct pipeline's (target >= 0.5x). berth is driven
+both (the median of 3 alternating rounds), and the ratio of berth's rate to the direct
+pipeline's (target >= 0.5x). berth is driven
 by wrk (one request in flight per connection), the direct pipeline from here with as many
 messages in flight as there are callers.
 """
@@ -24,6 +25,7 @@ SHAPES = {
     "4-node": ["passthrough", "passthrough", "passthrough", "ping"],
 }
 CALLERS = (1, 8)
+ROUNDS = 3
 
 
 def percentile(values, p):
@@ -145,10 +147,16 @@ def main():
         try:
             direct.run(1, 200)  # warm-up
             for callers in CALLERS:
-                d_rate, d_lat = direct.run(callers, n)
-                b_rate, b50, b99 = run_berth(url, token, name, callers, seconds)
-                rows.append((shape, callers, b_rate, b50, b99,
-                             d_rate, percentile(d_lat, 50), percentile(d_lat, 99)))
+                # Alternating rounds, the median of each side: on 2 cores one round of either
+                # varies by a quarter from one run to the next.
+                berth_rounds, direct_rounds = [], []
+                for _ in range(ROUNDS):
+                    d_rate, d_lat = direct.run(callers, n)
+                    direct_rounds.append((d_rate, percentile(d_lat, 50), percentile(d_lat, 99)))
+                    berth_rounds.append(run_berth(url, token, name, callers, seconds))
+                b_rate, b50, b99 = sorted(berth_rounds)[ROUNDS // 2]
+                d_rate, d50, d99 = sorted(direct_rounds)[ROUNDS // 2]
+                rows.append((shape, callers, b_rate, b50, b99, d_rate, d50, d99))
         finally:
             direct.close()
             api(url, token, "POST", f"/api/v1/recipes/{name}/stop")
