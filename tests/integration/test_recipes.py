@@ -13,7 +13,9 @@ Neptune dialect serves.
 import io
 import json
 import os
+import re
 import signal
+import subprocess
 import tarfile
 import threading
 import time
@@ -21,7 +23,8 @@ import time
 import pytest
 import requests
 
-from conftest import assert_native_error, pid_alive, reap_instances, unique, wait_until
+from conftest import (BERTH_BIN, REPO, assert_native_error, clean_env, pid_alive, reap_instances,
+                      unique, wait_until)
 
 STATES = {"STOPPED", "STARTING", "STARTED", "DEAD"}
 NEPTUNE_STATES = {"STOPPED": -1, "DEAD": 0, "STARTING": 1, "STARTED": 2}
@@ -886,3 +889,37 @@ def test_a_built_in_node_with_processes_works_in_that_many_worker_processes(daem
     assert len(ids) == 20, ids
     stop(daemon, name)
     wait_gone([pid, *kids])
+
+
+# --- the README's recipe examples, as written ------------------------------------------------
+
+def test_the_readmes_recipe_examples_run_as_written(daemon_factory, short_data_dir, tmp_path):
+    """The shell blocks of the README's recipes section, in order, with its echo2.yaml, through
+    the CLI against a fresh daemon; each command must succeed and the commented answers hold."""
+    d = daemon_factory(data_dir=short_data_dir)
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Recipes (seed 003)"):readme.index("## Running services")]
+    blocks = re.findall(r"```(\w+)\n(.*?)```", section, re.S)
+    work = tmp_path / "readme"
+    work.mkdir()
+    commands = []
+    for lang, body in blocks:
+        if lang == "yaml" and body.startswith("# echo2.yaml"):
+            (work / "echo2.yaml").write_text(body)
+        elif lang == "sh":
+            commands += [line for line in body.splitlines() if line.strip()]
+    assert (work / "echo2.yaml").exists() and len(commands) >= 8, commands
+    env = clean_env(BERTH_URL=d.url, BERTH_TOKEN=d.admin_token,
+                    PATH=os.path.dirname(BERTH_BIN) + ":" + os.environ["PATH"])
+    outputs = {}
+    for line in commands:
+        command = line.split("#")[0].strip()
+        p = subprocess.run(["sh", "-c", command], cwd=work, env=env, capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0, f"{command}: {p.stdout}{p.stderr}"
+        outputs[command] = p.stdout
+    assert "STARTED" in outputs["berth recipes start ping"]
+    assert json.loads(outputs["berth recipes call ping"])["pong"].isdigit()
+    answer = json.loads(outputs["""berth recipes call echo2 --data '{"text": "hi"}'"""])
+    assert answer["text"] == "hi" and answer["pong"].isdigit(), answer
+    assert "destructed" in outputs["berth recipes destruct echo2"]
