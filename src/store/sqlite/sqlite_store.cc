@@ -1187,13 +1187,13 @@ class SqliteStore final : public Store {
     return ChangeRecipe(
         "UPDATE recipes SET started = ?3, overrides = ?4, updated_at = ?5 "
         "WHERE project_id = ?1 AND name = ?2",
-        project, name, started, overrides_json);
+        project, name, std::pair{started, overrides_json});
   }
 
   Status DeleteRecipe(std::string_view project, std::string_view name) override {
     MutexLock lock(mu_);
     return ChangeRecipe("DELETE FROM recipes WHERE project_id = ?1 AND name = ?2", project, name,
-                        false, "");
+                        std::nullopt);
   }
 
   Result<NodeTypeRecord> PutNodeType(const NodeTypeRecord& n) override {
@@ -1897,8 +1897,10 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
+  // Runs an UPDATE (`started` and its overrides bound as ?3, ?4, the time as ?5) or a DELETE
+  // of one recipe.
   Status ChangeRecipe(const char* sql, std::string_view project, std::string_view name,
-                      bool started, std::string_view overrides_json) REQUIRES(mu_) {
+                      std::optional<std::pair<bool, std::string_view>> started) REQUIRES(mu_) {
     auto pid = ProjectId(project);
     if (!pid.ok()) {
       return pid.status();
@@ -1908,8 +1910,9 @@ class SqliteStore final : public Store {
       return st.status();
     }
     st->Bind(1, *pid).Bind(2, name);
-    if (std::string_view(sql).starts_with("UPDATE")) {
-      st->Bind(3, int64_t{started ? 1 : 0}).Bind(4, overrides_json).Bind(5, NowUnixMillis());
+    if (started) {
+      st->Bind(3, int64_t{started->first ? 1 : 0}).Bind(4, started->second);
+      st->Bind(5, NowUnixMillis());
     }
     if (auto e = st->Exec(); !e.ok()) {
       return e.WithContext("changing recipe");
