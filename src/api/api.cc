@@ -95,15 +95,6 @@ bool IsNeptunePath(std::string_view path) {
          (path.size() == kNeptunePrefix.size() || path[kNeptunePrefix.size()] == '/');
 }
 
-// The Neptune dialect's error shape: text.
-HttpResponse NeptuneError(int status, std::string_view message) {
-  HttpResponse r;
-  r.status = status;
-  r.content_type = "text/plain; charset=utf-8";
-  r.body = std::string(message);
-  return r;
-}
-
 // The orchest-api dialect's error shape.
 HttpResponse OrchestError(int status, std::string_view message) {
   return JsonResponse(status, boost::json::object{{"message", message}});
@@ -201,7 +192,7 @@ class ApiHandler final : public HttpHandler {
 
   // Neptune's clients read text: errors of the dialect are text too.
   HttpResponse HandleNeptune(const HttpRequest& req) {
-    return Dispatch(neptune_, req, NeptuneError,
+    return Dispatch(neptune_, req, TextResponse,
                     "the Neptune dialect serves /neptune/services/list|query|start|stop|"
                     "construct|destruct and /neptune/serve/<url>");
   }
@@ -252,7 +243,7 @@ class ApiHandler final : public HttpHandler {
       return OrchestError(status, message);
     }
     if (IsNeptunePath(target)) {
-      return NeptuneError(status, message);
+      return TextResponse(status, message);
     }
     return ErrorResponse(status, CodeForHttpStatus(status), message);
   }

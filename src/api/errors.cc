@@ -56,6 +56,14 @@ HttpResponse JsonResponse(int http_status, const boost::json::value& body) {
   return r;
 }
 
+HttpResponse TextResponse(int http_status, std::string_view text) {
+  HttpResponse r;
+  r.status = http_status;
+  r.content_type = "text/plain; charset=utf-8";
+  r.body = std::string(text);
+  return r;
+}
+
 HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_view message) {
   return JsonResponse(http_status,
                       boost::json::object{{"error", {{"code", code}, {"message", message}}}});

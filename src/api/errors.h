@@ -20,6 +20,8 @@ HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_v
 
 // A JSON response with `body` serialised.
 HttpResponse JsonResponse(int http_status, const boost::json::value& body);
+// A text/plain (UTF-8) response: the Neptune dialect's answers and errors.
+HttpResponse TextResponse(int http_status, std::string_view text);
 
 // The code name used for listener-level rejections (413 -> "payload_too_large").
 std::string_view CodeForHttpStatus(int http_status);

@@ -151,14 +151,6 @@ Result<json::object> OverridesOf(const HttpRequest& req, std::string_view key) {
 
 // --- the Neptune dialect ---
 
-HttpResponse Text(int status, std::string text) {
-  HttpResponse r;
-  r.status = status;
-  r.content_type = "text/plain; charset=utf-8";
-  r.body = std::move(text);
-  return r;
-}
-
 json::object NeptuneListEntry(const RecipeView& v) {
   return {{"name", v.record.name},
           {"state", NeptuneStateCode(v.state)},
@@ -178,15 +170,15 @@ RouteHandler Neptune(ApiContext& ctx, NeptuneHandler h) {
     }
     auto who = ctx.auth.Authenticate(token);
     if (!who.ok()) {
-      HttpResponse r = Text(401, who.status().message() +
-                                     "; this listener is not loopback-only, so the Neptune "
-                                     "dialect needs a token (Authorization: Bearer ...)");
+      HttpResponse r = TextResponse(401, who.status().message() +
+                                             "; this listener is not loopback-only, so the Neptune "
+                                             "dialect needs a token (Authorization: Bearer ...)");
       r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"berth\"");
       return r;
     }
     auto project = ResolveProject(*who, req.Query("project"));
     if (!project.ok()) {
-      return Text(403, project.status().message());
+      return TextResponse(403, project.status().message());
     }
     return h(req, *project, params);
   };
@@ -234,21 +226,22 @@ void AddNeptuneRoutes(ApiContext& ctx, Router& r) {
     if (req.method == "POST" && !req.body.empty()) {
       auto body = ParseJsonBody(req);
       if (!body.ok() || !body->is_object()) {
-        return Text(400, "the body must be JSON: {\"id\": \"<service>\", \"args\": {...}}");
+        return TextResponse(400, "the body must be JSON: {\"id\": \"<service>\", \"args\": {...}}");
       }
       if (const json::value* id = body->as_object().if_contains("id"); id && id->is_string()) {
         name = std::string(id->as_string());
       }
       auto o = OverridesOf(req, "args");
       if (!o.ok()) {
-        return Text(400, o.status().message());
+        return TextResponse(400, o.status().message());
       }
       overrides = std::move(*o);
     }
     if (name.empty()) {
-      return Text(400, "say which service to start: {\"id\": \"<service>\"} or ?id=<service>");
+      return TextResponse(400,
+                          "say which service to start: {\"id\": \"<service>\"} or ?id=<service>");
     }
-    return Text(200, StartText(name, engine.StartRecipe(project, name, overrides)));
+    return TextResponse(200, StartText(name, engine.StartRecipe(project, name, overrides)));
   };
   r.Add("GET", "/neptune/services/start", Neptune(ctx, start));
   r.Add("POST", "/neptune/services/start", Neptune(ctx, start));
@@ -257,62 +250,63 @@ void AddNeptuneRoutes(ApiContext& ctx, Router& r) {
             ctx, [&engine](const HttpRequest& req, const std::string& project, const PathParams&) {
               std::string name(req.Query("id"));
               if (name.empty()) {
-                return Text(400, "say which service to stop: ?id=<service>");
+                return TextResponse(400, "say which service to stop: ?id=<service>");
               }
               auto v = engine.StopRecipe(project, name);
               if (!v.ok()) {
-                return Text(
+                return TextResponse(
                     200, fmt::format("service {} was not stopped: {}", name, v.status().message()));
               }
-              return Text(200, fmt::format("service {} stopped", name));
+              return TextResponse(200, fmt::format("service {} stopped", name));
             }));
   r.Add("POST", "/neptune/services/construct",
         Neptune(ctx,
                 [&engine](const HttpRequest& req, const std::string& project, const PathParams&) {
                   auto body = ParseJsonBody(req);
                   if (!body.ok()) {
-                    return Text(400, body.status().message());
+                    return TextResponse(400, body.status().message());
                   }
                   auto v = engine.Construct(project, *body);
                   if (!v.ok()) {
-                    return Text(HttpStatusFor(v.status().code()),
-                                "the recipe was not constructed: " + v.status().message());
+                    return TextResponse(HttpStatusFor(v.status().code()),
+                                        "the recipe was not constructed: " + v.status().message());
                   }
-                  return Text(200, fmt::format("service {} constructed at /serve/{}",
-                                               v->record.name, v->record.url));
+                  return TextResponse(200, fmt::format("service {} constructed at /serve/{}",
+                                                       v->record.name, v->record.url));
                 }));
   r.Add("POST", "/neptune/services/destruct",
-        Neptune(ctx, [&engine](const HttpRequest& req, const std::string& project,
-                               const PathParams&) {
-          HttpRequest form;
-          if (!ParseTarget("/?" + req.body, form)) {
-            return Text(400, "the form body has invalid percent-encoding");
-          }
-          std::string name(form.Query("name"));
-          std::string url(form.Query("url"));
-          if (name.empty() && !url.empty()) {
-            auto by_url = engine.NameByUrl(project, url);
-            if (by_url.ok()) {
-              name = *by_url;
-            }
-          }
-          if (name.empty()) {
-            return Text(400, "say which service to destruct: form fields url and name");
-          }
-          if (auto s = engine.Destruct(project, name); !s.ok()) {
-            return Text(200, fmt::format("service {} was not destructed: {}", name, s.message()));
-          }
-          return Text(200, fmt::format("service {} destructed", name));
-        }));
+        Neptune(
+            ctx, [&engine](const HttpRequest& req, const std::string& project, const PathParams&) {
+              HttpRequest form;
+              if (!ParseTarget("/?" + req.body, form)) {
+                return TextResponse(400, "the form body has invalid percent-encoding");
+              }
+              std::string name(form.Query("name"));
+              std::string url(form.Query("url"));
+              if (name.empty() && !url.empty()) {
+                auto by_url = engine.NameByUrl(project, url);
+                if (by_url.ok()) {
+                  name = *by_url;
+                }
+              }
+              if (name.empty()) {
+                return TextResponse(400, "say which service to destruct: form fields url and name");
+              }
+              if (auto s = engine.Destruct(project, name); !s.ok()) {
+                return TextResponse(
+                    200, fmt::format("service {} was not destructed: {}", name, s.message()));
+              }
+              return TextResponse(200, fmt::format("service {} destructed", name));
+            }));
   auto serve = [&engine](const HttpRequest& req, const std::string& project,
                          const PathParams& params) {
     auto name = engine.NameByUrl(project, params[0]);
     if (!name.ok()) {
-      return Text(404, name.status().message() + "; see them at /neptune/services/list");
+      return TextResponse(404, name.status().message() + "; see them at /neptune/services/list");
     }
     auto data = ServeData(req);
     if (!data.ok()) {
-      return Text(400, data.status().message());
+      return TextResponse(400, data.status().message());
     }
     return ServeLater(engine, project, *name, ServeRequest{req.method, std::move(*data)});
   };
