@@ -441,7 +441,7 @@ void AddRecipeRoutes(ApiContext& ctx, Router& native, Router& neptune) {
       "GET", "/api/v1/nodes",
       OnProject(ctx, [&ctx](const HttpRequest&, const std::string& project, const PathParams&) {
         json::array out;
-        for (const char* b : {"ping", "passthrough", "merge", "stream"}) {
+        for (const std::string& b : RecipeEngine::BuiltinNodes()) {
           out.push_back(json::object{{"name", b}, {"builtin", true}});
         }
         auto pushed = ctx.store.ListNodeTypes(project);

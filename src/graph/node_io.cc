@@ -129,6 +129,14 @@ Status NodeIo::Open() {
   return Status::Ok();
 }
 
+void NodeIo::AddPerInput(json::object& heartbeat, const char* field, json::array values) const {
+  json::value& f = heartbeat[field];
+  if (!f.is_object()) {
+    f = json::object{};
+  }
+  f.as_object()[std::to_string(config_.index)] = std::move(values);
+}
+
 void NodeIo::Forward(const std::string& header, std::string body) {
   output_->send(zmq::buffer(header), zmq::send_flags::sndmore);
   output_->send(zmq::buffer(body), zmq::send_flags::none);
@@ -173,22 +181,12 @@ bool NodeIo::PollOnce(std::chrono::milliseconds timeout) {
           v = json::object{};
         }
         json::object& o = v.as_object();
-        if (!o.contains("stats") || !o["stats"].is_object()) {
-          o["stats"] = json::object{};
-        }
-        json::array counts;
-        for (uint64_t c : counts_) {
-          counts.push_back(c);
-        }
-        o["stats"].as_object()[std::to_string(config_.index)] = std::move(counts);
-        if (!o.contains("up") || !o["up"].is_object()) {
-          o["up"] = json::object{};
-        }
-        json::array up;
+        AddPerInput(o, "stats", json::array(counts_.begin(), counts_.end()));
+        json::array up;  // as booleans: a vector<bool>'s iterators would give integers
         for (bool seen : heartbeat_seen_) {
           up.push_back(seen);
         }
-        o["up"].as_object()[std::to_string(config_.index)] = std::move(up);
+        AddPerInput(o, "up", std::move(up));
         Forward(h, json::serialize(o));
       } else if (h[0] == wire::kData) {
         ++counts_[i];

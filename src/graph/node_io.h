@@ -13,6 +13,7 @@
 // arrives on other inputs for later Gets, so a node with two inputs may read them in any order.
 #pragma once
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
@@ -93,6 +94,9 @@ class NodeIo {
   // Waits up to `timeout` for any input; handles what arrives. False on timeout.
   bool PollOnce(std::chrono::milliseconds timeout);
   void Forward(const std::string& header, std::string body);
+  // heartbeat[field][this node's index] = values (one per input), making `field` an object.
+  void AddPerInput(boost::json::object& heartbeat, const char* field,
+                   boost::json::array values) const;
   int RunWorkers(const Work& work);
 
   NodeConfig config_;

@@ -26,7 +26,6 @@ using std::chrono::milliseconds;
 
 namespace {
 
-constexpr const char* kBuiltinNodes[] = {"ping", "passthrough", "merge", "stream"};
 constexpr const char* kNeptuneProject = "default";
 constexpr size_t kMaxIpcPath = 100;  // sockaddr_un holds 107 bytes
 
@@ -90,9 +89,14 @@ int NeptuneStateCode(RecipeState s) {
   return -1;
 }
 
+const std::vector<std::string>& RecipeEngine::BuiltinNodes() {
+  static const std::vector<std::string> kTypes = {"ping", "passthrough", "merge", "stream"};
+  return kTypes;
+}
+
 bool RecipeEngine::IsBuiltinNode(std::string_view type) {
-  return std::find(std::begin(kBuiltinNodes), std::end(kBuiltinNodes), type) !=
-         std::end(kBuiltinNodes);
+  const auto& types = BuiltinNodes();
+  return std::find(types.begin(), types.end(), type) != types.end();
 }
 bool RecipeEngine::IsBuiltinHandler(std::string_view h) {
   return HandlerOf(h) != Handler::kUnknown;
@@ -149,14 +153,12 @@ struct RecipeEngine::Active {
   std::string sock_dir;
   std::unique_ptr<zmq::socket_t> start;
   std::vector<std::unique_ptr<zmq::socket_t>> ends;
-  std::vector<int> end_sources;
   uint64_t hb_seq = 0;
   uint64_t hb_seen = 0;
   uint64_t hb_first = 0;  // the last sequence number sent before this launch
-  // A heartbeat reached END since the last node restart: messages sent now get through. Off
-  // while a node restarts (its subscriptions are not up yet); requests wait for it.
-  bool flowing = false;
-  std::vector<bool> edge_up;  // by edge: a heartbeat crossed it since its nodes (re)started
+  // By edge: a heartbeat crossed it since its nodes (re)started. All up: messages sent now get
+  // through; while a node restarts its subscriptions are not up yet, and requests wait.
+  std::vector<bool> edge_up;
   Clock::TimePoint next_hb;
   Clock::TimePoint last_hb_end;
   Clock::TimePoint starting_since;
@@ -176,7 +178,7 @@ struct RecipeEngine::Active {
   bool host_ready = false;  // it answered "hello": every handler imported
   std::unique_ptr<zmq::socket_t> handlers;
   std::map<std::string, std::unique_ptr<Call>> pending;  // by message id, in the graph
-  std::vector<std::unique_ptr<Call>> waiting;            // until the graph is flowing
+  std::vector<std::unique_ptr<Call>> waiting;            // until every edge is up again
   std::chrono::steady_clock::time_point next_expiry_check;
 };
 
@@ -751,7 +753,7 @@ void RecipeEngine::Teardown(Active& a) {
   }
   a.start.reset();
   a.handlers.reset();
-  a.flowing = false;
+  a.edge_up.assign(a.recipe.edges.size(), false);
   a.ends.clear();
   a.end_edges.clear();
   FailCalls(a, 500, fmt::format("{} is not active: it stopped before it answered", a.rec.name));
@@ -780,9 +782,9 @@ void RecipeEngine::Launch(Active& a) {
     auto p = pushed.find(n.type);
     if (p == pushed.end()) {
       missing.push_back(fmt::format(
-          "node type '{}' (node {}, {}) is not built in (ping, passthrough, merge, stream) and "
-          "no bundle was pushed for it (berth recipes push-node {} DIR)",
-          n.type, i, n.name, n.type));
+          "node type '{}' (node {}, {}) is not built in ({}) and no bundle was pushed for it "
+          "(berth recipes push-node {} DIR)",
+          n.type, i, n.name, fmt::join(BuiltinNodes(), ", "), n.type));
       continue;
     }
     std::string dir = options_.unpacked_path ? options_.unpacked_path(p->second.digest) : "";
@@ -871,8 +873,7 @@ void RecipeEngine::Launch(Active& a) {
     a.start->set(zmq::sockopt::linger, 0);
     a.start->set(zmq::sockopt::sndhwm, 100000);
     a.start->bind(start_ep);
-    a.end_sources = EndSources(a.recipe);
-    for (int src : a.end_sources) {
+    for (int src : EndSources(a.recipe)) {
       auto s = std::make_unique<zmq::socket_t>(*zmq_, zmq::socket_type::sub);
       s->set(zmq::sockopt::linger, 0);
       s->set(zmq::sockopt::rcvhwm, 100000);
@@ -967,7 +968,6 @@ void RecipeEngine::Launch(Active& a) {
   }
   a.hb_seen = a.hb_seq;
   a.hb_first = a.hb_seq;
-  a.edge_up.assign(a.recipe.edges.size(), false);
   a.starting_since = clock_.Now();
   a.next_hb = a.starting_since;
   a.rate_at = a.starting_since;
@@ -1061,9 +1061,8 @@ void RecipeEngine::HandleTaskEnded(const TaskStatus& task) {
     ++n.restarts;
     n.restart_due = true;
     n.restart_at = now + backoff;
-    // What was in the graph is lost with the node: say so now rather than at the timeout.
-    a.flowing = false;
-    // Its channels come back with the new process: until a heartbeat crossed them again.
+    // Its channels come back with the new process: until a heartbeat crossed them again,
+    // requests wait (Advance). What was in the graph is lost with the node: say so now.
     for (size_t e = 0; e < a.recipe.edges.size(); ++e) {
       if (a.recipe.edges[e].source == static_cast<int>(i) ||
           a.recipe.edges[e].sink == static_cast<int>(i)) {
@@ -1138,38 +1137,35 @@ void RecipeEngine::Receive(Active& a, size_t end_index) {
     auto now = clock_.Now();
     boost::system::error_code ec;
     json::value v = json::parse(body.to_string_view(), ec);
-    if (!ec && v.is_object() && v.as_object().contains("stats") &&
-        v.as_object().at("stats").is_object()) {
-      for (const auto& [node, counts] : v.as_object().at("stats").as_object()) {
+    // heartbeat[field] = {"<node index>": [value per input]}: `use(edge, value)` for each.
+    auto per_input = [&](const char* field, auto use) {
+      const json::object* o = ec ? nullptr : v.if_object();
+      const json::value* f = o ? o->if_contains(field) : nullptr;
+      if (f == nullptr || !f->is_object()) {
+        return;
+      }
+      for (const auto& [node, values] : f->as_object()) {
         size_t i = std::strtoul(std::string(node).c_str(), nullptr, 10);
-        if (i >= a.inbound.size() || !counts.is_array()) {
+        if (i >= a.inbound.size() || !values.is_array()) {
           continue;
         }
-        const auto& list = counts.as_array();
+        const auto& list = values.as_array();
         for (size_t k = 0; k < list.size() && k < a.inbound[i].size(); ++k) {
-          if (list[k].is_number()) {
-            a.counts[a.inbound[i][k]] =
-                std::max(a.counts[a.inbound[i][k]], list[k].to_number<uint64_t>());
-          }
+          use(a.inbound[i][k], list[k]);
         }
       }
-    }
+    };
+    per_input("stats", [&](size_t e, const json::value& count) {
+      if (count.is_number()) {
+        a.counts[e] = std::max(a.counts[e], count.to_number<uint64_t>());
+      }
+    });
     // Which edges carried a heartbeat: the inputs each node reports, and this END channel.
-    if (!ec && v.is_object() && v.as_object().contains("up") &&
-        v.as_object().at("up").is_object()) {
-      for (const auto& [node, up] : v.as_object().at("up").as_object()) {
-        size_t i = std::strtoul(std::string(node).c_str(), nullptr, 10);
-        if (i >= a.inbound.size() || !up.is_array()) {
-          continue;
-        }
-        const auto& list = up.as_array();
-        for (size_t k = 0; k < list.size() && k < a.inbound[i].size(); ++k) {
-          if (list[k].is_bool() && list[k].as_bool()) {
-            a.edge_up[a.inbound[i][k]] = true;
-          }
-        }
+    per_input("up", [&](size_t e, const json::value& up) {
+      if (up.is_bool() && up.as_bool()) {
+        a.edge_up[e] = true;
       }
-    }
+    });
     if (end_index < a.end_edges.size()) {
       a.edge_up[a.end_edges[end_index]] = true;
     }
@@ -1177,9 +1173,7 @@ void RecipeEngine::Receive(Active& a, size_t end_index) {
       a.hb_seen = seq;
       a.last_hb_end = now;
     }
-    if (!a.flowing && AllEdgesUp(a)) {
-      a.flowing = true;
-      changed_.NotifyAll();
+    if (!a.waiting.empty() && AllEdgesUp(a)) {  // a restarted node's channels are up again
       std::vector<std::unique_ptr<Call>> waiting = std::move(a.waiting);
       a.waiting.clear();
       for (auto& call : waiting) {
@@ -1311,7 +1305,7 @@ Clock::TimePoint RecipeEngine::Tick() {
       } else {
         if (now >= a.next_hb) {
           SendHeartbeat(a);
-          a.next_hb = now + (a.state == RecipeState::kStarting || !a.flowing
+          a.next_hb = now + (a.state == RecipeState::kStarting || !AllEdgesUp(a)
                                  ? options_.starting_heartbeat_every
                                  : options_.heartbeat_every);
         }
@@ -1501,7 +1495,7 @@ void RecipeEngine::Advance(Active& a, std::unique_ptr<Call> call) {
     call->done(ErrorAnswer(500, fmt::format("{} is not active", call->name)));
     return;
   }
-  if (!a.flowing) {
+  if (!AllEdgesUp(a)) {
     a.waiting.push_back(std::move(call));  // a node restarts; sent once a heartbeat gets through
     return;
   }

@@ -165,6 +165,8 @@ class RecipeEngine {
   void Step() EXCLUDES(mu_);
 
   static bool IsBuiltinNode(std::string_view type);
+  // The node types berth-node runs: ping, passthrough, merge, stream.
+  static const std::vector<std::string>& BuiltinNodes();
   static bool IsBuiltinHandler(std::string_view handler);
 
  private:
