@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <zmq.hpp>
 
+#include "graph/node_args.h"
 #include "graph/wire.h"
 
 namespace berth {
@@ -66,17 +67,12 @@ Result<NodeConfig> ParseNodeConfig(std::string_view text) {
   if (const json::value* a = o.if_contains("args"); a && a->is_object()) {
     c.args = a->as_object();
   }
-  if (const json::value* t = c.args.if_contains("timeout"); t && t->is_number()) {
-    c.timeout_ms = static_cast<int>(t->to_number<double>());
+  NodeArgs common;
+  if (auto problem = ReadNodeArgs(c.args, common)) {
+    return Status::InvalidArgument(*problem);
   }
-  if (const json::value* n = c.args.if_contains("processes"); n && !n->is_null()) {
-    if (!n->is_number() || n->to_number<double>() < 0 || n->to_number<double>() > 256) {
-      return Status::InvalidArgument(
-          "args 'processes' must be a number from 0 to 256 (0: work "
-          "in the node's own process)");
-    }
-    c.processes = static_cast<int>(n->to_number<double>());
-  }
+  c.timeout_ms = common.timeout_ms;
+  c.processes = common.processes;
   return c;
 }
 

@@ -9,6 +9,7 @@
 #include <deque>
 #include <set>
 
+#include "graph/node_args.h"
 #include "model/yaml_json.h"
 
 namespace berth {
@@ -26,6 +27,15 @@ bool IsTupleHint(const json::value& v) {
   const json::object& o = v.as_object();
   const json::value* t = o.if_contains("__tuple__");
   return t && t->is_bool() && t->as_bool() && o.contains("items") && o.at("items").is_array();
+}
+
+// A node's timeout and processes, checked where the recipe names them (node_args.h).
+Status CheckCommonArgs(const RecipeNode& n, const json::object& args) {
+  NodeArgs ignored;
+  if (auto problem = ReadNodeArgs(args, ignored)) {
+    return Bad(fmt::format("node '{}': {}", n.name, *problem));
+  }
+  return Status::Ok();
 }
 
 Status ValidateName(std::string_view what, std::string_view v) {
@@ -205,6 +215,11 @@ Result<Recipe> ParseRecipe(const json::value& input) {
     } else {
       return Bad(fmt::format("'args' must be a list of objects or one object, not {}",
                              JsonKindName(args)));
+    }
+  }
+  for (size_t i = 0; i < r.nodes.size(); ++i) {
+    if (auto s = CheckCommonArgs(r.nodes[i], r.nodes[i].args); !s.ok()) {
+      return s;
     }
   }
   // Edges, in order.
@@ -493,6 +508,9 @@ Result<std::vector<json::object>> RunArgs(const Recipe& r, const json::object& o
                         "understood",
                         std::string_view(name), std::string_view(k)));
       }
+    }
+    if (auto s = CheckCommonArgs(r.nodes[static_cast<size_t>(i)], args); !s.ok()) {
+      return s;
     }
   }
   return out;

@@ -440,5 +440,23 @@ TEST_F(RecipeEngineTest, PushedNodeTypesRunTheirBundleAndBuiltInNamesAreRefused)
   EXPECT_EQ(spec->cwd, root_ + "/bundles/sha256:aa");
 }
 
+// A node started by hand reads its BERTH_NODE with the recipe's rule for the common arguments.
+TEST(NodeConfigTest, CommonArgumentsAreCheckedAndNormalised) {
+  auto config = [](std::string_view args) {
+    return ParseNodeConfig(
+        R"({"recipe": "r", "name": "n", "type": "ping", "inputs": [], "output": "ipc:///x",
+            "args": )" +
+        std::string(args) + "}");
+  };
+  auto ok = config(R"({"timeout": -7, "processes": 3})");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->timeout_ms, -1);
+  EXPECT_EQ(ok->processes, 3);
+  auto huge = config(R"({"timeout": 1.5e95})");
+  EXPECT_EQ(huge.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(huge.status().message().find("'timeout'"), std::string::npos);
+  EXPECT_EQ(config(R"({"processes": 300})").status().code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace berth

@@ -836,5 +836,35 @@ TEST(RecipeErrorTest, HandlersNotAnObject) {
                    {"'handlers' must be an object keyed by method", "a list"});
 }
 
+// timeout and processes are every node's arguments: a value no node can use is refused where
+// the recipe names it, at construct or in a start's overrides, naming the node.
+TEST(RecipeErrorTest, TimeoutOutOfRange) {
+  ExpectParseError(WithGraph(R"(["a"])", "[]", R"("args": {"timeout": 1e95})"),
+                   {"node 'a'", "args 'timeout' must be a number of milliseconds"});
+  ExpectParseError(WithGraph(R"(["a", "b"])", "[[0, 1]]", R"("args": [{}, {"timeout": "5"}])"),
+                   {"node 'b'", "'timeout'"});
+}
+
+TEST(RecipeErrorTest, ProcessesOutOfRange) {
+  ExpectParseError(WithGraph(R"(["a"])", "[]", R"("args": {"processes": 257})"),
+                   {"node 'a'", "args 'processes' must be a number from 0 to 256"});
+  ExpectParseError(WithGraph(R"(["a"])", "[]", R"("args": {"processes": -1})"),
+                   {"'processes'"});
+}
+
+TEST(RecipeArgsTest, CommonArgsInRangeAreKept) {
+  Recipe r = MustParse(
+      WithGraph(R"(["a"])", "[]", R"("args": {"timeout": -5, "processes": 256})"));
+  EXPECT_EQ(Args(r), (std::vector<json::object>{O(R"({"timeout": -5, "processes": 256})")}));
+}
+
+TEST(RecipeArgsTest, RunArgsRejectsOverriddenTimeoutOutOfRange) {
+  Recipe r = MustParse(kNeptune);
+  ExpectInvalid(RunArgs(r, O(R"({"resize": {"add": {"timeout": 3e9}}})")).status(),
+                {"node 'resize'", "'timeout'"});
+  ExpectInvalid(RunArgs(r, O(R"({"decode": {"add": {"processes": 0.5e3}}})")).status(),
+                {"node 'decode'", "'processes'"});
+}
+
 }  // namespace
 }  // namespace berth

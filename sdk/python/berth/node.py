@@ -93,14 +93,15 @@ def parse_config(text):
     if timeout is None:
         timeout = -1
     if (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
-            or not math.isfinite(timeout)):
-        raise NodeError("args 'timeout' must be a number of milliseconds (-1: wait forever)")
+            or not math.isfinite(timeout) or timeout > 2147483647):
+        raise NodeError("args 'timeout' must be a number of milliseconds up to 2147483647 "
+                        "(-1: wait forever)")
     processes = args.get("processes", 0) or 0
     if (not isinstance(processes, (int, float)) or isinstance(processes, bool)
             or not 0 <= processes <= 256):
         raise NodeError("args 'processes' must be a number from 0 to 256 "
                         "(0: work in the node's own process)")
-    c["timeout"] = int(timeout)
+    c["timeout"] = -1 if timeout < 0 else int(timeout)
     c["processes"] = int(processes)
     return c
 

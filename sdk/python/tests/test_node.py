@@ -443,6 +443,7 @@ def test_a_good_config_gets_defaults():
     assert (c["timeout"], c["processes"], c["args"]["k"], c["index"]) == (250, 4, "v", 3)
     assert parse_config(config(args={"timeout": None, "processes": None}))["timeout"] == -1
     assert parse_config(config(args={"processes": 256}))["processes"] == 256
+    assert parse_config(config(args={"timeout": -7}))["timeout"] == -1  # as berth's C++ nodes
     assert parse_config(config(inputs=[]))["inputs"] == []
 
 
@@ -477,6 +478,8 @@ def test_from_environment_reports_a_bad_config(monkeypatch):
     (config(args={"timeout": "x"}), "args 'timeout'"),
     (config(args={"timeout": True}), "args 'timeout'"),
     (config(args={"timeout": [100]}), "args 'timeout'"),
+    (config(args={"timeout": 1.5e95}), "args 'timeout'"),
+    (config(args={"timeout": 2147483648}), "args 'timeout'"),
     (config(args={"processes": -1}), "args 'processes'"),
     (config(args={"processes": 1000}), "args 'processes'"),
     (config(args={"processes": 257}), "args 'processes'"),
