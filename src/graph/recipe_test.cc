@@ -848,13 +848,11 @@ TEST(RecipeErrorTest, TimeoutOutOfRange) {
 TEST(RecipeErrorTest, ProcessesOutOfRange) {
   ExpectParseError(WithGraph(R"(["a"])", "[]", R"("args": {"processes": 257})"),
                    {"node 'a'", "args 'processes' must be a number from 0 to 256"});
-  ExpectParseError(WithGraph(R"(["a"])", "[]", R"("args": {"processes": -1})"),
-                   {"'processes'"});
+  ExpectParseError(WithGraph(R"(["a"])", "[]", R"("args": {"processes": -1})"), {"'processes'"});
 }
 
 TEST(RecipeArgsTest, CommonArgsInRangeAreKept) {
-  Recipe r = MustParse(
-      WithGraph(R"(["a"])", "[]", R"("args": {"timeout": -5, "processes": 256})"));
+  Recipe r = MustParse(WithGraph(R"(["a"])", "[]", R"("args": {"timeout": -5, "processes": 256})"));
   EXPECT_EQ(Args(r), (std::vector<json::object>{O(R"({"timeout": -5, "processes": 256})")}));
 }
 
