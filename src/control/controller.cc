@@ -2,6 +2,7 @@
 
 #include "artifacts/bundle_manifest.h"
 #include "control/resolver.h"
+#include "runtime/linux/sandbox.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -35,7 +36,6 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
-constexpr const char* kBubblewrap = "/usr/bin/bwrap";
 
 // A platform event's message without what changes from one occurrence to the next (instance
 // ids, backoff times), so that repeats are one notification with a counter, not many.
@@ -246,6 +246,17 @@ Result<std::string> Controller::ServiceToken(const std::string& project,
   return t->secret;
 }
 
+Result<Sandbox> Controller::SandboxOf(const std::string& project) {
+  if (!options_.confinement.enabled) {
+    return Sandbox{};
+  }
+  auto p = store_.GetProject(project);
+  if (!p.ok()) {
+    return p.status();
+  }
+  return ProjectSandbox(options_.confinement, project, p->id);
+}
+
 Result<TaskContext> Controller::TaskContextOf(const std::string& project) {
   TaskContext c;
   // The project's tasks share one token, kept beside its directories (service names cannot
@@ -261,13 +272,18 @@ Result<TaskContext> Controller::TaskContextOf(const std::string& project) {
   } else {
     return pe.status();
   }
-  std::string project_root = fmt::format("{}/projects/{}", options_.data_dir, project);
-  c.data_dir = project_root + "/data";
-  c.project_dir = project_root + "/project";
+  ProjectDirs dirs = ProjectDirsOf(options_.data_dir, project);
+  c.data_dir = dirs.data;
+  c.project_dir = dirs.project;
   for (const auto& dir : {c.data_dir, c.project_dir}) {
     std::error_code ec;
     fs::create_directories(dir, ec);
   }
+  auto sandbox = SandboxOf(project);
+  if (!sandbox.ok()) {
+    return sandbox.status();
+  }
+  c.sandbox = std::move(*sandbox);
   c.sdk_python_dir = options_.sdk_python_dir;
   for (const char* name : {"PATH", "HOME", "LANG"}) {
     if (const char* v = std::getenv(name)) {
@@ -353,15 +369,26 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
       in.host_env[name] = v;
     }
   }
-  std::string project_root = fmt::format("{}/projects/{}", options_.data_dir, rec.project);
-  in.data_dir = project_root + "/data";
-  in.project_dir = project_root + "/project";
+  ProjectDirs dirs = ProjectDirsOf(options_.data_dir, rec.project);
+  in.data_dir = dirs.data;
+  in.project_dir = dirs.project;
+  in.home_dir = dirs.home;
   for (const auto& dir : {in.data_dir, in.project_dir}) {
     std::error_code mec;
     fs::create_directories(dir, mec);
   }
-  if (::access(kBubblewrap, X_OK) == 0) {
-    in.bubblewrap = kBubblewrap;
+  if (::access(kBubblewrapPath, X_OK) == 0) {
+    in.bubblewrap = kBubblewrapPath;
+  }
+  auto sandbox = SandboxOf(rec.project);
+  if (!sandbox.ok()) {
+    return sandbox.status();
+  }
+  in.sandbox = std::move(*sandbox);
+  if (!in.work_dir.empty() && in.sandbox.uid != 0) {
+    if (auto s = GiveToUser(in.work_dir, in.sandbox.uid, in.sandbox.gid); !s.ok()) {
+      return s;
+    }
   }
   // Where the project's other services are now (seed 000's discovery, for programs that read
   // the environment). Like Kubernetes' service links, this grows with the project: past

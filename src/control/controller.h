@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 
+#include "control/confinement.h"
 #include "common/mutex.h"
 #include "artifacts/artifact_store.h"
 #include "control/event_hub.h"
@@ -39,6 +40,8 @@ struct ControllerOptions {
   std::string sdk_python_dir;
   // Called once a notification is stored (email and webhook delivery); may be empty.
   std::function<void(const NotificationRecord&)> on_notification;
+  // Whether and how programs run as their project's user (decision 9).
+  ConfinementOptions confinement;
 };
 
 // Admission by memory reservation, a pure function: FailedPrecondition when `def`'s
@@ -63,6 +66,8 @@ struct TaskContext {
   std::string sdk_python_dir;
   // PATH, PYTHONPATH (the SDK first), HOME and LANG, as services get them.
   std::map<std::string, std::string> base_env;
+  // The project's sandbox (empty: unconfined); a task adds its own directories to its binds.
+  Sandbox sandbox;
 };
 
 struct LogLine {
@@ -152,6 +157,8 @@ class Controller {
     task_listener_ = std::move(listener);
   }
   Result<TaskContext> TaskContextOf(const std::string& project);
+  // The sandbox every program of `project` starts from (empty when confinement is off).
+  Result<Sandbox> SandboxOf(const std::string& project);
 
   // Stores a notification (deduplicated), streams it and hands it to delivery.
   Result<NotificationRecord> Notify(const NotificationRecord& n);

@@ -61,17 +61,32 @@ RevisionSpec ResolveRevision(const ResolveInputs& in) {
   }
   env["BERTH_DATA"] = in.data_dir;
   env["BERTH_PROJECT_DIR"] = in.project_dir;
-  // The project's /data and project directory, bind-mounted at their targets with bubblewrap
-  // where it is installed, else given as paths.
-  std::vector<std::string> sandbox;
-  if (!def.mounts.empty() && !in.bubblewrap.empty()) {
-    sandbox = {in.bubblewrap, "--dev-bind", "/", "/"};
+  // The sandbox: the project's, with this revision's bundle (read-only: it is shared by every
+  // revision pushed with the same content) or work directory. The project's /data and project
+  // directory are bind-mounted at the definition's targets (with bubblewrap where it is
+  // installed, else given as paths).
+  Sandbox& sb = spec.sandbox;
+  sb = in.sandbox;
+  bool confined = !sb.empty();
+  if (confined) {
+    if (!in.bundle_dir.empty()) {
+      sb.binds.push_back({in.bundle_dir, in.bundle_dir, false});
+    } else if (!in.work_dir.empty()) {
+      sb.binds.push_back({in.work_dir, in.work_dir, true});
+    }
+    if (def.run_as_root) {
+      sb.uid = sb.gid = 0;
+    }
+  }
+  if (!def.mounts.empty() && (confined || !in.bubblewrap.empty())) {
     for (const auto& m : def.mounts) {
       bool data = m.source == "data";
-      sandbox.insert(sandbox.end(), {"--bind", data ? in.data_dir : in.project_dir, m.target});
+      sb.binds.push_back({data ? in.data_dir : in.project_dir, m.target, true});
       env[data ? "BERTH_DATA" : "BERTH_PROJECT_DIR"] = m.target;
     }
-    sandbox.push_back("--");
+  }
+  if (confined && !in.home_dir.empty()) {
+    env["HOME"] = in.home_dir;
   }
   const std::string* path = host("PATH");
   env["PATH"] = path ? *path : "/usr/local/bin:/usr/bin:/bin";
@@ -117,9 +132,6 @@ RevisionSpec ResolveRevision(const ResolveInputs& in) {
   }
   for (auto& arg : spec.argv) {
     expand_prefix(arg);
-  }
-  if (!sandbox.empty() && !spec.argv.empty()) {
-    spec.argv.insert(spec.argv.begin(), sandbox.begin(), sandbox.end());
   }
   return spec;
 }

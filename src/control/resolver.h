@@ -42,7 +42,11 @@ struct ResolveInputs {
   std::vector<std::pair<std::string, std::string>> parameters;
   std::string data_dir;        // the project's /data
   std::string project_dir;     // the project directory
+  std::string home_dir;        // the project user's home (HOME when confined)
   std::string bubblewrap;      // its path when installed (mounts need it), else empty
+  // The project's sandbox (confinement.h); empty when programs run unconfined. The resolver
+  // adds the revision's own directories and mounts.
+  Sandbox sandbox;
   std::string sdk_python_dir;  // put first on PYTHONPATH; empty: none
 };
 

@@ -112,31 +112,62 @@ TEST(ResolverTest, PeersParametersAndVersions) {
   EXPECT_EQ(Env(spec, "PYTHONPATH"), "/sdk:/mine");
 }
 
-TEST(ResolverTest, MountsRunThroughBubblewrapWhenItIsThere) {
+TEST(ResolverTest, MountsAreSandboxBindsWhenBubblewrapIsThere) {
   ResolveInputs in = Inputs();
   in.def.mounts = {{"data", "/data"}, {"project", "/project"}};
   RevisionSpec without = ResolveRevision(in);
-  EXPECT_EQ(without.argv[0], "server") << "no sandbox without bubblewrap";
+  EXPECT_TRUE(without.sandbox.empty()) << "no sandbox without bubblewrap";
   EXPECT_EQ(Env(without, "BERTH_DATA"), "/data/projects/p/data");
   in.bubblewrap = "/usr/bin/bwrap";
   RevisionSpec spec = ResolveRevision(in);
-  std::vector<std::string> want = {"/usr/bin/bwrap",
-                                   "--dev-bind",
-                                   "/",
-                                   "/",
-                                   "--bind",
-                                   "/data/projects/p/data",
-                                   "/data",
-                                   "--bind",
-                                   "/data/projects/p/project",
-                                   "/project",
-                                   "--",
-                                   "server",
-                                   "--base",
-                                   "/p-web"};
-  EXPECT_EQ(spec.argv, want);
+  EXPECT_EQ(spec.argv, (std::vector<std::string>{"server", "--base", "/p-web"}));
+  EXPECT_EQ(spec.sandbox.uid, 0u) << "unconfined: the daemon's user";
+  EXPECT_EQ(spec.sandbox.binds,
+            (std::vector<BindMount>{{"/data/projects/p/data", "/data", true},
+                                    {"/data/projects/p/project", "/project", true}}));
   EXPECT_EQ(Env(spec, "BERTH_DATA"), "/data");
   EXPECT_EQ(Env(spec, "BERTH_PROJECT_DIR"), "/project");
+}
+
+Sandbox ProjectBox() {
+  Sandbox sb;
+  sb.uid = sb.gid = 2000000002;
+  sb.hide = {"/data"};
+  sb.binds = {{"/data/projects/p/data", "/data/projects/p/data", true}};
+  sb.tmp_bytes = 1 << 20;
+  return sb;
+}
+
+TEST(ResolverTest, AConfinedRevisionGetsItsWorkDirectoryHomeAndMounts) {
+  ResolveInputs in = Inputs();
+  in.sandbox = ProjectBox();
+  in.home_dir = "/data/projects/p/home";
+  in.def.mounts = {{"data", "/mnt/d"}};
+  RevisionSpec spec = ResolveRevision(in);
+  EXPECT_EQ(spec.sandbox.uid, 2000000002u);
+  EXPECT_EQ(spec.sandbox.hide, (std::vector<std::string>{"/data"}));
+  EXPECT_EQ(
+      spec.sandbox.binds,
+      (std::vector<BindMount>{{"/data/projects/p/data", "/data/projects/p/data", true},
+                              {"/data/services/p/web/work", "/data/services/p/web/work", true},
+                              {"/data/projects/p/data", "/mnt/d", true}}));
+  EXPECT_EQ(Env(spec, "HOME"), "/data/projects/p/home");
+  EXPECT_EQ(Env(spec, "BERTH_DATA"), "/mnt/d");
+  EXPECT_EQ(spec.argv, (std::vector<std::string>{"server", "--base", "/p-web"}));
+}
+
+TEST(ResolverTest, ABundleIsBoundReadOnlyAndRunAsRootKeepsRoot) {
+  ResolveInputs in = Inputs();
+  in.sandbox = ProjectBox();
+  in.bundle_dir = "/data/artifacts/unpacked/ab12";
+  in.def.run_as_root = true;
+  RevisionSpec spec = ResolveRevision(in);
+  EXPECT_EQ(spec.cwd, "/data/artifacts/unpacked/ab12");
+  ASSERT_EQ(spec.sandbox.binds.size(), 2u);
+  EXPECT_EQ(spec.sandbox.binds[1],
+            (BindMount{"/data/artifacts/unpacked/ab12", "/data/artifacts/unpacked/ab12", false}));
+  EXPECT_EQ(spec.sandbox.uid, 0u) << "the definition asked for root";
+  EXPECT_EQ(spec.sandbox.hide, (std::vector<std::string>{"/data"}));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "control/confinement.h"
 #include "graph/wire.h"
 
 namespace berth {
@@ -858,6 +859,14 @@ void RecipeEngine::Launch(Active& a) {
   fs::remove_all(a.sock_dir, ec);
   fs::create_directories(a.sock_dir, ec);
   ::chmod(a.sock_dir.c_str(), 0700);
+  // Confined nodes (the project's user) bind their channels here and connect to START.
+  const Sandbox& sandbox = ctx->sandbox;
+  if (sandbox.uid != 0) {
+    if (auto s = GiveToUser(a.sock_dir, sandbox.uid, sandbox.gid); !s.ok()) {
+      Dead(a, "cannot start: " + s.message(), false);
+      return;
+    }
+  }
   std::string start_ep = "ipc://" + a.sock_dir + "/start";
   auto node_ep = [&](int i) { return fmt::format("ipc://{}/{}", a.sock_dir, i); };
   if (start_ep.size() > kMaxIpcPath) {
@@ -873,6 +882,9 @@ void RecipeEngine::Launch(Active& a) {
     a.start->set(zmq::sockopt::linger, 0);
     a.start->set(zmq::sockopt::sndhwm, 100000);
     a.start->bind(start_ep);
+    if (sandbox.uid != 0) {
+      (void)::lchown((a.sock_dir + "/start").c_str(), sandbox.uid, sandbox.gid);
+    }
     for (int src : EndSources(a.recipe)) {
       auto s = std::make_unique<zmq::socket_t>(*zmq_, zmq::socket_type::sub);
       s->set(zmq::sockopt::linger, 0);
@@ -925,6 +937,13 @@ void RecipeEngine::Launch(Active& a) {
     spec.argv = std::move(argv);
     spec.cwd = std::move(cwd);
     spec.grace_seconds = 2;
+    spec.sandbox = sandbox;
+    if (!spec.sandbox.empty()) {
+      spec.sandbox.binds.push_back({a.sock_dir, a.sock_dir, true});
+      if (!spec.cwd.empty()) {
+        spec.sandbox.binds.push_back({spec.cwd, spec.cwd, false});
+      }
+    }
     std::map<std::string, std::string> all = env;
     for (const auto& [k, v] : extra) {
       all[k] = v;

@@ -355,7 +355,8 @@ const std::vector<std::string>& DefinitionKeys() {
       "container-tag", "memory-reservation", "memory-limit",  "container-port",
       "environment",   "inherited-environment", "command",     "entrypoint",
       "replicas",      "health-check",       "base-path",     "auth",
-      "scope",         "mounts",             "expose",        "mirror-traffic"};
+      "scope",         "mounts",             "expose",        "mirror-traffic",
+      "run-as-root"};
   return keys;
 }
 
@@ -445,6 +446,11 @@ Result<Definition> ParseDefinition(const json::value& v) {
         return FieldError(key, "must be true or false");
       }
       def.mirror_traffic = val.as_bool();
+    } else if (key == "run-as-root") {
+      if (!val.is_bool()) {
+        return FieldError(key, "must be true or false");
+      }
+      def.run_as_root = val.as_bool();
     } else if (key == "expose") {
       auto e = GetEnum(val, key, {"http", "internal"});
       if (!e.ok()) {
@@ -529,6 +535,7 @@ json::object DefinitionToJson(const Definition& def) {
     mounts.push_back(json::object{{"source", m.source}, {"target", m.target}});
   }
   o["mounts"] = std::move(mounts);
+  o["run-as-root"] = def.run_as_root;
   return o;
 }
 

@@ -73,6 +73,9 @@ struct Definition {
   bool mirror_traffic = false;
   std::vector<std::string> scope = {"interactive", "jobs"};
   std::vector<Mount> mounts;
+  // Programs run as their project's unprivileged user (decision 9); one that needs root says
+  // so here (Kubernetes' securityContext.runAsUser: 0). It then also sees what root sees.
+  bool run_as_root = false;
   bool operator==(const Definition&) const = default;
 };
 

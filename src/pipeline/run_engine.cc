@@ -14,6 +14,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "control/confinement.h"
 
 namespace berth {
 namespace json = boost::json;
@@ -618,6 +619,31 @@ Status RunEngine::Launch(ActiveRun& run, int index, int64_t now) {
   env["PYTHONUNBUFFERED"] = "1";
   for (const auto& [k, v] : env) {
     spec.env.push_back(k + "=" + v);
+  }
+  // Confined as the project's services are: its run directory (outputs, notebooks) is its
+  // own, the project directory it runs in writable, the outputs it reads from earlier runs
+  // read-only.
+  spec.sandbox = ctx.sandbox;
+  if (!spec.sandbox.empty()) {
+    if (spec.sandbox.uid != 0) {
+      for (const auto& dir : {run_dir, out_dir}) {
+        if (auto s = GiveToUser(dir, spec.sandbox.uid, spec.sandbox.gid); !s.ok()) {
+          return s;
+        }
+      }
+      if (step.kind == StepKind::kNotebook) {
+        (void)GiveToUser(run_dir + "/notebooks", spec.sandbox.uid, spec.sandbox.gid);
+      }
+    }
+    spec.sandbox.binds.push_back({run_dir, run_dir, true});
+    spec.sandbox.binds.push_back({run.rec.project_dir, run.rec.project_dir, true});
+    for (const auto& in : inputs) {
+      const json::value* dir = in.as_object().if_contains("dir");
+      if (dir && dir->is_string() && !std::string_view(dir->as_string()).starts_with(run_dir)) {
+        std::string d(dir->as_string());
+        spec.sandbox.binds.push_back({d, d, false});
+      }
+    }
   }
 
   if (e.rec.status == kPending) {

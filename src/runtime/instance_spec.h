@@ -15,6 +15,32 @@
 
 namespace berth {
 
+// How a program is confined (decision 9), applied by the launcher. With a uid the program runs
+// as uid:gid, without supplementary groups, capabilities or new privileges (setuid binaries do
+// not raise it). In its mount namespace each `hide` directory is replaced by an empty one (the
+// daemon's data dir), `binds` are mounted at their targets after that (the program's own
+// directories), /tmp is private when tmp_bytes is set, and `passwd` / `group` name files shown
+// at /etc/passwd and /etc/group (so that programs can look their user up). An empty sandbox:
+// the program runs as the daemon's user, with the daemon's view of the filesystem.
+struct BindMount {
+  std::string source;
+  std::string target;
+  bool writable = true;
+  bool operator==(const BindMount&) const = default;
+};
+
+struct Sandbox {
+  uint32_t uid = 0;  // 0: keep the daemon's user
+  uint32_t gid = 0;
+  std::vector<std::string> hide;
+  std::vector<BindMount> binds;
+  uint64_t tmp_bytes = 0;  // 0: the host's /tmp
+  std::string passwd;
+  std::string group;
+  bool empty() const { return uid == 0 && hide.empty() && binds.empty() && tmp_bytes == 0; }
+  bool operator==(const Sandbox&) const = default;
+};
+
 struct InstanceSpec {
   std::string id;  // unique, also the cgroup name: "i-<hex>"
   std::vector<std::string> argv;
@@ -24,6 +50,9 @@ struct InstanceSpec {
   int grace_seconds = 10;  // SIGTERM to SIGKILL
   uint64_t log_max_bytes = 10 << 20;
   int log_keep = 5;
+  // Applied by the launcher (LinuxLauncher puts bubblewrap and setpriv before argv); not part
+  // of spec.json, whose argv is what the shim runs.
+  Sandbox sandbox;
 };
 
 struct ShimRecord {

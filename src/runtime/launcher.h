@@ -31,6 +31,9 @@ struct HealthProbe {
   HealthCheck check;
   StatusCodeSet codes;
   std::string path;  // request path, context root included when the service preserves it
+  // An exec check runs as its instance does: in its sandbox, from its working directory.
+  Sandbox sandbox;
+  std::string cwd;
 };
 
 class Launcher {

@@ -588,6 +588,7 @@ void Supervisor::ReconcileAll() {
       job.spec.cwd = task->spec.cwd;
       job.spec.memory_limit_bytes = task->spec.memory_limit_bytes;
       job.spec.grace_seconds = task->spec.grace_seconds;
+      job.spec.sandbox = task->spec.sandbox;
       starts_.push_back(std::move(job));
     } else if (task->status.state == TaskState::kRunning && task->cancel_requested &&
                !task->stop_sent && !task->launching) {
@@ -657,6 +658,8 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   probe->check = spec.def.health_check;
   probe->codes = CodesOf(spec.def.health_check);
   probe->path = spec.health_path;
+  probe->sandbox = spec.sandbox;
+  probe->cwd = spec.cwd;
   inst->probe = std::move(probe);
 
   StartJob job;
@@ -665,6 +668,7 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   is.id = inst->id;
   is.argv = spec.argv;
   is.cwd = spec.cwd;
+  is.sandbox = spec.sandbox;
   is.memory_limit_bytes =
       spec.def.memory_limit_mb ? static_cast<uint64_t>(*spec.def.memory_limit_mb) << 20 : 0;
   // The instance learns where it lives; these win over anything of the same name.

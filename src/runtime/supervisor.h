@@ -62,6 +62,7 @@ struct RevisionSpec {
   int port = 8080;          // container port
   std::string health_path;  // full request path of the HTTP health check
   std::string error;        // why it cannot run (e.g. the artifact was never pushed)
+  Sandbox sandbox;          // how its instances (and exec health checks) are confined
 };
 
 struct DesiredService {
@@ -140,6 +141,7 @@ struct TaskSpec {
   std::string cwd = "/";
   uint64_t memory_limit_bytes = 0;  // 0: none
   int grace_seconds = 10;           // cancel: SIGTERM, then SIGKILL of the tree after this long
+  Sandbox sandbox;                  // how it is confined (instance_spec.h)
 };
 
 enum class TaskState { kPending, kRunning, kSucceeded, kFailed, kCancelled };

@@ -21,6 +21,9 @@ namespace berth {
 struct Project {
   std::string name;
   int64_t created_at = 0;  // unix millis
+  // Stable, never reused (projects are not deleted): the project's instances run as the
+  // unprivileged uid derived from it.
+  int64_t id = 0;
 };
 
 struct TokenInfo {

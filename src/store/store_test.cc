@@ -53,6 +53,24 @@ TEST_P(StoreContractTest, ProjectsAreUniqueAndListedByName) {
   EXPECT_EQ(store_->GetProject("nope").status().code(), StatusCode::kNotFound);
 }
 
+// A project's id is what its instances' uid is derived from: distinct, stable, and the same
+// from every read.
+TEST_P(StoreContractTest, ProjectIdsAreDistinctAndStable) {
+  auto created = store_->CreateProject("gamma");
+  ASSERT_TRUE(created.ok());
+  auto got = store_->GetProject("gamma");
+  auto def = store_->GetProject("default");
+  ASSERT_TRUE(got.ok() && def.ok());
+  EXPECT_GT(created->id, 0);
+  EXPECT_EQ(got->id, created->id);
+  EXPECT_NE(def->id, got->id);
+  auto list = store_->ListProjects();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, def->id);
+  EXPECT_EQ((*list)[1].id, got->id);
+}
+
 TEST_P(StoreContractTest, TokensAreFoundByHashAndRevoked) {
   auto t = store_->CreateToken("tk_1", "hash1", std::string("default"), "ci");
   ASSERT_TRUE(t.ok()) << t.status().ToString();

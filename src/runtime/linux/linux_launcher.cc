@@ -26,6 +26,7 @@
 #include "common/mutex.h"
 #include "common/time.h"
 #include "runtime/linux/cgroup.h"
+#include "runtime/linux/sandbox.h"
 
 namespace berth {
 namespace {
@@ -232,6 +233,13 @@ class LinuxLauncher final : public Launcher {
       : shim_((fs::path(std::move(berth_binary)).parent_path() / "berth-shim").string()) {}
 
   ProbeResult CheckHealth(const std::string& /*instance_dir*/, const HealthProbe& p) override {
+    if (p.check.type == "exec" && !p.sandbox.empty()) {
+      HealthCheck confined = p.check;
+      std::vector<std::string> argv = SandboxArgv(p.sandbox, p.cwd);
+      argv.insert(argv.end(), confined.command.begin(), confined.command.end());
+      confined.command = std::move(argv);
+      return ProbeInstance(p.host, p.port, confined, p.codes, p.path);
+    }
     return ProbeInstance(p.host, p.port, p.check, p.codes, p.path);
   }
 
@@ -247,6 +255,9 @@ class LinuxLauncher final : public Launcher {
           fmt::format("cannot run the instance shim {}: {} (berth-shim belongs beside berth)",
                       shim_, std::strerror(errno)));
     }
+    if (auto s = CheckSandboxSupport(spec.sandbox); !s.ok()) {
+      return s;
+    }
     std::error_code ec;
     if (fs::exists(instance_dir + "/spec.json")) {
       return Status::AlreadyExists(
@@ -257,7 +268,16 @@ class LinuxLauncher final : public Launcher {
       return Status::Internal(
           fmt::format("creating instance directory {}: {}", instance_dir, ec.message()));
     }
-    if (auto s = WriteFileAtomic(instance_dir + "/spec.json", InstanceSpecToJson(spec), 0600,
+    // The instance directory (spec with env secrets, logs) is the daemon's alone.
+    fs::permissions(instance_dir, fs::perms::owner_all, ec);
+    // The shim runs spec.json's argv: the sandbox goes in front of it here.
+    InstanceSpec shim_spec = spec;
+    if (!spec.sandbox.empty()) {
+      shim_spec.argv = SandboxArgv(spec.sandbox, spec.cwd);
+      shim_spec.argv.insert(shim_spec.argv.end(), spec.argv.begin(), spec.argv.end());
+      shim_spec.sandbox = {};
+    }
+    if (auto s = WriteFileAtomic(instance_dir + "/spec.json", InstanceSpecToJson(shim_spec), 0600,
                                  Durability::kProcessCrash);
         !s.ok()) {
       return s;

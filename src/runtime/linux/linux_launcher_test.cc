@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 
 #include "common/file_util.h"
 #include "runtime/linux/cgroup.h"
+#include "runtime/linux/sandbox.h"
 #include "runtime/log_writer.h"
 
 namespace berth {
@@ -324,6 +326,89 @@ TEST_F(LinuxLauncherTest, MemoryLimitKillsAndIsReportedAsOom) {
   ASSERT_TRUE(p.exit.has_value());
   EXPECT_TRUE(p.exit->oom_killed);
   EXPECT_EQ(p.exit->signal, SIGKILL);
+}
+
+TEST(SandboxArgvTest, EmptyIsNothingAndAFullOneMountsInOrder) {
+  EXPECT_TRUE(SandboxArgv(Sandbox{}, "/srv").empty());
+  Sandbox sb;
+  sb.uid = 2000000005;
+  sb.gid = 2000000006;
+  sb.tmp_bytes = 1 << 20;
+  sb.hide = {"/var/berth"};
+  sb.binds = {{"/var/berth/projects/p/data", "/var/berth/projects/p/data", true},
+              {"/var/berth/artifacts/ab", "/var/berth/artifacts/ab", false},
+              {"/var/berth/projects/p/data", "/data", true}};
+  sb.passwd = "/var/berth/projects/p/etc/passwd";
+  std::vector<std::string> want = {
+      kBubblewrapPath, "--dev-bind", "/", "/",
+      // a private, world-writable /tmp of its size, then the hidden data dir
+      "--perms", "1777", "--size", "1048576", "--tmpfs", "/tmp", "--perms", "0755", "--tmpfs",
+      "/var/berth",
+      // the way to each bind inside it made traversable, once
+      "--perms", "0755", "--dir", "/var/berth/projects", "--perms", "0755", "--dir",
+      "/var/berth/projects/p", "--bind", "/var/berth/projects/p/data", "/var/berth/projects/p/data",
+      "--perms", "0755", "--dir", "/var/berth/artifacts", "--ro-bind", "/var/berth/artifacts/ab",
+      "/var/berth/artifacts/ab", "--bind", "/var/berth/projects/p/data", "/data", "--ro-bind",
+      "/var/berth/projects/p/etc/passwd", "/etc/passwd", "--chdir", "/srv", "--", kSetprivPath,
+      "--reuid=2000000005", "--regid=2000000006", "--clear-groups", "--no-new-privs",
+      "--bounding-set=-all", "--inh-caps=-all", "--"};
+  EXPECT_EQ(SandboxArgv(sb, "/srv"), want);
+  sb.uid = 0;  // binds without a user change: no setpriv
+  EXPECT_EQ(SandboxArgv(sb, "/srv").back(), "--");
+}
+
+// Decision 9 end to end: the program runs as the sandbox's user, does not see the hidden
+// directory's files (a secret beside its own), writes its own directory and a private /tmp,
+// and finds itself in /etc/passwd.
+TEST_F(LinuxLauncherTest, ASandboxedProgramRunsAsItsUserAndSeesOnlyItsOwnFiles) {
+  if (geteuid() != 0 || access(kBubblewrapPath, X_OK) != 0 || access(kSetprivPath, X_OK) != 0) {
+    GTEST_SKIP() << "needs root, bubblewrap and setpriv";
+  }
+  std::string hidden = root_ + "/data";
+  std::string own = hidden + "/projects/p/data";
+  fs::create_directories(own);
+  ASSERT_TRUE(
+      WriteFileAtomic(hidden + "/admin.token", "secret\n", 0644, Durability::kProcessCrash).ok());
+  ASSERT_EQ(::chown(own.c_str(), 2000000005, 2000000005), 0);
+  ASSERT_TRUE(WriteFileAtomic(root_ + "/host-only", "x\n", 0644, Durability::kProcessCrash).ok());
+  ASSERT_TRUE(WriteFileAtomic(root_ + "/passwd",
+                              "root:x:0:0::/root:/bin/sh\n"
+                              "berth-p:x:2000000005:2000000005::/:/bin/sh\n",
+                              0644, Durability::kProcessCrash)
+                  .ok());
+  auto spec = Spec({"sh", "-c",
+                    "id -un; cat " + hidden + "/admin.token || echo no-token; echo mine > " + own +
+                        "/f && echo wrote-own; echo t > /tmp/t && echo wrote-tmp; ls " + root_});
+  spec.cwd = own;
+  spec.sandbox.uid = spec.sandbox.gid = 2000000005;
+  spec.sandbox.hide = {hidden};
+  spec.sandbox.binds = {{own, own, true}};
+  spec.sandbox.tmp_bytes = 1 << 20;
+  spec.sandbox.passwd = root_ + "/passwd";
+  auto rec = launcher_->Start(Dir(spec), spec);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  InstanceProbe p = WaitExit(Dir(spec));
+  ASSERT_TRUE(p.exit.has_value());
+  std::string log = Log(spec);
+  EXPECT_EQ(p.exit->exit_code, 0) << log;
+  EXPECT_NE(log.find(" stdout berth-p\n"), std::string::npos) << log;
+  EXPECT_EQ(log.find("secret"), std::string::npos) << log;
+  EXPECT_NE(log.find(" stdout no-token\n"), std::string::npos) << log;
+  EXPECT_NE(log.find(" stdout wrote-own\n"), std::string::npos) << log;
+  EXPECT_NE(log.find(" stdout wrote-tmp\n"), std::string::npos) << log;
+  // The host's /tmp (where this test's own directory is) is not the program's: of it, only
+  // the way to its own directory shows.
+  EXPECT_EQ(log.find("host-only"), std::string::npos) << log;
+  EXPECT_NE(log.find(" stdout data\n"), std::string::npos) << log;
+  auto written = ReadFile(own + "/f");
+  ASSERT_TRUE(written.ok());
+  EXPECT_EQ(*written, "mine\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((own + "/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 2000000005u);
+  // The instance directory (spec with env secrets, logs) is the daemon's alone.
+  ASSERT_EQ(::stat(Dir(spec).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
 }
 
 }  // namespace

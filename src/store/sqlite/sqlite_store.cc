@@ -335,21 +335,23 @@ class SqliteStore final : public Store {
       }
       return r.WithContext("creating project");
     }
+    p.id = sqlite3_last_insert_rowid(db_);
     return p;
   }
 
   Result<std::vector<Project>> ListProjects() override {
     MutexLock lock(mu_);
-    auto st = Prepare("SELECT name, created_at FROM projects ORDER BY name");
+    auto st = Prepare("SELECT name, created_at, id FROM projects ORDER BY name");
     if (!st.ok()) {
       return st.status();
     }
-    return st->Collect<Project>([&](const Stmt& r) { return Project{r.Text(0), r.Int(1)}; });
+    return st->Collect<Project>(
+        [&](const Stmt& r) { return Project{r.Text(0), r.Int(1), r.Int(2)}; });
   }
 
   Result<Project> GetProject(std::string_view name) override {
     MutexLock lock(mu_);
-    auto st = Prepare("SELECT name, created_at FROM projects WHERE name = ?");
+    auto st = Prepare("SELECT name, created_at, id FROM projects WHERE name = ?");
     if (!st.ok()) {
       return st.status();
     }
@@ -361,7 +363,7 @@ class SqliteStore final : public Store {
     if (!*row) {
       return Status::NotFound(fmt::format("project '{}' does not exist", name));
     }
-    return Project{st->Text(0), st->Int(1)};
+    return Project{st->Text(0), st->Int(1), st->Int(2)};
   }
 
   Result<TokenInfo> CreateToken(std::string_view id, std::string_view hash,
