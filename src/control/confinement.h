@@ -35,7 +35,8 @@ uint32_t ProjectUid(const ConfinementOptions& o, int64_t project_id);
 // The name of that user in the sandbox's /etc/passwd: "berth-<project>".
 std::string ProjectUserName(const std::string& project);
 
-// The project's directories under the data dir (created if missing): data, project, home.
+// Where the project's directories are under the data dir: data, project, home (paths only;
+// ProjectSandbox creates them).
 struct ProjectDirs {
   std::string root;  // DATA/projects/<name>
   std::string data;

@@ -235,9 +235,7 @@ class LinuxLauncher final : public Launcher {
   ProbeResult CheckHealth(const std::string& /*instance_dir*/, const HealthProbe& p) override {
     if (p.check.type == "exec" && !p.sandbox.empty()) {
       HealthCheck confined = p.check;
-      std::vector<std::string> argv = SandboxArgv(p.sandbox, p.cwd);
-      argv.insert(argv.end(), confined.command.begin(), confined.command.end());
-      confined.command = std::move(argv);
+      confined.command = SandboxArgv(p.sandbox, p.cwd, p.check.command);
       return ProbeInstance(p.host, p.port, confined, p.codes, p.path);
     }
     return ProbeInstance(p.host, p.port, p.check, p.codes, p.path);
@@ -272,11 +270,8 @@ class LinuxLauncher final : public Launcher {
     fs::permissions(instance_dir, fs::perms::owner_all, ec);
     // The shim runs spec.json's argv: the sandbox goes in front of it here.
     InstanceSpec shim_spec = spec;
-    if (!spec.sandbox.empty()) {
-      shim_spec.argv = SandboxArgv(spec.sandbox, spec.cwd);
-      shim_spec.argv.insert(shim_spec.argv.end(), spec.argv.begin(), spec.argv.end());
-      shim_spec.sandbox = {};
-    }
+    shim_spec.argv = SandboxArgv(spec.sandbox, spec.cwd, spec.argv);
+    shim_spec.sandbox = {};
     if (auto s = WriteFileAtomic(instance_dir + "/spec.json", InstanceSpecToJson(shim_spec), 0600,
                                  Durability::kProcessCrash);
         !s.ok()) {

@@ -329,7 +329,8 @@ TEST_F(LinuxLauncherTest, MemoryLimitKillsAndIsReportedAsOom) {
 }
 
 TEST(SandboxArgvTest, EmptyIsNothingAndAFullOneMountsInOrder) {
-  EXPECT_TRUE(SandboxArgv(Sandbox{}, "/srv").empty());
+  const std::vector<std::string> program = {"server", "--port", "80"};
+  EXPECT_EQ(SandboxArgv(Sandbox{}, "/srv", program), program);
   Sandbox sb;
   sb.uid = 2000000005;
   sb.gid = 2000000006;
@@ -351,10 +352,13 @@ TEST(SandboxArgvTest, EmptyIsNothingAndAFullOneMountsInOrder) {
       "/var/berth/artifacts/ab", "--bind", "/var/berth/projects/p/data", "/data", "--ro-bind",
       "/var/berth/projects/p/etc/passwd", "/etc/passwd", "--chdir", "/srv", "--", kSetprivPath,
       "--reuid=2000000005", "--regid=2000000006", "--clear-groups", "--no-new-privs",
-      "--bounding-set=-all", "--inh-caps=-all", "--"};
-  EXPECT_EQ(SandboxArgv(sb, "/srv"), want);
+      "--bounding-set=-all", "--inh-caps=-all", "--", "server", "--port", "80"};
+  EXPECT_EQ(SandboxArgv(sb, "/srv", program), want);
   sb.uid = 0;  // binds without a user change: no setpriv
-  EXPECT_EQ(SandboxArgv(sb, "/srv").back(), "--");
+  std::vector<std::string> unchanged_user = SandboxArgv(sb, "/srv", program);
+  EXPECT_EQ(std::find(unchanged_user.begin(), unchanged_user.end(), kSetprivPath),
+            unchanged_user.end());
+  EXPECT_EQ(unchanged_user[unchanged_user.size() - 4], "--");
 }
 
 // Decision 9 end to end: the program runs as the sandbox's user, does not see the hidden

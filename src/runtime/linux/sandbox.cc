@@ -7,9 +7,10 @@
 
 namespace berth {
 
-std::vector<std::string> SandboxArgv(const Sandbox& sb, const std::string& cwd) {
+std::vector<std::string> SandboxArgv(const Sandbox& sb, const std::string& cwd,
+                                     const std::vector<std::string>& argv) {
   if (sb.empty()) {
-    return {};
+    return argv;
   }
   std::vector<std::string> a = {kBubblewrapPath, "--dev-bind", "/", "/"};
   // Empty directories mounted over the host's: their own mode, else bwrap's 0755 / 0700.
@@ -57,6 +58,7 @@ std::vector<std::string> SandboxArgv(const Sandbox& sb, const std::string& cwd) 
              {kSetprivPath, fmt::format("--reuid={}", sb.uid), fmt::format("--regid={}", sb.gid),
               "--clear-groups", "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--"});
   }
+  a.insert(a.end(), argv.begin(), argv.end());
   return a;
 }
 

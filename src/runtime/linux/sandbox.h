@@ -17,11 +17,12 @@ namespace berth {
 inline constexpr const char* kBubblewrapPath = "/usr/bin/bwrap";
 inline constexpr const char* kSetprivPath = "/usr/bin/setpriv";
 
-// What to put before the program's argv to run it in `sandbox` with `cwd` as its working
-// directory; empty for an empty sandbox. Mounts in this order: the host's root, the private
-// /tmp, the hidden directories, the binds, /etc/passwd and /etc/group, so that a bind under a
-// hidden directory (or under /tmp) shows through it.
-std::vector<std::string> SandboxArgv(const Sandbox& sandbox, const std::string& cwd);
+// The command that runs `argv` in `sandbox` with `cwd` as its working directory: `argv` itself
+// for an empty sandbox, else bwrap's and setpriv's arguments before it. Mounts in this order:
+// the host's root, the private /tmp, the hidden directories, the binds, /etc/passwd and
+// /etc/group, so that a bind under a hidden directory (or under /tmp) shows through it.
+std::vector<std::string> SandboxArgv(const Sandbox& sandbox, const std::string& cwd,
+                                     const std::vector<std::string>& argv);
 
 // Ok when the tools a non-empty sandbox needs are here and the daemon may use them (root, for
 // a uid); else FailedPrecondition saying what is missing.
