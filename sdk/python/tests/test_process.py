@@ -140,7 +140,9 @@ def test_a_request_in_progress_finishes_before_the_process_exits(proc, tmp_path)
     marker.write_text("go")
     caller.join(20)
     assert result["r"].status_code == 200 and result["r"].json() == "finished"
-    assert proc.stop() == 0
+    # The one SIGTERM above is the stop: a second one could land after run() has put the
+    # default handlers back, while the interpreter is still exiting.
+    assert proc.stop(None) == 0
     assert proc.lines[-1].endswith("INFO berth: stopped")
 
 
