@@ -5,11 +5,11 @@
 // project directory and its home. Another project's files, instance specs (env secrets),
 // tokens and the admin token are not there to read; /tmp is private and bounded; /etc/passwd
 // names the project's user, so that programs which look themselves up (PostgreSQL, ssh, git)
-// work. The mechanism (bubblewrap + setpriv) is the launcher's (runtime/linux/sandbox.h).
+// work. The mechanism (namespaces entered between fork and exec) is the launcher's
+// (runtime/linux/sandbox.h).
 //
-// Confinement needs a daemon running as root (to mount and to change user) with bubblewrap and
-// setpriv installed; without them programs run as the daemon's user, and the daemon says so
-// once at start-up. A definition that needs root says `run-as-root: true`.
+// Confinement needs a daemon running as root (to mount and to change user); without it
+// programs run as the daemon's user, and the daemon says so once at start-up. A definition that needs root says `run-as-root: true`.
 #pragma once
 
 #include <cstdint>

@@ -377,9 +377,7 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
     std::error_code mec;
     fs::create_directories(dir, mec);
   }
-  if (::access(kBubblewrapPath, X_OK) == 0) {
-    in.bubblewrap = kBubblewrapPath;
-  }
+  in.can_mount = ::geteuid() == 0;
   auto sandbox = SandboxOf(rec.project);
   if (!sandbox.ok()) {
     return sandbox.status();

@@ -63,8 +63,8 @@ RevisionSpec ResolveRevision(const ResolveInputs& in) {
   env["BERTH_PROJECT_DIR"] = in.project_dir;
   // The sandbox: the project's, with this revision's bundle (read-only: it is shared by every
   // revision pushed with the same content) or work directory. The project's /data and project
-  // directory are bind-mounted at the definition's targets (with bubblewrap where it is
-  // installed, else given as paths).
+  // directory are bind-mounted at the definition's targets (where the daemon may mount, else
+  // given as paths).
   Sandbox& sb = spec.sandbox;
   sb = in.sandbox;
   bool confined = !sb.empty();
@@ -78,7 +78,7 @@ RevisionSpec ResolveRevision(const ResolveInputs& in) {
       sb.uid = sb.gid = 0;
     }
   }
-  if (!def.mounts.empty() && (confined || !in.bubblewrap.empty())) {
+  if (!def.mounts.empty() && (confined || in.can_mount)) {
     for (const auto& m : def.mounts) {
       bool data = m.source == "data";
       sb.binds.push_back({data ? in.data_dir : in.project_dir, m.target, true});

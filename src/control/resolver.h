@@ -43,7 +43,7 @@ struct ResolveInputs {
   std::string data_dir;        // the project's /data
   std::string project_dir;     // the project directory
   std::string home_dir;        // the project user's home (HOME when confined)
-  std::string bubblewrap;      // its path when installed (mounts need it), else empty
+  bool can_mount = false;      // the daemon may mount (root): definition mounts apply
   // The project's sandbox (confinement.h); empty when programs run unconfined. The resolver
   // adds the revision's own directories and mounts.
   Sandbox sandbox;

@@ -112,13 +112,13 @@ TEST(ResolverTest, PeersParametersAndVersions) {
   EXPECT_EQ(Env(spec, "PYTHONPATH"), "/sdk:/mine");
 }
 
-TEST(ResolverTest, MountsAreSandboxBindsWhenBubblewrapIsThere) {
+TEST(ResolverTest, MountsAreSandboxBindsWhenTheDaemonMayMount) {
   ResolveInputs in = Inputs();
   in.def.mounts = {{"data", "/data"}, {"project", "/project"}};
   RevisionSpec without = ResolveRevision(in);
-  EXPECT_TRUE(without.sandbox.empty()) << "no sandbox without bubblewrap";
+  EXPECT_TRUE(without.sandbox.empty()) << "no sandbox where the daemon may not mount";
   EXPECT_EQ(Env(without, "BERTH_DATA"), "/data/projects/p/data");
-  in.bubblewrap = "/usr/bin/bwrap";
+  in.can_mount = true;
   RevisionSpec spec = ResolveRevision(in);
   EXPECT_EQ(spec.argv, (std::vector<std::string>{"server", "--base", "/p-web"}));
   EXPECT_EQ(spec.sandbox.uid, 0u) << "unconfined: the daemon's user";

@@ -21,9 +21,35 @@ extern "C" char** environ;
 namespace berth {
 namespace {
 
+// The default ExecSpawner.
+std::string SpawnCheck(char* const* argv, char* const* envp, pid_t* out) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  // The daemon's sockets (listener, clients) are not the probe's business.
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  // Its own process group, so that a timeout kills whatever it started too.
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  *out = pid;
+  return rc == 0 ? "" : std::strerror(rc);
+}
+
 // Runs the check's command with HOST and PORT of the instance; healthy when it exits 0
 // within the timeout (Kubernetes' exec probe).
-ProbeResult ProbeExec(const std::string& host, int port, const HealthCheck& check) {
+ProbeResult ProbeExec(const std::string& host, int port, const HealthCheck& check,
+                      const ExecSpawner& spawn) {
   std::vector<std::string> args;
   for (std::string a : check.command) {
     for (auto [from, to] : {std::pair<std::string, std::string>{"$(HOST)", host},
@@ -47,27 +73,11 @@ ProbeResult ProbeExec(const std::string& host, int port, const HealthCheck& chec
     envp.push_back(e.data());
   }
   envp.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  // The daemon's sockets (listener, clients) are not the probe's business.
-  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  // Its own process group, so that a timeout kills whatever it started too.
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
   pid_t pid = 0;
-  int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    return {false, fmt::format("cannot run {}: {}", args[0], std::strerror(rc))};
+  std::string why =
+      spawn ? spawn(argv.data(), envp.data(), &pid) : SpawnCheck(argv.data(), envp.data(), &pid);
+  if (!why.empty()) {
+    return {false, fmt::format("cannot run {}: {}", args[0], why)};
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(check.timeout_s);
   int status = 0;
@@ -90,9 +100,10 @@ ProbeResult ProbeExec(const std::string& host, int port, const HealthCheck& chec
 }  // namespace
 
 ProbeResult ProbeInstance(const std::string& host, int port, const HealthCheck& check,
-                          const StatusCodeSet& codes, const std::string& path) {
+                          const StatusCodeSet& codes, const std::string& path,
+                          const ExecSpawner& spawn) {
   if (check.type == "exec") {
-    return ProbeExec(host, port, check);
+    return ProbeExec(host, port, check, spawn);
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(check.timeout_s);
   auto s = ConnectInstance(host, port, deadline);

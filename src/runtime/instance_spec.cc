@@ -49,14 +49,30 @@ std::vector<std::string> Strings(const json::object& o, std::string_view key) {
 }  // namespace
 
 std::string InstanceSpecToJson(const InstanceSpec& s) {
-  return json::serialize(json::object{{"id", s.id},
-                                      {"argv", json::value_from(s.argv)},
-                                      {"env", json::value_from(s.env)},
-                                      {"cwd", s.cwd},
-                                      {"memory_limit_bytes", s.memory_limit_bytes},
-                                      {"grace_seconds", s.grace_seconds},
-                                      {"log_max_bytes", s.log_max_bytes},
-                                      {"log_keep", s.log_keep}});
+  json::object o{{"id", s.id},
+                 {"argv", json::value_from(s.argv)},
+                 {"env", json::value_from(s.env)},
+                 {"cwd", s.cwd},
+                 {"memory_limit_bytes", s.memory_limit_bytes},
+                 {"grace_seconds", s.grace_seconds},
+                 {"log_max_bytes", s.log_max_bytes},
+                 {"log_keep", s.log_keep}};
+  if (!s.sandbox.empty()) {
+    const Sandbox& sb = s.sandbox;
+    json::array binds;
+    for (const auto& b : sb.binds) {
+      binds.push_back(
+          json::object{{"source", b.source}, {"target", b.target}, {"writable", b.writable}});
+    }
+    o["sandbox"] = json::object{{"uid", sb.uid},
+                                {"gid", sb.gid},
+                                {"hide", json::value_from(sb.hide)},
+                                {"binds", std::move(binds)},
+                                {"tmp_bytes", sb.tmp_bytes},
+                                {"passwd", sb.passwd},
+                                {"group", sb.group}};
+  }
+  return json::serialize(o);
 }
 
 Result<InstanceSpec> InstanceSpecFromJson(const std::string& text) {
@@ -73,6 +89,24 @@ Result<InstanceSpec> InstanceSpecFromJson(const std::string& text) {
   s.grace_seconds = static_cast<int>(Int(*o, "grace_seconds"));
   s.log_max_bytes = static_cast<uint64_t>(Int(*o, "log_max_bytes"));
   s.log_keep = static_cast<int>(Int(*o, "log_keep"));
+  if (const json::value* v = o->if_contains("sandbox"); v && v->is_object()) {
+    const json::object& sb = v->get_object();
+    s.sandbox.uid = static_cast<uint32_t>(Int(sb, "uid"));
+    s.sandbox.gid = static_cast<uint32_t>(Int(sb, "gid"));
+    s.sandbox.hide = Strings(sb, "hide");
+    if (const json::value* bs = sb.if_contains("binds"); bs && bs->is_array()) {
+      for (const auto& b : bs->get_array()) {
+        if (b.is_object()) {
+          const json::value* w = b.get_object().if_contains("writable");
+          s.sandbox.binds.push_back({Str(b.get_object(), "source"), Str(b.get_object(), "target"),
+                                     w != nullptr && w->is_bool() && w->get_bool()});
+        }
+      }
+    }
+    s.sandbox.tmp_bytes = static_cast<uint64_t>(Int(sb, "tmp_bytes"));
+    s.sandbox.passwd = Str(sb, "passwd");
+    s.sandbox.group = Str(sb, "group");
+  }
   if (s.id.empty() || s.argv.empty()) {
     return Status::InvalidArgument("spec.json needs an id and a non-empty argv");
   }

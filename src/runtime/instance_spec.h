@@ -50,8 +50,7 @@ struct InstanceSpec {
   int grace_seconds = 10;  // SIGTERM to SIGKILL
   uint64_t log_max_bytes = 10 << 20;
   int log_keep = 5;
-  // Applied by the launcher (LinuxLauncher puts bubblewrap and setpriv before argv); not part
-  // of spec.json, whose argv is what the shim runs.
+  // Applied by the shim between fork and exec (runtime/linux/sandbox.h).
   Sandbox sandbox;
 };
 

@@ -234,9 +234,11 @@ class LinuxLauncher final : public Launcher {
 
   ProbeResult CheckHealth(const std::string& /*instance_dir*/, const HealthProbe& p) override {
     if (p.check.type == "exec" && !p.sandbox.empty()) {
-      HealthCheck confined = p.check;
-      confined.command = SandboxArgv(p.sandbox, p.cwd, p.check.command);
-      return ProbeInstance(p.host, p.port, confined, p.codes, p.path);
+      // In the instance's sandbox, as its user: a check sees what the program sees.
+      auto spawn = [&p](char* const* argv, char* const* envp, pid_t* pid) {
+        return SpawnConfined(p.sandbox, p.cwd, argv, envp, pid);
+      };
+      return ProbeInstance(p.host, p.port, p.check, p.codes, p.path, spawn);
     }
     return ProbeInstance(p.host, p.port, p.check, p.codes, p.path);
   }
@@ -268,11 +270,7 @@ class LinuxLauncher final : public Launcher {
     }
     // The instance directory (spec with env secrets, logs) is the daemon's alone.
     fs::permissions(instance_dir, fs::perms::owner_all, ec);
-    // The shim runs spec.json's argv: the sandbox goes in front of it here.
-    InstanceSpec shim_spec = spec;
-    shim_spec.argv = SandboxArgv(spec.sandbox, spec.cwd, spec.argv);
-    shim_spec.sandbox = {};
-    if (auto s = WriteFileAtomic(instance_dir + "/spec.json", InstanceSpecToJson(shim_spec), 0600,
+    if (auto s = WriteFileAtomic(instance_dir + "/spec.json", InstanceSpecToJson(spec), 0600,
                                  Durability::kProcessCrash);
         !s.ok()) {
       return s;

@@ -52,7 +52,7 @@ class LinuxLauncherTest : public ::testing::Test {
       }
     }
     for (const auto& entry : fs::directory_iterator(root_)) {
-      if (entry.is_directory()) {
+      if (fs::exists(entry.path() / "spec.json")) {  // an instance, not a test's own directory
         WaitExit(entry.path().string());
       }
     }
@@ -328,9 +328,8 @@ TEST_F(LinuxLauncherTest, MemoryLimitKillsAndIsReportedAsOom) {
   EXPECT_EQ(p.exit->signal, SIGKILL);
 }
 
-TEST(SandboxArgvTest, EmptyIsNothingAndAFullOneMountsInOrder) {
-  const std::vector<std::string> program = {"server", "--port", "80"};
-  EXPECT_EQ(SandboxArgv(Sandbox{}, "/srv", program), program);
+TEST(PlanSandboxTest, EmptyIsNothingAndAFullOneMountsInOrder) {
+  EXPECT_TRUE(PlanSandbox(Sandbox{}).empty());
   Sandbox sb;
   sb.uid = 2000000005;
   sb.gid = 2000000006;
@@ -340,33 +339,56 @@ TEST(SandboxArgvTest, EmptyIsNothingAndAFullOneMountsInOrder) {
               {"/var/berth/artifacts/ab", "/var/berth/artifacts/ab", false},
               {"/var/berth/projects/p/data", "/data", true}};
   sb.passwd = "/var/berth/projects/p/etc/passwd";
-  std::vector<std::string> want = {
-      kBubblewrapPath, "--dev-bind", "/", "/",
+  using S = SandboxStep;
+  std::vector<SandboxStep> want = {
+      {S::kNamespace, "", "", -1, true},
+      // every source opened while it is still visible
+      {S::kOpen, "/var/berth/projects/p/data", "", 0, true},
+      {S::kOpen, "/var/berth/artifacts/ab", "", 1, true},
+      {S::kOpen, "/var/berth/projects/p/data", "", 2, true},
+      {S::kOpen, "/var/berth/projects/p/etc/passwd", "", 3, true},
       // a private, world-writable /tmp of its size, then the hidden data dir
-      "--perms", "1777", "--size", "1048576", "--tmpfs", "/tmp", "--perms", "0755", "--tmpfs",
-      "/var/berth",
-      // the way to each bind inside it made traversable, once
-      "--perms", "0755", "--dir", "/var/berth/projects", "--perms", "0755", "--dir",
-      "/var/berth/projects/p", "--bind", "/var/berth/projects/p/data", "/var/berth/projects/p/data",
-      "--perms", "0755", "--dir", "/var/berth/artifacts", "--ro-bind", "/var/berth/artifacts/ab",
-      "/var/berth/artifacts/ab", "--bind", "/var/berth/projects/p/data", "/data", "--ro-bind",
-      "/var/berth/projects/p/etc/passwd", "/etc/passwd", "--chdir", "/srv", "--", kSetprivPath,
-      "--reuid=2000000005", "--regid=2000000006", "--clear-groups", "--no-new-privs",
-      "--bounding-set=-all", "--inh-caps=-all", "--", "server", "--port", "80"};
-  EXPECT_EQ(SandboxArgv(sb, "/srv", program), want);
-  sb.uid = 0;  // binds without a user change: no setpriv
-  std::vector<std::string> unchanged_user = SandboxArgv(sb, "/srv", program);
-  EXPECT_EQ(std::find(unchanged_user.begin(), unchanged_user.end(), kSetprivPath),
-            unchanged_user.end());
-  EXPECT_EQ(unchanged_user[unchanged_user.size() - 4], "--");
+      {S::kTmpfs, "/tmp", "mode=1777,size=1048576", -1, true},
+      {S::kTmpfs, "/var/berth", "mode=0755,size=1048576", -1, true},
+      // the way to each bind inside it made, once
+      {S::kDir, "/var/berth/projects", "", -1, true},
+      {S::kDir, "/var/berth/projects/p", "", -1, true},
+      {S::kBind, "/var/berth/projects/p/data", "", 0, true},
+      {S::kDir, "/var/berth/artifacts", "", -1, true},
+      {S::kBind, "/var/berth/artifacts/ab", "", 1, false},
+      {S::kBind, "/data", "", 2, true},
+      {S::kBind, "/etc/passwd", "", 3, false},
+      {S::kUser, "", "", -1, true}};
+  SandboxPlan plan = PlanSandbox(sb);
+  EXPECT_EQ(plan.steps, want);
+  EXPECT_EQ(plan.uid, 2000000005u);
+  EXPECT_EQ(plan.gid, 2000000006u);
+  EXPECT_EQ(plan.fds.size(), 4u);
+  EXPECT_EQ(DescribeExecFailure(plan, {EACCES, 11}),
+            "mounting /var/berth/artifacts/ab at /var/berth/artifacts/ab read-only: " +
+                std::string(std::strerror(EACCES)));
+  EXPECT_EQ(DescribeExecFailure(plan, {ENOENT, -1}), std::strerror(ENOENT));
+  sb.uid = 0;  // binds without a user change
+  EXPECT_NE(PlanSandbox(sb).steps.back().kind, SandboxStep::kUser);
+  // A hidden directory inside the private /tmp gets its mount point there.
+  Sandbox in_tmp;
+  in_tmp.tmp_bytes = 1 << 20;
+  in_tmp.hide = {"/tmp/t/data"};
+  std::vector<SandboxStep> want_in_tmp = {{S::kNamespace, "", "", -1, true},
+                                          {S::kTmpfs, "/tmp", "mode=1777,size=1048576", -1, true},
+                                          {S::kDir, "/tmp/t", "", -1, true},
+                                          {S::kDir, "/tmp/t/data", "", -1, true},
+                                          {S::kTmpfs, "/tmp/t/data", "mode=0755,size=1048576", -1,
+                                           true}};
+  EXPECT_EQ(PlanSandbox(in_tmp).steps, want_in_tmp);
 }
 
 // Decision 9 end to end: the program runs as the sandbox's user, does not see the hidden
 // directory's files (a secret beside its own), writes its own directory and a private /tmp,
 // and finds itself in /etc/passwd.
 TEST_F(LinuxLauncherTest, ASandboxedProgramRunsAsItsUserAndSeesOnlyItsOwnFiles) {
-  if (geteuid() != 0 || access(kBubblewrapPath, X_OK) != 0 || access(kSetprivPath, X_OK) != 0) {
-    GTEST_SKIP() << "needs root, bubblewrap and setpriv";
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "needs root";
   }
   std::string hidden = root_ + "/data";
   std::string own = hidden + "/projects/p/data";
@@ -382,7 +404,8 @@ TEST_F(LinuxLauncherTest, ASandboxedProgramRunsAsItsUserAndSeesOnlyItsOwnFiles) 
                   .ok());
   auto spec = Spec({"sh", "-c",
                     "id -un; cat " + hidden + "/admin.token || echo no-token; echo mine > " + own +
-                        "/f && echo wrote-own; echo t > /tmp/t && echo wrote-tmp; ls " + root_});
+                        "/f && echo wrote-own; echo t > /tmp/t && echo wrote-tmp; echo pid=$$; "
+                        "ls " + root_});
   spec.cwd = own;
   spec.sandbox.uid = spec.sandbox.gid = 2000000005;
   spec.sandbox.hide = {hidden};
@@ -400,6 +423,8 @@ TEST_F(LinuxLauncherTest, ASandboxedProgramRunsAsItsUserAndSeesOnlyItsOwnFiles) 
   EXPECT_NE(log.find(" stdout no-token\n"), std::string::npos) << log;
   EXPECT_NE(log.find(" stdout wrote-own\n"), std::string::npos) << log;
   EXPECT_NE(log.find(" stdout wrote-tmp\n"), std::string::npos) << log;
+  // What the shim forked is the program itself, no wrapper: its pid is the one recorded.
+  EXPECT_NE(log.find(" stdout pid=" + std::to_string(rec->pid) + "\n"), std::string::npos) << log;
   // The host's /tmp (where this test's own directory is) is not the program's: of it, only
   // the way to its own directory shows.
   EXPECT_EQ(log.find("host-only"), std::string::npos) << log;
@@ -413,6 +438,27 @@ TEST_F(LinuxLauncherTest, ASandboxedProgramRunsAsItsUserAndSeesOnlyItsOwnFiles) 
   // The instance directory (spec with env secrets, logs) is the daemon's alone.
   ASSERT_EQ(::stat(Dir(spec).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
+
+  // An exec health check runs in the same sandbox, as the same user.
+  HealthProbe probe;
+  probe.host = "127.0.0.1";
+  probe.check.type = "exec";
+  probe.check.command = {"sh", "-c",
+                         "test \"$(id -u)\" = 2000000005 && test -e " + own + "/f && ! test -e " +
+                             hidden + "/admin.token"};
+  probe.sandbox = spec.sandbox;
+  probe.cwd = own;
+  ProbeResult confined = launcher_->CheckHealth(Dir(spec), probe);
+  EXPECT_TRUE(confined.healthy) << confined.detail;
+  probe.sandbox = {};
+  EXPECT_FALSE(launcher_->CheckHealth(Dir(spec), probe).healthy) << "unconfined: root, token seen";
+  // A sandbox that cannot be entered says which step failed.
+  probe.sandbox = spec.sandbox;
+  probe.sandbox.binds = {{root_ + "/no-such-dir", own, true}};
+  ProbeResult broken = launcher_->CheckHealth(Dir(spec), probe);
+  EXPECT_FALSE(broken.healthy);
+  EXPECT_NE(broken.detail.find("opening " + root_ + "/no-such-dir to mount it"), std::string::npos)
+      << broken.detail;
 }
 
 }  // namespace

@@ -1,11 +1,19 @@
-// The mechanism behind a Sandbox (instance_spec.h): the argv that runs a program confined,
-// with Debian's bubblewrap for the mount namespace and util-linux's setpriv for the user.
-// bwrap runs as the daemon's user (root) so that it may mount; setpriv, already inside the
-// namespace, drops to the sandbox's uid:gid with no groups, no capabilities (bounding set
-// cleared) and no_new_privs, then execs the program. Two small execs (≈ 5 ms together on
-// this 2-core machine) are the price of confinement per start.
+// The mechanism behind a Sandbox (instance_spec.h), applied in the child between fork and
+// exec, so that the process the shim forks is the program itself: its pid is the one berth
+// records and signals, and no wrapper process stays beside it (what bubblewrap, which berth
+// used first, costs per instance: one more process and two more execs per start).
+//
+// PlanSandbox, in the parent, turns a Sandbox into steps; EnterSandbox runs them in the child:
+// a private mount namespace (a slave of the host's, so nothing mounted inside leaks out), the
+// bind sources opened first (they may lie inside a directory about to be hidden), a private
+// /tmp and an empty tmpfs over each hidden directory, the directories on the way to a bind
+// inside them made 0755, the binds (read-only ones remounted so), /etc/passwd and /etc/group,
+// and last the user: no capabilities left in any set, no groups, the uid:gid, no_new_privs.
+// EnterSandbox makes raw system calls only: it is async-signal-safe and touches no other
+// thread's state, so it may run in the child of a multi-threaded daemon too.
 #pragma once
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -14,18 +22,51 @@
 
 namespace berth {
 
-inline constexpr const char* kBubblewrapPath = "/usr/bin/bwrap";
-inline constexpr const char* kSetprivPath = "/usr/bin/setpriv";
+struct SandboxStep {
+  enum Kind { kNamespace, kOpen, kTmpfs, kDir, kBind, kUser };
+  Kind kind;
+  std::string path;     // kOpen: the source; kTmpfs, kDir, kBind: the target
+  std::string options;  // kTmpfs: its mount options ("mode=1777,size=1048576")
+  int source = -1;      // kOpen, kBind: the index of the source's file descriptor in `fds`
+  bool writable = true;  // kBind
+  bool operator==(const SandboxStep&) const = default;
+};
 
-// The command that runs `argv` in `sandbox` with `cwd` as its working directory: `argv` itself
-// for an empty sandbox, else bwrap's and setpriv's arguments before it. Mounts in this order:
-// the host's root, the private /tmp, the hidden directories, the binds, /etc/passwd and
-// /etc/group, so that a bind under a hidden directory (or under /tmp) shows through it.
-std::vector<std::string> SandboxArgv(const Sandbox& sandbox, const std::string& cwd,
-                                     const std::vector<std::string>& argv);
+struct SandboxPlan {
+  std::vector<SandboxStep> steps;
+  uint32_t uid = 0;  // kUser's
+  uint32_t gid = 0;
+  // Filled in by EnterSandbox, allocated here: a child of a threaded process may not allocate.
+  std::vector<int> fds;                        // one per kOpen step
+  std::vector<std::array<char, 32>> fd_paths;  // "/proc/self/fd/N", a bind's source
+  bool empty() const { return steps.empty(); }
+};
 
-// Ok when the tools a non-empty sandbox needs are here and the daemon may use them (root, for
-// a uid); else FailedPrecondition saying what is missing.
+// The steps that apply `sandbox`; none for an empty one.
+SandboxPlan PlanSandbox(const Sandbox& sandbox);
+
+// Runs the plan in a forked child before exec. Returns 0, or the errno of the step that
+// failed, whose index is then in `*failed_step`.
+int EnterSandbox(SandboxPlan& plan, int* failed_step);
+
+// Why a forked child could not exec its program: the errno, and the sandbox step that
+// failed (-1: none, chdir or exec did). The child writes it to a close-on-exec pipe.
+struct ExecFailure {
+  int error = 0;
+  int sandbox_step = -1;
+};
+
+// "mounting /a at /b read-only: Permission denied", or only the error when no step failed.
+std::string DescribeExecFailure(const SandboxPlan& plan, const ExecFailure& failure);
+
+// Forks and runs `argv` confined by `sandbox` in `cwd`, in a process group of its own, stdio
+// on /dev/null and none of the caller's other descriptors: an exec health check of a confined
+// instance. Returns "" and the pid, or why it could not start.
+std::string SpawnConfined(const Sandbox& sandbox, const std::string& cwd, char* const* argv,
+                          char* const* envp, pid_t* pid);
+
+// Ok when this daemon may apply a non-empty sandbox (mounting and changing user need root);
+// else FailedPrecondition saying so.
 Status CheckSandboxSupport(const Sandbox& sandbox);
 
 }  // namespace berth

@@ -29,6 +29,7 @@
 
 #include "common/file_util.h"
 #include "runtime/instance_spec.h"  // the record types only: their JSON is below
+#include "runtime/linux/sandbox.h"
 #include "runtime/log_writer.h"
 
 namespace berth {
@@ -150,33 +151,105 @@ class JsonReader {
   explicit JsonReader(std::string_view text) : s_(text) {}
 
   bool ReadSpec(InstanceSpec& spec) {
-    if (!Expect('{')) {
+    if (!Object([&](const std::string& key) { return Member(key, spec); })) {
       return false;
-    }
-    if (!Expect('}')) {
-      do {
-        std::string key;
-        if (!String(&key) || !Expect(':') || !Member(key, spec)) {
-          return false;
-        }
-      } while (Expect(','));
-      if (!Expect('}')) {
-        return false;
-      }
     }
     Space();
     return i_ == s_.size();
   }
 
  private:
+  // An object, each member's value read by `member(key)`.
+  template <typename F>
+  bool Object(F member) {
+    if (!Expect('{')) {
+      return false;
+    }
+    if (Expect('}')) {
+      return true;
+    }
+    do {
+      std::string key;
+      if (!String(&key) || !Expect(':') || !member(key)) {
+        return false;
+      }
+    } while (Expect(','));
+    return Expect('}');
+  }
+
+  bool Str(std::string& out) {
+    out.clear();
+    return Peek('"') ? String(&out) : Skip(0);
+  }
+
+  bool Int(int64_t& out) {
+    out = 0;
+    return Number(&out) || Skip(0);
+  }
+
+  bool SandboxMember(const std::string& key, Sandbox& sb) {
+    int64_t n = 0;
+    if (key == "hide") {
+      return Strings(sb.hide);
+    }
+    if (key == "passwd" || key == "group") {
+      return Str(key == "passwd" ? sb.passwd : sb.group);
+    }
+    if (key == "binds") {
+      sb.binds.clear();
+      if (!Expect('[')) {
+        return Skip(0);
+      }
+      if (Expect(']')) {
+        return true;
+      }
+      do {
+        if (!Peek('{')) {  // not a bind: skipped, as Boost's reader does
+          if (!Skip(1)) {
+            return false;
+          }
+          continue;
+        }
+        BindMount& b = sb.binds.emplace_back(BindMount{"", "", false});
+        auto bind_member = [&](const std::string& k) {
+          if (k == "writable") {
+            Space();
+            b.writable = s_.substr(i_, 4) == "true";
+            return Skip(1);
+          }
+          return k == "source" || k == "target" ? Str(k == "source" ? b.source : b.target)
+                                                : Skip(1);
+        };
+        if (!Object(bind_member)) {
+          return false;
+        }
+      } while (Expect(','));
+      return Expect(']');
+    }
+    if (!Int(n)) {
+      return false;
+    }
+    if (key == "uid") {
+      sb.uid = static_cast<uint32_t>(n);
+    } else if (key == "gid") {
+      sb.gid = static_cast<uint32_t>(n);
+    } else if (key == "tmp_bytes") {
+      sb.tmp_bytes = static_cast<uint64_t>(n);
+    }
+    return true;
+  }
+
   bool Member(const std::string& key, InstanceSpec& spec) {
     if (key == "id" || key == "cwd") {
-      std::string& out = key == "id" ? spec.id : spec.cwd;
-      out.clear();
-      return Peek('"') ? String(&out) : Skip(0);
+      return Str(key == "id" ? spec.id : spec.cwd);
     }
     if (key == "argv" || key == "env") {
       return Strings(key == "argv" ? spec.argv : spec.env);
+    }
+    if (key == "sandbox") {
+      spec.sandbox = {};
+      return Peek('{') ? Object([&](const std::string& k) { return SandboxMember(k, spec.sandbox); })
+                       : Skip(0);
     }
     int64_t n = 0;
     if (!Number(&n) && !Skip(0)) {
@@ -599,10 +672,11 @@ void SendHandshake(int& fd, const std::string& line) {
 }
 
 // Runs in the forked child before exec: async-signal-safe calls only. Waits for the parent to
-// put it into its cgroups (a byte on `go_fd`), then execs. On failure writes errno to
-// `error_fd` (close-on-exec, so a successful exec closes it with nothing written).
-[[noreturn]] void ChildExec(int go_fd, int error_fd, int out_fd, int err_fd, const char* cwd,
-                            char* const* argv, char* const* envp) {
+// put it into its cgroups (a byte on `go_fd`), enters its sandbox, then execs. On failure
+// writes an ExecFailure to `error_fd` (close-on-exec, so a successful exec closes it with
+// nothing written).
+[[noreturn]] void ChildExec(int go_fd, int error_fd, int out_fd, int err_fd, SandboxPlan& plan,
+                            const char* cwd, char* const* argv, char* const* envp) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -617,14 +691,17 @@ void SendHandshake(int& fd, const std::string& line) {
   }
   dup2(out_fd, 1);
   dup2(err_fd, 2);
-  int err = 0;
-  if (chdir(cwd) != 0) {
-    err = errno;
-  } else {
-    execvpe(argv[0], argv, envp);
-    err = errno;
+  ExecFailure e;
+  // As its user, so that a working directory it may not enter fails here, not later.
+  if (e.error = EnterSandbox(plan, &e.sandbox_step); e.error == 0) {
+    if (chdir(cwd) != 0) {
+      e.error = errno;
+    } else {
+      execvpe(argv[0], argv, envp);
+      e.error = errno;
+    }
   }
-  (void)!write(error_fd, &err, sizeof(err));
+  (void)!write(error_fd, &e, sizeof(e));
   _exit(127);
 }
 
@@ -715,13 +792,15 @@ class Shim {
     std::vector<std::string> env = spec_.env;
     std::vector<char*> cargv = CStrings(argv);
     std::vector<char*> cenv = CStrings(env);
+    SandboxPlan plan = PlanSandbox(spec_.sandbox);
     pid_t pid = fork();
     if (pid < 0) {
       FailStart(std::string("cannot fork: ") + std::strerror(errno));
       return false;
     }
     if (pid == 0) {
-      ChildExec(go[0], exec_err[1], out[1], err[1], spec_.cwd.c_str(), cargv.data(), cenv.data());
+      ChildExec(go[0], exec_err[1], out[1], err[1], plan, spec_.cwd.c_str(), cargv.data(),
+                cenv.data());
     }
     // A larger pipe lets a chatty program run ahead of the log writer instead of blocking.
     ::fcntl(out[0], F_SETPIPE_SZ, 1 << 20);
@@ -736,10 +815,10 @@ class Shim {
     }
     (void)!::write(go[1], "g", 1);
     ::close(go[1]);
-    int child_errno = 0;
+    ExecFailure child;
     ssize_t n;
     do {
-      n = ::read(exec_err[0], &child_errno, sizeof(child_errno));
+      n = ::read(exec_err[0], &child, sizeof(child));
     } while (n < 0 && errno == EINTR);
     ::close(exec_err[0]);
     out_fd_ = out[0];
@@ -749,7 +828,7 @@ class Shim {
       ::close(out_fd_);
       ::close(err_fd_);
       FailStart("cannot start " + spec_.argv[0] + " in " + spec_.cwd + ": " +
-                std::strerror(child_errno));
+                DescribeExecFailure(plan, child));
       return false;
     }
     ShimRecord rec{static_cast<int>(getpid()), pid, UnixMillisNow()};
