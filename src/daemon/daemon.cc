@@ -256,10 +256,17 @@ Result<DaemonConfig> ResolveDaemonConfig(const DaemonFlags& flags) {
   if (flags.public_url) {
     c.public_url = *flags.public_url;
   }
-  if (const char* v = std::getenv("BERTH_CONFINE"); v && std::string_view(v) == "1") {
-    c.confine = true;
+  if (const char* v = std::getenv("BERTH_CONFINE"); v && *v != '\0') {
+    std::string_view s(v);
+    if (s != "0" && s != "1") {
+      return Status::InvalidArgument(
+          fmt::format("BERTH_CONFINE={:?}: must be 1 (confine programs, the default) or 0", s));
+    }
+    c.confine = s == "1";
   }
-  c.confine = c.confine || flags.confine;
+  if (flags.confine) {
+    c.confine = *flags.confine;
+  }
   if (c.data_dir.empty()) {
     return Status::InvalidArgument("data directory is empty; pass --data-dir DIR");
   }
@@ -316,9 +323,7 @@ int RunDaemon(const DaemonConfig& config) {
   copts.data_dir = dir;
   // Decision 9: programs run as their project's user, unless this daemon cannot confine them.
   copts.confinement.data_dir = dir;
-  // Opt-in for now (--confine / BERTH_CONFINE=1): a confined program's pid is bubblewrap's,
-  // which the status, kill and re-adoption paths do not yet see through.
-  std::string unconfined_why = "confinement is off; start the daemon with --confine";
+  std::string unconfined_why = "turned off (--no-confine or BERTH_CONFINE=0)";
   copts.confinement.enabled = config.confine && ConfinementAvailable(&unconfined_why);
   if (copts.confinement.enabled) {
     LogInfo("programs run as their project's user",
@@ -503,7 +508,11 @@ void AddServeCommand(CLI::App& app) {
   serve->add_flag_function(
       "--confine", [flags](std::int64_t) { flags->confine = true; },
       "Run every program as its project's unprivileged user, with the data dir hidden and a "
-      "private /tmp (needs root, bubblewrap, setpriv) [env BERTH_CONFINE=1]");
+      "private /tmp; the default when the daemon runs as root [env BERTH_CONFINE=1]");
+  serve->add_flag_function(
+      "--no-confine", [flags](std::int64_t) { flags->confine = false; },
+      "Run programs as the daemon's user with its view of the filesystem: only where every "
+      "project trusts every other [env BERTH_CONFINE=0]");
   serve->callback([flags] {
     auto config = ResolveDaemonConfig(*flags);
     if (!config.ok()) {

@@ -15,7 +15,7 @@ class App;
 namespace berth {
 
 struct DaemonConfig {
-  bool confine = false;  // programs run as their project's user (decision 9)
+  bool confine = true;  // programs run as their project's user (decision 9)
   std::string data_dir = "./berth-data";
   std::string listen = "127.0.0.1:8080";
   int threads = 2;
@@ -34,7 +34,7 @@ struct DaemonConfig {
 // BERTH_LISTEN, BERTH_THREADS, BERTH_PUBLIC_URL, BERTH_SMTP_URL, BERTH_SMTP_FROM,
 // BERTH_SMTP_USER, BERTH_SMTP_PASSWORD), then the config file, then defaults.
 struct DaemonFlags {
-  bool confine = false;
+  std::optional<bool> confine;
   std::optional<std::string> data_dir;
   std::optional<std::string> listen;
   std::optional<int> threads;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -624,6 +625,19 @@ Status RunEngine::Launch(ActiveRun& run, int index, int64_t now) {
   // own, the project directory it runs in writable, the outputs it reads from earlier runs
   // read-only.
   spec.sandbox = ctx.sandbox;
+  if (!spec.sandbox.empty() && spec.sandbox.uid != 0) {
+    // A directory an admin named outside the project's own (`berth run` in a working copy):
+    // its steps run as the directory's owner, as `sudo -u` would, so that they may write
+    // there and what they write is the owner's. Project tokens cannot name such directories.
+    std::string own = fs::path(ctx.project_dir).parent_path().string();
+    std::string where = fs::path(run.rec.project_dir).lexically_normal().string();
+    struct stat st {};
+    if (where != own && !where.starts_with(own + "/") && !where.starts_with(run_dir + "/") &&
+        ::stat(where.c_str(), &st) == 0) {
+      spec.sandbox.uid = st.st_uid;
+      spec.sandbox.gid = st.st_uid == 0 ? 0 : st.st_gid;
+    }
+  }
   if (!spec.sandbox.empty()) {
     if (spec.sandbox.uid != 0) {
       for (const auto& dir : {run_dir, out_dir}) {

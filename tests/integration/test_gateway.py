@@ -963,6 +963,7 @@ def test_twenty_rolling_updates_without_a_failed_request(daemon, new_service):
     try:
         for k in range(1, 21):
             ts = time.monotonic()
+            ok_before, slow_before = stats["ok"], stats["slow"]
             svc.define(definition(k))
             svc.wait(lambda s: s["active_revision"] == k + 1, 20, f"revision {k + 1} live",
                      interval=0.05)
@@ -973,6 +974,9 @@ def test_twenty_rolling_updates_without_a_failed_request(daemon, new_service):
             wait_until(answers_new, 10, f"the gateway to answer from revision {k + 1}",
                        interval=0.02)
             switch_times.append(time.monotonic() - ts)
+            # Traffic across every switch, however fast the switch was.
+            wait_until(lambda: stats["ok"] >= ok_before + 10 and stats["slow"] > slow_before, 10,
+                       f"the clients' requests across revision {k + 1}", interval=0.02)
             assert time.monotonic() - t0 < 90, "the rolling updates take too long"
         # Let the clients run across the last switch's draining too.
         time.sleep(0.5)
