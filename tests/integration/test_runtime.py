@@ -554,6 +554,99 @@ HOSTILE = [
 ]
 
 
+# What a spy of another project tries, run at start-up; its answer says what worked.
+SPY = r"""
+import glob, http.server, json, os, sys
+data = sys.argv[1]
+tried = {}
+def attempt(name, f):
+    try:
+        tried[name] = ("read", f())
+    except (OSError, IndexError) as e:  # IndexError: nothing of the kind is visible
+        tried[name] = ("refused", type(e).__name__)
+attempt("admin token", lambda: open(data + "/admin.token").read())
+attempt("instance dirs", lambda: os.listdir(data + "/instances"))
+attempt("other project's data", lambda: open(data + "/projects/default/data/secret.txt").read())
+attempt("victim's environ", lambda: open("/proc/%s/environ" % sys.argv[2], "rb").read().decode())
+attempt("victim's spec", lambda: open(glob.glob(data + "/instances/*/spec.json")[0]).read())
+attempt("store", lambda: open(glob.glob(data + "/*.db")[0], "rb").read(16).decode("latin1"))
+with open(os.environ["BERTH_DATA"] + "/mine.txt", "w") as f:
+    f.write("mine")
+with open("/tmp/scratch", "w") as f:
+    f.write("t")
+answer = json.dumps({"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
+                     "caps": [l for l in open("/proc/self/status") if l.startswith("Cap")],
+                     "tried": tried}).encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer((os.environ["HOST"], int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+class AsToken:
+    """The daemon's native API with another token."""
+    def __init__(self, d, token):
+        self.d, self.token = d, token
+
+    def request(self, method, path, **kw):
+        return self.d.request(method, path, token=self.token, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def put(self, path, **kw):
+        return self.request("PUT", path, **kw)
+
+
+# Decision 9: a service of one project cannot read another project's files, instance specs
+# (env secrets), environment, the store or the admin token; it runs as its project's user,
+# without capabilities, and still writes its own /data and a private /tmp.
+@pytest.mark.skipif(os.geteuid() != 0, reason="confinement needs a daemon running as root")
+def test_a_service_cannot_read_another_projects_secrets(daemon, new_service, track):
+    victim = new_service("victim")
+    victim.push("v1", tarball({"berth.yaml": f'command: ["python3", "app.py"]\nport: {next_port()}\n',
+                               "app.py": APP}))
+    victim.define({"container-tag": "v1",
+                   "environment": [{"name": "VICTIM_SECRET", "value": "s3cr3t-env"}]})
+    vi = victim.wait_running(20)
+    data = Path(daemon.data_dir)
+    (data / "projects/default/data/secret.txt").write_text("s3cr3t-file")
+
+    from conftest import project_with_token
+    other, token = project_with_token(daemon)
+    spy_api = AsToken(daemon, token)
+    name = unique("spy")
+    r = spy_api.request("POST", "/api/v1/services", json={"name": name})
+    assert r.status_code == 201, r.text
+    track(daemon, f"{name}?project={other}")
+    spy = Service(spy_api, name)
+    spy.push("v1", tarball({
+        "berth.yaml": f'command: ["python3", "spy.py", "{data}", "{vi["pid"]}"]\n'
+                      f'port: {next_port()}\n',
+        "spy.py": SPY}))
+    spy.define({"container-tag": "v1"})
+    si = spy.wait_running(20)
+    seen = get(si["host"], si["port"], timeout=5).json()
+    assert seen["uid"] >= 2000000000 and seen["uid"] == seen["gid"], seen
+    assert seen["groups"] == [], seen
+    assert all(line.split()[1] == "0000000000000000" for line in seen["caps"]), seen["caps"]
+    for what, (outcome, detail) in seen["tried"].items():
+        assert outcome == "refused", f"the spy could read {what}: {detail!r}"
+    assert "s3cr3t" not in json.dumps(seen)
+    own = data / f"projects/{other}/data/mine.txt"
+    assert own.read_text() == "mine" and own.stat().st_uid == seen["uid"]
+    assert not Path("/tmp/scratch").exists() or Path("/tmp/scratch").stat().st_uid != seen["uid"]
+    # The pid berth reports is the program itself, running as the project's user.
+    assert os.stat(f"/proc/{si['pid']}").st_uid == seen["uid"]
+    assert "spy.py" in Path(f"/proc/{si['pid']}/cmdline").read_text()
+
+
 def test_hostile_archives_are_refused_and_leave_nothing(daemon, new_service):
     svc = new_service("hostile")
     before = _store_files(daemon.data_dir)
