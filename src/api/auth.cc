@@ -13,8 +13,14 @@ Result<Principal> Authenticator::Authenticate(std::string_view token) {
   }
   std::string hash = Sha256Hex(token);
   uint64_t generation = 0;
+  uint64_t revocations = store_.TokenRevocations();
   {
     MutexLock lock(mu_);
+    if (revocations != revocations_seen_) {  // revoked through any door: forget them all
+      cache_.clear();
+      ++generation_;
+      revocations_seen_ = revocations;
+    }
     auto it = cache_.find(hash);
     if (it != cache_.end()) {
       return it->second;
@@ -33,7 +39,7 @@ Result<Principal> Authenticator::Authenticate(std::string_view token) {
   }
   Principal p{info->id, info->project};
   MutexLock lock(mu_);
-  if (generation == generation_) {
+  if (generation == generation_ && store_.TokenRevocations() == revocations) {
     cache_.emplace(std::move(hash), p);
   }
   return p;

@@ -1,6 +1,7 @@
 // Authenticator turns a bearer token into the Principal acting on the API. Tokens are
 // "berth_" + 64 hex characters (256 random bits); the store keeps only their SHA-256.
-// Known hashes are cached in memory; Invalidate() must follow every revocation.
+// Known hashes are cached in memory, dropped whenever the store has revoked a token
+// (Store::TokenRevocations), whichever part revoked it.
 // Thread-safe.
 #pragma once
 
@@ -40,6 +41,7 @@ class Authenticator {
   std::unordered_map<std::string, Principal> cache_ GUARDED_BY(mu_);  // by token hash
   // Bumped by Invalidate: a lookup that raced with a revocation must not refill the cache.
   uint64_t generation_ GUARDED_BY(mu_) = 0;
+  uint64_t revocations_seen_ GUARDED_BY(mu_) = 0;
 };
 
 // The project a request acts on: `requested` if given, else the token's own project (admin:

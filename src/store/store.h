@@ -222,6 +222,9 @@ class Store {
   virtual Result<TokenInfo> GetToken(std::string_view id) = 0;
   // Marks a token revoked; NotFound if unknown. Revoking twice is not an error.
   virtual Status RevokeToken(std::string_view id) = 0;
+  // How many revocations this store has made since it was opened: whoever caches tokens
+  // (the Authenticator) drops its cache when the count moves, whichever door revoked.
+  virtual uint64_t TokenRevocations() const = 0;
   // NotFound if no token has this hash. Revoked tokens are returned with revoked_at set.
   virtual Result<TokenInfo> FindTokenByHash(std::string_view hash) = 0;
   // Number of admin tokens that are not revoked.

@@ -342,6 +342,13 @@ def test_pushed_bundle_serves_quickly_with_its_environment(daemon, new_service):
     assert inst["pid"] > 0 and pid_alive(inst["pid"]), inst
     assert svc.events("started", st) and svc.events("ready", st), st["events"]
 
+    # Deleted, the service's token stops working at once, not at the daemon's next start.
+    assert svc.d.delete(svc.path).status_code in (200, 204)
+    who = requests.get(env["BERTH_URL"] + "/api/v1/whoami",
+                       headers={"Authorization": "Bearer " + env["BERTH_TOKEN"]}, timeout=10)
+    assert who.status_code == 401, who.text
+    assert "revoked" in who.text, who.text
+
 
 # --- 2. crashes, restarts, backoff, crash-looping -------------------------------------------
 

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -433,8 +434,11 @@ class SqliteStore final : public Store {
     if (sqlite3_changes(db_) == 0) {
       return Status::NotFound(fmt::format("token '{}' does not exist", id));
     }
+    revocations_.fetch_add(1);
     return Status::Ok();
   }
+
+  uint64_t TokenRevocations() const override { return revocations_.load(); }
 
   Result<int64_t> CountActiveAdminTokens() override {
     MutexLock lock(mu_);
@@ -2076,6 +2080,7 @@ class SqliteStore final : public Store {
   Mutex mu_;
   sqlite3* db_;  // set once at construction; its use is serialised by mu_
   std::map<std::string, sqlite3_stmt*> cache_ GUARDED_BY(mu_);
+  std::atomic<uint64_t> revocations_{0};
 };
 
 }  // namespace
