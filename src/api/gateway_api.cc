@@ -31,12 +31,23 @@ std::string HtmlEscape(std::string_view s) {
   return out;
 }
 
-// Only paths on this host: no "//evil.example" or "https://..." redirects.
+// Where a login sends the browser back to: a path of this origin only ("//host", "/\\host" and
+// "https://..." leave it), with every byte that could end the Location header or that browsers drop from
+// URLs (CR, LF, tab, controls, space, non-ASCII) percent-encoded; anything else is "/".
 std::string SafeNext(std::string_view next) {
   if (next.empty() || next[0] != '/' || (next.size() > 1 && (next[1] == '/' || next[1] == '\\'))) {
     return "/";
   }
-  return std::string(next);
+  std::string out;
+  for (char ch : next) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c > 0x20 && c < 0x7f && c != '"' && c != '<' && c != '>' && c != '\\') {
+      out += ch;
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
 }
 
 HttpResponse LoginPage(std::string_view next, std::string_view error) {

@@ -605,6 +605,17 @@ def test_token_auth_login_cookie_and_public_services(daemon, new_service):
                       data={"token": own, "next": "//evil.example/x"},
                       allow_redirects=False, timeout=10)
     assert r.status_code == 303 and r.headers["Location"] == "/", r.headers
+    # Nor header injection, nor a tab that browsers would drop to make "//evil".
+    r = requests.post(daemon.url + "/_berth/login",
+                      data={"token": own, "next": "/a\r\nSet-Cookie: evil=1\r\n\r\n"},
+                      allow_redirects=False, timeout=10)
+    assert r.status_code == 303, r.text
+    assert r.headers["Location"] == "/a%0D%0ASet-Cookie:%20evil=1%0D%0A%0D%0A", r.headers
+    assert "evil" not in r.headers["Set-Cookie"] and "evil" not in r.cookies, r.headers
+    r = requests.post(daemon.url + "/_berth/login",
+                      data={"token": own, "next": "/\t/evil.example"},
+                      allow_redirects=False, timeout=10)
+    assert r.headers["Location"] == "/%09/evil.example", r.headers
 
 
 # --- 5. large and chunked uploads -----------------------------------------------------------
