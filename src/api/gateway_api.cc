@@ -32,8 +32,8 @@ std::string HtmlEscape(std::string_view s) {
 }
 
 // Where a login sends the browser back to: a path of this origin only ("//host", "/\\host" and
-// "https://..." leave it), with every byte that could end the Location header or that browsers drop from
-// URLs (CR, LF, tab, controls, space, non-ASCII) percent-encoded; anything else is "/".
+// "https://..." leave it), with every byte that could end the Location header or that browsers
+// drop from URLs (CR, LF, tab, controls, space, non-ASCII) percent-encoded; else "/".
 std::string SafeNext(std::string_view next) {
   if (next.empty() || next[0] != '/' || (next.size() > 1 && (next[1] == '/' || next[1] == '\\'))) {
     return "/";

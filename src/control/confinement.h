@@ -9,7 +9,8 @@
 // (runtime/linux/sandbox.h).
 //
 // Confinement needs a daemon running as root (to mount and to change user); without it
-// programs run as the daemon's user, and the daemon says so once at start-up. A definition that needs root says `run-as-root: true`.
+// programs run as the daemon's user, and the daemon says so once at start-up. A definition
+// that needs root says `run-as-root: true`.
 #pragma once
 
 #include <cstdint>

@@ -11,11 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <csignal>
-#include <cstring>
-
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
+#include <cstring>
 
 namespace berth {
 
@@ -149,8 +148,7 @@ int Step(SandboxPlan& plan, const SandboxStep& s) {
       return 0;
     }
     case SandboxStep::kTmpfs:
-      return ::mount("tmpfs", s.path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, s.options.c_str()) ==
-                     0
+      return ::mount("tmpfs", s.path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, s.options.c_str()) == 0
                  ? 0
                  : errno;
     case SandboxStep::kDir:
@@ -164,9 +162,9 @@ int Step(SandboxPlan& plan, const SandboxStep& s) {
           0) {
         return errno;
       }
-      if (!s.writable && ::mount(nullptr, s.path.c_str(), nullptr,
-                                 MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
-                                 nullptr) != 0) {
+      if (!s.writable &&
+          ::mount(nullptr, s.path.c_str(), nullptr,
+                  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0) {
         return errno;
       }
       return 0;

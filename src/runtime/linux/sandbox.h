@@ -25,9 +25,9 @@ namespace berth {
 struct SandboxStep {
   enum Kind { kNamespace, kOpen, kTmpfs, kDir, kBind, kUser };
   Kind kind;
-  std::string path;     // kOpen: the source; kTmpfs, kDir, kBind: the target
-  std::string options;  // kTmpfs: its mount options ("mode=1777,size=1048576")
-  int source = -1;      // kOpen, kBind: the index of the source's file descriptor in `fds`
+  std::string path;      // kOpen: the source; kTmpfs, kDir, kBind: the target
+  std::string options;   // kTmpfs: its mount options ("mode=1777,size=1048576")
+  int source = -1;       // kOpen, kBind: the index of the source's file descriptor in `fds`
   bool writable = true;  // kBind
   bool operator==(const SandboxStep&) const = default;
 };

@@ -248,8 +248,8 @@ class JsonReader {
     }
     if (key == "sandbox") {
       spec.sandbox = {};
-      return Peek('{') ? Object([&](const std::string& k) { return SandboxMember(k, spec.sandbox); })
-                       : Skip(0);
+      auto member = [&](const std::string& k) { return SandboxMember(k, spec.sandbox); };
+      return Peek('{') ? Object(member) : Skip(0);
     }
     int64_t n = 0;
     if (!Number(&n) && !Skip(0)) {
