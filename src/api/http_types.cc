@@ -1,5 +1,7 @@
 #include "api/http_types.h"
 
+#include <fmt/format.h>
+
 namespace berth {
 namespace {
 int HexValue(char c) {
@@ -62,6 +64,18 @@ bool HttpRequest::HasHeader(std::string_view name) const {
 std::string_view HttpRequest::Query(std::string_view name) const {
   auto it = query.find(name);
   return it == query.end() ? std::string_view() : std::string_view(it->second);
+}
+
+Result<bool> HttpRequest::BoolQuery(std::string_view name) const {
+  std::string_view v = Query(name);
+  if (v.empty() || v == "false" || v == "0" || v == "no") {
+    return false;
+  }
+  if (v == "true" || v == "1" || v == "yes") {
+    return true;
+  }
+  return Status::InvalidArgument(fmt::format("{}={:?}: must be true or false (or 1, 0)", name,
+                                             v.substr(0, 32)));
 }
 
 bool ParseTarget(std::string_view target, HttpRequest& req) {

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/status.h"
+
 namespace berth {
 
 struct HttpRequest {
@@ -31,6 +33,9 @@ struct HttpRequest {
   bool HasHeader(std::string_view name) const;
   // The query parameter `name`, or "" when absent.
   std::string_view Query(std::string_view name) const;
+  // A yes/no query parameter: absent or "" is false; true/1/yes and false/0/no; anything
+  // else is InvalidArgument naming the parameter ("follow=maybe").
+  Result<bool> BoolQuery(std::string_view name) const;
 };
 
 struct HttpResponse {

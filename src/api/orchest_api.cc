@@ -346,8 +346,7 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
     }
     const json::object* o = body->is_object() ? &body->as_object() : nullptr;
     const json::value* pipeline = o ? o->if_contains("pipeline") : nullptr;
-    if (pipeline == nullptr || !pipeline->is_string() || pipeline->as_string().empty() ||
-        pipeline->as_string().size() > 128) {
+    if (pipeline == nullptr || !pipeline->is_string()) {
       return ErrorResponse(Status::InvalidArgument(
           "pipeline: required, a name of up to 128 characters: {\"project\": \"default\", "
           "\"pipeline\": \"etl\"}"));

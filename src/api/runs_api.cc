@@ -127,8 +127,6 @@ json::object JobJson(const JobRecord& j, Store& store) {
                                 {"running", open}}}};
 }
 
-bool Truthy(std::string_view v) { return v == "1" || v == "true" || v == "yes"; }
-
 class RunsApi : public std::enable_shared_from_this<RunsApi> {
  public:
   RunsApi(ApiContext& ctx) : ctx_(ctx) {}
@@ -528,7 +526,11 @@ class RunsApi : public std::enable_shared_from_this<RunsApi> {
     auto line_json = [](const LogLine& l) {
       return json::object{{"time", l.time}, {"stream", l.stream}, {"message", l.message}};
     };
-    if (!Truthy(req.Query("follow"))) {
+    auto follow = req.BoolQuery("follow");
+    if (!follow.ok()) {
+      return ErrorResponse(follow.status());
+    }
+    if (!*follow) {
       json::array out;
       for (const auto& l : lines) {
         out.push_back(line_json(l));

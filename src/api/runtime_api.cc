@@ -193,9 +193,12 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
         q.revision = v;
       }
     }
-    std::string_view follow = req.Query("follow");
+    auto follow = req.BoolQuery("follow");
+    if (!follow.ok()) {
+      return ErrorResponse(follow.status());
+    }
     auto lines = ctx_.controller.Logs(project, params[0], q);
-    if (follow.empty() || follow == "0" || follow == "false") {
+    if (!*follow) {
       json::array out;
       for (const auto& l : lines) {
         out.push_back(LogLineJson(l, labels));

@@ -121,15 +121,17 @@ class ServicectlApi : public std::enable_shared_from_this<ServicectlApi> {
     if (auto s = ValidateServiceName(project, svc); !s.ok()) {
       return Error(400, s.message());
     }
-    std::string defaults = "{}";
+    // CloudFlow's services authenticate their callers themselves and answer at their link
+    // without a platform token: public at the gateway unless an update says "auth": "token".
+    json::object defaults{{"auth", "public"}};
     if (const json::value* hc = o.if_contains("health_check")) {
       auto converted = ConvertHealthCheck(*hc, project, svc);
       if (!converted.ok()) {
         return Error(400, converted.status().message());
       }
-      defaults = json::serialize(json::object{{"health-check", *converted}});
+      defaults["health-check"] = *converted;
     }
-    auto rec = ctx_.ops.Create(project, svc, defaults);
+    auto rec = ctx_.ops.Create(project, svc, json::serialize(defaults));
     if (!rec.ok()) {
       return Error(rec.status());
     }

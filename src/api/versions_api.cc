@@ -286,7 +286,11 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
 
   HttpResponse Kill(const HttpRequest& req, const std::string& project, const ServiceRecord& svc,
                     const PathParams& params) {
-    bool all = req.Query("all") == "true" || req.Query("all") == "1";
+    auto all_query = req.BoolQuery("all");
+    if (!all_query.ok()) {
+      return ErrorResponse(all_query.status());
+    }
+    bool all = *all_query;
     auto list = ctx_.store.ListVersions(project, svc.name);
     if (!list.ok()) {
       return ErrorResponse(list.status());

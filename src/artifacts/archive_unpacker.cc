@@ -184,6 +184,12 @@ class Extraction {
         return s;
       }
     }
+    // libarchive reads a stream of zeros (a tar's end marker) as an archive of nothing.
+    if (stats_.entries == 0) {
+      return Status::InvalidArgument(
+          "bundle has no entries: an empty archive is not a bundle; pack the service's folder "
+          "(berth push, or tar -czf bundle.tar.gz -C FOLDER .)");
+    }
     // Closing applies the directory modes and times that libarchive defers to the end.
     if (archive_write_close(disk_.get()) < ARCHIVE_WARN) {
       const char* msg = archive_error_string(disk_.get());

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "artifacts/test_archives.h"
+#include "common/file_util.h"
 
 namespace berth {
 namespace {
@@ -108,6 +109,20 @@ TEST_F(UnpackerTest, AcceptsDotSlashNamesAndRepeatedDirectories) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(testutil::Tree(dest()),
             (std::map<std::string, std::string>{{"a", "dir"}, {"a/b", "file:1"}}));
+}
+
+TEST_F(UnpackerTest, RefusesAnArchiveOfNothing) {
+  testutil::WriteArchive(archive(), {});
+  Result<UnpackStats> r = UnpackArchive(archive(), dest());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("bundle has no entries"), std::string::npos)
+      << r.status().message();
+  ExpectNothingLeft();
+  // Nor a bare run of zeros (what a tar's end looks like).
+  ASSERT_TRUE(WriteFileAtomic(archive(), std::string(10240, '\0'), 0644).ok());
+  EXPECT_EQ(UnpackArchive(archive(), dest()).status().code(), StatusCode::kInvalidArgument);
+  ExpectNothingLeft();
 }
 
 TEST_F(UnpackerTest, RefusesExistingDestination) {

@@ -160,6 +160,9 @@ bool ProjectOps::JobServicesReady(const std::string& project) {
 
 Result<SessionRecord> ProjectOps::StartSession(const std::string& project,
                                                const std::string& pipeline) {
+  if (auto s = ValidateSessionName(pipeline); !s.ok()) {
+    return s;
+  }
   if (auto existing = FindSession(project, pipeline); existing.ok()) {
     return Status::AlreadyExists(
         fmt::format("pipeline '{}' already has a session ({}); stop it first with DELETE "

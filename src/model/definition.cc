@@ -51,6 +51,12 @@ Result<std::string> GetString(const json::value& v, std::string_view field, bool
     return FieldError(field, fmt::format("is {} bytes; at most {} allowed", s.size(),
                                          kMaxStringBytes));
   }
+  // Every string ends up in a C string (argv, environment, paths), where a NUL would silently
+  // cut it short.
+  if (std::string_view(s).find('\0') != std::string_view::npos) {
+    return FieldError(field, "contains a NUL character (\\u0000), which no program argument, "
+                             "environment value or path can hold; remove it");
+  }
   return std::string(s);
 }
 
@@ -160,7 +166,11 @@ Status ParseEnvironment(const json::value& v, Definition& def) {
     // Numbers and booleans are common in hand-written definitions; keep their text.
     std::string val;
     if (value->is_string()) {
-      val = std::string(value->get_string());
+      auto v = GetString(*value, field + ".value", true);
+      if (!v.ok()) {
+        return v.status();
+      }
+      val = std::move(*v);
     } else if (value->is_double()) {
       val = fmt::format("{}", value->get_double());  // shortest form: 1.5, not 1.5E0
     } else if (value->is_int64() || value->is_uint64() || value->is_bool()) {
@@ -273,6 +283,11 @@ Status ParseMounts(const json::value& v, Definition& def) {
           return FieldError(field + ".target",
                             fmt::format("must be an absolute path without '..', got '{}'",
                                         s->substr(0, 64)));
+        }
+        if (s->find_first_not_of('/') == std::string::npos) {
+          return FieldError(field + ".target",
+                            "must not be '/': mounted there, the folder would hide the whole "
+                            "filesystem; pick a directory such as /data");
         }
         m.target = *s;
       } else {

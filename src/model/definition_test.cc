@@ -89,6 +89,13 @@ TEST(DefinitionTest, EveryInvalidFieldIsNamedInTheError) {
            {R"({"container-tag": "x", "mounts": [{"source": "data", "target": "/d"},
                                                   {"source": "project", "target": "/d"}]})",
             "mounts[1].target"},
+           {R"({"container-tag": "x", "mounts": [{"source": "data", "target": "/"}]})",
+            "mounts[0].target"},
+           {R"({"container-tag": "x", "mounts": [{"source": "data", "target": "//"}]})",
+            "mounts[0].target"},
+           {R"({"command": ["sh", "-c", "echo a\u0000rm -rf x"]})", "command[2]"},
+           {R"({"container-tag": "x", "environment": [{"name": "A", "value": "b\u0000c"}]})",
+            "environment[0].value"},
            {R"({"container-tag": "x", "memory": 5})", "memory"},
            {R"({"memory-limit": 5})", "container-tag"},
        }) {

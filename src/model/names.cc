@@ -47,6 +47,22 @@ Status ValidateProjectName(std::string_view name) {
   return Status::Ok();
 }
 
+Status ValidateSessionName(std::string_view name) {
+  constexpr std::string_view kRule =
+      "a session's pipeline is named by 1-128 letters, digits, '-', '_' and '.', not starting "
+      "with '.' (a pipeline name such as \"etl\", or an Orchest pipeline uuid)";
+  bool ok = !name.empty() && name.size() <= kMaxSessionName && name[0] != '.';
+  for (char c : name) {
+    ok = ok && (IsLower(c) || IsDigit(c) || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' ||
+                c == '.');
+  }
+  if (!ok) {
+    return Status::InvalidArgument(
+        fmt::format("pipeline {}: {}", Quote(name.substr(0, kMaxSessionName)), kRule));
+  }
+  return Status::Ok();
+}
+
 Status ValidateServiceName(std::string_view project, std::string_view name) {
   if (name.empty()) {
     return Status::InvalidArgument(

@@ -16,6 +16,12 @@ Status ValidateProjectName(std::string_view name);
 // "<project>-<name>" at most 32 characters. InvalidArgument says which rule was broken.
 Status ValidateServiceName(std::string_view project, std::string_view name);
 
+// Session names (the pipeline a session is for, seed 004): 1–128 letters, digits, '-', '_'
+// and '.', not starting with '.': a name or an Orchest pipeline uuid, addressable in a URL
+// path (/api/v1/sessions/<name>). InvalidArgument says which rule was broken.
+Status ValidateSessionName(std::string_view name);
+inline constexpr size_t kMaxSessionName = 128;
+
 // The path a service is reachable under: "/<project>-<name>" (its CONTEXT_ROOT).
 std::string DeploymentPath(std::string_view project, std::string_view name);
 

@@ -109,6 +109,12 @@ def test_session_restart_keeps_what_was_written_under_data(stores):
                "session running")
     assert_native_error(stores.post("/api/v1/sessions", json={"pipeline": "etl"}), 409,
                         "already_exists")
+    # Names a URL path cannot address, or that could pass for paths, change nothing.
+    before = stores.get("/api/v1/sessions").json()
+    for bad in ["a/b", "..", ".hidden", "with space", "line\nbreak", "nul\u0000", "x" * 129]:
+        assert_native_error(stores.post("/api/v1/sessions", json={"pipeline": bad}), 400,
+                            "invalid_argument", contains=["letters, digits"])
+    assert stores.get("/api/v1/sessions").json() == before
     step(stores, """
         import berth, redis, psycopg2
         redis.Redis(host=berth.get_service("redis")["internal_hostname"]).set("kept", "yes")

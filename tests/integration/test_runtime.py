@@ -342,6 +342,10 @@ def test_pushed_bundle_serves_quickly_with_its_environment(daemon, new_service):
     assert inst["pid"] > 0 and pid_alive(inst["pid"]), inst
     assert svc.events("started", st) and svc.events("ready", st), st["events"]
 
+    # A yes/no parameter that is neither is an error, not a guess.
+    assert_native_error(daemon.get(svc.path + "/logs", params={"follow": "maybe"}), 400,
+                        "invalid_argument", contains='follow="maybe": must be true or false')
+
     # Deleted, the service's token stops working at once, not at the daemon's next start.
     assert svc.d.delete(svc.path).status_code in (200, 204)
     who = requests.get(env["BERTH_URL"] + "/api/v1/whoami",

@@ -529,6 +529,16 @@ def test_running_service_as_cloudflow_sees_it(daemon, user, capsys):
     assert 1 <= len(logs[0]["log_events"]) <= 2
     assert all(SERVICECTL_TIME.match(e["time"]) for e in logs[0]["log_events"])
 
+    # Reachable at its deployment link as CloudFlow's services are: without a platform token
+    # (the service authenticates its callers itself).
+    link = daemon.url + "/" + qualified + "/"
+    r = requests.get(link, timeout=10)
+    # Python's http.server answers (it has no file at the prefixed path), not berth's 401.
+    assert r.status_code == 404 and "Nothing matches the given URI" in r.text, r.text
+    # Said in its definition, which an update may turn back to "token".
+    assert daemon.get(f"/api/v1/services/{name}?project={project}").json()["definition"]["auth"] \
+        == "public"
+
     client.print_service_status(token, name)
     client.print_service_logs(token, name, tail=5)
     out = capsys.readouterr().out
