@@ -114,6 +114,13 @@ Result<Sandbox> ProjectSandbox(const ConfinementOptions& o, const std::string& p
   sb.group = etc + "/group";
   sb.hide = {o.data_dir};
   sb.tmp_bytes = o.tmp_bytes;
+  for (const auto& path : o.shared) {
+    bool hidden = (o.tmp_bytes > 0 && path.starts_with("/tmp/")) ||
+                  path.starts_with(o.data_dir + "/");
+    if (hidden && fs::exists(path, ec)) {
+      sb.binds.push_back({path, path, false});
+    }
+  }
   return sb;
 }
 

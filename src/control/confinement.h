@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "runtime/instance_spec.h"
@@ -26,6 +27,10 @@ struct ConfinementOptions {
   std::string data_dir;  // the daemon's data dir, hidden from every program
   uint32_t uid_base = 2000000000;
   uint64_t tmp_bytes = uint64_t{512} << 20;  // the private /tmp; its pages count as memory
+  // berth's own files that its programs use (the Python SDK, the directory of berth-node):
+  // shown read-only where the private /tmp or the hidden data dir would hide them (a build
+  // tree under /tmp).
+  std::vector<std::string> shared;
 };
 
 // Whether this daemon can confine programs; when not, `why` says what is missing.

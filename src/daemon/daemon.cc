@@ -323,6 +323,8 @@ int RunDaemon(const DaemonConfig& config) {
   copts.data_dir = dir;
   // Decision 9: programs run as their project's user, unless this daemon cannot confine them.
   copts.confinement.data_dir = dir;
+  copts.confinement.shared = {SdkPythonDir(),
+                              std::filesystem::path(SelfExecutable()).parent_path().string()};
   std::string unconfined_why = "turned off (--no-confine or BERTH_CONFINE=0)";
   copts.confinement.enabled = config.confine && ConfinementAvailable(&unconfined_why);
   if (copts.confinement.enabled) {
