@@ -197,6 +197,8 @@ Status ArtifactStore::EnsureLayout() const {
   return Status::Ok();
 }
 
+size_t ArtifactStore::SweepTemporaries() const { return RemoveEntriesOf(Path("tmp", "")); }
+
 Result<IngestedArtifact> ArtifactStore::Ingest(const std::string& upload_path) {
   if (Status s = EnsureLayout(); !s.ok()) {
     return s;

@@ -49,6 +49,10 @@ class ArtifactStore {
   // digest.
   Status Remove(std::string_view digest);
 
+  // Removes what an ingest interrupted by a crash left in tmp/ (half-copied uploads, partly
+  // unpacked trees) and returns how many entries went. Only at start-up, while no ingest runs.
+  size_t SweepTemporaries() const;
+
  private:
   Status EnsureLayout() const;
   // Moves (or, across filesystems, copies) the upload to blobs/<hex> and consumes it. Returns

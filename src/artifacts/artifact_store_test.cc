@@ -31,6 +31,18 @@ class ArtifactStoreTest : public ::testing::Test {
   ArtifactStore store_{root(), UnpackLimits{}};
 };
 
+// What a kill -9 mid-ingest leaves in tmp/ goes at the next start; what was stored stays.
+TEST_F(ArtifactStoreTest, SweepingRemovesOnlyWhatInterruptedIngestsLeft) {
+  Result<IngestedArtifact> a = store_.Ingest(Upload("up1"));
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  std::filesystem::create_directories(root() + "/tmp/abc.unpack.x1/app");
+  testutil::WriteArchive(root() + "/tmp/abc.upload.x2", {File("half", "x")});
+  EXPECT_EQ(store_.SweepTemporaries(), 2u);
+  EXPECT_TRUE(testutil::Names(root() + "/tmp").empty());
+  EXPECT_TRUE(std::filesystem::exists(store_.UnpackedPath(a->digest) + "/app/main.py"));
+  EXPECT_EQ(store_.SweepTemporaries(), 0u);
+}
+
 TEST_F(ArtifactStoreTest, IngestsAndUnpacks) {
   std::string upload = Upload("up1");
   uint64_t size = std::filesystem::file_size(upload);

@@ -49,6 +49,17 @@ Status RemoveTree(const std::string& path) {
   return Status::Ok();
 }
 
+size_t RemoveEntriesOf(const std::string& dir) {
+  std::error_code ec;
+  size_t removed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (RemoveTree(entry.path().string()).ok()) {
+      ++removed;
+    }
+  }
+  return removed;
+}
+
 Result<std::string> MakeTempDir(const std::string& prefix) {
   std::string tmpl = prefix + "XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());

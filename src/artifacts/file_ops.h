@@ -37,6 +37,10 @@ Status RenameNoReplace(const std::string& from, const std::string& to);
 // is not an error.
 Status RemoveTree(const std::string& path);
 
+// Removes everything inside `dir` (not `dir` itself) and returns how many entries went; a
+// missing `dir` has none. For sweeping what a crash left in a scratch directory.
+size_t RemoveEntriesOf(const std::string& dir);
+
 // Creates a new directory (mode 0700) named `prefix` followed by six random characters and
 // returns its path. The parent of `prefix` must exist.
 Result<std::string> MakeTempDir(const std::string& prefix);

@@ -1,6 +1,7 @@
 #include "control/controller.h"
 
 #include "artifacts/bundle_manifest.h"
+#include "artifacts/file_ops.h"
 #include "control/resolver.h"
 #include "runtime/linux/sandbox.h"
 
@@ -180,6 +181,12 @@ Controller::Controller(Store& store, Launcher& launcher, Clock& clock, Controlle
     }
   };
   supervisor_ = std::make_unique<Supervisor>(launcher, clock, so, std::move(hooks));
+  // Nothing is uploading or ingesting before the API listens: what is there was left by a
+  // crash (kill -9 during a push).
+  size_t swept = RemoveEntriesOf(UploadDir()) + artifacts_.SweepTemporaries();
+  if (swept > 0) {
+    LogInfo("removed what interrupted uploads left behind", {{"entries", std::to_string(swept)}});
+  }
   std::error_code ec;
   fs::create_directories(UploadDir(), ec);
 }

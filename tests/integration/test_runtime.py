@@ -770,8 +770,14 @@ def test_instances_survive_daemon_kill9_and_are_adopted(daemon_factory, new_serv
             int(r.headers["X-Count"]) >= count_at_kill + 10
     wait_until(advanced, 10, "the orphaned instance to keep counting", interval=0.05)
     assert pid_alive(inst["pid"])
+    # What a push killed mid-way leaves: a partial upload, a half-unpacked tree.
+    partial = Path(d.data_dir) / "uploads" / "upload-1-1"
+    partial.write_bytes(b"\x1f\x8b half")
+    half = Path(d.data_dir) / "artifacts" / "tmp" / "ab.unpack.x"
+    half.mkdir(parents=True)
 
     d.start()
+    assert not partial.exists() and not half.exists(), "leftovers of interrupted pushes swept"
     st = svc.wait(lambda s: any(i["id"] == inst["id"] and i["state"] == "running"
                                 for i in s["instances"]), 10, "the instance re-adopted")
     same = [i for i in st["instances"] if i["id"] == inst["id"]][0]
