@@ -253,6 +253,16 @@ std::string DescribeExecFailure(const SandboxPlan& plan, const ExecFailure& fail
   return failure.sandbox_step < 0 ? error : DescribeStep(plan, failure.sandbox_step) + ": " + error;
 }
 
+std::optional<ExecFailure> ReadExecFailure(int fd) {
+  ExecFailure f;
+  ssize_t n;
+  do {
+    n = ::read(fd, &f, sizeof(f));
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  return n > 0 ? std::optional<ExecFailure>(f) : std::nullopt;
+}
+
 std::string SpawnConfined(const Sandbox& sandbox, const std::string& cwd, char* const* argv,
                           char* const* envp, pid_t* pid) {
   SandboxPlan plan = PlanSandbox(sandbox);
@@ -293,15 +303,9 @@ std::string SpawnConfined(const Sandbox& sandbox, const std::string& cwd, char* 
     ::_exit(127);
   }
   ::close(failure_pipe[1]);
-  ExecFailure f;
-  ssize_t n;
-  do {
-    n = ::read(failure_pipe[0], &f, sizeof(f));
-  } while (n < 0 && errno == EINTR);
-  ::close(failure_pipe[0]);
-  if (n > 0) {
+  if (auto f = ReadExecFailure(failure_pipe[0])) {
     ::waitpid(child, nullptr, 0);
-    return DescribeExecFailure(plan, f);
+    return DescribeExecFailure(plan, *f);
   }
   *pid = child;
   return "";

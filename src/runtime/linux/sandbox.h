@@ -14,6 +14,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,10 @@ struct ExecFailure {
   int error = 0;
   int sandbox_step = -1;
 };
+
+// Reads what the child wrote to the failure pipe's read end `fd`, and closes it: nullopt when
+// the exec succeeded (the pipe closed with nothing written).
+std::optional<ExecFailure> ReadExecFailure(int fd);
 
 // "mounting /a at /b read-only: Permission denied", or only the error when no step failed.
 std::string DescribeExecFailure(const SandboxPlan& plan, const ExecFailure& failure);

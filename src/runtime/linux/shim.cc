@@ -815,20 +815,15 @@ class Shim {
     }
     (void)!::write(go[1], "g", 1);
     ::close(go[1]);
-    ExecFailure child;
-    ssize_t n;
-    do {
-      n = ::read(exec_err[0], &child, sizeof(child));
-    } while (n < 0 && errno == EINTR);
-    ::close(exec_err[0]);
+    std::optional<ExecFailure> child = ReadExecFailure(exec_err[0]);
     out_fd_ = out[0];
     err_fd_ = err[0];
-    if (n > 0) {
+    if (child) {
       waitpid(pid, nullptr, 0);
       ::close(out_fd_);
       ::close(err_fd_);
       FailStart("cannot start " + spec_.argv[0] + " in " + spec_.cwd + ": " +
-                DescribeExecFailure(plan, child));
+                DescribeExecFailure(plan, *child));
       return false;
     }
     ShimRecord rec{static_cast<int>(getpid()), pid, UnixMillisNow()};
