@@ -324,6 +324,15 @@ class BeastServer final : public HttpServer {
         co_await Reply(stream, r, 11, false, false);
         break;
       }
+      // A malformed head is refused here, on the API's paths and the services' alike, and the
+      // connection closed: handing it to another parser could read it differently.
+      if (pr == ParseResult::kInvalid) {
+        HttpResponse r = handler_.Reject(
+            RawTarget(buffer), 400,
+            fmt::format("malformed request: {} (RFC 9110, RFC 9112)", mh.error));
+        co_await Reply(stream, r, 11, false, false);
+        break;
+      }
       // A head that arrived whole in the last read may still be over the limit: Beast's parser
       // below refuses it in the route's error shape.
       if (pr == ParseResult::kComplete && mh.head_bytes > options_.max_header_bytes) {

@@ -187,12 +187,13 @@ Gateway::~Gateway() = default;
 
 namespace {
 
-// Relays a body of `framing` from (src, src_buf) to dst. Returns false on any error.
-// `counted` accumulates the bytes relayed.
+// Relays a body of `framing` from (src, src_buf) to dst. Returns false on any error, and sets
+// `*bad_framing` when the error was src's chunked framing (not I/O). `counted` accumulates the
+// bytes relayed.
 asio::awaitable<bool> RelayBody(beast::tcp_stream& src, beast::flat_buffer& src_buf,
                                 beast::tcp_stream& dst, std::optional<uint64_t> length,
                                 bool chunked, bool until_eof, std::chrono::seconds idle,
-                                uint64_t& counted) {
+                                uint64_t& counted, bool* bad_framing = nullptr) {
   ChunkedTracker tracker;
   uint64_t remaining = length.value_or(0);
   while (true) {
@@ -218,6 +219,9 @@ asio::awaitable<bool> RelayBody(beast::tcp_stream& src, beast::flat_buffer& src_
     } else if (chunked) {
       take = tracker.Feed(data);
       if (tracker.invalid()) {
+        if (bad_framing != nullptr) {
+          *bad_framing = true;
+        }
         co_return false;
       }
     }
@@ -539,9 +543,17 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
       }
     } else if (head.chunked) {
       uint64_t counted = 0;
+      bool bad_framing = false;
       bool ok = co_await RelayBody(client, client_buf, conn->stream, std::nullopt, true, false,
-                                   im.options.body_idle_timeout, counted);
+                                   im.options.body_idle_timeout, counted, &bad_framing);
       metrics.bytes_in.fetch_add(counted, std::memory_order_relaxed);
+      if (bad_framing) {
+        // The upstream connection has part of a body: it is closed, never pooled.
+        std::string error_message =
+            "malformed request: invalid chunked framing in the body (RFC 9112 §7.1)";
+        co_return co_await SendError(client, client_buf, head.head_bytes, false, finish, 400,
+                                     "Bad Request", "bad_request", error_message);
+      }
       if (!ok) {
         finish(0);
         co_return false;
@@ -556,7 +568,9 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
       if (pr == ParseResult::kInvalid || pr == ParseResult::kTooManyFields) {
         client_keep = false;
         {
-          std::string error_message = fmt::format("instance {} sent an invalid response", key);
+          std::string error_message = fmt::format(
+              "instance {} sent an invalid response head{}{}", key,
+              resp.error.empty() ? "" : ": ", resp.error);
           co_return co_await SendError(client, client_buf, head.head_bytes, client_keep, finish,
                                        502, "Bad Gateway", "bad_gateway", error_message);
         }

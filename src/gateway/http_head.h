@@ -27,6 +27,8 @@ struct MessageHead {
   std::array<HeaderField, kMaxHeaderFields> fields;
   size_t field_count = 0;
   size_t head_bytes = 0;  // through the blank line
+  // Why the head is kInvalid, for the 400's message ("an invalid header field name").
+  std::string_view error;
 
   // Framing, from the fields.
   std::optional<uint64_t> content_length;
@@ -41,6 +43,10 @@ struct MessageHead {
 };
 
 // kTooManyFields: the head is well formed so far but has more than kMaxHeaderFields fields.
+// kInvalid as soon as a complete line is malformed, without waiting for the rest: what RFC 9110
+// §5.5 and RFC 9112 refuse (CR, LF, NUL or controls in values, invalid names or targets,
+// obs-fold, Transfer-Encoding other than a final chunked, two framings, conflicting lengths,
+// duplicate or, in HTTP/1.1 requests, missing Host) is never forwarded.
 enum class ParseResult { kComplete, kIncomplete, kInvalid, kTooManyFields };
 
 // Parses a request head at the start of `data`. kIncomplete until the blank line is there.
@@ -50,7 +56,8 @@ ParseResult ParseResponseHead(std::string_view data, MessageHead& head);
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
 // Follows chunked transfer-coding over relayed bytes to find where the body ends, without
-// changing them.
+// changing them. Strict: hex sizes of at most 15 digits, CRLF line ends, no controls in
+// extensions or trailers; anything else is invalid() (and the connection is closed).
 class ChunkedTracker {
  public:
   // Consumes up to data.size() bytes; returns how many belong to the body (all of them
@@ -62,6 +69,7 @@ class ChunkedTracker {
  private:
   enum class State {
     kSize,
+    kSizeBws,  // whitespace after the size, before ';'
     kSizeExt,
     kSizeLf,
     kData,

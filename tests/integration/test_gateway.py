@@ -1128,6 +1128,74 @@ def test_many_header_fields_are_not_misrouted(daemon, new_service):
     assert resp.status in (200, 431), (resp.status, resp.body[:300])
 
 
+# --- request smuggling: what RFC 9110 / 9112 refuse is never forwarded ----------------------
+
+SMUGGLING = {
+    # name: (head lines after the request line and Host, body)
+    "bare-cr": (["X-A: a\rContent-Length: 40"], b""),
+    "nul-in-value": (["X-A: a\x00b"], b""),
+    "control-in-name": (["X\x01A: a"], b""),
+    "space-before-colon": (["Transfer-Encoding : chunked"], b"0\r\n\r\n"),
+    "te-chunked-identity": (["Transfer-Encoding: chunked, identity"], b"0\r\n\r\n"),
+    "te-identity": (["Transfer-Encoding: identity", "Content-Length: 3"], b"abc"),
+    "te-twice": (["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"], b"0\r\n\r\n"),
+    "obs-fold": (["X-A: a", " folded: yes"], b""),
+    "cl-list": (["Content-Length: 4, 4"], b"abcd"),
+    "cl-conflict": (["Content-Length: 4", "Content-Length: 5"], b"abcd"),
+    "cl-and-te": (["Content-Length: 4", "Transfer-Encoding: chunked"], b"0\r\n\r\n"),
+    "two-hosts": (["Host: other.test"], b""),
+    "bad-chunk-size": (["Transfer-Encoding: chunked"], b"0x3\r\nabc\r\n0\r\n\r\n"),
+}
+
+
+def _send_smuggling_case(daemon, svc, case):
+    lines, body = SMUGGLING[case]
+    smuggled = raw_request("GET", prefix(svc) + "/smuggled-" + case,
+                           headers=[auth_header(daemon)])
+    head = "\r\n".join([f"POST {prefix(svc)}/victim-{case} HTTP/1.1", "Host: berth.test",
+                         auth_header(daemon), *lines])
+    s = connect(daemon)
+    try:
+        s.sendall(head.encode("latin-1") + b"\r\n\r\n" + body + smuggled)
+        resp, rest = read_response(s)
+        try:
+            while chunk := s.recv(65536):
+                rest += chunk
+        except ConnectionResetError:
+            pass  # closed with bytes unread: a reset is a close too
+    finally:
+        s.close()
+    return resp, rest
+
+
+def test_smuggling_shapes_are_400s_that_forward_nothing(daemon, new_service):
+    """Each malformed request to a service path, followed on the same connection by a request
+    it might smuggle: one 400 that names the rule and closes the connection, no second answer,
+    and the pooled upstream connections serve the next callers their own answers."""
+    svc = deploy(new_service, "smug")
+    for case in sorted(SMUGGLING):
+        resp, rest = _send_smuggling_case(daemon, svc, case)
+        assert resp.status == 400, (case, resp.head, resp.body[:300])
+        assert b"malformed request" in resp.body, (case, resp.body)
+        assert (resp.header("Connection") or "").lower() == "close", (case, resp.head)
+        assert rest == b"", f"{case}: a second response after the 400: {rest[:300]!r}"
+        for i in range(3):
+            r = gw(svc, f"/after-{case}/{i}")
+            assert r.status_code == 200, (case, i, r.status_code, r.text[:300])
+            assert r.json()["path"] == f"{prefix(svc)}/after-{case}/{i}", (case, i, r.text[:300])
+
+
+def test_a_malformed_request_to_the_api_is_a_400_not_a_404(daemon):
+    s = connect(daemon)
+    try:
+        s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: berth.test\r\nX-A: a\rb\r\n\r\n")
+        resp, _ = read_response(s)
+    finally:
+        s.close()
+    assert resp.status == 400, (resp.head, resp.body)
+    assert b"bare CR" in resp.body, resp.body
+
+
 # --- keep-alive and pooling -----------------------------------------------------------------
 
 def _exchange_on_one_connection(d, svc, reqs):

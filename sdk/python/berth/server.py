@@ -14,6 +14,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from . import http_head
 from .app import App, Request, Response, error, relative_path
 
 access_log = logging.getLogger("berth.access")
@@ -32,6 +33,23 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def parse_request(self) -> bool:
+        # http.server reads the head itself; its raw lines are checked before anything is
+        # served (see http_head), and a malformed head is a 400 that closes the connection.
+        rfile, recorder = self.rfile, http_head.LineRecorder(self.rfile)
+        self.rfile = recorder
+        try:
+            ok = super().parse_request()
+        finally:
+            self.rfile = rfile
+        if not ok:
+            return False
+        why = http_head.check_request_head(self.raw_requestline, recorder.lines)
+        if why is not None:
+            self.send_error(400, f"malformed request: {why}")
+            return False
+        return True
 
     def _serve(self) -> None:
         start = time.monotonic()
@@ -59,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
     def _read_body(self) -> bytes | Response:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+        if self.headers.get("Transfer-Encoding") is not None:  # chunked: see parse_request
             return self._read_chunked()
         length_text = self.headers.get("Content-Length")
         if length_text is None:
@@ -80,15 +98,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_chunked(self) -> bytes | Response:
         chunks, total = [], 0
         while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";")[0].strip(), 16)
-            except ValueError:
-                self.close_connection = True
-                return error(400, "bad_request", "malformed chunked request body")
+            size = http_head.chunk_size(self.rfile.readline(1024))
+            if size is None:
+                return self._bad_body("a malformed chunk-size line")
             if size == 0:
-                while self.rfile.readline(1024).strip():  # trailers
-                    pass
+                while (line := self.rfile.readline(1024)) != b"\r\n":  # trailers
+                    if not http_head.is_trailer_line(line):
+                        return self._bad_body("a malformed trailer line")
                 return b"".join(chunks)
             total += size
             if total > MAX_BODY:
@@ -96,7 +112,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return error(413, "payload_too_large",
                              f"the request body exceeds the limit of {MAX_BODY} bytes")
             chunks.append(self.rfile.read(size))
-            self.rfile.readline(1024)  # CRLF after the chunk
+            if self.rfile.read(2) != b"\r\n":
+                return self._bad_body("a chunk not followed by CRLF")
+
+    def _bad_body(self, why: str) -> Response:
+        self.close_connection = True
+        return error(400, "bad_request", f"malformed chunked request body: {why}")
 
     def _send(self, r: Response) -> None:
         self.send_response(r.status)

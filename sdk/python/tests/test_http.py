@@ -172,6 +172,45 @@ def test_an_invalid_content_length_is_400(svc):
     assert b"invalid Content-Length" in answer
 
 
+@pytest.mark.parametrize("head, why", [
+    (b"POST /hello HTTP/1.1\r\nHost: x\r\nX: a\rContent-Length: 5\r\n\r\n", b"control character"),
+    (b"POST /hello HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", b"control character"),
+    (b"POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+     b"other than chunked"),
+    (b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 4, 4\r\n\r\n", b"decimal number"),
+    (b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+     b"two different"),
+    (b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked"
+     b"\r\n\r\n", b"both"),
+    (b"GET /hello HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n", b"obs-fold"),
+    (b"GET /hello HTTP/1.1\r\nHost: x\r\nX Y: a\r\n\r\n", b"field name"),
+    (b"GET /hello HTTP/1.1\r\nX: a\r\n\r\n", b"without a Host"),
+    (b"GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", b"more than one Host"),
+    (b"GET  /hello HTTP/1.1\r\nHost: x\r\n\r\n", b"single spaces"),
+], ids=["bare-cr", "nul", "te-identity", "cl-list", "cl-twice", "cl-and-te", "obs-fold",
+        "name-space", "no-host", "two-hosts", "double-space"])
+def test_what_rfc_9112_refuses_is_a_400_that_closes(svc, head, why):
+    answer = _raw(svc, head)  # returns once the server closed the connection
+    first, _, body = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 400 "), answer
+    assert answer.count(b"\r\nServer: ") == 1, answer  # one response, whatever was smuggled
+    assert why in json.loads(body)["error"]["message"].encode()
+
+
+@pytest.mark.parametrize("body, why", [
+    (b"0x5\r\nhello\r\n0\r\n\r\n", b"chunk-size"),
+    (b"5 \r\nhello\r\n0\r\n\r\n", b"chunk-size"),
+    (b"5\nhello\r\n0\r\n\r\n", b"chunk-size"),
+    (b"5\r\nhelloXX0\r\n\r\n", b"CRLF"),
+    (b"5\r\nhello\r\n0\r\nX: \x01\r\n\r\n", b"trailer"),
+], ids=["0x", "bws-without-ext", "bare-lf", "no-crlf", "control-in-trailer"])
+def test_a_malformed_chunked_body_is_a_400(svc, body, why):
+    answer = _raw(svc, b"POST /default-hello/hello HTTP/1.1\r\nHost: x\r\n"
+                       b"Transfer-Encoding: chunked\r\n\r\n" + body)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert why in answer
+
+
 def test_a_malformed_request_line_gets_a_json_error(svc):
     answer = _raw(svc, b"GARBAGE\r\n\r\n")
     head, _, body = answer.partition(b"\r\n\r\n")
