@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include "model/yaml_json.h"
+
 namespace berth {
 namespace {
 
@@ -132,6 +134,29 @@ TEST(StatusCodeSetTest, ParsesRangesAndSingles) {
   EXPECT_FALSE(StatusCodeSet::Parse("200,").ok());
   EXPECT_FALSE(StatusCodeSet::Parse("99").ok());
   EXPECT_FALSE(StatusCodeSet::Parse("600").ok());
+}
+
+// Found by definition_fuzz: bytes that are not UTF-8, and NULs that yaml-cpp takes for UTF-32,
+// went into JSON that could not be read back.
+TEST(YamlToJsonTest, RefusesTextThatIsNotUtf8) {
+  for (std::string bad : {"port: 80\n\x9e\x8a: public\n", "a: \xc0\xaf\n", "a: \xed\xa0\x80\n",
+                          "a: \xf4\x90\x80\x80\n", "a: \xe2\x82\n"}) {
+    auto r = YamlToJson(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("not UTF-8"), std::string::npos) << r.status().message();
+  }
+  for (std::string bad : {std::string("\0\0\0\x1e-a", 6), std::string("a: b\0c", 6),
+                          std::string("a: \x01\n")}) {
+    auto r = YamlToJson(bad);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("control character"), std::string::npos)
+        << r.status().message();
+  }
+  auto r = YamlToJson("port: 80\n\x9e: x\n");
+  EXPECT_NE(r.status().message().find("line 2"), std::string::npos) << r.status().message();
+  auto ok = YamlToJson("greeting: \"caf\xc3\xa9 \xf0\x9f\x9a\xa2\"\n");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->at("greeting").as_string(), "caf\xc3\xa9 \xf0\x9f\x9a\xa2");
 }
 
 }  // namespace

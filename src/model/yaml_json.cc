@@ -4,7 +4,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <boost/json.hpp>
+#include <algorithm>
 #include <charconv>
+#include <cstdint>
 
 namespace berth {
 namespace {
@@ -59,9 +61,52 @@ boost::json::value NodeToJson(const YAML::Node& n) {
   }
 }
 
+// The offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlong
+// forms, no surrogates, nothing above U+10FFFF) or is a control character YAML does not allow
+// (all of C0 but tab, LF and CR; DEL), or npos. yaml-cpp passes other bytes through, and
+// takes text that starts with NULs for UTF-16/32, which it turns into bytes JSON cannot carry.
+size_t FirstInvalidYamlByte(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+      return i;
+    }
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) {
+      return i;
+    }
+    uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (size_t k = 1; k < n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 0x2) {
+        return i;
+      }
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+      return i;
+    }
+    i += n;
+  }
+  return std::string_view::npos;
+}
+
 }  // namespace
 
 Result<boost::json::value> YamlToJson(const std::string& text) {
+  if (size_t bad = FirstInvalidYamlByte(text); bad != std::string_view::npos) {
+    size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + bad, '\n'));
+    auto c = static_cast<unsigned char>(text[bad]);
+    return Status::InvalidArgument(
+        c < 0x80 ? fmt::format("not YAML text: byte {} (line {}) is the control character "
+                               "0x{:02x}; only tab, LF and CR are allowed",
+                               bad + 1, line, c)
+                 : fmt::format("not UTF-8 text: byte {} (line {}) is not part of a UTF-8 "
+                               "character; save the file as UTF-8",
+                               bad + 1, line));
+  }
   try {
     return NodeToJson(YAML::Load(text));
   } catch (const YAML::Exception& e) {
