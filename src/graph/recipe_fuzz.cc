@@ -4,6 +4,7 @@
 // parse back to the same recipe, and its run arguments are computed without error.
 // Built with the clang sanitizer build; CTest runs it for a few seconds.
 #include <cstddef>
+#include <cstdio>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -19,7 +20,7 @@ namespace {
 
 void Check(bool ok, const char* what) {
   if (!ok) {
-    __builtin_printf("recipe_fuzz: %s\n", what);
+    std::fprintf(stderr, "recipe_fuzz: %s\n", what);
     std::abort();
   }
 }
