@@ -11,8 +11,73 @@
 namespace berth {
 namespace {
 
+// The length of the well-formed UTF-8 character at s[i] (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or 0.
+size_t Utf8Length(std::string_view s, size_t i) {
+  auto c = static_cast<unsigned char>(s[i]);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+  if (n == 0 || i + n > s.size()) {
+    return 0;
+  }
+  uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+  for (size_t k = 1; k < n; ++k) {
+    auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc >> 6) != 0x2) {
+      return 0;
+    }
+    cp = (cp << 6) | (cc & 0x3f);
+  }
+  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+    return 0;
+  }
+  return n;
+}
+
+// The offset of the first byte that is not part of well-formed UTF-8 or is a control
+// character YAML does not allow (all of C0 but tab, LF and CR; DEL), or npos. yaml-cpp passes
+// other bytes through, and takes text that starts with NULs for UTF-16/32, which it turns into
+// bytes JSON cannot carry.
+size_t FirstInvalidYamlByte(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = Utf8Length(s, i);
+    if (n == 0 || (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+      return i;
+    }
+    i += n;
+  }
+  return std::string_view::npos;
+}
+
+// yaml-cpp writes the escapes "\_", "\N" and "\xNN" (U+00A0, U+0085, U+00NN) as single
+// Latin-1 bytes; in text that was UTF-8, any byte that is not part of a UTF-8 character came
+// from one of them, and is written as the character it stands for.
+std::string RepairEscapes(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size() && Utf8Length(s, i) > 0) {
+    i += Utf8Length(s, i);
+  }
+  if (i == s.size()) {
+    return s;
+  }
+  std::string out;
+  out.reserve(s.size() + 8);
+  for (size_t i = 0; i < s.size();) {
+    if (size_t n = Utf8Length(s, i); n > 0) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      auto b = static_cast<unsigned char>(s[i++]);
+      out += static_cast<char>(0xc0 | (b >> 6));
+      out += static_cast<char>(0x80 | (b & 0x3f));
+    }
+  }
+  return out;
+}
+
 boost::json::value ScalarToJson(const YAML::Node& n) {
-  const std::string& s = n.Scalar();
+  const std::string s = RepairEscapes(n.Scalar());
   if (n.Tag() != "?") {  // quoted: always a string
     return boost::json::value(s);
   }
@@ -43,7 +108,7 @@ boost::json::value NodeToJson(const YAML::Node& n) {
     case YAML::NodeType::Map: {
       boost::json::object o;
       for (const auto& kv : n) {
-        o[kv.first.as<std::string>()] = NodeToJson(kv.second);
+        o[RepairEscapes(kv.first.as<std::string>())] = NodeToJson(kv.second);
       }
       return o;
     }
@@ -59,38 +124,6 @@ boost::json::value NodeToJson(const YAML::Node& n) {
     default:
       return nullptr;
   }
-}
-
-// The offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlong
-// forms, no surrogates, nothing above U+10FFFF) or is a control character YAML does not allow
-// (all of C0 but tab, LF and CR; DEL), or npos. yaml-cpp passes other bytes through, and
-// takes text that starts with NULs for UTF-16/32, which it turns into bytes JSON cannot carry.
-size_t FirstInvalidYamlByte(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
-      return i;
-    }
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    if (n == 0 || i + n > s.size()) {
-      return i;
-    }
-    uint32_t cp = n == 1 ? c : c & (0x7f >> n);
-    for (size_t k = 1; k < n; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc >> 6) != 0x2) {
-        return i;
-      }
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return i;
-    }
-    i += n;
-  }
-  return std::string_view::npos;
 }
 
 }  // namespace
