@@ -15,6 +15,8 @@ namespace {
 
 constexpr int64_t kMaxMemoryMb = 1 << 20;  // 1 TiB
 constexpr int kMaxReplicas = 100;
+constexpr int kMaxMinHealthyTime = 3600;  // seconds
+constexpr int64_t kMaxPidsLimit = 4194304;  // the kernel's pid_max ceiling
 constexpr size_t kMaxEnvVars = 1000;
 constexpr size_t kMaxArgv = 1000;
 constexpr size_t kMaxStringBytes = 64 * 1024;
@@ -371,7 +373,7 @@ const std::vector<std::string>& DefinitionKeys() {
       "environment",   "inherited-environment", "command",     "entrypoint",
       "replicas",      "health-check",       "base-path",     "auth",
       "scope",         "mounts",             "expose",        "mirror-traffic",
-      "run-as-root"};
+      "run-as-root",   "min-healthy-time",   "pids-limit"};
   return keys;
 }
 
@@ -442,6 +444,18 @@ Result<Definition> ParseDefinition(const json::value& v) {
         return n.status();
       }
       def.replicas = static_cast<int>(*n);
+    } else if (key == "pids-limit") {
+      auto n = GetInt(val, key, 0, kMaxPidsLimit);
+      if (!n.ok()) {
+        return n.status();
+      }
+      def.pids_limit = *n;
+    } else if (key == "min-healthy-time") {
+      auto n = GetInt(val, key, 0, kMaxMinHealthyTime);
+      if (!n.ok()) {
+        return n.status();
+      }
+      def.min_healthy_time_s = static_cast<int>(*n);
     } else if (key == "health-check") {
       s = ParseHealthCheck(val, def.health_check);
     } else if (key == "base-path") {
@@ -531,6 +545,8 @@ json::object DefinitionToJson(const Definition& def) {
   o["command"] = json::value_from(def.command);
   o["entrypoint"] = json::value_from(def.entrypoint);
   o["replicas"] = def.replicas;
+  o["min-healthy-time"] = def.min_healthy_time_s;
+  o["pids-limit"] = def.pids_limit;
   json::object hc{{"type", def.health_check.type},
                   {"rel_path", def.health_check.rel_path},
                   {"status_codes", def.health_check.status_codes},

@@ -62,6 +62,13 @@ struct Definition {
   std::vector<std::string> command;
   std::vector<std::string> entrypoint;
   int replicas = 1;
+  // After a rollout, the replaced revision keeps running (out of the route) until the new one
+  // has stayed healthy this long; a failure within it rolls back to it at once (Nomad's
+  // min_healthy_time, Kubernetes' minReadySeconds). 0: the old revision stops at the switch.
+  int min_healthy_time_s = 10;
+  // Processes and threads an instance may have at once (its cgroup's pids.max): a fork bomb
+  // stops there instead of taking the machine's pids. 0: no limit.
+  int64_t pids_limit = 4096;
   HealthCheck health_check;
   std::string base_path = "preserve";  // "preserve" | "strip"
   std::string auth = "token";  // "token" | "public"

@@ -54,6 +54,7 @@ std::string InstanceSpecToJson(const InstanceSpec& s) {
                  {"env", json::value_from(s.env)},
                  {"cwd", s.cwd},
                  {"memory_limit_bytes", s.memory_limit_bytes},
+                 {"pids_limit", s.pids_limit},
                  {"grace_seconds", s.grace_seconds},
                  {"log_max_bytes", s.log_max_bytes},
                  {"log_keep", s.log_keep}};
@@ -86,6 +87,7 @@ Result<InstanceSpec> InstanceSpecFromJson(const std::string& text) {
   s.env = Strings(*o, "env");
   s.cwd = Str(*o, "cwd");
   s.memory_limit_bytes = static_cast<uint64_t>(Int(*o, "memory_limit_bytes"));
+  s.pids_limit = Int(*o, "pids_limit");
   s.grace_seconds = static_cast<int>(Int(*o, "grace_seconds"));
   s.log_max_bytes = static_cast<uint64_t>(Int(*o, "log_max_bytes"));
   s.log_keep = static_cast<int>(Int(*o, "log_keep"));

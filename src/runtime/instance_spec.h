@@ -47,6 +47,7 @@ struct InstanceSpec {
   std::vector<std::string> env;  // "NAME=value"
   std::string cwd;
   uint64_t memory_limit_bytes = 0;  // 0: none
+  int64_t pids_limit = 0;           // processes and threads in its cgroup; 0: none
   int grace_seconds = 10;  // SIGTERM to SIGKILL
   uint64_t log_max_bytes = 10 << 20;
   int log_keep = 5;

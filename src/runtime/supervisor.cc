@@ -171,6 +171,12 @@ struct Supervisor::Service {
   std::map<std::pair<int, int>, Slot> slots;  // (revision, slot)
   std::optional<TimePoint> rollout_started;
   int rollout_revision = 0;
+  // After a rollout: the revision it replaced, kept running out of the route until the new
+  // one has stayed healthy for its min-healthy-time (`settle_until`), so that a revision that
+  // fails right after going live is rolled back to instances that still run. The supervisor's
+  // own copy: the desired state stops carrying the old revision once the switch is stored.
+  std::optional<RevisionSpec> settling_from;
+  TimePoint settle_until{};
   std::set<std::string> noted;   // one-time events already sent
   std::string published_routes;  // what PublishRoutes last sent, to send only changes
   TimePoint next_due = kNever;   // a timer of its (backoff, drain, deadline) runs out
@@ -281,6 +287,13 @@ void Supervisor::Apply(DesiredService desired) {
       // revision out again, or relaunch the one just replaced).
       desired.active_revision = svc->desired.active_revision;
       desired.failed_revision = std::max(desired.failed_revision, svc->desired.failed_revision);
+      // Read before a rollback was stored, it lacks the revision rolled back to: keep ours.
+      auto has = [&](const std::optional<RevisionSpec>& r) {
+        return r && r->revision == desired.active_revision;
+      };
+      if (!has(desired.active) && !has(desired.latest) && has(svc->desired.active)) {
+        desired.active = svc->desired.active;
+      }
     }
     svc->desired = std::move(desired);
     MarkDirty(*svc);
@@ -671,6 +684,7 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   is.sandbox = spec.sandbox;
   is.memory_limit_bytes =
       spec.def.memory_limit_mb ? static_cast<uint64_t>(*spec.def.memory_limit_mb) << 20 : 0;
+  is.pids_limit = spec.def.pids_limit;
   // The instance learns where it lives; these win over anything of the same name.
   std::map<std::string, std::string> env;
   for (const auto& kv : spec.env) {
@@ -980,7 +994,55 @@ void Supervisor::Reconcile(Service& svc) {
           }
         });
   };
+  auto now = clock_.Now();
   if (active == nullptr || active == target) {
+    if (svc.settling_from && (svc.settling_from->revision == target->revision ||
+                              d.active_revision != target->revision)) {
+      svc.settling_from.reset();  // nothing to settle: the live revision is not a new one
+    }
+    if (svc.settling_from) {
+      // The new revision is live and the one it replaced still runs. Not all of its instances
+      // ready (one crashed, failed its health checks or never came back) is a failure: traffic
+      // goes back to the old revision at once and the new one is not retried.
+      if (ready_count(target->revision) < target->def.replicas) {
+        std::string why;
+        for (auto& inst : svc.instances) {
+          if (inst->revision == target->revision && !(inst->live && inst->ready)) {
+            why = inst->exit ? DescribeExit(*inst->exit)
+                  : !inst->health.empty() ? inst->health
+                                          : std::string(InstanceStateName(inst->state));
+          }
+        }
+        RevisionSpec previous = std::move(*svc.settling_from);
+        svc.settling_from.reset();
+        d.failed_revision = target->revision;
+        d.active_revision = previous.revision;
+        Event(svc, "rolled-back",
+              fmt::format("rolled back revision {}: it failed within {} s of going live{}; "
+                          "revision {} is live again",
+                          target->revision, target->def.min_healthy_time_s,
+                          why.empty() ? "" : " (" + why + ")", previous.revision));
+        d.active = std::move(previous);
+        rollout_news();
+        stop_all_but(keeping({d.active_revision}), "rolled back");
+        RunRevision(svc, *d.active);
+        return finish();
+      }
+      RunRevision(svc, *target);
+      if (now < svc.settle_until) {
+        stop_all_but(keeping({target->revision, svc.settling_from->revision}), "superseded");
+        svc.next_due = std::min(svc.next_due, svc.settle_until);
+        return finish();
+      }
+      Event(svc, "settled",
+            fmt::format("revision {} stayed healthy for {} s; stopping revision {}",
+                        target->revision, target->def.min_healthy_time_s,
+                        svc.settling_from->revision));
+      stop_all_but(keeping({target->revision}),
+                   fmt::format("replaced by revision {}", target->revision));
+      svc.settling_from.reset();
+      return finish();
+    }
     RunRevision(svc, *target);
     stop_all_but(keeping({target->revision}), fmt::format("revision {} is live", target->revision));
     if (d.active_revision != target->revision &&
@@ -992,7 +1054,7 @@ void Supervisor::Reconcile(Service& svc) {
     return finish();
   }
   // A rollout from `active` to `target`: the old revision serves until the new one is ready.
-  auto now = clock_.Now();
+  svc.settling_from.reset();  // an earlier rollout's old revision is superseded below
   if (!svc.rollout_started || svc.rollout_revision != target->revision) {
     svc.rollout_started = now;
     svc.rollout_revision = target->revision;
@@ -1011,12 +1073,23 @@ void Supervisor::Reconcile(Service& svc) {
   if (ready_count(target->revision) >= target->def.replicas) {
     d.active_revision = target->revision;
     svc.rollout_started.reset();
-    Event(svc, "live",
-          fmt::format("revision {} is live; stopping revision {}", target->revision,
-                      active->revision));
+    int settle_s = target->def.min_healthy_time_s;
+    if (settle_s > 0) {
+      Event(svc, "live",
+            fmt::format("revision {} is live; revision {} keeps running until it has been "
+                        "healthy for {} s",
+                        target->revision, active->revision, settle_s));
+      svc.settling_from = *active;
+      svc.settle_until = now + std::chrono::seconds(settle_s);
+      svc.next_due = std::min(svc.next_due, svc.settle_until);
+    } else {
+      Event(svc, "live",
+            fmt::format("revision {} is live; stopping revision {}", target->revision,
+                        active->revision));
+      stop_all_but(keeping({target->revision}),
+                   fmt::format("replaced by revision {}", target->revision));
+    }
     rollout_news();
-    stop_all_but(keeping({target->revision}),
-                 fmt::format("replaced by revision {}", target->revision));
   } else if (crash_looping || now - *svc.rollout_started > options_.rollout_deadline) {
     std::string why = crash_looping ? "its instances keep crashing"
                                     : fmt::format("it was not healthy within {} s",

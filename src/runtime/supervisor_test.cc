@@ -100,6 +100,7 @@ class SupervisorTest : public ::testing::Test {
     return static_cast<int>(std::count(events_.begin(), events_.end(), kind));
   }
   size_t Starts() { return launcher_.started().size(); }
+  std::string SwitchToRevision2(int min_healthy_time_s);
   // Brings revision 1 with `replicas` instances up and live.
   void Live(int replicas = 1) {
     Boot(Want(Rev(1, replicas)));
@@ -312,7 +313,16 @@ TEST_F(SupervisorTest, ANewRevisionTakesOverOnceHealthy) {
   auto st = St();
   EXPECT_EQ(st.active_revision, 2);
   EXPECT_EQ(rollouts_.back(), std::make_pair(2, 0));
+  // The old revision keeps running, out of the route, for the new one's min-healthy-time.
   Step();
+  EXPECT_TRUE(launcher_.stopped().empty());
+  EXPECT_EQ(routes_.back().active_revision, 2);
+  clock_.Advance(9s);
+  Step();
+  EXPECT_TRUE(launcher_.stopped().empty());
+  clock_.Advance(1s);
+  Step(2);
+  EXPECT_EQ(Count("settled"), 1);
   auto stopped = launcher_.stopped();
   std::sort(stopped.begin(), stopped.end());
   std::sort(old.begin(), old.end());
@@ -320,6 +330,84 @@ TEST_F(SupervisorTest, ANewRevisionTakesOverOnceHealthy) {
   for (const auto& e : routes_.back().ready) {
     EXPECT_EQ(e.revision, 2);
   }
+}
+
+// Rolls revision 2 out over a live revision 1 and switches to it; returns revision 1's dir.
+std::string SupervisorTest::SwitchToRevision2(int min_healthy_time_s) {
+  Live();
+  std::string old = Dir(1);
+  auto want = Want(Rev(2), 1);
+  want.latest->def.min_healthy_time_s = min_healthy_time_s;
+  want.latest->def.health_check.interval_s = 1;
+  want.active = Rev(1);
+  sup_->Apply(want);
+  Step(2);
+  EXPECT_EQ(St().active_revision, 2);
+  return old;
+}
+
+TEST_F(SupervisorTest, ARevisionCrashingAfterGoingLiveIsRolledBackToTheStillRunningOldOne) {
+  std::string old = SwitchToRevision2(10);
+  size_t starts = Starts();
+  clock_.Advance(3s);
+  launcher_.Exit(Dir(2), 1);  // passed its first health check, crashes 3 s later
+  Step();
+  EXPECT_EQ(St().active_revision, 1);
+  EXPECT_EQ(rollouts_.back(), std::make_pair(1, 2));
+  EXPECT_EQ(Count("rolled-back"), 1);
+  EXPECT_EQ(Dir(1), old) << "traffic went back to the instance that never stopped";
+  EXPECT_EQ(routes_.back().active_revision, 1);
+  ASSERT_FALSE(routes_.back().ready.empty());
+  EXPECT_EQ(routes_.back().ready[0].revision, 1);
+  Step(3);
+  clock_.Advance(60s);
+  Step(3);
+  EXPECT_EQ(Starts(), starts) << "the failed revision was retried, or the old one restarted";
+  EXPECT_EQ(St().active_revision, 1);
+}
+
+TEST_F(SupervisorTest, ARevisionTurningUnhealthyAfterGoingLiveIsRolledBack) {
+  std::string old = SwitchToRevision2(10);
+  launcher_.SetHealth(Dir(2), false, "HTTP 500");
+  for (int i = 0; i < 5 && St().active_revision == 2; ++i) {  // 3 failed checks, 1 s apart
+    clock_.Advance(1s);
+    Step();
+  }
+  EXPECT_EQ(St().active_revision, 1);
+  EXPECT_EQ(Count("rolled-back"), 1);
+  EXPECT_EQ(Dir(1), old);
+}
+
+TEST_F(SupervisorTest, WithoutAMinHealthyTimeTheOldRevisionStopsAtTheSwitch) {
+  std::string old = SwitchToRevision2(0);
+  Step();
+  EXPECT_EQ(launcher_.stopped(), std::vector<std::string>{old});
+  EXPECT_EQ(Count("settled"), 0);
+}
+
+TEST_F(SupervisorTest, AStaleDesiredStateAfterASettlingRollbackKeepsTheOldRevision) {
+  SwitchToRevision2(10);
+  // What the controller read after the switch was stored: revision 2 live, no other.
+  auto stale = Want(Rev(2), 2);
+  launcher_.Exit(Dir(2), 1);
+  Step();
+  ASSERT_EQ(St().active_revision, 1);
+  sup_->Apply(stale);
+  Step(3);
+  EXPECT_EQ(St().active_revision, 1);
+  EXPECT_EQ(St().running, 1) << "the revision rolled back to was stopped";
+}
+
+TEST_F(SupervisorTest, ANewerRevisionDuringTheSettlingTimeReplacesBoth) {
+  std::string old = SwitchToRevision2(10);
+  auto want = Want(Rev(3), 2);
+  want.active = Rev(2);
+  sup_->Apply(want);
+  Step(2);
+  EXPECT_EQ(St().active_revision, 3);
+  auto stopped = launcher_.stopped();
+  EXPECT_NE(std::find(stopped.begin(), stopped.end(), old), stopped.end())
+      << "revision 1 kept running after revision 3 went out";
 }
 
 TEST_F(SupervisorTest, ARevisionNeverHealthyIsRolledBackAfterTheDeadline) {

@@ -64,6 +64,8 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 srv = http.server.ThreadingHTTPServer((os.environ["HOST"], int(os.environ["PORT"])), H)
+if float(os.environ.get("DIE_AFTER", "0")):  # a revision that crashes once it is live
+    threading.Timer(float(os.environ["DIE_AFTER"]), lambda: os._exit(3)).start()
 if tick:
     def loop():
         while True:
@@ -747,6 +749,65 @@ def test_rolling_update_keeps_a_ready_instance_and_rolls_back_a_broken_revision(
     st = svc.status()
     assert [i["id"] for i in live(st)] == [v2["id"]], st
     assert st["running"] == 1 and st["active_revision"] == 2 and st["failed_revision"] == 3
+
+
+def test_a_revision_crashing_after_going_live_is_rolled_back_to_the_old_instance(new_service):
+    """Revision 2 passes its first health check, takes the traffic, and crashes 1.5 s later:
+    within its min-healthy-time (10 s), so the traffic goes back to revision 1's instance,
+    which never stopped, and revision 2 is not retried."""
+    svc = new_service("settle")
+    base = {"container-port": next_port(), "base-path": "strip"}
+    svc.define({**base, "command": app_command("v1")})
+    v1 = svc.wait_running(revision=1)
+    svc.wait(lambda s: s["active_revision"] == 1, 5, "revision 1 live")
+    path = f"/default-{svc.name}/"
+    svc.define({**base, "command": app_command("v2"),
+                "environment": [{"name": "DIE_AFTER", "value": "1.5"}]})
+    seen, failed = set(), 0
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            r = svc.d.get(path, timeout=2)
+            if r.status_code == 200:
+                seen.add(r.text)
+            else:
+                failed += 1
+        except requests.RequestException:
+            failed += 1
+        st = svc.status()
+        if st["failed_revision"] == 2:
+            break
+        assert time.monotonic() < deadline, f"revision 2 was not rolled back: {st}"
+        time.sleep(0.02)
+    print(f"\nserved {sorted(seen)} during the update; {failed} requests failed")
+    assert "v2" in seen, "revision 2 never took the traffic"
+    assert st["active_revision"] == 1 and st["revision"] == 2, st
+    rb = svc.events("rolled-back", st)
+    assert rb and "of going live" in rb[-1]["message"], st["events"]
+    assert "exited with code 3" in rb[-1]["message"], rb
+    # The revision 1 instance never stopped and serves again, at once.
+    assert [(i["id"], i["pid"]) for i in live(st)] == [(v1["id"], v1["pid"])], st
+    for _ in range(20):
+        r = svc.d.get(path, timeout=5)
+        assert r.status_code == 200 and r.text == "v1", (r.status_code, r.text)
+    time.sleep(1)  # not retried: no new instance of revision 2 appears
+    st = svc.status()
+    assert [i["id"] for i in live(st)] == [v1["id"]], st
+
+
+def test_after_min_healthy_time_the_old_revision_stops(new_service):
+    svc = new_service("settled")
+    base = {"container-port": next_port(), "base-path": "strip", "min-healthy-time": 2}
+    svc.define({**base, "command": app_command("v1")})
+    v1 = svc.wait_running(revision=1)
+    svc.define({**base, "command": app_command("v2")})
+    st = svc.wait(lambda s: s["active_revision"] == 2, 20, "revision 2 live", interval=0.02)
+    assert pid_alive(v1["pid"]), "revision 1 stopped at the switch"
+    assert any(i["id"] == v1["id"] for i in live(st)), st
+    wait_until(lambda: not pid_alive(v1["pid"]), 15, "the revision 1 process to exit")
+    st = svc.status()
+    assert svc.events("settled", st), st["events"]
+    assert all(i["revision"] == 2 for i in live(st)), st
 
 
 # --- 6. the daemon dies, instances do not ---------------------------------------------------

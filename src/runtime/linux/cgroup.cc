@@ -87,8 +87,8 @@ std::map<std::string, std::string> ParseCgroupMounts(const std::string& mountinf
       std::istringstream opts(super_opts);
       std::string opt;
       while (std::getline(opts, opt, ',')) {
-        if (opt == "memory") {
-          out.emplace("memory", mount_point);
+        if (opt == "memory" || opt == "pids") {
+          out.emplace(opt, mount_point);
         }
       }
     }
@@ -132,6 +132,15 @@ CgroupLayout DetectCgroupLayout() {
           layout.memory_is_v2 = true;
         }
       }
+    }
+  }
+  // The shim puts an instance with a pids-limit into a v1 pids group when the unified tree has
+  // no pids controller; known here so that what a lost shim left is removed.
+  if (auto v1 = where.find("pids"); v1 != where.end()) {
+    std::string own_path = own.count("pids") ? own["pids"] : "/";
+    std::string base = v1->second + (own_path == "/" ? "" : own_path);
+    if (IsWritableDir(base)) {
+      layout.pids_parent = base + "/berth";
     }
   }
   if (layout.memory_parent.empty()) {
@@ -178,6 +187,9 @@ InstanceCgroup InstanceCgroup::Attach(const CgroupLayout& layout, const std::str
   }
   if (!layout.unified_parent.empty()) {
     cg.unified_dir_ = layout.unified_parent + "/" + name;
+  }
+  if (!layout.pids_parent.empty()) {
+    cg.pids_dir_ = layout.pids_parent + "/" + name;
   }
   return cg;
 }
@@ -267,7 +279,7 @@ void InstanceCgroup::Signal(int sig) const {
 
 Status InstanceCgroup::Remove() const {
   Status result;
-  for (const std::string& dir : {unified_dir_, memory_dir_}) {
+  for (const std::string& dir : {unified_dir_, memory_dir_, pids_dir_}) {
     if (dir.empty()) {
       continue;
     }

@@ -24,6 +24,9 @@ struct CgroupLayout {
   // Directory under which instance groups in the v2 tree are made (for cgroup.kill); empty if
   // there is no writable v2 tree.
   std::string unified_parent;
+  // A v1 pids hierarchy's directory for instance groups (instances with a pids-limit on a
+  // machine whose unified tree lacks the pids controller); empty if none.
+  std::string pids_parent;
 };
 
 // Pure parsers, tested on canned text.
@@ -63,6 +66,7 @@ class InstanceCgroup {
   std::string memory_dir_;
   bool memory_is_v2_ = false;
   std::string unified_dir_;
+  std::string pids_dir_;  // Attach only: removed with the others
 };
 
 }  // namespace berth

@@ -328,6 +328,40 @@ TEST_F(LinuxLauncherTest, MemoryLimitKillsAndIsReportedAsOom) {
   EXPECT_EQ(p.exit->signal, SIGKILL);
 }
 
+TEST_F(LinuxLauncherTest, PidsLimitStopsAForkBombAndIsReported) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "needs root for cgroups";
+  }
+  auto spec = Spec({"python3", "-c",
+                    "import subprocess\n"
+                    "ok = 0\n"
+                    "for i in range(40):\n"
+                    "    try:\n"
+                    "        subprocess.Popen(['sleep', '30']); ok += 1\n"
+                    "    except OSError:\n"
+                    "        pass\n"
+                    "print('started', ok, flush=True)\n"});
+  spec.pids_limit = 10;
+  auto rec = launcher_->Start(Dir(spec), spec);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  InstanceProbe p = WaitExit(Dir(spec));
+  ASSERT_TRUE(p.exit.has_value());
+  std::string all;
+  for (const auto& l : ReadLogTail(Dir(spec) + "/logs", 0)) {
+    all += l + "\n";
+  }
+  if (all.find("pids limit not enforced") != std::string::npos) {
+    GTEST_SKIP() << "no pids cgroup on this machine: " << all;
+  }
+  size_t at = all.find("started ");
+  ASSERT_NE(at, std::string::npos) << all;
+  int started = std::atoi(all.c_str() + at + 8);
+  EXPECT_GT(started, 0) << all;
+  EXPECT_LT(started, 10) << "the limit of 10 (python included) let more through:\n" << all;
+  EXPECT_NE(all.find("its pids-limit of 10 refused"), std::string::npos) << all;
+  EXPECT_EQ(p.exit->exit_code, 0);
+}
+
 TEST(PlanSandboxTest, EmptyIsNothingAndAFullOneMountsInOrder) {
   EXPECT_TRUE(PlanSandbox(Sandbox{}).empty());
   Sandbox sb;

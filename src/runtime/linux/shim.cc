@@ -255,7 +255,9 @@ class JsonReader {
     if (!Number(&n) && !Skip(0)) {
       return false;
     }
-    if (key == "memory_limit_bytes") {
+    if (key == "pids_limit") {
+      spec.pids_limit = n;
+    } else if (key == "memory_limit_bytes") {
       spec.memory_limit_bytes = static_cast<uint64_t>(n);
     } else if (key == "grace_seconds") {
       spec.grace_seconds = static_cast<int>(n);
@@ -475,15 +477,17 @@ class ShimCgroup {
   // DetectCgroupLayout and InstanceCgroup::Create in one. Without `limit_memory`, a separate
   // v1 memory hierarchy is left out where a unified one can hold the tree: moving a process
   // into a v1 cgroup costs milliseconds, which short tasks would pay for nothing.
-  static Result<ShimCgroup> Create(const std::string& name, bool limit_memory) {
-    std::string memory_parent, unified_parent;
-    bool memory_is_v2 = false;
+  // With `limit_pids`, the pids controller too: v2's where the unified tree has it, else a v1
+  // pids hierarchy.
+  static Result<ShimCgroup> Create(const std::string& name, bool limit_memory, bool limit_pids) {
+    std::string memory_parent, unified_parent, pids_parent;
+    bool memory_is_v2 = false, pids_is_v2 = false;
     auto self = Read("/proc/self/cgroup");
     auto mounts = Read("/proc/self/mountinfo");
     if (self && mounts) {
       // /proc/self/cgroup: "<id>:<controllers>:<path>"; the v2 entry has no controllers.
-      std::string own_v2 = "/", own_memory = "/";
-      bool have_v2 = false, have_memory = false;
+      std::string own_v2 = "/", own_memory = "/", own_pids = "/";
+      bool have_v2 = false, have_memory = false, have_pids = false;
       for (std::string_view line : Split(*self, '\n')) {
         size_t a = line.find(':');
         size_t b = line.find(':', a + 1);
@@ -495,10 +499,12 @@ class ShimCgroup {
           own_v2 = line.substr(b + 1);
         } else if (Contains(Split(controllers, ','), "memory")) {
           own_memory = line.substr(b + 1);
+        } else if (Contains(Split(controllers, ','), "pids")) {
+          own_pids = line.substr(b + 1);
         }
       }
       // mountinfo: "<id> <parent> <maj:min> <root> <mount point> ... - <fstype> <source> <opts>"
-      std::string v2_mount, memory_mount;
+      std::string v2_mount, memory_mount, pids_mount;
       for (std::string_view line : Split(*mounts, '\n')) {
         size_t dash = line.find(" - ");
         if (dash == std::string_view::npos) {
@@ -516,6 +522,10 @@ class ShimCgroup {
                    Contains(Split(tail[2], ','), "memory")) {
           memory_mount = head[4];
           have_memory = true;
+        } else if (tail[0] == "cgroup" && !have_pids && tail.size() >= 3 &&
+                   Contains(Split(tail[2], ','), "pids")) {
+          pids_mount = head[4];
+          have_pids = true;
         }
       }
       if (have_v2) {
@@ -532,6 +542,18 @@ class ShimCgroup {
             memory_parent = unified_parent;
             memory_is_v2 = true;
           }
+          if (limit_pids && controllers && controllers->find("pids") != std::string::npos &&
+              MakeDir(unified_parent).ok() &&
+              WriteFile(unified_parent + "/cgroup.subtree_control", "+pids").ok()) {
+            pids_parent = unified_parent;
+            pids_is_v2 = true;
+          }
+        }
+      }
+      if (limit_pids && pids_parent.empty() && have_pids) {
+        std::string base = pids_mount + (own_pids == "/" ? "" : own_pids);
+        if (::access(base.c_str(), W_OK) == 0) {
+          pids_parent = base + "/berth";
         }
       }
       // Without a limit, the unified hierarchy (where there is one) holds the tree alone.
@@ -560,7 +582,38 @@ class ShimCgroup {
         cg.unified_dir_ = unified_parent + "/" + name;
       }
     }
+    if (pids_is_v2) {
+      cg.pids_dir_ = cg.unified_dir_;
+    } else if (!pids_parent.empty() && MakeDir(pids_parent).ok() &&
+               MakeDir(pids_parent + "/" + name).ok()) {
+      cg.pids_dir_ = pids_parent + "/" + name;
+    }
     return cg;
+  }
+
+  // At most `n` processes and threads in the group: a fork beyond it fails with EAGAIN.
+  Status SetPidsLimit(int64_t n) const {
+    if (pids_dir_.empty()) {
+      return Status::FailedPrecondition("no pids cgroup is available on this machine");
+    }
+    return WriteFile(pids_dir_ + "/pids.max", std::to_string(n));
+  }
+
+  // How many forks the pids limit refused (pids.events "max"); 0 without a pids group.
+  int64_t PidsLimitHits() const {
+    if (pids_dir_.empty()) {
+      return 0;
+    }
+    std::string text = Read(pids_dir_ + "/pids.events").value_or("");
+    for (std::string_view line : Split(text, '\n')) {
+      auto kv = Split(line, ' ');
+      int64_t n = 0;
+      if (kv.size() == 2 && kv[0] == "max" &&
+          std::from_chars(kv[1].data(), kv[1].data() + kv[1].size(), n).ec == std::errc()) {
+        return n;
+      }
+    }
+    return 0;
   }
 
   Status AddProcess(int pid) const {
@@ -571,7 +624,12 @@ class ShimCgroup {
       }
     }
     if (!unified_dir_.empty() && unified_dir_ != memory_dir_) {
-      return WriteFile(unified_dir_ + "/cgroup.procs", p);
+      if (auto s = WriteFile(unified_dir_ + "/cgroup.procs", p); !s.ok()) {
+        return s;
+      }
+    }
+    if (!pids_dir_.empty() && pids_dir_ != unified_dir_) {
+      return WriteFile(pids_dir_ + "/cgroup.procs", p);
     }
     return Status::Ok();
   }
@@ -646,7 +704,7 @@ class ShimCgroup {
   }
 
   void Remove() const {
-    for (const std::string* dir : {&unified_dir_, &memory_dir_}) {
+    for (const std::string* dir : {&unified_dir_, &memory_dir_, &pids_dir_}) {
       if (!dir->empty()) {
         ::rmdir(dir->c_str());
       }
@@ -657,6 +715,7 @@ class ShimCgroup {
   std::string memory_dir_;
   bool memory_is_v2_ = false;
   std::string unified_dir_;
+  std::string pids_dir_;  // may be unified_dir_ (v2) or a v1 pids group
 };
 
 // --- The shim -----------------------------------------------------------------------------
@@ -727,7 +786,7 @@ class Shim {
       SendHandshake(handshake_fd_, "error " + s.message());
       return 1;
     }
-    auto cg = ShimCgroup::Create(spec_.id, spec_.memory_limit_bytes > 0);
+    auto cg = ShimCgroup::Create(spec_.id, spec_.memory_limit_bytes > 0, spec_.pids_limit > 0);
     if (!cg.ok()) {
       return FailStart("cannot create cgroup: " + cg.status().message());
     }
@@ -735,6 +794,11 @@ class Shim {
     if (spec_.memory_limit_bytes > 0) {
       if (auto s = cgroup_.SetMemoryLimit(spec_.memory_limit_bytes); !s.ok()) {
         log_.Note("memory limit not enforced: " + s.message());
+      }
+    }
+    if (spec_.pids_limit > 0) {
+      if (auto s = cgroup_.SetPidsLimit(spec_.pids_limit); !s.ok()) {
+        log_.Note("pids limit not enforced: " + s.message());
       }
     }
     if (!Spawn()) {
@@ -949,6 +1013,10 @@ class Shim {
     }
     r.oom_killed = cgroup_.OomKillCount() > 0;
     log_.FinishPartial();
+    if (int64_t refused = cgroup_.PidsLimitHits(); refused > 0) {
+      log_.Note("its pids-limit of " + std::to_string(spec_.pids_limit) + " refused " +
+                std::to_string(refused) + " forks (raise pids-limit in the definition)");
+    }
     if (r.oom_killed) {
       log_.Note("exited: killed by the kernel for exceeding its memory limit");
     } else if (r.signal) {
