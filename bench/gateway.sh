@@ -33,6 +33,9 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
+  # Under its prefix: the project's user may not write Debian's /var/lib/nginx.
+  client_body_temp_path tmp/body; proxy_temp_path tmp/proxy; fastcgi_temp_path tmp/fastcgi;
+  uwsgi_temp_path tmp/uwsgi; scgi_temp_path tmp/scgi;
   server {
     listen @ADDR@ reuseport;
     location / { return 200 "ok\n"; }
@@ -40,7 +43,7 @@ http {
 }
 CONF
 cat >"$dir/bundle/berth.yaml" <<'YAML'
-command: sed "s/@ADDR@/$HOST:$PORT/" nginx.conf.in > nginx.conf && exec nginx -p "$PWD" -c "$PWD/nginx.conf" -g "daemon off;"
+command: sed "s/@ADDR@/$HOST:$PORT/" nginx.conf.in > nginx.conf && mkdir -p tmp && exec nginx -p "$PWD" -c "$PWD/nginx.conf" -g "daemon off;"
 port: 8080
 YAML
 tar czf "$dir/bundle.tgz" -C "$dir/bundle" .

@@ -61,8 +61,9 @@ RevisionSpec ResolveRevision(const ResolveInputs& in) {
   }
   env["BERTH_DATA"] = in.data_dir;
   env["BERTH_PROJECT_DIR"] = in.project_dir;
-  // The sandbox: the project's, with this revision's bundle (read-only: it is shared by every
-  // revision pushed with the same content) or work directory. The project's /data and project
+  // The sandbox: the project's, with this revision's bundle (shared by every revision pushed
+  // with the same content, so never written: each instance writes to a layer of its own over
+  // it) or work directory. The project's /data and project
   // directory are bind-mounted at the definition's targets (where the daemon may mount, else
   // given as paths).
   Sandbox& sb = spec.sandbox;
@@ -70,7 +71,7 @@ RevisionSpec ResolveRevision(const ResolveInputs& in) {
   bool confined = !sb.empty();
   if (confined) {
     if (!in.bundle_dir.empty()) {
-      sb.binds.push_back({in.bundle_dir, in.bundle_dir, false});
+      sb.binds.push_back({in.bundle_dir, in.bundle_dir, false, true});
     } else if (!in.work_dir.empty()) {
       sb.binds.push_back({in.work_dir, in.work_dir, true});
     }

@@ -156,7 +156,7 @@ TEST(ResolverTest, AConfinedRevisionGetsItsWorkDirectoryHomeAndMounts) {
   EXPECT_EQ(spec.argv, (std::vector<std::string>{"server", "--base", "/p-web"}));
 }
 
-TEST(ResolverTest, ABundleIsBoundReadOnlyAndRunAsRootKeepsRoot) {
+TEST(ResolverTest, ABundleIsLayeredAndRunAsRootKeepsRoot) {
   ResolveInputs in = Inputs();
   in.sandbox = ProjectBox();
   in.bundle_dir = "/data/artifacts/unpacked/ab12";
@@ -164,8 +164,9 @@ TEST(ResolverTest, ABundleIsBoundReadOnlyAndRunAsRootKeepsRoot) {
   RevisionSpec spec = ResolveRevision(in);
   EXPECT_EQ(spec.cwd, "/data/artifacts/unpacked/ab12");
   ASSERT_EQ(spec.sandbox.binds.size(), 2u);
-  EXPECT_EQ(spec.sandbox.binds[1],
-            (BindMount{"/data/artifacts/unpacked/ab12", "/data/artifacts/unpacked/ab12", false}));
+  // Never written (every instance of this content shares it): each writes to its own layer.
+  EXPECT_EQ(spec.sandbox.binds[1], (BindMount{"/data/artifacts/unpacked/ab12",
+                                              "/data/artifacts/unpacked/ab12", false, true}));
   EXPECT_EQ(spec.sandbox.uid, 0u) << "the definition asked for root";
   EXPECT_EQ(spec.sandbox.hide, (std::vector<std::string>{"/data"}));
 }

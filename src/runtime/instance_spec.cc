@@ -62,8 +62,11 @@ std::string InstanceSpecToJson(const InstanceSpec& s) {
     const Sandbox& sb = s.sandbox;
     json::array binds;
     for (const auto& b : sb.binds) {
-      binds.push_back(
-          json::object{{"source", b.source}, {"target", b.target}, {"writable", b.writable}});
+      json::object bind{{"source", b.source}, {"target", b.target}, {"writable", b.writable}};
+      if (b.layered) {
+        bind["layered"] = true;
+      }
+      binds.push_back(std::move(bind));
     }
     o["sandbox"] = json::object{{"uid", sb.uid},
                                 {"gid", sb.gid},
@@ -99,9 +102,12 @@ Result<InstanceSpec> InstanceSpecFromJson(const std::string& text) {
     if (const json::value* bs = sb.if_contains("binds"); bs && bs->is_array()) {
       for (const auto& b : bs->get_array()) {
         if (b.is_object()) {
-          const json::value* w = b.get_object().if_contains("writable");
+          auto flag = [&](std::string_view key) {
+            const json::value* f = b.get_object().if_contains(key);
+            return f != nullptr && f->is_bool() && f->get_bool();
+          };
           s.sandbox.binds.push_back({Str(b.get_object(), "source"), Str(b.get_object(), "target"),
-                                     w != nullptr && w->is_bool() && w->get_bool()});
+                                     flag("writable"), flag("layered")});
         }
       }
     }

@@ -26,6 +26,11 @@ struct BindMount {
   std::string source;
   std::string target;
   bool writable = true;
+  // A read-only source (a bundle, shared by every revision and instance pushed with the same
+  // content) that the program may still write to: an overlay whose writes go to a layer of
+  // its own instance (PlanSandbox's `layer_dir`), as a container's do. Without a layer
+  // directory (an exec health check), a read-only bind.
+  bool layered = false;
   bool operator==(const BindMount&) const = default;
 };
 

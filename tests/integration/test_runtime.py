@@ -77,6 +77,13 @@ print("serving %s on %s:%s" % (text, os.environ["HOST"], os.environ["PORT"]), fl
 srv.serve_forever()
 """
 
+# Serves the files of its working directory.
+FILES_APP = r"""
+import functools, http.server, os
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=os.getcwd())
+http.server.ThreadingHTTPServer((os.environ["HOST"], int(os.environ["PORT"])), handler).serve_forever()
+"""
+
 # Serves its whole environment as JSON.
 ENV_SERVER = r"""
 import http.server, json, os
@@ -658,6 +665,26 @@ def test_a_service_cannot_read_another_projects_secrets(daemon, new_service, tra
     # The pid berth reports is the program itself, running as the project's user.
     assert os.stat(f"/proc/{si['pid']}").st_uid == seen["uid"]
     assert "spy.py" in Path(f"/proc/{si['pid']}/cmdline").read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="confinement needs a daemon running as root")
+def test_a_confined_service_writes_into_its_bundle_without_changing_it(daemon, new_service):
+    """What programs do on start (render a config beside their code, make a cache dir) works
+    as in a container: the writes are the instance's own, the pushed bundle stays as it was."""
+    svc = new_service("writer")
+    svc.push("v1", tarball({
+        "berth.yaml": 'command: ["sh", "-c", "sed s/x/rendered/ conf.in > conf.txt && '
+                      'mkdir -p cache && exec python3 app.py"]\n'
+                      f'port: {next_port()}\n',
+        "conf.in": "x\n", "app.py": FILES_APP}))
+    svc.define({"container-tag": "v1"})
+    inst = svc.wait_running(20)
+    assert get(inst["host"], inst["port"], "/conf.txt", timeout=5).text == "rendered\n"
+    unpacked = list((Path(daemon.data_dir) / "artifacts").rglob("conf.in"))
+    assert unpacked, "the bundle is not in the artifact store"
+    for conf in unpacked:
+        assert not (conf.parent / "conf.txt").exists(), "the shared bundle was written"
+        assert not (conf.parent / "cache").exists()
 
 
 def test_hostile_archives_are_refused_and_leave_nothing(daemon, new_service):

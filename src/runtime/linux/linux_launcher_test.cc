@@ -417,6 +417,67 @@ TEST(PlanSandboxTest, EmptyIsNothingAndAFullOneMountsInOrder) {
   EXPECT_EQ(PlanSandbox(in_tmp).steps, want_in_tmp);
 }
 
+TEST(PlanSandboxTest, ALayeredBindIsAnOverlayWithALayerAndReadOnlyWithout) {
+  Sandbox sb;
+  sb.uid = sb.gid = 2000000005;
+  sb.binds = {{"/var/berth/artifacts/ab", "/var/berth/artifacts/ab", false, true}};
+  using S = SandboxStep;
+  SandboxPlan layered = PlanSandbox(sb, "/var/berth/instances/i-1/layer");
+  ASSERT_EQ(layered.steps.size(), 5u);
+  EXPECT_EQ(layered.steps[1], (S{S::kOpen, "/var/berth/artifacts/ab", "", 0, true}));
+  EXPECT_EQ(layered.steps[2], (S{S::kOpen, "/var/berth/instances/i-1/layer", "", 1, true}));
+  EXPECT_EQ(layered.steps[3].kind, S::kOverlay);
+  EXPECT_EQ(layered.steps[3].path, "/var/berth/artifacts/ab");
+  EXPECT_EQ(layered.steps[3].source, 0);
+  EXPECT_EQ(layered.steps[3].layer, 1);
+  EXPECT_EQ(DescribeExecFailure(layered, {EINVAL, 3}),
+            "mounting /var/berth/artifacts/ab at /var/berth/artifacts/ab with its writes in "
+            "/var/berth/instances/i-1/layer (overlayfs): " +
+                std::string(std::strerror(EINVAL)));
+  SandboxPlan plain = PlanSandbox(sb);  // an exec health check: no layer of its own
+  ASSERT_EQ(plain.steps.size(), 4u);
+  EXPECT_EQ(plain.steps[2], (S{S::kBind, "/var/berth/artifacts/ab", "", 0, false}));
+}
+
+// A confined program writes into its bundle as it would into a container's filesystem: the
+// writes land in its instance's layer; the bundle, shared with every other instance, is not
+// changed.
+TEST_F(LinuxLauncherTest, AConfinedProgramWritesIntoItsBundleThroughALayerOfItsOwn) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "needs root";
+  }
+  std::string bundle = root_ + "/artifacts/ab";
+  fs::create_directories(bundle);
+  ASSERT_TRUE(WriteFileAtomic(bundle + "/app.conf.in", "x\n", 0644, Durability::kProcessCrash)
+                  .ok());
+  auto spec = Spec({"sh", "-c",
+                    "sed s/x/y/ app.conf.in > app.conf && cat app.conf && rm app.conf.in && "
+                    "mkdir -p cache && echo c > cache/f && ls"});
+  spec.cwd = bundle;
+  spec.sandbox.uid = spec.sandbox.gid = 2000000005;
+  spec.sandbox.hide = {root_ + "/artifacts"};
+  spec.sandbox.binds = {{bundle, bundle, false, true}};
+  spec.sandbox.tmp_bytes = 1 << 20;  // as every instance has (the way to its bundle is made)
+  auto rec = launcher_->Start(Dir(spec), spec);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  InstanceProbe p = WaitExit(Dir(spec));
+  ASSERT_TRUE(p.exit.has_value());
+  std::string log = Log(spec);
+  ASSERT_EQ(p.exit->exit_code, 0) << log;
+  EXPECT_NE(log.find(" stdout y\n"), std::string::npos) << log;
+  EXPECT_EQ(log.find(" stdout app.conf.in\n"), std::string::npos) << "deleted in its view" << log;
+  // The bundle is as it was pushed; the instance's writes are in its layer, as its user.
+  EXPECT_TRUE(fs::exists(bundle + "/app.conf.in"));
+  EXPECT_FALSE(fs::exists(bundle + "/app.conf"));
+  EXPECT_FALSE(fs::exists(bundle + "/cache"));
+  auto written = ReadFile(Dir(spec) + "/layer/upper/app.conf");
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  EXPECT_EQ(*written, "y\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((Dir(spec) + "/layer/upper/cache/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 2000000005u);
+}
+
 // Decision 9 end to end: the program runs as the sandbox's user, does not see the hidden
 // directory's files (a secret beside its own), writes its own directory and a private /tmp,
 // and finds itself in /etc/passwd.

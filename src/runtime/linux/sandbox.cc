@@ -18,7 +18,7 @@
 
 namespace berth {
 
-SandboxPlan PlanSandbox(const Sandbox& sb) {
+SandboxPlan PlanSandbox(const Sandbox& sb, const std::string& layer_dir) {
   SandboxPlan plan;
   if (sb.empty()) {
     return plan;
@@ -37,6 +37,13 @@ SandboxPlan PlanSandbox(const Sandbox& sb) {
   for (const auto& b : binds) {
     source_of.push_back(static_cast<int>(plan.fds.size()));
     steps.push_back({SandboxStep::kOpen, b.source, "", source_of.back(), true});
+    plan.fds.push_back(-1);
+  }
+  int layer_fd = -1;
+  if (!layer_dir.empty() && std::any_of(binds.begin(), binds.end(),
+                                        [](const BindMount& b) { return b.layered; })) {
+    layer_fd = static_cast<int>(plan.fds.size());
+    steps.push_back({SandboxStep::kOpen, layer_dir, "", layer_fd, true});
     plan.fds.push_back(-1);
   }
   plan.fd_paths.resize(plan.fds.size());
@@ -77,7 +84,14 @@ SandboxPlan PlanSandbox(const Sandbox& sb) {
   }
   for (size_t i = 0; i < binds.size(); ++i) {
     way_to(binds[i].target);
-    steps.push_back({SandboxStep::kBind, binds[i].target, "", source_of[i], binds[i].writable});
+    if (binds[i].layered && layer_fd >= 0) {
+      // "lowerdir=/proc/self/fd/N,upperdir=/proc/self/fd/M/upper,workdir=/proc/self/fd/M/work"
+      steps.push_back({SandboxStep::kOverlay, binds[i].target, std::string(128, '\0'),
+                       source_of[i], false, layer_fd});
+    } else {
+      steps.push_back({SandboxStep::kBind, binds[i].target, "", source_of[i],
+                       binds[i].writable && !binds[i].layered});
+    }
   }
   if (sb.uid != 0) {
     steps.push_back({SandboxStep::kUser, "", "", -1, true});
@@ -85,6 +99,20 @@ SandboxPlan PlanSandbox(const Sandbox& sb) {
     plan.gid = sb.gid;
   }
   return plan;
+}
+
+Status PrepareLayer(const std::string& layer_dir, uint32_t uid, uint32_t gid) {
+  for (const std::string& dir : {layer_dir, layer_dir + "/upper", layer_dir + "/work"}) {
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      return Status::Internal("creating " + dir + ": " + std::strerror(errno));
+    }
+  }
+  std::string upper = layer_dir + "/upper";
+  if (::chown(upper.c_str(), uid, gid) != 0) {
+    return Status::Internal("giving " + upper + " to uid " + std::to_string(uid) + ": " +
+                            std::strerror(errno));
+  }
+  return Status::Ok();
 }
 
 namespace {
@@ -104,6 +132,18 @@ void FdPath(int fd, std::array<char, 32>& out) {
     out[n++] = digits[--k];
   }
   out[n] = '\0';
+}
+
+// Appends `text` at `*at` in `out`, without allocating; false if it does not fit.
+bool Append(std::string& out, size_t* at, const char* text) {
+  for (; *text != '\0'; ++text) {
+    if (*at + 1 >= out.size()) {
+      return false;
+    }
+    out[(*at)++] = *text;
+  }
+  out[*at] = '\0';
+  return true;
 }
 
 // A bind needs something to mount on: a directory for a directory, an empty file for a file.
@@ -168,6 +208,26 @@ int Step(SandboxPlan& plan, const SandboxStep& s) {
         return errno;
       }
       return 0;
+    }
+    case SandboxStep::kOverlay: {
+      auto lower = static_cast<size_t>(s.source);
+      auto layer = static_cast<size_t>(s.layer);
+      if (int e = MakeMountPoint(s.path.c_str(), plan.fds[lower]); e != 0) {
+        return e;
+      }
+      // The options' room was allocated by PlanSandbox; const only to the plan's readers.
+      std::string& o = const_cast<std::string&>(s.options);
+      size_t n = 0;
+      const char* layer_path = plan.fd_paths[layer].data();
+      if (!Append(o, &n, "lowerdir=") || !Append(o, &n, plan.fd_paths[lower].data()) ||
+          !Append(o, &n, ",upperdir=") || !Append(o, &n, layer_path) ||
+          !Append(o, &n, "/upper,workdir=") || !Append(o, &n, layer_path) ||
+          !Append(o, &n, "/work")) {
+        return ENAMETOOLONG;
+      }
+      return ::mount("overlay", s.path.c_str(), "overlay", MS_NOSUID | MS_NODEV, o.c_str()) == 0
+                 ? 0
+                 : errno;
     }
     case SandboxStep::kUser: {
       // Capabilities first (dropping the bounding set needs CAP_SETPCAP), then groups, the
@@ -239,6 +299,18 @@ std::string DescribeStep(const SandboxPlan& plan, int step) {
         }
       }
       return "mounting " + source + " at " + s.path + (s.writable ? "" : " read-only");
+    }
+    case SandboxStep::kOverlay: {
+      std::string source, layer;
+      for (const auto& o : plan.steps) {
+        if (o.kind == SandboxStep::kOpen && o.source == s.source) {
+          source = o.path;
+        } else if (o.kind == SandboxStep::kOpen && o.source == s.layer) {
+          layer = o.path;
+        }
+      }
+      return "mounting " + source + " at " + s.path + " with its writes in " + layer +
+             " (overlayfs)";
     }
     case SandboxStep::kUser:
       return "becoming uid " + std::to_string(plan.uid) + " gid " + std::to_string(plan.gid);

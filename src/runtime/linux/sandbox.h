@@ -24,12 +24,15 @@
 namespace berth {
 
 struct SandboxStep {
-  enum Kind { kNamespace, kOpen, kTmpfs, kDir, kBind, kUser };
+  enum Kind { kNamespace, kOpen, kTmpfs, kDir, kBind, kOverlay, kUser };
   Kind kind;
-  std::string path;      // kOpen: the source; kTmpfs, kDir, kBind: the target
-  std::string options;   // kTmpfs: its mount options ("mode=1777,size=1048576")
-  int source = -1;       // kOpen, kBind: the index of the source's file descriptor in `fds`
+  std::string path;  // kOpen: the source; kTmpfs, kDir, kBind, kOverlay: the target
+  // kTmpfs: its mount options ("mode=1777,size=1048576"). kOverlay: room for its options,
+  // written by EnterSandbox once the descriptors are known (a child may not allocate).
+  std::string options;
+  int source = -1;       // kOpen, kBind, kOverlay: the index of the source's descriptor in `fds`
   bool writable = true;  // kBind
+  int layer = -1;        // kOverlay: the index of the layer directory's descriptor in `fds`
   bool operator==(const SandboxStep&) const = default;
 };
 
@@ -43,8 +46,13 @@ struct SandboxPlan {
   bool empty() const { return steps.empty(); }
 };
 
-// The steps that apply `sandbox`; none for an empty one.
-SandboxPlan PlanSandbox(const Sandbox& sandbox);
+// The steps that apply `sandbox`; none for an empty one. `layer_dir`, when given, is where
+// layered binds keep their writes (PrepareLayer makes it); without it they are read-only.
+SandboxPlan PlanSandbox(const Sandbox& sandbox, const std::string& layer_dir = "");
+
+// Makes `layer_dir` with the overlay's upper directory owned by `uid`:`gid` (the writes of the
+// program) and its work directory (the kernel's, root's). Called by the shim, before forking.
+Status PrepareLayer(const std::string& layer_dir, uint32_t uid, uint32_t gid);
 
 // Runs the plan in a forked child before exec. Returns 0, or the errno of the step that
 // failed, whose index is then in `*failed_step`.

@@ -212,9 +212,9 @@ class JsonReader {
         }
         BindMount& b = sb.binds.emplace_back(BindMount{"", "", false});
         auto bind_member = [&](const std::string& k) {
-          if (k == "writable") {
+          if (k == "writable" || k == "layered") {
             Space();
-            b.writable = s_.substr(i_, 4) == "true";
+            (k == "writable" ? b.writable : b.layered) = s_.substr(i_, 4) == "true";
             return Skip(1);
           }
           return k == "source" || k == "target" ? Str(k == "source" ? b.source : b.target)
@@ -856,7 +856,18 @@ class Shim {
     std::vector<std::string> env = spec_.env;
     std::vector<char*> cargv = CStrings(argv);
     std::vector<char*> cenv = CStrings(env);
-    SandboxPlan plan = PlanSandbox(spec_.sandbox);
+    // A bundle the program may write to gets a layer of this instance's own.
+    std::string layer;
+    for (const BindMount& b : spec_.sandbox.binds) {
+      if (b.layered && layer.empty()) {
+        layer = dir_ + "/layer";
+        if (auto s = PrepareLayer(layer, spec_.sandbox.uid, spec_.sandbox.gid); !s.ok()) {
+          FailStart("cannot prepare its writable layer: " + s.message());
+          return false;
+        }
+      }
+    }
+    SandboxPlan plan = PlanSandbox(spec_.sandbox, layer);
     pid_t pid = fork();
     if (pid < 0) {
       FailStart(std::string("cannot fork: ") + std::strerror(errno));
