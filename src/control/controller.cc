@@ -15,12 +15,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cctype>
 #include <boost/json.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "common/crypto.h"
 #include "common/file_util.h"
@@ -79,35 +81,51 @@ uint64_t MachineMemoryMb() {
   return 0;
 }
 
-// Runs `command` with /bin/sh in `cwd`, output appended to `log`. Returns the exit status.
-Result<int> RunBuild(const std::string& command, const std::string& cwd, const std::string& log) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0640);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+// Runs a bundle's build `command` with /bin/sh in `cwd`, output appended to `log`, confined
+// by `sandbox` (the project's, with the bundle writable: this is the one time it is written,
+// before any instance shares it), with only `env` (never the daemon's own environment: its
+// SMTP password, its tokens) and in a process group of its own that is killed after
+// `timeout`. Returns the exit status.
+Result<int> RunBuild(const std::string& command, const std::string& cwd, const std::string& log,
+                     const Sandbox& sandbox, const std::vector<std::string>& env,
+                     std::chrono::seconds timeout) {
+  int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (out < 0) {
+    return ErrnoStatus("opening the build log " + log, errno);
+  }
   std::string sh = "/bin/sh";
   std::string c = "-c";
   std::string cmd = command;
   char* argv[] = {sh.data(), c.data(), cmd.data(), nullptr};
-  // The daemon blocks SIGTERM/SIGINT; the build must not inherit that.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  std::vector<std::string> env_copy = env;
+  std::vector<char*> envp;
+  for (auto& e : env_copy) {
+    envp.push_back(e.data());
+  }
+  envp.push_back(nullptr);
   pid_t pid = 0;
-  int rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    return ErrnoStatus("starting the build command", rc);
+  std::string failed = SpawnConfined(sandbox, cwd, argv, envp.data(), &pid, out);
+  ::close(out);
+  if (!failed.empty()) {
+    return Status::FailedPrecondition("cannot start the build command: " + failed);
   }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (true) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) {
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(-pid, SIGKILL);
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return Status::FailedPrecondition(
+          fmt::format("the build command ran longer than {} s and was killed", timeout.count()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  ::kill(-pid, SIGKILL);  // what it left running in the background goes with it
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -628,7 +646,8 @@ Status Controller::Forget(const std::string& project, const std::string& name) {
   return Status::Ok();
 }
 
-Result<IngestedArtifact> Controller::IngestBundle(const std::string& upload_path) {
+Result<IngestedArtifact> Controller::IngestBundle(const std::string& upload_path,
+                                                  const std::string& project) {
   auto ingested = artifacts_.Ingest(upload_path);
   if (!ingested.ok()) {
     return ingested.status();
@@ -643,7 +662,36 @@ Result<IngestedArtifact> Controller::IngestBundle(const std::string& upload_path
     std::string marker = dir + "/.berth-built";
     if (!fs::exists(marker)) {
       std::string log = dir + "/.berth-build.log";
-      auto rc = RunBuild(bundle->build, dir, log);
+      Sandbox sandbox;
+      std::vector<std::string> env = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
+                                      "HOME=" + dir};
+      if (!project.empty()) {
+        auto box = SandboxOf(project);
+        if (!box.ok()) {
+          (void)artifacts_.Remove(ingested->digest);
+          return box.status();
+        }
+        sandbox = std::move(*box);
+        if (!sandbox.empty()) {
+          sandbox.binds.push_back({dir, dir, true});
+          env.back() = "HOME=" + ProjectDirsOf(options_.data_dir, project).home;
+        }
+        env.push_back("BERTH_PROJECT=" + project);
+      }
+      env.insert(env.end(), options_.build_env.begin(), options_.build_env.end());
+      // The build writes as the project's user; what it made is the daemon's again afterwards
+      // (instances see the bundle through a layer of their own, never to write it).
+      bool lent = sandbox.uid != 0;
+      if (lent) {
+        if (auto s = GiveToUser(dir, sandbox.uid, sandbox.gid); !s.ok()) {
+          (void)artifacts_.Remove(ingested->digest);
+          return s;
+        }
+      }
+      auto rc = RunBuild(bundle->build, dir, log, sandbox, env, options_.build_timeout);
+      if (lent) {
+        (void)GiveToUser(dir, 0, 0);
+      }
       if (!rc.ok() || *rc != 0) {
         auto out = ReadFile(log);
         std::string tail = out.ok() ? out->substr(out->size() > 2000 ? out->size() - 2000 : 0)
@@ -670,7 +718,7 @@ std::string Controller::BundleDir(const std::string& digest) const {
 Result<ArtifactRecord> Controller::PushArtifact(const std::string& project,
                                                 const std::string& name, const std::string& tag,
                                                 const std::string& upload_path) {
-  auto ingested = IngestBundle(upload_path);
+  auto ingested = IngestBundle(upload_path, project);
   if (!ingested.ok()) {
     return ingested.status();
   }

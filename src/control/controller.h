@@ -42,6 +42,11 @@ struct ControllerOptions {
   std::function<void(const NotificationRecord&)> on_notification;
   // Whether and how programs run as their project's user (decision 9).
   ConfinementOptions confinement;
+  // A bundle's build command is killed after this long (the push is then refused).
+  std::chrono::seconds build_timeout{600};
+  // "NAME=value" every build gets besides PATH, LANG, HOME and BERTH_PROJECT
+  // (CMAKE_PREFIX_PATH for the C++ SDK).
+  std::vector<std::string> build_env;
 };
 
 // Admission by memory reservation, a pure function: FailedPrecondition when `def`'s
@@ -119,8 +124,11 @@ class Controller {
   Result<ArtifactRecord> PushArtifact(const std::string& project, const std::string& name,
                                       const std::string& tag, const std::string& upload_path);
   // The artifact half of a push, for bundles that are not a service's (recipe node types):
-  // stores the upload by content and runs its build command once per content.
-  Result<IngestedArtifact> IngestBundle(const std::string& upload_path);
+  // stores the upload by content and runs its build command once per content, confined as
+  // `project`'s programs are (empty: as the daemon's user), with a clean environment and
+  // ControllerOptions::build_timeout.
+  Result<IngestedArtifact> IngestBundle(const std::string& upload_path,
+                                        const std::string& project = "");
   // Where the bundle of `digest` is unpacked.
   std::string BundleDir(const std::string& digest) const;
 

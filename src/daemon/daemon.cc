@@ -267,6 +267,13 @@ Result<DaemonConfig> ResolveDaemonConfig(const DaemonFlags& flags) {
   if (flags.confine) {
     c.confine = *flags.confine;
   }
+  if (flags.build_timeout_s) {
+    if (*flags.build_timeout_s < 1 || *flags.build_timeout_s > 86400) {
+      return Status::InvalidArgument(fmt::format(
+          "--build-timeout {}: must be between 1 and 86400 seconds", *flags.build_timeout_s));
+    }
+    c.build_timeout_s = *flags.build_timeout_s;
+  }
   if (c.data_dir.empty()) {
     return Status::InvalidArgument("data directory is empty; pass --data-dir DIR");
   }
@@ -325,8 +332,22 @@ int RunDaemon(const DaemonConfig& config) {
   copts.confinement.data_dir = dir;
   copts.confinement.shared = {SdkPythonDir(),
                               std::filesystem::path(SelfExecutable()).parent_path().string()};
+  // Bundles built with the C++ SDK find its CMake package (find_package(berth_sdk)): the one
+  // setting builds get from the daemon, whose own environment they never see.
+  const char* prefix = std::getenv("CMAKE_PREFIX_PATH");
+  std::string cmake_prefix = prefix != nullptr ? prefix : BERTH_SDK_CMAKE_DIR;
+  copts.build_env = {"CMAKE_PREFIX_PATH=" + cmake_prefix};
+  for (size_t at = 0; at <= cmake_prefix.size();) {
+    size_t colon = std::min(cmake_prefix.find(':', at), cmake_prefix.size());
+    if (colon > at) {
+      copts.confinement.shared.push_back(cmake_prefix.substr(at, colon - at));
+    }
+    at = colon + 1;
+  }
+  copts.confinement.shared.push_back(BERTH_SDK_CPP_SOURCE_DIR);  // its headers
   std::string unconfined_why = "turned off (--no-confine or BERTH_CONFINE=0)";
   copts.confinement.enabled = config.confine && ConfinementAvailable(&unconfined_why);
+  copts.build_timeout = std::chrono::seconds(config.build_timeout_s);
   if (copts.confinement.enabled) {
     LogInfo("programs run as their project's user",
             {{"uids_from", std::to_string(copts.confinement.uid_base + 1)}});
@@ -359,10 +380,6 @@ int RunDaemon(const DaemonConfig& config) {
     m.timer_s = n.timer_s;
     dispatcher.Deliver(std::move(m));
   };
-  // Bundles built with the C++ SDK find its CMake package (find_package(berth_sdk)).
-  if (std::getenv("CMAKE_PREFIX_PATH") == nullptr) {
-    ::setenv("CMAKE_PREFIX_PATH", BERTH_SDK_CMAKE_DIR, 0);
-  }
   // The URL instances use to reach the API; fixed up below once the port is known.
   RealClock clock;
   Controller controller(**store, *launcher, clock, copts);
@@ -507,6 +524,10 @@ void AddServeCommand(CLI::App& app) {
   serve->add_option_function<std::vector<std::string>>(
       "--webhook", [flags](const std::vector<std::string>& v) { flags->webhooks = v; },
       "POST every notification as JSON to this URL (repeatable; retried on failure)");
+  serve->add_option_function<int>(
+      "--build-timeout", [flags](int v) { flags->build_timeout_s = v; },
+      "Seconds a bundle's build command may run before it is killed and the push refused "
+      "[default 600]");
   serve->add_flag_function(
       "--confine", [flags](std::int64_t) { flags->confine = true; },
       "Run every program as its project's unprivileged user, with the data dir hidden and a "

@@ -16,6 +16,7 @@ namespace berth {
 
 struct DaemonConfig {
   bool confine = true;  // programs run as their project's user (decision 9)
+  int build_timeout_s = 600;  // a bundle's build command is killed after this long
   std::string data_dir = "./berth-data";
   std::string listen = "127.0.0.1:8080";
   int threads = 2;
@@ -35,6 +36,7 @@ struct DaemonConfig {
 // BERTH_SMTP_USER, BERTH_SMTP_PASSWORD), then the config file, then defaults.
 struct DaemonFlags {
   std::optional<bool> confine;
+  std::optional<int> build_timeout_s;
   std::optional<std::string> data_dir;
   std::optional<std::string> listen;
   std::optional<int> threads;

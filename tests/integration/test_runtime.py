@@ -23,6 +23,7 @@ import socket
 import subprocess
 import tarfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -687,6 +688,43 @@ def test_a_confined_service_writes_into_its_bundle_without_changing_it(daemon, n
         assert not (conf.parent / "cache").exists()
 
 
+def test_a_bundles_build_runs_with_a_clean_environment_and_a_timeout(daemon_factory,
+                                                                      new_service):
+    """The build runs once at push time in the bundle's directory: as the project's user when
+    the daemon confines, never with the daemon's environment (its SMTP password), killed after
+    --build-timeout; a failed build refuses the push with the end of its output."""
+    d = daemon_factory(extra_args=["--build-timeout", "3"],
+                       env={"BERTH_SMTP_PASSWORD": "hunter2-smtp"})
+    svc = new_service("builder", d=d)
+    svc.push("v1", tarball({
+        "berth.yaml": 'build: "env > build-env.txt; id -u > build-uid.txt; echo built"\n'
+                      'command: ["python3", "app.py"]\n'
+                      f'port: {next_port()}\n',
+        "app.py": FILES_APP}))
+    svc.define({"container-tag": "v1"})
+    inst = svc.wait_running(20)
+    env = get(inst["host"], inst["port"], "/build-env.txt", timeout=5).text
+    assert "hunter2" not in env and "BERTH_SMTP" not in env, env
+    assert "BERTH_PROJECT=default" in env, env
+    uid = int(get(inst["host"], inst["port"], "/build-uid.txt", timeout=5).text)
+    if os.geteuid() == 0:
+        assert uid >= 2000000000, f"the build ran as uid {uid}, not the project's user"
+    # A failing build: 400 with its output; a build that hangs: killed after 3 s.
+    r = svc.d.put(f"{svc.path}/artifacts/v2", data=tarball({
+        "berth.yaml": 'build: "echo compiling; echo oops >&2; exit 3"\ncommand: [true]\n'}),
+        headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 400, r.text
+    assert "exit code 3" in r.text and "oops" in r.text, r.text
+    started = time.monotonic()
+    r = svc.d.put(f"{svc.path}/artifacts/v3", data=tarball({
+        "berth.yaml": 'build: "sleep 60 & sleep 60"\ncommand: [true]\n'}),
+        headers={"Content-Type": "application/octet-stream"}, timeout=60)
+    took = time.monotonic() - started
+    assert r.status_code == 400 and "longer than 3 s" in r.text, r.text
+    assert took < 30, f"the push waited {took:.0f} s"
+    assert [a["tag"] for a in svc.d.get(f"{svc.path}/artifacts").json()["artifacts"]] == ["v1"]
+
+
 def test_hostile_archives_are_refused_and_leave_nothing(daemon, new_service):
     svc = new_service("hostile")
     before = _store_files(daemon.data_dir)
@@ -828,12 +866,16 @@ def test_after_min_healthy_time_the_old_revision_stops(new_service):
     svc.define({**base, "command": app_command("v1")})
     v1 = svc.wait_running(revision=1)
     svc.define({**base, "command": app_command("v2")})
-    st = svc.wait(lambda s: s["active_revision"] == 2, 20, "revision 2 live", interval=0.02)
-    assert pid_alive(v1["pid"]), "revision 1 stopped at the switch"
-    assert any(i["id"] == v1["id"] for i in live(st)), st
+    svc.wait(lambda s: s["active_revision"] == 2, 20, "revision 2 live", interval=0.02)
     wait_until(lambda: not pid_alive(v1["pid"]), 15, "the revision 1 process to exit")
     st = svc.status()
-    assert svc.events("settled", st), st["events"]
+    live_ev = [e for e in svc.events("live", st) if "revision 2" in e["message"]]
+    settled = svc.events("settled", st)
+    assert live_ev and "keeps running until it has been healthy for 2 s" in live_ev[-1]["message"]
+    assert settled and "stopping revision 1" in settled[-1]["message"], st["events"]
+    stopped_after = (datetime.fromisoformat(settled[-1]["time"].replace("Z", "+00:00")) -
+                     datetime.fromisoformat(live_ev[-1]["time"].replace("Z", "+00:00")))
+    assert stopped_after.total_seconds() >= 1.9, f"revision 1 stopped {stopped_after} after the switch"
     assert all(i["revision"] == 2 for i in live(st)), st
 
 

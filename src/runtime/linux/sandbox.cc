@@ -336,7 +336,7 @@ std::optional<ExecFailure> ReadExecFailure(int fd) {
 }
 
 std::string SpawnConfined(const Sandbox& sandbox, const std::string& cwd, char* const* argv,
-                          char* const* envp, pid_t* pid) {
+                          char* const* envp, pid_t* pid, int out_fd) {
   SandboxPlan plan = PlanSandbox(sandbox);
   int failure_pipe[2];
   if (::pipe2(failure_pipe, O_CLOEXEC) != 0) {
@@ -357,7 +357,7 @@ std::string SpawnConfined(const Sandbox& sandbox, const std::string& cwd, char* 
     ::setpgid(0, 0);
     int devnull = ::open("/dev/null", O_RDWR);
     for (int fd = 0; fd < 3; ++fd) {
-      ::dup2(devnull, fd);
+      ::dup2(fd > 0 && out_fd >= 0 ? out_fd : devnull, fd);
     }
     // The failure pipe at 3 (close-on-exec), every other descriptor of the daemon closed.
     int report = failure_pipe[1] == 3 ? 3 : ::dup3(failure_pipe[1], 3, O_CLOEXEC);

@@ -72,11 +72,12 @@ std::optional<ExecFailure> ReadExecFailure(int fd);
 // "mounting /a at /b read-only: Permission denied", or only the error when no step failed.
 std::string DescribeExecFailure(const SandboxPlan& plan, const ExecFailure& failure);
 
-// Forks and runs `argv` confined by `sandbox` in `cwd`, in a process group of its own, stdio
-// on /dev/null and none of the caller's other descriptors: an exec health check of a confined
-// instance. Returns "" and the pid, or why it could not start.
+// Forks and runs `argv` confined by `sandbox` in `cwd`, in a process group of its own, stdin
+// on /dev/null, stdout and stderr on `out_fd` (-1: /dev/null) and none of the caller's other
+// descriptors: an exec health check of a confined instance, a bundle's build. Returns "" and
+// the pid, or why it could not start.
 std::string SpawnConfined(const Sandbox& sandbox, const std::string& cwd, char* const* argv,
-                          char* const* envp, pid_t* pid);
+                          char* const* envp, pid_t* pid, int out_fd = -1);
 
 // Ok when this daemon may apply a non-empty sandbox (mounting and changing user need root);
 // else FailedPrecondition saying so.
