@@ -1310,6 +1310,7 @@ Clock::TimePoint Supervisor::HealthRound() {
 void Supervisor::Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) {
   std::error_code ec;
   std::vector<std::shared_ptr<TaskEntry>> adopted_tasks;
+  int swept = 0;
   for (const auto& entry : fs::directory_iterator(options_.instances_dir, ec)) {
     std::string dir = entry.path().string();
     if (dir.find(".forgotten-") != std::string::npos) {
@@ -1318,12 +1319,17 @@ void Supervisor::Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) {
       continue;
     }
     auto text = ReadFile(dir + "/meta.json");
-    if (!text.ok()) {
-      continue;
-    }
     boost::system::error_code jec;
-    json::value meta = json::parse(*text, jec);
-    if (jec || !meta.is_object()) {
+    json::value meta = text.ok() ? json::parse(*text, jec) : json::value();
+    if (!text.ok() || jec || !meta.is_object()) {
+      // Made by a start that a kill -9 of the daemon cut short before its record was written
+      // (meta.json is written whole or not at all): nothing was started in it, unless a shim
+      // says otherwise.
+      if (!launcher_.Probe(dir).running) {
+        std::error_code rec;
+        fs::remove_all(dir, rec);
+        ++swept;
+      }
       continue;
     }
     const json::object& m = meta.get_object();
@@ -1452,6 +1458,10 @@ void Supervisor::Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) {
     tasks_[task->spec.id] = task;
   }
   next_host_ = static_cast<uint32_t>(hosts_in_use_.size());
+  if (swept > 0) {
+    LogInfo("removed instance directories an interrupted start left",
+            {{"count", std::to_string(swept)}});
+  }
 }
 
 ServiceStatus Supervisor::Status(const ServiceKey& key) const {

@@ -604,6 +604,20 @@ TEST_F(SupervisorTest, ShadowsRunBesideMainAndSurviveAnAssign) {
   EXPECT_EQ(Starts(), 2u);
 }
 
+TEST_F(SupervisorTest, AStartCutShortByAKillIsSweptAndAnAdoptedInstanceKept) {
+  Live();
+  std::string live = Dir(1);
+  // What a kill -9 between making an instance's directory and writing its record leaves.
+  fs::create_directories(root_ + "/i-half");
+  sup_.reset();
+  Boot(Want(Rev(1)));
+  Step();
+  EXPECT_FALSE(fs::exists(root_ + "/i-half"));
+  EXPECT_TRUE(fs::exists(live)) << "the running instance's directory was swept";
+  EXPECT_EQ(Dir(1), live);
+  EXPECT_EQ(Count("adopted"), 1);
+}
+
 TEST_F(SupervisorTest, AFailedStartIsNotCountedAgainByTheNextDaemon) {
   launcher_.FailStarts(1, "exec: no such file");
   Boot(Want(Rev(1)));

@@ -817,9 +817,9 @@ def test_rolling_update_keeps_a_ready_instance_and_rolls_back_a_broken_revision(
 
 
 def test_a_revision_crashing_after_going_live_is_rolled_back_to_the_old_instance(new_service):
-    """Revision 2 passes its first health check, takes the traffic, and crashes 1.5 s later:
-    within its min-healthy-time (10 s), so the traffic goes back to revision 1's instance,
-    which never stopped, and revision 2 is not retried."""
+    """Revision 2 passes its first health check, takes the traffic, and crashes 4 s after it
+    started: within its min-healthy-time (10 s), so the traffic goes back to revision 1's
+    instance, which never stopped, and revision 2 is not retried."""
     svc = new_service("settle")
     base = {"container-port": next_port(), "base-path": "strip"}
     svc.define({**base, "command": app_command("v1")})
@@ -827,7 +827,7 @@ def test_a_revision_crashing_after_going_live_is_rolled_back_to_the_old_instance
     svc.wait(lambda s: s["active_revision"] == 1, 5, "revision 1 live")
     path = f"/default-{svc.name}/"
     svc.define({**base, "command": app_command("v2"),
-                "environment": [{"name": "DIE_AFTER", "value": "1.5"}]})
+                "environment": [{"name": "DIE_AFTER", "value": "4"}]})
     seen, failed = set(), 0
     deadline = time.monotonic() + 30
     while True:

@@ -170,7 +170,7 @@ int MakeMountPoint(const char* target, int source_fd) {
   return 0;
 }
 
-int Step(SandboxPlan& plan, const SandboxStep& s) {
+int Step(SandboxPlan& plan, SandboxStep& s) {
   switch (s.kind) {
     case SandboxStep::kNamespace:
       if (::unshare(CLONE_NEWNS) != 0) {
@@ -215,8 +215,7 @@ int Step(SandboxPlan& plan, const SandboxStep& s) {
       if (int e = MakeMountPoint(s.path.c_str(), plan.fds[lower]); e != 0) {
         return e;
       }
-      // The options' room was allocated by PlanSandbox; const only to the plan's readers.
-      std::string& o = const_cast<std::string&>(s.options);
+      std::string& o = s.options;  // its room was allocated by PlanSandbox
       size_t n = 0;
       const char* layer_path = plan.fd_paths[layer].data();
       if (!Append(o, &n, "lowerdir=") || !Append(o, &n, plan.fd_paths[lower].data()) ||

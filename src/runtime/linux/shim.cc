@@ -472,6 +472,21 @@ Status MakeDir(const std::string& path) {
   return Status::Ok();
 }
 
+// The value of `key` in a cgroup file of "key value" lines (memory.events, pids.events); 0 when
+// the file or the key is missing.
+int64_t Counter(const std::string& path, std::string_view key) {
+  std::string text = Read(path).value_or("");
+  for (std::string_view line : Split(text, '\n')) {
+    auto kv = Split(line, ' ');
+    int64_t n = 0;
+    if (kv.size() == 2 && kv[0] == key &&
+        std::from_chars(kv[1].data(), kv[1].data() + kv[1].size(), n).ec == std::errc()) {
+      return n;
+    }
+  }
+  return 0;
+}
+
 class ShimCgroup {
  public:
   // DetectCgroupLayout and InstanceCgroup::Create in one. Without `limit_memory`, a separate
@@ -601,19 +616,7 @@ class ShimCgroup {
 
   // How many forks the pids limit refused (pids.events "max"); 0 without a pids group.
   int64_t PidsLimitHits() const {
-    if (pids_dir_.empty()) {
-      return 0;
-    }
-    std::string text = Read(pids_dir_ + "/pids.events").value_or("");
-    for (std::string_view line : Split(text, '\n')) {
-      auto kv = Split(line, ' ');
-      int64_t n = 0;
-      if (kv.size() == 2 && kv[0] == "max" &&
-          std::from_chars(kv[1].data(), kv[1].data() + kv[1].size(), n).ec == std::errc()) {
-        return n;
-      }
-    }
-    return 0;
+    return pids_dir_.empty() ? 0 : Counter(pids_dir_ + "/pids.events", "max");
   }
 
   Status AddProcess(int pid) const {
@@ -659,20 +662,10 @@ class ShimCgroup {
 
   // The oom_kill counter of v2 memory.events or v1 memory.oom_control.
   int64_t OomKillCount() const {
-    if (memory_dir_.empty()) {
-      return 0;
-    }
-    std::string text =
-        Read(memory_dir_ + (memory_is_v2_ ? "/memory.events" : "/memory.oom_control")).value_or("");
-    for (std::string_view line : Split(text, '\n')) {
-      auto kv = Split(line, ' ');
-      int64_t n = 0;
-      if (kv.size() == 2 && kv[0] == "oom_kill" &&
-          std::from_chars(kv[1].data(), kv[1].data() + kv[1].size(), n).ec == std::errc()) {
-        return n;
-      }
-    }
-    return 0;
+    return memory_dir_.empty()
+               ? 0
+               : Counter(memory_dir_ + (memory_is_v2_ ? "/memory.events" : "/memory.oom_control"),
+                         "oom_kill");
   }
 
   // Pids in the group (from the tree used for killing).
