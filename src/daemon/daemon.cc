@@ -1,5 +1,7 @@
 #include "daemon/daemon.h"
 
+#include "runtime/linux/address_claim.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/file.h>
@@ -348,6 +350,7 @@ int RunDaemon(const DaemonConfig& config) {
   std::string unconfined_why = "turned off (--no-confine or BERTH_CONFINE=0)";
   copts.confinement.enabled = config.confine && ConfinementAvailable(&unconfined_why);
   copts.build_timeout = std::chrono::seconds(config.build_timeout_s);
+  copts.address_claims_dir = kAddressClaimsDir;  // shared with every daemon of the machine
   if (copts.confinement.enabled) {
     LogInfo("programs run as their project's user",
             {{"uids_from", std::to_string(copts.confinement.uid_base + 1)}});

@@ -55,6 +55,7 @@ std::string InstanceSpecToJson(const InstanceSpec& s) {
                  {"cwd", s.cwd},
                  {"memory_limit_bytes", s.memory_limit_bytes},
                  {"pids_limit", s.pids_limit},
+                 {"address_claim", s.address_claim},
                  {"grace_seconds", s.grace_seconds},
                  {"log_max_bytes", s.log_max_bytes},
                  {"log_keep", s.log_keep}};
@@ -91,6 +92,7 @@ Result<InstanceSpec> InstanceSpecFromJson(const std::string& text) {
   s.cwd = Str(*o, "cwd");
   s.memory_limit_bytes = static_cast<uint64_t>(Int(*o, "memory_limit_bytes"));
   s.pids_limit = Int(*o, "pids_limit");
+  s.address_claim = Str(*o, "address_claim");
   s.grace_seconds = static_cast<int>(Int(*o, "grace_seconds"));
   s.log_max_bytes = static_cast<uint64_t>(Int(*o, "log_max_bytes"));
   s.log_keep = static_cast<int>(Int(*o, "log_keep"));

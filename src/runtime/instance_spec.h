@@ -53,6 +53,9 @@ struct InstanceSpec {
   std::string cwd;
   uint64_t memory_limit_bytes = 0;  // 0: none
   int64_t pids_limit = 0;           // processes and threads in its cgroup; 0: none
+  // The lock file of its host:port, held by the shim while it runs (address_claim.h); empty:
+  // no claim.
+  std::string address_claim;
   int grace_seconds = 10;  // SIGTERM to SIGKILL
   uint64_t log_max_bytes = 10 << 20;
   int log_keep = 5;

@@ -16,6 +16,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/time.h"
+#include "runtime/linux/address_claim.h"
 
 namespace berth {
 namespace {
@@ -620,6 +621,12 @@ void Supervisor::Event(const Service& svc, const std::string& kind, const std::s
   });
 }
 
+bool Supervisor::AddressFree(const std::string& host, int port) const {
+  return PortFree(host, port) &&
+         (options_.address_claims_dir.empty() ||
+          !AddressClaimed(AddressClaimPath(options_.address_claims_dir, host, port)));
+}
+
 std::string Supervisor::AllocateHost(int port) {
   // 127.1.0.1 upwards; every address of 127/8 is local on Linux, none needs configuring.
   // Another daemon (or program) may hold an address at this port: probe before taking it.
@@ -629,7 +636,7 @@ std::string Supervisor::AllocateHost(int port) {
     uint32_t b = (n / 254u) % 256u;
     uint32_t c = 1 + n % 254u;
     std::string host = fmt::format("127.{}.{}.{}", a, b, c);
-    if (hosts_in_use_.count(host) == 0 && PortFree(host, port)) {
+    if (hosts_in_use_.count(host) == 0 && AddressFree(host, port)) {
       hosts_in_use_.insert(host);
       return host;
     }
@@ -650,7 +657,7 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   for (auto it = svc.instances.rbegin(); it != svc.instances.rend(); ++it) {
     const Instance& prev = **it;
     if (!prev.live && prev.slot == slot && prev.revision == spec.revision &&
-        hosts_in_use_.count(prev.host) == 0 && PortFree(prev.host, spec.port)) {
+        hosts_in_use_.count(prev.host) == 0 && AddressFree(prev.host, spec.port)) {
       inst->host = prev.host;
       hosts_in_use_.insert(inst->host);
       break;
@@ -685,6 +692,9 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   is.memory_limit_bytes =
       spec.def.memory_limit_mb ? static_cast<uint64_t>(*spec.def.memory_limit_mb) << 20 : 0;
   is.pids_limit = spec.def.pids_limit;
+  if (!options_.address_claims_dir.empty()) {
+    is.address_claim = AddressClaimPath(options_.address_claims_dir, inst->host, inst->port);
+  }
   // The instance learns where it lives; these win over anything of the same name.
   std::map<std::string, std::string> env;
   for (const auto& kv : spec.env) {
@@ -1322,10 +1332,11 @@ void Supervisor::Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) {
     boost::system::error_code jec;
     json::value meta = text.ok() ? json::parse(*text, jec) : json::value();
     if (!text.ok() || jec || !meta.is_object()) {
-      // Made by a start that a kill -9 of the daemon cut short before its record was written
-      // (meta.json is written whole or not at all): nothing was started in it, unless a shim
-      // says otherwise.
-      if (!launcher_.Probe(dir).running) {
+      // An instance's directory made by a start that a kill -9 of the daemon cut short before
+      // its record was written (meta.json is written whole or not at all): nothing was started
+      // in it, unless a shim says otherwise.
+      if (entry.path().filename().string().starts_with("i-") && entry.is_directory(ec) &&
+          !launcher_.Probe(dir).running) {
         std::error_code rec;
         fs::remove_all(dir, rec);
         ++swept;

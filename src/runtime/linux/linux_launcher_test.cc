@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "runtime/linux/address_claim.h"
 #include "runtime/linux/cgroup.h"
 #include "runtime/linux/sandbox.h"
 #include "runtime/log_writer.h"
@@ -360,6 +361,55 @@ TEST_F(LinuxLauncherTest, PidsLimitStopsAForkBombAndIsReported) {
   EXPECT_LT(started, 10) << "the limit of 10 (python included) let more through:\n" << all;
   EXPECT_NE(all.find("its pids-limit of 10 refused"), std::string::npos) << all;
   EXPECT_EQ(p.exit->exit_code, 0);
+}
+
+TEST(AddressClaimTest, OneHolderAtATimeUntilItCloses) {
+  char tmpl[] = "/tmp/berth-claims-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = std::string(tmpl) + "/claims";
+  std::string path = AddressClaimPath(dir, "127.1.0.9", 8080);
+  EXPECT_EQ(path, dir + "/127.1.0.9:8080");
+  EXPECT_FALSE(AddressClaimed(path)) << "nobody took it yet";
+  int first = ClaimAddress(path);
+  ASSERT_GE(first, 0) << std::strerror(errno);
+  EXPECT_TRUE(AddressClaimed(path));
+  EXPECT_EQ(ClaimAddress(path), -1);
+  EXPECT_EQ(errno, EWOULDBLOCK);
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 01777u) << "every daemon's shims claim here";
+  ::close(first);  // the holder is gone (a shim's exit, kill -9 included)
+  EXPECT_FALSE(AddressClaimed(path));
+  int again = ClaimAddress(path);
+  EXPECT_GE(again, 0);
+  ::close(again);
+  fs::remove_all(tmpl);
+}
+
+TEST_F(LinuxLauncherTest, AnInstanceWhoseAddressIsClaimedDoesNotStart) {
+  std::string path = AddressClaimPath(root_ + "/claims", "127.1.0.9", 8080);
+  int held = ClaimAddress(path);
+  ASSERT_GE(held, 0);
+  auto spec = Spec({"sleep", "30"});
+  spec.address_claim = path;
+  auto rec = launcher_->Start(Dir(spec), spec);
+  ::close(held);
+  ASSERT_FALSE(rec.ok());
+  EXPECT_NE(rec.status().message().find("taken by another berth daemon's instance"),
+            std::string::npos)
+      << rec.status().message();
+  // Free, the claim is the shim's while it runs, and not the program's after.
+  auto spec2 = Spec({"sleep", "30"});
+  spec2.address_claim = path;
+  auto rec2 = launcher_->Start(Dir(spec2), spec2);
+  ASSERT_TRUE(rec2.ok()) << rec2.status().ToString();
+  EXPECT_TRUE(AddressClaimed(path));
+  ::kill(rec2->shim_pid, SIGKILL);
+  for (int i = 0; i < 200 && AddressClaimed(path); ++i) {
+    ::usleep(10000);
+  }
+  ::kill(rec2->pid, SIGKILL);
+  EXPECT_FALSE(AddressClaimed(path)) << "the program (still running) kept its shim's claim";
 }
 
 TEST(PlanSandboxTest, EmptyIsNothingAndAFullOneMountsInOrder) {

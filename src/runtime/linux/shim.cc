@@ -29,6 +29,7 @@
 
 #include "common/file_util.h"
 #include "runtime/instance_spec.h"  // the record types only: their JSON is below
+#include "runtime/linux/address_claim.h"
 #include "runtime/linux/sandbox.h"
 #include "runtime/log_writer.h"
 
@@ -242,6 +243,9 @@ class JsonReader {
   bool Member(const std::string& key, InstanceSpec& spec) {
     if (key == "id" || key == "cwd") {
       return Str(key == "id" ? spec.id : spec.cwd);
+    }
+    if (key == "address_claim") {
+      return Str(spec.address_claim);
     }
     if (key == "argv" || key == "env") {
       return Strings(key == "argv" ? spec.argv : spec.env);
@@ -778,6 +782,11 @@ class Shim {
     if (auto s = log_.Open(); !s.ok()) {
       SendHandshake(handshake_fd_, "error " + s.message());
       return 1;
+    }
+    // Held until this shim exits (the descriptor is close-on-exec: not the program's).
+    if (!spec_.address_claim.empty() && ClaimAddress(spec_.address_claim) < 0) {
+      return FailStart("its address is taken by another berth daemon's instance (" +
+                       spec_.address_claim + ": " + std::strerror(errno) + ")");
     }
     auto cg = ShimCgroup::Create(spec_.id, spec_.memory_limit_bytes > 0, spec_.pids_limit > 0);
     if (!cg.ok()) {
