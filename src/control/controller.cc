@@ -87,7 +87,7 @@ uint64_t MachineMemoryMb() {
 // SMTP password, its tokens) and in a process group of its own that is killed after
 // `timeout`. Returns the exit status.
 Result<int> RunBuild(const std::string& command, const std::string& cwd, const std::string& log,
-                     const Sandbox& sandbox, const std::vector<std::string>& env,
+                     const Sandbox& sandbox, std::vector<std::string> env,
                      std::chrono::seconds timeout) {
   int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (out < 0) {
@@ -97,9 +97,8 @@ Result<int> RunBuild(const std::string& command, const std::string& cwd, const s
   std::string c = "-c";
   std::string cmd = command;
   char* argv[] = {sh.data(), c.data(), cmd.data(), nullptr};
-  std::vector<std::string> env_copy = env;
   std::vector<char*> envp;
-  for (auto& e : env_copy) {
+  for (auto& e : env) {
     envp.push_back(e.data());
   }
   envp.push_back(nullptr);

@@ -8,26 +8,36 @@ namespace {
 
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
-bool ContainsToken(std::string_view list, std::string_view token) {
-  // Comma-separated, case-insensitive: "keep-alive, Upgrade".
+// Without the optional whitespace (SP, HTAB) around it (RFC 9110 §5.6.3).
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// Calls `visit` with each item of a comma-separated list ("keep-alive, Upgrade"), trimmed, until
+// it returns false (then false) or the list ends.
+template <typename Visit>
+bool EachListItem(std::string_view list, Visit visit) {
   while (!list.empty()) {
     size_t comma = list.find(',');
-    std::string_view item = list.substr(0, comma);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
-      item.remove_prefix(1);
-    }
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
-      item.remove_suffix(1);
-    }
-    if (EqualsIgnoreCase(item, token)) {
-      return true;
+    if (!visit(TrimOws(list.substr(0, comma)))) {
+      return false;
     }
     if (comma == std::string_view::npos) {
       break;
     }
     list.remove_prefix(comma + 1);
   }
-  return false;
+  return true;
+}
+
+bool ContainsToken(std::string_view list, std::string_view token) {  // case-insensitive
+  return !EachListItem(list, [&](std::string_view item) { return !EqualsIgnoreCase(item, token); });
 }
 
 // RFC 9110 §5.6.2: the characters of a token (methods, field names).
@@ -106,29 +116,21 @@ ParseResult TakeTransferEncoding(std::string_view value, bool request, MessageHe
   if (value.empty()) {
     return Invalid(head, "an empty Transfer-Encoding");
   }
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view item = value.substr(0, comma);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
-      item.remove_prefix(1);
-    }
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
-      item.remove_suffix(1);
-    }
+  std::string_view why;
+  EachListItem(value, [&](std::string_view item) {
     if (head.chunked) {
-      return Invalid(head, "a transfer coding after chunked");
-    }
-    if (EqualsIgnoreCase(item, "chunked")) {
+      why = "a transfer coding after chunked";
+    } else if (EqualsIgnoreCase(item, "chunked")) {
       head.chunked = true;
     } else if (request) {
-      return Invalid(head, "a Transfer-Encoding other than chunked");
+      why = "a Transfer-Encoding other than chunked";
     } else if (!IsToken(item)) {
-      return Invalid(head, "an invalid transfer coding");
+      why = "an invalid transfer coding";
     }
-    if (comma == std::string_view::npos) {
-      break;
-    }
-    value.remove_prefix(comma + 1);
+    return why.empty();
+  });
+  if (!why.empty()) {
+    return Invalid(head, why);
   }
   if (!head.chunked) {
     return Invalid(head, "a Transfer-Encoding whose last coding is not chunked");
@@ -180,13 +182,7 @@ ParseResult ParseFields(std::string_view data, size_t pos, bool request, Message
     if (head.field_count == kMaxHeaderFields) {
       return ParseResult::kTooManyFields;
     }
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
-      value.remove_prefix(1);
-    }
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
-      value.remove_suffix(1);
-    }
+    std::string_view value = TrimOws(line.substr(colon + 1));
     if (HasForbiddenControl(value)) {
       return Invalid(head, "a CR, LF, NUL or other control character in a header value");
     }

@@ -55,8 +55,8 @@ size_t FirstInvalidYamlByte(std::string_view s) {
 // from one of them, and is written as the character it stands for.
 std::string RepairEscapes(const std::string& s) {
   size_t i = 0;
-  while (i < s.size() && Utf8Length(s, i) > 0) {
-    i += Utf8Length(s, i);
+  for (size_t n; i < s.size() && (n = Utf8Length(s, i)) > 0;) {
+    i += n;
   }
   if (i == s.size()) {
     return s;

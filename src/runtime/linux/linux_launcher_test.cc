@@ -347,10 +347,7 @@ TEST_F(LinuxLauncherTest, PidsLimitStopsAForkBombAndIsReported) {
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
   InstanceProbe p = WaitExit(Dir(spec));
   ASSERT_TRUE(p.exit.has_value());
-  std::string all;
-  for (const auto& l : ReadLogTail(Dir(spec) + "/logs", 0)) {
-    all += l + "\n";
-  }
+  std::string all = Log(spec);
   if (all.find("pids limit not enforced") != std::string::npos) {
     GTEST_SKIP() << "no pids cgroup on this machine: " << all;
   }
