@@ -235,6 +235,15 @@ class ApiHandler final : public HttpHandler {
     return std::nullopt;
   }
 
+  std::vector<Router::RouteInfo> Routes() const {
+    std::vector<Router::RouteInfo> out;
+    for (const Router* r : {&native_, &servicectl_, &orchest_, &neptune_}) {
+      auto routes = r->Routes();
+      out.insert(out.end(), routes.begin(), routes.end());
+    }
+    return out;
+  }
+
   HttpResponse Reject(std::string_view target, int status, std::string_view message) override {
     if (IsServicectlPath(target)) {
       return ServicectlError(status, message);
@@ -265,6 +274,11 @@ std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
                                             Authenticator* auth) {
   return std::make_unique<ApiHandler>(store, std::move(options), controller, runs, jobs,
                                       recipes, gateway, auth);
+}
+
+std::vector<Router::RouteInfo> ApiRoutes(const HttpHandler& api) {
+  const auto* handler = dynamic_cast<const ApiHandler*>(&api);
+  return handler ? handler->Routes() : std::vector<Router::RouteInfo>{};
 }
 
 }  // namespace berth

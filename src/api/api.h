@@ -8,6 +8,7 @@
 
 #include "api/http_types.h"
 #include "api/auth.h"
+#include "api/router.h"
 #include "control/controller.h"
 #include "gateway/gateway.h"
 #include "graph/recipe_engine.h"
@@ -34,5 +35,8 @@ std::unique_ptr<HttpHandler> MakeApiHandler(Store& store, ApiOptions options,
                                             Jobs& jobs, RecipeEngine& recipes,
                                             Gateway* gateway = nullptr,
                                             Authenticator* auth = nullptr);
+
+// Every route `api` (made by MakeApiHandler) serves, in all its dialects.
+std::vector<Router::RouteInfo> ApiRoutes(const HttpHandler& api);
 
 }  // namespace berth

@@ -11,7 +11,9 @@
 #include "common/fake_clock.h"
 #include "runtime/fake_launcher.h"
 
+#include <cctype>
 #include <filesystem>
+#include <set>
 #include <unistd.h>
 
 namespace berth {
@@ -107,6 +109,54 @@ class ApiTest : public ::testing::Test {
   std::string admin_;
   std::string other_;
 };
+
+// The access matrix (tests/integration/test_security.py) is generated from the OpenAPI
+// document: a route missing from it would escape the matrix, a documented operation without a
+// route would be a promise berth does not keep.
+TEST_F(ApiTest, EveryRouteIsInTheOpenApiDocumentAndEveryOperationHasARoute) {
+  HttpResponse doc = Call("GET", "/api/v1/openapi.json");
+  ASSERT_EQ(doc.status, 200);
+  const json::value spec = Body(doc);
+  const json::object& paths = spec.at("paths").as_object();
+  // "{name}" and "{id}" are the same segment to the router.
+  auto shape = [](std::string_view pattern) {
+    std::string out;
+    for (std::string_view seg : SplitPath(pattern)) {
+      out += '/';
+      out += seg.starts_with('{') ? std::string_view("{}") : seg;
+    }
+    return out;
+  };
+  auto lower = [](std::string m) {
+    for (char& c : m) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return m;
+  };
+  std::set<std::string> documented;
+  for (const auto& [path, ops] : paths) {
+    for (const auto& [method, op] : ops.as_object()) {
+      if (method == "parameters") {
+        continue;
+      }
+      documented.insert(std::string(method) + " " + shape(path));
+      if (const json::value* access = op.as_object().if_contains("x-berth-access")) {
+        EXPECT_EQ(*access, "admin") << method << " " << path;
+      }
+    }
+  }
+  std::set<std::string> routed;
+  for (const auto& r : ApiRoutes(*api_)) {
+    std::string key = lower(r.method) + " " + shape(r.pattern);
+    routed.insert(key);
+    EXPECT_TRUE(documented.contains(key))
+        << r.method << " " << r.pattern << " is served but not in src/api/docs/openapi.json";
+  }
+  for (const auto& key : documented) {
+    EXPECT_TRUE(routed.contains(key)) << key << " is documented but no route serves it";
+  }
+  EXPECT_GT(routed.size(), 100u);
+}
 
 TEST_F(ApiTest, MissingUnknownAndRevokedTokensAre401) {
   EXPECT_EQ(Call("GET", "/api/v1/services").status, 401);

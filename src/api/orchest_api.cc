@@ -340,6 +340,10 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
   }
 
   HttpResponse StartSession(const HttpRequest& req, const Principal& who, const PathParams&) {
+    // A `?project=` the token may not act on is refused before the body is looked at.
+    if (auto named = RequestProject(req, who); !named.ok()) {
+      return ErrorResponse(named.status());
+    }
     auto body = ParseJsonBody(req);
     if (!body.ok()) {
       return ErrorResponse(body.status());
@@ -430,6 +434,10 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
 
   HttpResponse OrchestStartSession(const HttpRequest& req, const Principal& who,
                                    const PathParams&) {
+    auto project = RequestProject(req, who);
+    if (!project.ok()) {
+      return OrchestError(project.status());
+    }
     auto body = ParseJsonBody(req);
     if (!body.ok()) {
       return OrchestError(body.status());
@@ -445,10 +453,6 @@ class OrchestApi : public std::enable_shared_from_this<OrchestApi> {
     std::string project_uuid;
     if (const json::value* p = o->if_contains("project_uuid"); p && p->is_string()) {
       project_uuid = std::string(p->as_string());
-    }
-    auto project = RequestProject(req, who);
-    if (!project.ok()) {
-      return OrchestError(project.status());
     }
     auto rec = ctx_.projects.StartSession(*project, std::string(pipeline->as_string()));
     if (!rec.ok()) {

@@ -26,7 +26,7 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
 }
 
 void Router::Add(std::string_view method, std::string_view pattern, RouteHandler handler) {
-  Route r{std::string(method), {}, std::move(handler)};
+  Route r{std::string(method), std::string(pattern), {}, std::move(handler)};
   for (std::string_view seg : SplitPath(pattern)) {
     r.segments.emplace_back(seg.starts_with('{') ? std::string_view("{}") : seg);
   }
@@ -64,6 +64,15 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
     m.allowed.push_back(r.method);
   }
   return m;
+}
+
+std::vector<Router::RouteInfo> Router::Routes() const {
+  std::vector<RouteInfo> out;
+  out.reserve(routes_.size());
+  for (const Route& r : routes_) {
+    out.push_back({r.method, r.pattern});
+  }
+  return out;
 }
 
 }  // namespace berth

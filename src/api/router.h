@@ -28,9 +28,18 @@ class Router {
   // handler set: dispatch. handler null and allowed non-empty: 405. Both empty: 404.
   Match Find(std::string_view method, std::string_view path) const;
 
+  // Every route as added, e.g. {"GET", "/api/v1/services/{name}"}: for the test that keeps the
+  // OpenAPI document (and the access matrix generated from it) complete.
+  struct RouteInfo {
+    std::string method;
+    std::string pattern;
+  };
+  std::vector<RouteInfo> Routes() const;
+
  private:
   struct Route {
     std::string method;
+    std::string pattern;
     std::vector<std::string> segments;  // "{}" marks a capture
     RouteHandler handler;
   };

@@ -849,9 +849,24 @@ Result<Controller::ParameterReply> Controller::SetParameter(const std::string& p
       continue;
     }
     if (reply->status >= 300) {
+      boost::system::error_code ec;
+      json::value answer = json::parse(reply->body, ec);
+      if (applied == 0 && (ec || reply->status >= 500)) {
+        // Not the SDK's refusal: a program without berth's parameters endpoint (or a broken
+        // one). Say so, instead of relaying its error page with its status.
+        return ParameterReply{
+            502, json::object{{"error",
+                               json::object{{"code", "bad_gateway"},
+                                            {"message",
+                                             fmt::format("{} does not take parameters: its "
+                                                         "instance answered HTTP {} to POST {} "
+                                                         "(parameters are the SDK's "
+                                                         "add_parameter)",
+                                                         name, reply->status, path)}}}}};
+      }
       if (applied == 0) {
         // The service refused it (unknown parameter, wrong type): its answer is the answer.
-        return ParameterReply{reply->status, ParseOrString(reply->body)};
+        return ParameterReply{reply->status, std::move(answer)};
       }
       failed.push_back(fmt::format("{} (HTTP {})", inst.id, reply->status));
       continue;
