@@ -34,6 +34,9 @@ struct HealthProbe {
   // An exec check runs as its instance does: in its sandbox, from its working directory.
   Sandbox sandbox;
   std::string cwd;
+  // Until the instance first passes: an HTTP or TCP answer counts only if the listening
+  // socket is a process of the instance's (another program may hold the address).
+  bool check_listener = false;
 };
 
 class Launcher {

@@ -680,6 +680,7 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   probe->path = spec.health_path;
   probe->sandbox = spec.sandbox;
   probe->cwd = spec.cwd;
+  probe->check_listener = true;
   inst->probe = std::move(probe);
 
   StartJob job;
@@ -1293,6 +1294,11 @@ Clock::TimePoint Supervisor::HealthRound() {
         if (!inst.ready && inst.live && !inst.stopping) {
           inst.ready = true;
           inst.state = InstanceState::kRunning;
+          if (inst.probe->check_listener) {  // proven once: later probes only ask for health
+            auto later = std::make_shared<HealthProbe>(*inst.probe);
+            later->check_listener = false;
+            inst.probe = std::move(later);
+          }
           Event(svc, "ready",
                 fmt::format("instance {} of revision {} is healthy ({})", inst.id, inst.revision,
                             job.result.detail));

@@ -1196,3 +1196,44 @@ def test_reservation_larger_than_the_machine_is_refused(new_service):
     revs = svc.d.get(f"{svc.path}/revisions").json()["revisions"]
     assert [r["revision"] for r in revs] == [1], revs
     assert svc.status()["revision"] == 1
+
+
+# Listens only after 3 s, and then retries its bind until the address is free.
+LATE_LISTENER = r"""
+import http.server, os, time
+time.sleep(3)
+while True:
+    try:
+        srv = http.server.HTTPServer((os.environ["HOST"], int(os.environ["PORT"])),
+                                     http.server.BaseHTTPRequestHandler)
+        break
+    except OSError:
+        time.sleep(0.1)
+srv.serve_forever()
+"""
+
+
+def test_a_health_check_answered_by_another_program_does_not_make_an_instance_ready(new_service):
+    """Decision 6's last line: a probe that reaches the instance's address proves nothing if
+    another program (outside berth, another daemon's) listens there. The instance stays
+    starting, its health says why, and it becomes ready once its own program listens."""
+    svc = new_service("impostor")
+    svc.define({"container-port": next_port(), "base-path": "strip",
+                "health-check": {"type": "tcp", "interval": 1},
+                "command": ["python3", "-c", LATE_LISTENER]})
+    inst = svc.wait(lambda s: next((i for i in s["instances"] if i.get("host")), None), 20,
+                    "an instance with an address")
+    impostor = socket.socket()
+    impostor.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    impostor.bind((inst["host"], inst["port"]))
+    impostor.listen(16)
+    try:
+        st = svc.wait(lambda s: any("not a process of this instance" in (i.get("health") or "")
+                                    for i in s["instances"]), 20,
+                      "the probe to see that another program answers")
+        assert not [i for i in st["instances"] if i["state"] == "running"], st
+        assert not svc.events("ready", st), st["events"]
+    finally:
+        impostor.close()
+    ready = svc.wait_running(20)
+    assert ready["id"] == inst["id"], "the instance itself becomes ready once it listens"

@@ -26,6 +26,7 @@
 #include "common/mutex.h"
 #include "common/time.h"
 #include "runtime/linux/cgroup.h"
+#include "runtime/linux/listener.h"
 #include "runtime/linux/sandbox.h"
 
 namespace berth {
@@ -232,15 +233,29 @@ class LinuxLauncher final : public Launcher {
   explicit LinuxLauncher(std::string berth_binary)
       : shim_((fs::path(std::move(berth_binary)).parent_path() / "berth-shim").string()) {}
 
-  ProbeResult CheckHealth(const std::string& /*instance_dir*/, const HealthProbe& p) override {
-    if (p.check.type == "exec" && !p.sandbox.empty()) {
+  ProbeResult CheckHealth(const std::string& instance_dir, const HealthProbe& p) override {
+    if (p.check.type == "exec") {
+      if (p.sandbox.empty()) {
+        return ProbeInstance(p.host, p.port, p.check, p.codes, p.path);
+      }
       // In the instance's sandbox, as its user: a check sees what the program sees.
       auto spawn = [&p](char* const* argv, char* const* envp, pid_t* pid) {
         return SpawnConfined(p.sandbox, p.cwd, argv, envp, pid);
       };
       return ProbeInstance(p.host, p.port, p.check, p.codes, p.path, spawn);
     }
-    return ProbeInstance(p.host, p.port, p.check, p.codes, p.path);
+    ProbeResult r = ProbeInstance(p.host, p.port, p.check, p.codes, p.path);
+    if (r.healthy && p.check_listener) {
+      auto text = ReadFile(instance_dir + "/shim.json");
+      auto shim = text.ok() ? ShimRecordFromJson(*text) : Result<ShimRecord>(text.status());
+      if (shim.ok()) {
+        if (std::string problem = ListenerOwnerProblem(p.host, p.port, shim->pid);
+            !problem.empty()) {
+          return {false, problem};
+        }
+      }
+    }
+    return r;
   }
 
   bool WatchExits(ExitListener listener) override { return exits_.Begin(std::move(listener)); }
