@@ -2,9 +2,8 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <charconv>
 
@@ -139,17 +138,18 @@ bool AnyHoldsSocket(const std::vector<int>& pids, uint64_t inode) {
 std::string ListenerOwnerProblem(const std::string& host, int port, int program_pid) {
   auto tcp = ReadFile("/proc/net/tcp");
   auto tcp6 = ReadFile("/proc/net/tcp6");
-  auto inode = ListenerInode(tcp.ok() ? *tcp : std::string(), tcp6.ok() ? *tcp6 : std::string(),
-                             host, port);
+  auto inode =
+      ListenerInode(tcp.ok() ? *tcp : std::string(), tcp6.ok() ? *tcp6 : std::string(), host, port);
   if (!inode) {
     return {};  // a listener the tables do not show (IPv4-mapped, say): nothing to hold against it
   }
   if (AnyHoldsSocket(ProcessTree(program_pid), *inode)) {
     return {};
   }
-  return fmt::format("{}:{} answers, but the listener is not a process of this instance (another "
-                     "program holds the address)",
-                     host, port);
+  return fmt::format(
+      "{}:{} answers, but the listener is not a process of this instance (another "
+      "program holds the address)",
+      host, port);
 }
 
 }  // namespace berth

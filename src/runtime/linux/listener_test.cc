@@ -1,17 +1,16 @@
 // The listener lookup on canned /proc/net/tcp text, and on a real socket of this process.
 #include "runtime/linux/listener.h"
 
-#include <gtest/gtest.h>
-
-#include <algorithm>
-#include <csignal>
-
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
 
 #include "common/file_util.h"
 
@@ -54,7 +53,7 @@ TEST(ListenerTest, AListenerOfThisProcessIsOursAndNotAChildsOfAnother) {
   socklen_t len = sizeof(a);
   ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
   int port = ntohs(a.sin_port);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::fstat(fd, &st), 0);
   auto tcp = ReadFile("/proc/net/tcp");
   ASSERT_TRUE(tcp.ok());
