@@ -2,11 +2,15 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <map>
+#include <utility>
 
 #include "api/api_context.h"
 #include "api/errors.h"
+#include "common/mutex.h"
 #include "common/time.h"
 #include "model/definition.h"
 
@@ -89,14 +93,86 @@ class RuntimeApi : public std::enable_shared_from_this<RuntimeApi> {
       return ErrorResponse(Status::InvalidArgument(
           "send the bundle (tar, tar.gz or tar.zst) as the request body"));
     }
+    auto watch = req.BoolQuery("progress");
+    if (!watch.ok()) {
+      return ErrorResponse(watch.status());
+    }
+    if (*watch) {
+      return PushWithProgress(req, project, params);
+    }
     auto rec = ctx_.controller.PushArtifact(project, params[0], params[1], req.body_file);
     if (!rec.ok()) {
       return ErrorResponse(rec.status());
     }
-    return JsonResponse(201, json::object{{"tag", rec->tag},
-                                          {"digest", rec->digest},
-                                          {"size", rec->size},
-                                          {"created_at", FormatRfc3339(rec->created_at)}});
+    return JsonResponse(201, ArtifactJson(*rec));
+  }
+
+  static json::object ArtifactJson(const ArtifactRecord& rec) {
+    return {{"tag", rec.tag},
+            {"digest", rec.digest},
+            {"size", rec.size},
+            {"created_at", FormatRfc3339(rec.created_at)}};
+  }
+
+  // `?progress=1`: 200 and NDJSON while the push runs in the background: {"build": line} for
+  // each line the build writes, then {"artifact": {...}} or {"error": {"code", "message"}}.
+  // The status line is sent before the outcome is known, as Docker's build API does.
+  HttpResponse PushWithProgress(const HttpRequest& req, const std::string& project,
+                                const PathParams& params) {
+    // The listener removes the body file once this answer starts: the push takes it first.
+    std::string file = req.body_file + ".push";
+    if (::rename(req.body_file.c_str(), file.c_str()) != 0) {
+      return ErrorResponse(ErrnoStatus("taking the upload " + req.body_file, errno));
+    }
+    struct Feed {
+      Mutex mu;
+      std::string partial GUARDED_BY(mu);  // a line not yet ended
+      std::string ready GUARDED_BY(mu);    // NDJSON lines not yet sent
+      bool done GUARDED_BY(mu) = false;
+    };
+    auto feed = std::make_shared<Feed>();
+    auto line = [](json::object o) { return json::serialize(o) + "\n"; };
+    ctx_.controller.PushArtifactInBackground(
+        project, params[0], params[1], file,
+        [feed, line](std::string_view out) {
+          MutexLock lock(feed->mu);
+          feed->partial.append(out);
+          size_t eol;
+          while ((eol = feed->partial.find('\n')) != std::string::npos) {
+            feed->ready += line({{"build", feed->partial.substr(0, eol)}});
+            feed->partial.erase(0, eol + 1);
+          }
+        },
+        [feed, line](Result<ArtifactRecord> rec) {
+          MutexLock lock(feed->mu);
+          if (!feed->partial.empty()) {
+            feed->ready += line({{"build", feed->partial}});
+            feed->partial.clear();
+          }
+          if (rec.ok()) {
+            feed->ready += line({{"artifact", ArtifactJson(*rec)}});
+          } else {
+            feed->ready +=
+                line({{"error", json::object{{"code", StatusCodeName(rec.status().code())},
+                                             {"message", rec.status().message()}}}});
+          }
+          feed->done = true;
+        });
+    HttpResponse r;
+    r.status = 200;
+    r.content_type = "application/x-ndjson";
+    r.poll_every_ms = 50;
+    r.next_chunk = [feed]() -> std::optional<std::string> {
+      MutexLock lock(feed->mu);
+      if (!feed->ready.empty()) {
+        return std::exchange(feed->ready, std::string());
+      }
+      if (feed->done) {
+        return std::nullopt;
+      }
+      return std::string();
+    };
+    return r;
   }
 
   HttpResponse ListArtifacts(const HttpRequest&, const std::string& project,

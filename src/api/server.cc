@@ -198,6 +198,8 @@ class BeastServer final : public HttpServer {
     }
     changes_.stop();
     changes_.join();
+    uploads_.stop();
+    uploads_.join();
   }
 
  private:
@@ -427,10 +429,12 @@ class BeastServer final : public HttpServer {
       } else if (request.method == "GET" || request.method == "HEAD") {
         response = handler_.Handle(request);
       } else {
-        // Changes (store writes, process starts, builds) run on their own threads, so that
-        // reads (status, lists, the gateway's login) never queue behind them here.
+        // Changes (store writes, process starts) run on their own threads, so that reads
+        // (status, lists, the gateway's login) never queue behind them here; uploads (unpacking
+        // up to 1 GiB, a bundle's build for up to --build-timeout) on threads of theirs, so
+        // that changes never queue behind them.
         response = co_await asio::co_spawn(
-            changes_,
+            request.body_file.empty() ? changes_ : uploads_,
             [this, &request]() -> asio::awaitable<HttpResponse> {
               co_return handler_.Handle(request);
             },
@@ -566,6 +570,7 @@ class BeastServer final : public HttpServer {
   Gateway* gateway_;
   asio::io_context ioc_;
   asio::thread_pool changes_{2};  // where requests that change something are handled
+  asio::thread_pool uploads_{4};  // where uploads (bundles, their builds) are handled
   tcp::acceptor acceptor_;
   tcp::endpoint local_;
   std::vector<std::thread> threads_;

@@ -166,11 +166,64 @@ Result<ApiResponse> ReadResponse(Connection& c, const std::string& base_url) {
   }
   return out;
 }
+
+// Reads a response whose body comes in pieces (logs -f, a push's progress): an error status
+// is returned with the server's message; otherwise `on_data` hears each piece until the body
+// ends or it returns false.
+Status ReadStreamed(Connection& c, const std::string& base_url,
+                    const std::function<bool(std::string_view)>& on_data) {
+  boost::system::error_code ec;
+  beast::flat_buffer buffer;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);
+  c.stream.expires_never();
+  http::read_header(c.stream, buffer, parser, ec);
+  if (ec) {
+    return Status::Unavailable(fmt::format("reading from {}: {}", base_url, ec.message()));
+  }
+  if (parser.get().result_int() >= 400) {
+    std::string raw;
+    char buf[4096];
+    while (!parser.is_done()) {
+      parser.get().body().data = buf;
+      parser.get().body().size = sizeof(buf);
+      http::read(c.stream, buffer, parser, ec);
+      if (ec && ec != http::error::need_buffer) {
+        break;
+      }
+      raw.append(buf, sizeof(buf) - parser.get().body().size);
+    }
+    ApiResponse r;
+    r.status = static_cast<int>(parser.get().result_int());
+    r.raw = raw;
+    boost::system::error_code jec;
+    r.body = boost::json::parse(raw, jec);
+    return StatusFromResponse(r);
+  }
+  char buf[8192];
+  while (!parser.is_done()) {
+    parser.get().body().data = buf;
+    parser.get().body().size = sizeof(buf);
+    http::read(c.stream, buffer, parser, ec);
+    if (ec && ec != http::error::need_buffer) {
+      if (ec == http::error::end_of_stream || ec == asio::error::eof) {
+        break;
+      }
+      return Status::Unavailable(fmt::format("reading from {}: {}", base_url, ec.message()));
+    }
+    size_t got = sizeof(buf) - parser.get().body().size;
+    if (got > 0 && !on_data(std::string_view(buf, got))) {
+      break;
+    }
+  }
+  return Status::Ok();
+}
 }  // namespace
 
 Result<ApiResponse> ApiClient::Upload(
     std::string_view path, const std::string& file_path,
-    const std::function<void(uint64_t sent, uint64_t total)>& progress) const {
+    const std::function<void(uint64_t sent, uint64_t total)>& progress,
+    const std::function<bool(std::string_view)>& on_data) const {
   try {
     Connection c;
     if (auto s = Connect(base_url_, c); !s.ok()) {
@@ -199,6 +252,12 @@ Result<ApiResponse> ApiClient::Upload(
         progress(std::min(sent, total), total);
       }
     }
+    if (on_data) {
+      if (auto s = ReadStreamed(c, base_url_, on_data); !s.ok()) {
+        return s;
+      }
+      return ApiResponse{};
+    }
     return ReadResponse(c, base_url_);
   } catch (const std::exception& e) {
     return Status::Unavailable(fmt::format("talking to {}: {}", base_url_, e.what()));
@@ -219,50 +278,7 @@ Status ApiClient::Stream(std::string_view path,
     if (ec) {
       return Status::Unavailable(fmt::format("sending request to {}: {}", base_url_, ec.message()));
     }
-    beast::flat_buffer buffer;
-    http::response_parser<http::buffer_body> parser;
-    parser.body_limit(boost::none);
-    c.stream.expires_never();
-    http::read_header(c.stream, buffer, parser, ec);
-    if (ec) {
-      return Status::Unavailable(fmt::format("reading from {}: {}", base_url_, ec.message()));
-    }
-    if (parser.get().result_int() >= 400) {
-      std::string raw;
-      char buf[4096];
-      while (!parser.is_done()) {
-        parser.get().body().data = buf;
-        parser.get().body().size = sizeof(buf);
-        http::read(c.stream, buffer, parser, ec);
-        if (ec && ec != http::error::need_buffer) {
-          break;
-        }
-        raw.append(buf, sizeof(buf) - parser.get().body().size);
-      }
-      ApiResponse r;
-      r.status = static_cast<int>(parser.get().result_int());
-      r.raw = raw;
-      boost::system::error_code jec;
-      r.body = boost::json::parse(raw, jec);
-      return StatusFromResponse(r);
-    }
-    char buf[8192];
-    while (!parser.is_done()) {
-      parser.get().body().data = buf;
-      parser.get().body().size = sizeof(buf);
-      http::read(c.stream, buffer, parser, ec);
-      if (ec && ec != http::error::need_buffer) {
-        if (ec == http::error::end_of_stream || ec == asio::error::eof) {
-          break;
-        }
-        return Status::Unavailable(fmt::format("reading from {}: {}", base_url_, ec.message()));
-      }
-      size_t got = sizeof(buf) - parser.get().body().size;
-      if (got > 0 && !on_data(std::string_view(buf, got))) {
-        break;
-      }
-    }
-    return Status::Ok();
+    return ReadStreamed(c, base_url_, on_data);
   } catch (const std::exception& e) {
     return Status::Unavailable(fmt::format("talking to {}: {}", base_url_, e.what()));
   }

@@ -29,10 +29,11 @@ class ApiClient {
                            const boost::json::value* body = nullptr) const;
 
   // Sends the file at `file_path` as the body of a PUT to `path`, calling `progress` with the
-  // bytes sent so far.
+  // bytes sent so far. With `on_data`, the answer is read as Stream reads it (and the result
+  // has no body).
   Result<ApiResponse> Upload(std::string_view path, const std::string& file_path,
-                             const std::function<void(uint64_t sent, uint64_t total)>& progress)
-      const;
+                             const std::function<void(uint64_t sent, uint64_t total)>& progress,
+                             const std::function<bool(std::string_view)>& on_data = {}) const;
 
   // Opens a streaming GET (e.g. logs?follow=1) and calls `on_data` with each piece of the body
   // as it arrives, until the server ends it or `on_data` returns false.

@@ -64,8 +64,10 @@ struct PushedBundle {
 };
 PushedBundle PushBundle(const std::string& name, const std::string& source,
                         const std::string& tag, const CommonOptions& opts);
-// The same to any upload route (PUT `api_path`, e.g. a recipe node type's).
-PushedBundle UploadBundle(const std::string& api_path, const std::string& source);
+// The same to any upload route (PUT `api_path`, e.g. a recipe node type's). `watch_build`
+// (routes with `?progress=`): the bundle's build output is shown as it runs.
+PushedBundle UploadBundle(const std::string& api_path, const std::string& source,
+                          bool watch_build = false);
 
 // A service's status (GET .../status) for people: instances and recent events.
 std::string DescribeStatus(const boost::json::value& status);

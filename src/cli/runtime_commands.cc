@@ -67,10 +67,30 @@ std::string LogLineText(const json::value& l) {
 PushedBundle PushBundle(const std::string& name, const std::string& source,
                         const std::string& tag, const CommonOptions& opts) {
   return UploadBundle(WithProject(fmt::format("/api/v1/services/{}/artifacts/{}", name, tag), opts),
-                      source);
+                      source, true);
 }
 
-PushedBundle UploadBundle(const std::string& api_path, const std::string& source) {
+namespace {
+
+// The status a push's streamed {"error": {"code", "message"}} stands for.
+Status StreamedError(const json::value& error) {
+  std::string_view code = Field(error, "code").is_string() ? Field(error, "code").get_string()
+                                                           : std::string_view();
+  ApiResponse r;
+  r.status = code == "invalid_argument"                               ? 400
+             : code == "permission_denied"                            ? 403
+             : code == "not_found"                                    ? 404
+             : code == "already_exists" || code == "failed_precondition" ? 409
+             : code == "unavailable"                                  ? 503
+                                                                      : 500;
+  r.body = json::object{{"error", error}};
+  return StatusFromResponse(r);
+}
+
+}  // namespace
+
+PushedBundle UploadBundle(const std::string& api_path, const std::string& source,
+                          bool watch_build) {
   PushedBundle out;
   std::string upload = source;
   std::string tmp;
@@ -94,8 +114,43 @@ PushedBundle UploadBundle(const std::string& api_path, const std::string& source
         "{} is neither a folder nor a bundle file (tar, tar.gz, tar.zst)", source)));
   }
   ProgressBar uploading("uploading");
-  auto r = Client().Upload(api_path, upload,
-                           [&](uint64_t d, uint64_t t) { uploading.Update(d, t); });
+  // Watching the build: its lines are shown (on stderr, as they come) once the upload is done.
+  std::string pending;
+  std::optional<Status> failed;
+  auto on_line = [&](std::string_view line) {
+    boost::system::error_code ec;
+    json::value v = json::parse(line, ec);
+    if (ec || !v.is_object()) {
+      return;
+    }
+    if (const auto* b = v.get_object().if_contains("build"); b && b->is_string()) {
+      uploading.Done();
+      fmt::print(stderr, "build | {}\n", std::string_view(b->get_string()));
+      std::fflush(stderr);
+    } else if (const auto* a = v.get_object().if_contains("artifact")) {
+      out.response = *a;
+    } else if (const auto* e = v.get_object().if_contains("error"); e && e->is_object()) {
+      failed = StreamedError(*e);
+    }
+  };
+  std::function<bool(std::string_view)> on_data;
+  if (watch_build) {
+    on_data = [&](std::string_view piece) {
+      pending.append(piece);
+      size_t eol;
+      while ((eol = pending.find('\n')) != std::string::npos) {
+        on_line(std::string_view(pending).substr(0, eol));
+        pending.erase(0, eol + 1);
+      }
+      return true;
+    };
+  }
+  std::string path = api_path;
+  if (watch_build) {
+    path += (path.find('?') == std::string::npos ? "?" : "&") + std::string("progress=1");
+  }
+  auto r = Client().Upload(path, upload, [&](uint64_t d, uint64_t t) { uploading.Update(d, t); },
+                           on_data);
   uploading.Done();
   if (!tmp.empty()) {
     std::filesystem::remove(tmp);
@@ -103,7 +158,13 @@ PushedBundle UploadBundle(const std::string& api_path, const std::string& source
   if (!r.ok()) {
     Fail(r.status());
   }
-  out.response = r->body;
+  if (!watch_build) {
+    out.response = r->body;
+  } else if (failed) {
+    Fail(*failed);
+  } else if (out.response.is_null()) {
+    Fail(Status::Unavailable("the push's answer ended before it said how the push went"));
+  }
   return out;
 }
 

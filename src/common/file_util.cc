@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <string>
 
 namespace berth {
 
@@ -63,7 +65,11 @@ Status WriteFile(const std::string& path, std::string_view content) {
 
 Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode,
                        Durability durability) {
-  std::string tmp = path + ".tmp";
+  // A name of this call's own: two threads (or daemons) writing the same file at once must
+  // not rename each other's half-written copy, or find it gone.
+  static std::atomic<uint64_t> seq{0};
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
+                    std::to_string(seq.fetch_add(1, std::memory_order_relaxed));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) {
     return ErrnoStatus("creating " + tmp, errno);

@@ -85,14 +85,35 @@ uint64_t MachineMemoryMb() {
 // by `sandbox` (the project's, with the bundle writable: this is the one time it is written,
 // before any instance shares it), with only `env` (never the daemon's own environment: its
 // SMTP password, its tokens) and in a process group of its own that is killed after
-// `timeout`. Returns the exit status.
+// `timeout`, or as soon as `stopping` is set. What it writes goes to `log`, and to `progress`
+// as it comes. Returns the exit status.
 Result<int> RunBuild(const std::string& command, const std::string& cwd, const std::string& log,
                      const Sandbox& sandbox, std::vector<std::string> env,
-                     std::chrono::seconds timeout) {
+                     std::chrono::seconds timeout, const Controller::BuildProgress& progress,
+                     const std::atomic<bool>& stopping) {
   int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (out < 0) {
     return ErrnoStatus("opening the build log " + log, errno);
   }
+  int tail = progress ? ::open(log.c_str(), O_RDONLY | O_CLOEXEC) : -1;
+  off_t read_to = tail >= 0 ? ::lseek(tail, 0, SEEK_END) : 0;
+  // Hands what the build wrote since the last call to `progress`.
+  auto forward = [&] {
+    char buf[8192];
+    ssize_t n = 0;
+    while (tail >= 0 && (n = ::pread(tail, buf, sizeof(buf), read_to)) > 0) {
+      read_to += n;
+      progress(std::string_view(buf, static_cast<size_t>(n)));
+    }
+  };
+  struct Closer {
+    int fd;
+    ~Closer() {
+      if (fd >= 0) {
+        ::close(fd);
+      }
+    }
+  } close_tail{tail};
   std::string sh = "/bin/sh";
   std::string c = "-c";
   std::string cmd = command;
@@ -115,15 +136,20 @@ Result<int> RunBuild(const std::string& command, const std::string& cwd, const s
     if (r == pid || (r < 0 && errno != EINTR)) {
       break;
     }
-    if (std::chrono::steady_clock::now() >= deadline) {
+    forward();
+    bool late = std::chrono::steady_clock::now() >= deadline;
+    if (late || stopping.load()) {
       ::kill(-pid, SIGKILL);
       while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
       }
-      return Status::FailedPrecondition(
-          fmt::format("the build command ran longer than {} s and was killed", timeout.count()));
+      forward();
+      return late ? Status::FailedPrecondition(fmt::format(
+                        "the build command ran longer than {} s and was killed", timeout.count()))
+                  : Status::Unavailable("the build was stopped: the daemon is shutting down");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  forward();
   ::kill(-pid, SIGKILL);  // what it left running in the background goes with it
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
@@ -230,6 +256,16 @@ Status Controller::Start() {
 }
 
 void Controller::Shutdown() {
+  stopping_ = true;
+  {
+    MutexLock lock(pushes_mu_);
+    while (pushes_ > 0) {
+      pushes_cv_.WaitFor(pushes_mu_, std::chrono::milliseconds(100), [this]() REQUIRES(
+                                                                         pushes_mu_) {
+        return pushes_ == 0;
+      });
+    }
+  }
   if (supervisor_) {
     supervisor_->Shutdown();
   }
@@ -647,7 +683,8 @@ Status Controller::Forget(const std::string& project, const std::string& name) {
 }
 
 Result<IngestedArtifact> Controller::IngestBundle(const std::string& upload_path,
-                                                  const std::string& project) {
+                                                  const std::string& project,
+                                                  const BuildProgress& progress) {
   auto ingested = artifacts_.Ingest(upload_path);
   if (!ingested.ok()) {
     return ingested.status();
@@ -688,7 +725,8 @@ Result<IngestedArtifact> Controller::IngestBundle(const std::string& upload_path
           return s;
         }
       }
-      auto rc = RunBuild(bundle->build, dir, log, sandbox, env, options_.build_timeout);
+      auto rc = RunBuild(bundle->build, dir, log, sandbox, env, options_.build_timeout, progress,
+                         stopping_);
       if (lent) {
         (void)GiveToUser(dir, 0, 0);
       }
@@ -715,10 +753,33 @@ std::string Controller::BundleDir(const std::string& digest) const {
   return artifacts_.UnpackedPath(digest);
 }
 
+void Controller::PushArtifactInBackground(std::string project, std::string name,
+                                          std::string tag, std::string upload_path,
+                                          BuildProgress progress,
+                                          std::function<void(Result<ArtifactRecord>)> done) {
+  {
+    MutexLock lock(pushes_mu_);
+    ++pushes_;
+  }
+  std::thread([this, project = std::move(project), name = std::move(name),
+               tag = std::move(tag), upload_path = std::move(upload_path),
+               progress = std::move(progress), done = std::move(done)] {
+    Result<ArtifactRecord> rec =
+        stopping_ ? Result<ArtifactRecord>(Status::Unavailable("the daemon is shutting down"))
+                  : PushArtifact(project, name, tag, upload_path, progress);
+    ::unlink(upload_path.c_str());  // when the push failed before it took the file
+    done(std::move(rec));
+    MutexLock lock(pushes_mu_);
+    --pushes_;
+    pushes_cv_.NotifyAll();
+  }).detach();
+}
+
 Result<ArtifactRecord> Controller::PushArtifact(const std::string& project,
                                                 const std::string& name, const std::string& tag,
-                                                const std::string& upload_path) {
-  auto ingested = IngestBundle(upload_path, project);
+                                                const std::string& upload_path,
+                                                const BuildProgress& progress) {
+  auto ingested = IngestBundle(upload_path, project, progress);
   if (!ingested.ok()) {
     return ingested.status();
   }

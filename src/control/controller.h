@@ -12,6 +12,8 @@
 
 #include <boost/json/value.hpp>
 #include <array>
+#include <atomic>
+#include <string_view>
 #include <functional>
 #include <map>
 
@@ -122,16 +124,25 @@ class Controller {
   // no other tag uses), instance token and logs.
   Status Forget(const std::string& project, const std::string& name);
 
+  // A bundle's build output as it comes (pieces of lines), for a client watching the push.
+  using BuildProgress = std::function<void(std::string_view output)>;
   // Stores an uploaded bundle (the file at `upload_path` is consumed) under `tag`, running the
   // bundle's build command once per content. InvalidArgument for a refused archive.
   Result<ArtifactRecord> PushArtifact(const std::string& project, const std::string& name,
-                                      const std::string& tag, const std::string& upload_path);
+                                      const std::string& tag, const std::string& upload_path,
+                                      const BuildProgress& progress = {});
+  // PushArtifact on a thread of its own, for an answer streamed while the build runs: `done`
+  // gets the result, from that thread. Shutdown fails the builds under way and waits for them.
+  void PushArtifactInBackground(std::string project, std::string name, std::string tag,
+                                std::string upload_path, BuildProgress progress,
+                                std::function<void(Result<ArtifactRecord>)> done);
   // The artifact half of a push, for bundles that are not a service's (recipe node types):
   // stores the upload by content and runs its build command once per content, confined as
   // `project`'s programs are (empty: as the daemon's user), with a clean environment and
   // ControllerOptions::build_timeout.
   Result<IngestedArtifact> IngestBundle(const std::string& upload_path,
-                                        const std::string& project = "");
+                                        const std::string& project = "",
+                                        const BuildProgress& progress = {});
   // Where the bundle of `digest` is unpacked.
   std::string BundleDir(const std::string& digest) const;
 
@@ -210,6 +221,11 @@ class Controller {
   Mutex& ServiceLock(const std::string& project, const std::string& name);
   std::array<Mutex, 64> service_locks_;
   // "project/name" -> (revision, MB it reserves): what admission learned of stored revisions.
+  // Pushes running in the background, and the flag that makes their builds stop.
+  Mutex pushes_mu_;
+  CondVar pushes_cv_;
+  int pushes_ GUARDED_BY(pushes_mu_) = 0;
+  std::atomic<bool> stopping_{false};
   mutable Mutex reservations_mu_;
   mutable std::map<std::string, std::pair<int, uint64_t>> reservations_
       GUARDED_BY(reservations_mu_);

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import tarfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -722,6 +723,77 @@ def test_a_bundles_build_runs_with_a_clean_environment_and_a_timeout(daemon_fact
     took = time.monotonic() - started
     assert r.status_code == 400 and "longer than 3 s" in r.text, r.text
     assert took < 30, f"the push waited {took:.0f} s"
+    assert [a["tag"] for a in svc.d.get(f"{svc.path}/artifacts").json()["artifacts"]] == ["v1"]
+
+
+def test_builds_under_way_do_not_hold_up_other_changes(daemon_factory, new_service):
+    """Two pushes whose builds wait for the test's word: while both are building, creates and
+    definitions of other services are answered (before, each build held one of the two
+    threads changes run on); then the builds finish and both pushes succeed."""
+    d = daemon_factory(extra_args=["--build-timeout", "120"])
+    svc = new_service("slowbuild", d=d)
+    results = {}
+
+    def push(tag):
+        results[tag] = svc.d.put(f"{svc.path}/artifacts/{tag}", data=tarball({
+            "berth.yaml": 'build: "while [ ! -e release ]; do sleep 0.05; done; echo built"\n'
+                          'command: [true]\n',
+            f"marker-{tag}.txt": tag}), headers={"Content-Type": "application/octet-stream"},
+            timeout=120)
+    pushes = [threading.Thread(target=push, args=(tag,)) for tag in ("b1", "b2")]
+    for t in pushes:
+        t.start()
+    artifacts = Path(d.data_dir) / "artifacts"
+
+    def building():
+        found = {m.parent for m in artifacts.rglob("marker-*.txt")}
+        return found if len(found) == 2 else None
+    try:
+        wait_until(building, 30, "both builds to start")
+        for k in range(3):
+            other = new_service(f"meanwhile{k}", d=d)
+            other.define({"command": ["sleep", "60"], "replicas": 0,
+                          "container-port": next_port()})
+        assert not results, f"a push ended before its build was released: {results}"
+    finally:  # where the builds run (an unpacked bundle is moved into place whole)
+        for bundle in {m.parent for m in artifacts.rglob("marker-*.txt")}:
+            (bundle / "release").touch()
+        for t in pushes:
+            t.join(timeout=120)
+    assert {tag: r.status_code for tag, r in results.items()} == {"b1": 201, "b2": 201}, \
+        {tag: r.text for tag, r in results.items()}
+
+
+def test_a_push_with_progress_streams_its_builds_output_as_it_comes(daemon_factory,
+                                                                   new_service):
+    """`?progress=1`: the build's lines arrive while it runs (the first before the test lets
+    it go on), then the artifact; a failing build ends the stream with its error."""
+    d = daemon_factory(extra_args=["--build-timeout", "120"])
+    svc = new_service("watched", d=d)
+    r = svc.d.put(f"{svc.path}/artifacts/v1?progress=1", data=tarball({
+        "berth.yaml": 'build: "echo compiling; while [ ! -e release ]; do sleep 0.05; done; '
+                      'echo linking >&2"\ncommand: [true]\n',
+        "marker-watched.txt": "x"}), headers={"Content-Type": "application/octet-stream"},
+        stream=True, timeout=120)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/x-ndjson", r.text
+    lines = r.iter_lines()
+    assert json.loads(next(lines)) == {"build": "compiling"}
+    for marker in (Path(d.data_dir) / "artifacts").rglob("marker-watched.txt"):
+        (marker.parent / "release").touch()
+    rest = [json.loads(line) for line in lines]
+    assert rest[0] == {"build": "linking"}, rest
+    assert rest[-1]["artifact"]["tag"] == "v1" and len(rest) == 2, rest
+    assert [a["tag"] for a in svc.d.get(f"{svc.path}/artifacts").json()["artifacts"]] == ["v1"]
+    r = svc.d.put(f"{svc.path}/artifacts/v2?progress=1", data=tarball({
+        "berth.yaml": 'build: "echo trying; exit 4"\ncommand: [true]\n'}),
+        headers={"Content-Type": "application/octet-stream"}, timeout=60)
+    answer = [json.loads(line) for line in r.text.splitlines()]
+    assert answer[0] == {"build": "trying"}, answer
+    assert answer[-1]["error"]["code"] == "invalid_argument", answer
+    assert "exit code 4" in answer[-1]["error"]["message"], answer
+    r = svc.d.put(f"{svc.path}/artifacts/v3?progress=maybe", data=b"x",
+                  headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 400 and "progress" in r.text, r.text
     assert [a["tag"] for a in svc.d.get(f"{svc.path}/artifacts").json()["artifacts"]] == ["v1"]
 
 

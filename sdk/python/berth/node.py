@@ -265,7 +265,11 @@ class Node:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-            sys.exit(0)
+            # Not sys.exit: the interpreter's exit would terminate the ZeroMQ context, which
+            # waits for ever on a message still queued on a socket.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
 
         signal.signal(signal.SIGTERM, stop)
         while True:
