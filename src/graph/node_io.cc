@@ -1,12 +1,17 @@
 #include "graph/node_io.h"
 
 #include <signal.h>
+#include <spawn.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <string>
+#include <vector>
 #include <zmq.hpp>
 
 #include "graph/node_args.h"
@@ -15,6 +20,9 @@
 namespace berth {
 
 namespace json = boost::json;
+
+// Set (to the node's pid) in the environment of a node's worker processes.
+constexpr const char* kWorkerEnv = "BERTH_NODE_WORKER";
 
 json::object NodeMessage::Object() const {
   boost::system::error_code ec;
@@ -94,6 +102,10 @@ Result<std::unique_ptr<NodeIo>> NodeIo::FromEnvironment() {
 
 Result<std::unique_ptr<NodeIo>> NodeIo::FromConfig(NodeConfig config) {
   std::unique_ptr<NodeIo> io(new NodeIo(std::move(config)));
+  if (const char* parent = std::getenv(kWorkerEnv)) {
+    io->worker_of_ = static_cast<pid_t>(std::atol(parent));
+    return io;  // a worker speaks only to its node, over channels of its own
+  }
   if (auto s = io->Open(); !s.ok()) {
     return s;
   }
@@ -267,6 +279,9 @@ void NodeIo::Idle(std::chrono::milliseconds timeout) {
 }
 
 int NodeIo::Run(const Work& work) {
+  if (worker_of_ != 0) {
+    return RunAsWorker(work);
+  }
   if (config_.processes > 0 && inputs() > 0) {
     return RunWorkers(work);
   }
@@ -281,48 +296,71 @@ int NodeIo::Run(const Work& work) {
   }
 }
 
-int NodeIo::RunWorkers(const Work& work) {
-  std::string feed = config_.output + ".w";
-  std::string results = config_.output + ".r";
-  pid_t parent = getpid();
-  for (int w = 0; w < config_.processes; ++w) {
-    pid_t pid = fork();
-    if (pid < 0) {
-      std::perror("berth-node: fork");
+int NodeIo::RunAsWorker(const Work& work) {
+  // Dies with its node, and not at all if the node is already gone.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != worker_of_) {
+    return 1;
+  }
+  zmq::context_t ctx(1);
+  zmq::socket_t in(ctx, zmq::socket_type::pull);
+  zmq::socket_t out(ctx, zmq::socket_type::push);
+  in.set(zmq::sockopt::linger, 0);
+  out.set(zmq::sockopt::linger, 0);
+  in.connect(config_.output + ".w");
+  out.connect(config_.output + ".r");
+  while (true) {
+    zmq::message_t id;
+    zmq::message_t body;
+    if (!in.recv(id) || !in.recv(body)) {
       return 1;
     }
-    if (pid == 0) {
-      // A worker: dies with its node, speaks only to it, on a context of its own (a ZeroMQ
-      // context never crosses a fork).
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) {
-        _exit(1);
-      }
-      zmq::context_t ctx(1);
-      zmq::socket_t in(ctx, zmq::socket_type::pull);
-      zmq::socket_t out(ctx, zmq::socket_type::push);
-      in.set(zmq::sockopt::linger, 0);
-      out.set(zmq::sockopt::linger, 0);
-      in.connect(feed);
-      out.connect(results);
-      while (true) {
-        zmq::message_t id;
-        zmq::message_t body;
-        if (!in.recv(id) || !in.recv(body)) {
-          _exit(1);
-        }
-        NodeMessage m{id.to_string(), body.to_string()};
-        std::optional<std::string> answer;
-        try {
-          answer = work(m);
-        } catch (const std::exception& e) {
-          std::fprintf(stderr, "berth-node worker: %s\n", e.what());
-        }
-        if (answer) {
-          out.send(zmq::buffer(m.id), zmq::send_flags::sndmore);
-          out.send(zmq::buffer(*answer), zmq::send_flags::none);
-        }
-      }
+    NodeMessage m{id.to_string(), body.to_string()};
+    std::optional<std::string> answer;
+    try {
+      answer = work(m);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "berth-node worker: %s\n", e.what());
+    }
+    if (answer) {
+      out.send(zmq::buffer(m.id), zmq::send_flags::sndmore);
+      out.send(zmq::buffer(*answer), zmq::send_flags::none);
+    }
+  }
+}
+
+int NodeIo::RunWorkers(const Work& work) {
+  (void)work;  // it runs in the workers
+  std::string feed = config_.output + ".w";
+  std::string results = config_.output + ".r";
+  // This program's own argv, for the workers.
+  std::string cmdline;
+  if (FILE* f = std::fopen("/proc/self/cmdline", "rb")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) {
+      cmdline.append(buf, n);
+    }
+    std::fclose(f);
+  }
+  std::vector<char*> argv;
+  for (size_t at = 0; at < cmdline.size(); at = cmdline.find('\0', at) + 1) {
+    argv.push_back(cmdline.data() + at);
+  }
+  argv.push_back(nullptr);
+  std::string mark = std::string(kWorkerEnv) + "=" + std::to_string(getpid());
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) {
+    envp.push_back(*e);
+  }
+  envp.push_back(mark.data());
+  envp.push_back(nullptr);
+  for (int w = 0; w < config_.processes; ++w) {
+    pid_t pid = 0;
+    if (int err = posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data());
+        err != 0) {
+      std::fprintf(stderr, "berth-node: starting a worker: %s\n", std::strerror(err));
+      return 1;
     }
   }
   zmq::socket_t to_workers(*context_, zmq::socket_type::push);
@@ -331,6 +369,7 @@ int NodeIo::RunWorkers(const Work& work) {
   from_workers.set(zmq::sockopt::linger, 0);
   to_workers.bind(feed);
   from_workers.bind(results);
+  std::deque<NodeMessage> backlog;
   while (true) {
     // Answers first, then whatever arrived on the inputs (heartbeats are forwarded there).
     zmq::pollitem_t item{from_workers.handle(), 0, ZMQ_POLLIN, 0};
@@ -345,15 +384,25 @@ int NodeIo::RunWorkers(const Work& work) {
     for (auto& s : inputs_) {
       items.push_back({s->handle(), 0, ZMQ_POLLIN, 0});
     }
-    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(-1));
+    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(backlog.empty() ? -1 : 20));
     PollOnce(std::chrono::milliseconds(0));
-    // Input 0 feeds the workers; a worker node has one input, the others are dropped.
+    // Input 0 feeds the workers; a worker node has one input, the others are dropped. A send
+    // never blocks (PUSH waits while no worker is connected): what cannot go now waits here,
+    // and heartbeats go on meanwhile.
     for (NodeMessage& m : pending_[0]) {
-      to_workers.send(zmq::buffer(m.id), zmq::send_flags::sndmore);
-      to_workers.send(zmq::buffer(m.body), zmq::send_flags::none);
+      backlog.push_back(std::move(m));
     }
     for (auto& q : pending_) {
       q.clear();
+    }
+    while (!backlog.empty()) {
+      NodeMessage& m = backlog.front();
+      constexpr auto kNow = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
+      if (!to_workers.send(zmq::buffer(m.id), kNow)) {
+        break;
+      }
+      to_workers.send(zmq::buffer(m.body), zmq::send_flags::none);
+      backlog.pop_front();
     }
   }
 }

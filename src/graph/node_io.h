@@ -83,8 +83,11 @@ class NodeIo {
 
   // The loop of a node with one input: `work` turns each message of input 0 into the body it
   // publishes (nullopt: publish nothing). With args "processes" N > 0 the work runs in N
-  // forked worker processes (fed round-robin over ipc `<output>.w`, answering on `<output>.r`)
-  // while this process keeps the channels and heartbeats. Returns only on a channel error.
+  // worker processes (fed round-robin over ipc `<output>.w`, answering on `<output>.r`) while
+  // this process keeps the channels and heartbeats. Returns only on a channel error.
+  // Workers are this program again, exec'd with BERTH_NODE_WORKER set (a bare fork would copy
+  // a process whose ZeroMQ thread may hold a lock the child then waits on for ever): in them
+  // FromEnvironment opens no channel and Run runs `work` for the node that started them.
   using Work = std::function<std::optional<std::string>(const NodeMessage&)>;
   int Run(const Work& work);
 
@@ -98,8 +101,10 @@ class NodeIo {
   void AddPerInput(boost::json::object& heartbeat, const char* field,
                    boost::json::array values) const;
   int RunWorkers(const Work& work);
+  int RunAsWorker(const Work& work);
 
   NodeConfig config_;
+  pid_t worker_of_ = 0;  // in a worker: its node's pid
   std::unique_ptr<zmq::context_t> context_;
   std::unique_ptr<zmq::socket_t> output_;
   std::vector<std::unique_ptr<zmq::socket_t>> inputs_;

@@ -19,6 +19,7 @@ import subprocess
 import tarfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -885,6 +886,10 @@ def test_a_built_in_node_with_processes_works_in_that_many_worker_processes(daem
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             return [int(p) for p in f.read().split()]
     kids = wait_until(lambda: len(workers()) == 2 and workers(), 5, "two worker processes")
+    # Workers are the node's program exec'd afresh (not bare forks of a process with threads).
+    for kid in kids:
+        environ = Path(f"/proc/{kid}/environ").read_bytes().split(b"\0")
+        assert f"BERTH_NODE_WORKER={pid}".encode() in environ
     ids = {call_ping(daemon, name)["id"] for _ in range(20)}
     assert len(ids) == 20, ids
     stop(daemon, name)
