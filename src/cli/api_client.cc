@@ -181,40 +181,34 @@ Status ReadStreamed(Connection& c, const std::string& base_url,
   if (ec) {
     return Status::Unavailable(fmt::format("reading from {}: {}", base_url, ec.message()));
   }
-  if (parser.get().result_int() >= 400) {
-    std::string raw;
-    char buf[4096];
-    while (!parser.is_done()) {
-      parser.get().body().data = buf;
-      parser.get().body().size = sizeof(buf);
-      http::read(c.stream, buffer, parser, ec);
-      if (ec && ec != http::error::need_buffer) {
-        break;
-      }
-      raw.append(buf, sizeof(buf) - parser.get().body().size);
-    }
-    ApiResponse r;
-    r.status = static_cast<int>(parser.get().result_int());
-    r.raw = raw;
-    boost::system::error_code jec;
-    r.body = boost::json::parse(raw, jec);
-    return StatusFromResponse(r);
-  }
+  // An error's body is collected (whatever arrives of it) and becomes the Status.
+  bool failed = parser.get().result_int() >= 400;
+  std::string raw;
   char buf[8192];
   while (!parser.is_done()) {
     parser.get().body().data = buf;
     parser.get().body().size = sizeof(buf);
     http::read(c.stream, buffer, parser, ec);
     if (ec && ec != http::error::need_buffer) {
-      if (ec == http::error::end_of_stream || ec == asio::error::eof) {
+      if (failed || ec == http::error::end_of_stream || ec == asio::error::eof) {
         break;
       }
       return Status::Unavailable(fmt::format("reading from {}: {}", base_url, ec.message()));
     }
-    size_t got = sizeof(buf) - parser.get().body().size;
-    if (got > 0 && !on_data(std::string_view(buf, got))) {
+    std::string_view got(buf, sizeof(buf) - parser.get().body().size);
+    if (failed) {
+      raw.append(got);
+    } else if (!got.empty() && !on_data(got)) {
       break;
     }
+  }
+  if (failed) {
+    ApiResponse r;
+    r.status = static_cast<int>(parser.get().result_int());
+    r.raw = raw;
+    boost::system::error_code jec;
+    r.body = boost::json::parse(raw, jec);
+    return StatusFromResponse(r);
   }
   return Status::Ok();
 }

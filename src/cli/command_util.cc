@@ -75,12 +75,9 @@ void Print(const CommonOptions& opts, const json::value& v, const std::string& t
   std::cout << (opts.output == "json" ? PrettyJson(v) : table);
 }
 
-void FollowJsonLines(
-    const std::string& path,
-    const std::function<void(const std::string& raw, const json::value& v)>& on_line) {
+std::function<bool(std::string_view)> JsonLines(JsonLineHandler on_line) {
   // The body arrives in pieces that need not end on a line: keep the tail for the next one.
-  std::string pending;
-  Status s = Client().Stream(path, [&](std::string_view data) {
+  return [on_line = std::move(on_line), pending = std::string()](std::string_view data) mutable {
     pending.append(data);
     size_t nl;
     while ((nl = pending.find('\n')) != std::string::npos) {
@@ -93,8 +90,11 @@ void FollowJsonLines(
       }
     }
     return true;
-  });
-  if (!s.ok()) {
+  };
+}
+
+void FollowJsonLines(const std::string& path, const JsonLineHandler& on_line) {
+  if (Status s = Client().Stream(path, JsonLines(on_line)); !s.ok()) {
     Fail(s);
   }
 }

@@ -48,12 +48,15 @@ std::string OneLine(std::string s, size_t max = 60);
 boost::json::value ReadJsonOrYamlFile(const std::string& path);
 // Prints `v` as JSON with -o json, else `table`.
 void Print(const CommonOptions& opts, const boost::json::value& v, const std::string& table);
+// Turns the pieces of an NDJSON body (which need not end on a line) into calls of `on_line`
+// with each line as sent and as parsed; lines that are not JSON are skipped. For
+// ApiClient::Stream and Upload's `on_data`.
+using JsonLineHandler =
+    std::function<void(const std::string& raw, const boost::json::value& v)>;
+std::function<bool(std::string_view)> JsonLines(JsonLineHandler on_line);
 // Reads an NDJSON stream (a GET such as logs?follow=1) until the server ends it, calling
-// `on_line` with each line as sent and as parsed; lines that are not JSON are skipped. Fails on
-// any error.
-void FollowJsonLines(
-    const std::string& path,
-    const std::function<void(const std::string& raw, const boost::json::value& v)>& on_line);
+// `on_line` as JsonLines does. Fails on any error.
+void FollowJsonLines(const std::string& path, const JsonLineHandler& on_line);
 
 // Packs `source` (a folder, honouring .berthignore; or a tarball as it is) and uploads it as
 // `name`:`tag`, with progress bars on a terminal. Fails on any error.

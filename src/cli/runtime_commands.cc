@@ -70,25 +70,6 @@ PushedBundle PushBundle(const std::string& name, const std::string& source,
                       source, true);
 }
 
-namespace {
-
-// The status a push's streamed {"error": {"code", "message"}} stands for.
-Status StreamedError(const json::value& error) {
-  std::string_view code = Field(error, "code").is_string() ? Field(error, "code").get_string()
-                                                           : std::string_view();
-  ApiResponse r;
-  r.status = code == "invalid_argument"                               ? 400
-             : code == "permission_denied"                            ? 403
-             : code == "not_found"                                    ? 404
-             : code == "already_exists" || code == "failed_precondition" ? 409
-             : code == "unavailable"                                  ? 503
-                                                                      : 500;
-  r.body = json::object{{"error", error}};
-  return StatusFromResponse(r);
-}
-
-}  // namespace
-
 PushedBundle UploadBundle(const std::string& api_path, const std::string& source,
                           bool watch_build) {
   PushedBundle out;
@@ -115,35 +96,23 @@ PushedBundle UploadBundle(const std::string& api_path, const std::string& source
   }
   ProgressBar uploading("uploading");
   // Watching the build: its lines are shown (on stderr, as they come) once the upload is done.
-  std::string pending;
   std::optional<Status> failed;
-  auto on_line = [&](std::string_view line) {
-    boost::system::error_code ec;
-    json::value v = json::parse(line, ec);
-    if (ec || !v.is_object()) {
-      return;
-    }
-    if (const auto* b = v.get_object().if_contains("build"); b && b->is_string()) {
-      uploading.Done();
-      fmt::print(stderr, "build | {}\n", std::string_view(b->get_string()));
-      std::fflush(stderr);
-    } else if (const auto* a = v.get_object().if_contains("artifact")) {
-      out.response = *a;
-    } else if (const auto* e = v.get_object().if_contains("error"); e && e->is_object()) {
-      failed = StreamedError(*e);
-    }
-  };
   std::function<bool(std::string_view)> on_data;
   if (watch_build) {
-    on_data = [&](std::string_view piece) {
-      pending.append(piece);
-      size_t eol;
-      while ((eol = pending.find('\n')) != std::string::npos) {
-        on_line(std::string_view(pending).substr(0, eol));
-        pending.erase(0, eol + 1);
+    on_data = JsonLines([&](const std::string&, const json::value& v) {
+      if (!v.is_object()) {
+        return;
       }
-      return true;
-    };
+      if (const auto* b = v.get_object().if_contains("build"); b && b->is_string()) {
+        uploading.Done();
+        fmt::print(stderr, "build | {}\n", std::string_view(b->get_string()));
+        std::fflush(stderr);
+      } else if (const auto* a = v.get_object().if_contains("artifact")) {
+        out.response = *a;
+      } else if (const auto* e = v.get_object().if_contains("error"); e && e->is_object()) {
+        failed = Status(StatusCodeFromName(Str(Field(*e, "code"))), Str(Field(*e, "message")));
+      }
+    });
   }
   std::string path = api_path;
   if (watch_build) {

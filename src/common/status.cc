@@ -28,6 +28,15 @@ std::string_view StatusCodeName(StatusCode code) {
   return "unknown";
 }
 
+StatusCode StatusCodeFromName(std::string_view name) {
+  for (int i = 0; i < static_cast<int>(StatusCode::kInternal); ++i) {
+    if (StatusCodeName(static_cast<StatusCode>(i)) == name) {
+      return static_cast<StatusCode>(i);
+    }
+  }
+  return StatusCode::kInternal;
+}
+
 std::string Status::ToString() const {
   if (ok()) {
     return "ok";

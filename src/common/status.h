@@ -28,6 +28,8 @@ enum class StatusCode {
 
 // Stable lowercase name of a code, used in API error bodies ("not_found").
 std::string_view StatusCodeName(StatusCode code);
+// The code StatusCodeName names ("not_found" -> kNotFound); kInternal for a name it never gives.
+StatusCode StatusCodeFromName(std::string_view name);
 
 class [[nodiscard]] Status {
  public:

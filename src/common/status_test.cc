@@ -27,6 +27,15 @@ TEST(StatusTest, ErrnoStatusMapsCommonErrors) {
   EXPECT_EQ(ErrnoStatus("opening f", ENOENT).message(), "opening f: No such file or directory");
 }
 
+TEST(StatusTest, CodeNamesReadBackAsTheirCodes) {
+  for (int i = 0; i <= static_cast<int>(StatusCode::kInternal); ++i) {
+    auto code = static_cast<StatusCode>(i);
+    EXPECT_EQ(StatusCodeFromName(StatusCodeName(code)), code) << StatusCodeName(code);
+  }
+  EXPECT_EQ(StatusCodeFromName("no_such_code"), StatusCode::kInternal);
+  EXPECT_EQ(StatusCodeFromName(""), StatusCode::kInternal);
+}
+
 TEST(ResultTest, HoldsValueOrStatus) {
   Result<int> good = 42;
   ASSERT_TRUE(good.ok());

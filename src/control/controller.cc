@@ -95,25 +95,17 @@ Result<int> RunBuild(const std::string& command, const std::string& cwd, const s
   if (out < 0) {
     return ErrnoStatus("opening the build log " + log, errno);
   }
-  int tail = progress ? ::open(log.c_str(), O_RDONLY | O_CLOEXEC) : -1;
-  off_t read_to = tail >= 0 ? ::lseek(tail, 0, SEEK_END) : 0;
+  UniqueFd tail(progress ? ::open(log.c_str(), O_RDONLY | O_CLOEXEC) : -1);
+  off_t read_to = tail.get() >= 0 ? ::lseek(tail.get(), 0, SEEK_END) : 0;
   // Hands what the build wrote since the last call to `progress`.
   auto forward = [&] {
     char buf[8192];
     ssize_t n = 0;
-    while (tail >= 0 && (n = ::pread(tail, buf, sizeof(buf), read_to)) > 0) {
+    while (tail.get() >= 0 && (n = ::pread(tail.get(), buf, sizeof(buf), read_to)) > 0) {
       read_to += n;
       progress(std::string_view(buf, static_cast<size_t>(n)));
     }
   };
-  struct Closer {
-    int fd;
-    ~Closer() {
-      if (fd >= 0) {
-        ::close(fd);
-      }
-    }
-  } close_tail{tail};
   std::string sh = "/bin/sh";
   std::string c = "-c";
   std::string cmd = command;

@@ -220,12 +220,12 @@ class Controller {
   // Serialises Refresh and Forget of one service (striped by name).
   Mutex& ServiceLock(const std::string& project, const std::string& name);
   std::array<Mutex, 64> service_locks_;
-  // "project/name" -> (revision, MB it reserves): what admission learned of stored revisions.
   // Pushes running in the background, and the flag that makes their builds stop.
   Mutex pushes_mu_;
   CondVar pushes_cv_;
   int pushes_ GUARDED_BY(pushes_mu_) = 0;
   std::atomic<bool> stopping_{false};
+  // "project/name" -> (revision, MB it reserves): what admission learned of stored revisions.
   mutable Mutex reservations_mu_;
   mutable std::map<std::string, std::pair<int, uint64_t>> reservations_
       GUARDED_BY(reservations_mu_);

@@ -14,6 +14,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/file_util.h"
 #include "graph/node_args.h"
 #include "graph/wire.h"
 
@@ -283,7 +284,7 @@ int NodeIo::Run(const Work& work) {
     return RunAsWorker(work);
   }
   if (config_.processes > 0 && inputs() > 0) {
-    return RunWorkers(work);
+    return RunWorkers();
   }
   while (true) {
     auto m = Get(0);
@@ -329,20 +330,12 @@ int NodeIo::RunAsWorker(const Work& work) {
   }
 }
 
-int NodeIo::RunWorkers(const Work& work) {
-  (void)work;  // it runs in the workers
+int NodeIo::RunWorkers() {
   std::string feed = config_.output + ".w";
   std::string results = config_.output + ".r";
-  // This program's own argv, for the workers.
-  std::string cmdline;
-  if (FILE* f = std::fopen("/proc/self/cmdline", "rb")) {
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) {
-      cmdline.append(buf, n);
-    }
-    std::fclose(f);
-  }
+  // This program's own argv, for the workers (the work runs in them).
+  auto self = ReadFile("/proc/self/cmdline");
+  std::string cmdline = self.ok() ? std::move(*self) : std::string();
   std::vector<char*> argv;
   for (size_t at = 0; at < cmdline.size(); at = cmdline.find('\0', at) + 1) {
     argv.push_back(cmdline.data() + at);

@@ -100,7 +100,7 @@ class NodeIo {
   // heartbeat[field][this node's index] = values (one per input), making `field` an object.
   void AddPerInput(boost::json::object& heartbeat, const char* field,
                    boost::json::array values) const;
-  int RunWorkers(const Work& work);
+  int RunWorkers();
   int RunAsWorker(const Work& work);
 
   NodeConfig config_;

@@ -13,9 +13,9 @@
 
 namespace berth {
 
-// The inode of the socket listening on `host`:`port` in a /proc/net/tcp or /proc/net/tcp6
-// table (`text`): the exact IPv4 address first, else the wildcard one (0.0.0.0, ::) the
-// kernel would hand the connection to. nullopt if none listens there.
+// The inode of the socket listening on `host`:`port` in the /proc/net/tcp and /proc/net/tcp6
+// tables (`tcp`, `tcp6`): the exact IPv4 address first, else the wildcard one (0.0.0.0, ::)
+// the kernel would hand the connection to. nullopt if none listens there.
 std::optional<uint64_t> ListenerInode(std::string_view tcp, std::string_view tcp6,
                                       const std::string& host, int port);
 
@@ -25,8 +25,8 @@ std::vector<int> ProcessTree(int root);
 // True if one of `pids` has the socket `inode` open.
 bool AnyHoldsSocket(const std::vector<int>& pids, uint64_t inode);
 
-// "" when the listener on host:port belongs to the tree of `program_pid`, else why not (no
-// listener found, or another program's).
+// "" when the listener on host:port belongs to the tree of `program_pid` (or the tables show
+// none to hold against it), else why not: another program's.
 std::string ListenerOwnerProblem(const std::string& host, int port, int program_pid);
 
 }  // namespace berth
