@@ -105,16 +105,20 @@ class Service:
         one, it serves until stop() is called. If it cannot listen (address taken, bad
         PORT), it logs why and exits with status 1: there is nothing to serve.
         """
-        try:
-            self.start(host, port)
-        except (OSError, ValueError) as e:
-            log.error("cannot start: %s", e)
-            raise SystemExit(1) from None
+        # The handlers go in before the server answers: the platform may send SIGTERM as
+        # soon as the first health check passes, and the default action would kill us
+        # without flushing notifications.
+        self._stop_requested.clear()
         previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, self._on_signal)
         try:
+            try:
+                self._start(host, port)
+            except (OSError, ValueError) as e:
+                log.error("cannot start: %s", e)
+                raise SystemExit(1) from None
             self._stop_requested.wait()
         finally:
             self.stop()
@@ -127,6 +131,10 @@ class Service:
         For tests and embedding; run() is this plus waiting for a signal. Port 0
         picks a free port.
         """
+        self._stop_requested.clear()
+        return self._start(host, port)
+
+    def _start(self, host: str | None, port: int | None) -> tuple[str, int]:
         if self._server is not None:
             raise RuntimeError("the service is already running; call stop() first")
         address = bind_address(host, port)
@@ -141,7 +149,6 @@ class Service:
             raise OSError(e.errno, f"cannot listen on {address[0]}:{address[1]}: {e.strerror}; "
                                    "set HOST/PORT (or pass run(host=, port=)) to a free "
                                    "address") from None
-        self._stop_requested.clear()
         bound = self._server.server_address[:2]
         self._thread = threading.Thread(target=self._server.serve_forever, name="berth-http",
                                         kwargs={"poll_interval": 0.2}, daemon=True)
