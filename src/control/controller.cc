@@ -202,6 +202,7 @@ Controller::Controller(Store& store, Launcher& launcher, Clock& clock, Controlle
       r.active_revision = u.active_revision;
       r.versions.insert(u.versions.begin(), u.versions.end());
       r.mirrors = u.mirrors;
+      r.fallback_revision = u.fallback_revision;
       for (const auto& e : u.ready) {
         r.upstreams.push_back({e.host, e.port, e.revision, "", nullptr});
       }

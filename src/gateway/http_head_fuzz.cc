@@ -1,8 +1,10 @@
 // libFuzzer target for the proxy path's parsers: any bytes as a request head, a response head
 // and a chunked body. Besides not crashing:
-// - a head that parses is one a strict peer reads the same way: rebuilt as the gateway
-//   forwards it (CRLF line ends, "name: value"), it parses back to the same method, target,
-//   fields and framing — nothing the gateway forwards can desynchronise an upstream;
+// - a head that parses is one a strict peer reads the same way: rebuilt (CRLF line ends,
+//   "name: value"), it parses back to the same method, target, fields and framing;
+// - what the gateway really forwards (UpstreamRequestHead, ClientResponseHead) parses back
+//   whole, with the same start line and framing — nothing it forwards can desynchronise an
+//   upstream or a client;
 // - no prefix of a complete head is kInvalid or kComplete (refusing early never refuses a head
 //   that turns out valid);
 // - the chunked tracker reaches the same end fed byte by byte as fed whole.
@@ -12,8 +14,11 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gateway/http_head.h"
+#include "gateway/proxy_head.h"
+#include "gateway/route_table.h"
 
 namespace {
 
@@ -43,6 +48,50 @@ std::string Rebuild(const berth::MessageHead& h, bool request) {
     out.append(h.fields[i].name).append(": ").append(h.fields[i].value).append("\r\n");
   }
   return out.append("\r\n");
+}
+
+// What the gateway sends on: to an instance (a route that passes the path as it is, and one
+// that strips a prefix) or back to a client (keeping the connection or not).
+void CheckForwarded(std::string_view text, const berth::MessageHead& h, bool request) {
+  std::vector<std::string> sent;
+  if (request) {
+    auto route = std::make_shared<berth::ServiceRoute>();
+    route->prefix = "/p-s";
+    berth::RouteMatch match;
+    match.route = route;
+    sent.push_back(berth::UpstreamRequestHead(h, match, "127.0.0.1"));
+    route->strip = true;
+    match.prefix_len = h.target.find_first_of("/?", 1);
+    if (match.prefix_len == std::string_view::npos) {
+      match.prefix_len = h.target.size();
+    }
+    sent.push_back(berth::UpstreamRequestHead(h, match, "127.0.0.1"));
+  } else {
+    std::string_view raw = text.substr(0, h.head_bytes);
+    sent.push_back(berth::ClientResponseHead(h, raw, true));
+    sent.push_back(berth::ClientResponseHead(h, raw, false));
+  }
+  for (size_t k = 0; k < sent.size(); ++k) {
+    berth::MessageHead f;
+    berth::ParseResult r =
+        request ? berth::ParseRequestHead(sent[k], f) : berth::ParseResponseHead(sent[k], f);
+    if (r == berth::ParseResult::kTooManyFields && h.field_count + 5 > berth::kMaxHeaderFields) {
+      continue;  // the X-Forwarded-* fields took it over the parser's limit: still one head
+    }
+    Check(r == berth::ParseResult::kComplete, "the gateway forwards a head that does not parse");
+    Check(f.head_bytes == sent[k].size(), "the gateway forwards a head that ends elsewhere");
+    Check(f.content_length == h.content_length && f.chunked == h.chunked,
+          "the gateway forwards a head that frames differently");
+    if (request) {
+      Check(f.method == h.method, "the gateway forwards another method");
+      Check(k == 1 || f.target == h.target, "the gateway forwards another target");
+      Check(f.Get("host") == h.Get("host"), "the gateway forwards another host");
+    } else {
+      Check(f.status == h.status, "the gateway forwards another status");
+      Check(k == 0 || !f.keep_alive() || f.status == 101,
+            "the gateway keeps a client connection it closes");
+    }
+  }
 }
 
 void CheckHead(std::string_view text, bool request) {
@@ -77,6 +126,7 @@ void CheckHead(std::string_view text, bool request) {
   Check(h2.content_length == h.content_length && h2.chunked == h.chunked &&
             h2.keep_alive() == h.keep_alive(),
         "the forwarded head frames differently");
+  CheckForwarded(text, h, request);
   // Every proper prefix of the head is still incomplete.
   for (size_t k : {h.head_bytes - 1, h.head_bytes / 2, h.head_bytes / 3}) {
     berth::MessageHead p;

@@ -1,5 +1,6 @@
 #include "gateway/route_table.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace berth {
@@ -89,14 +90,37 @@ int RouteTable::InFlight(const std::string& host, int port) const {
   return it == counters_.end() ? 0 : it->second->load();
 }
 
+std::shared_ptr<const ServiceRoute> RouteTable::Find(std::string_view prefix) const {
+  MutexLock lock(mu_);
+  auto it = table_->find(prefix);
+  return it == table_->end() ? nullptr : it->second;
+}
+
 std::optional<Upstream> RouteTable::Pick(const ServiceRoute& route, int revision) const {
+  return PickOf(route, revision, {});
+}
+
+std::optional<Upstream> RouteTable::PickFor(const ServiceRoute& route, std::optional<int> pinned,
+                                            const std::vector<std::string>& tried) const {
+  if (pinned) {
+    return PickOf(route, *pinned, tried);
+  }
+  std::optional<Upstream> up = PickOf(route, route.active_revision, tried);
+  if (!up && route.fallback_revision != 0) {
+    up = PickOf(route, route.fallback_revision, tried);
+  }
+  return up;
+}
+
+std::optional<Upstream> RouteTable::PickOf(const ServiceRoute& route, int revision,
+                                           const std::vector<std::string>& tried) const {
   const Upstream* best = nullptr;
   int best_load = 0;
   size_t n = route.upstreams.size();
   uint32_t start = n ? round_robin_.fetch_add(1, std::memory_order_relaxed) % n : 0;
   for (size_t k = 0; k < n; ++k) {
     const Upstream& u = route.upstreams[(start + k) % n];
-    if (u.revision != revision) {
+    if (u.revision != revision || std::find(tried.begin(), tried.end(), u.key) != tried.end()) {
       continue;
     }
     int load = u.in_flight->load(std::memory_order_relaxed);

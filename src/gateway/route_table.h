@@ -42,6 +42,19 @@ struct Upstream {
   std::shared_ptr<std::atomic<int>> in_flight;
 };
 
+// Holds a request count up (an instance's in_flight, the copies out to mirrors) for as long
+// as it lives.
+class InFlight {
+ public:
+  explicit InFlight(std::shared_ptr<std::atomic<int>> c) : c_(std::move(c)) { c_->fetch_add(1); }
+  ~InFlight() { c_->fetch_sub(1); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  std::shared_ptr<std::atomic<int>> c_;
+};
+
 struct ServiceRoute {
   std::string project;
   std::string name;
@@ -51,6 +64,9 @@ struct ServiceRoute {
   int active_revision = 0;
   std::map<std::string, int, std::less<>> versions;  // version label -> revision
   std::vector<int> mirrors;  // revisions that get a copy of requests to the live one
+  // The revision the live one replaced, still running while the live one settles (0: none):
+  // requests the live revision cannot take go there (PickFor).
+  int fallback_revision = 0;
   std::shared_ptr<RouteStats> stats;  // filled by RouteTable
   std::vector<Upstream> upstreams;    // ready instances of every revision
 };
@@ -77,8 +93,16 @@ class RouteTable {
   // Picks the ready instance of `revision` with the fewest requests in flight; ties go round
   // robin. nullopt when there is none.
   std::optional<Upstream> Pick(const ServiceRoute& route, int revision) const;
+  // Where a request goes: an instance of the pinned revision, or of the live one and then of
+  // the fallback revision; none whose key is in `tried` (instances that failed this request).
+  std::optional<Upstream> PickFor(const ServiceRoute& route, std::optional<int> pinned,
+                                  const std::vector<std::string>& tried = {}) const;
+  // The current route with this prefix ("/p-s"), or null.
+  std::shared_ptr<const ServiceRoute> Find(std::string_view prefix) const;
 
  private:
+  std::optional<Upstream> PickOf(const ServiceRoute& route, int revision,
+                                 const std::vector<std::string>& tried) const;
   using Table = std::map<std::string, std::shared_ptr<const ServiceRoute>, std::less<>>;
   mutable Mutex mu_;
   std::shared_ptr<const Table> table_ GUARDED_BY(mu_) = std::make_shared<Table>();

@@ -1155,8 +1155,11 @@ void Supervisor::PublishRoutes(Service& svc) {
       u.mirrors.push_back(shadow.revision);
     }
   }
-  std::string sig =
-      fmt::format("{}|{}|{}|{}|", u.active_revision, u.strip, u.public_access, u.internal);
+  if (svc.settling_from && svc.settling_from->revision != u.active_revision) {
+    u.fallback_revision = svc.settling_from->revision;
+  }
+  std::string sig = fmt::format("{}|{}|{}|{}|{}|", u.active_revision, u.fallback_revision,
+                                u.strip, u.public_access, u.internal);
   for (const auto& [version, revision] : u.versions) {
     sig += fmt::format("{}={},", version, revision);
   }

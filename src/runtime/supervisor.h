@@ -130,6 +130,9 @@ struct RouteUpdate {
   std::vector<Endpoint> ready;          // ready instances of every revision (not draining)
   std::map<std::string, int> versions;  // version label -> revision, for pinned routes
   std::vector<int> mirrors;             // shadow revisions that get a copy of the live traffic
+  // The revision the live one replaced, while it still runs for the live one's
+  // min-healthy-time (0: none): it takes the requests the live revision's instances fail.
+  int fallback_revision = 0;
 };
 
 // A run-to-completion workload: a command in its own cgroup with limits and logs.

@@ -327,6 +327,7 @@ TEST_F(SupervisorTest, ANewRevisionTakesOverOnceHealthy) {
   clock_.Advance(1s);
   Step(2);
   EXPECT_EQ(Count("settled"), 1);
+  EXPECT_EQ(routes_.back().fallback_revision, 0);
   auto stopped = launcher_.stopped();
   std::sort(stopped.begin(), stopped.end());
   std::sort(old.begin(), old.end());
@@ -352,6 +353,7 @@ std::string SupervisorTest::SwitchToRevision2(int min_healthy_time_s) {
 
 TEST_F(SupervisorTest, ARevisionCrashingAfterGoingLiveIsRolledBackToTheStillRunningOldOne) {
   std::string old = SwitchToRevision2(10);
+  EXPECT_EQ(routes_.back().fallback_revision, 1) << "the gateway may retry on the old revision";
   size_t starts = Starts();
   clock_.Advance(3s);
   launcher_.Exit(Dir(2), 1);  // passed its first health check, crashes 3 s later
@@ -361,6 +363,7 @@ TEST_F(SupervisorTest, ARevisionCrashingAfterGoingLiveIsRolledBackToTheStillRunn
   EXPECT_EQ(Count("rolled-back"), 1);
   EXPECT_EQ(Dir(1), old) << "traffic went back to the instance that never stopped";
   EXPECT_EQ(routes_.back().active_revision, 1);
+  EXPECT_EQ(routes_.back().fallback_revision, 0);
   ASSERT_FALSE(routes_.back().ready.empty());
   EXPECT_EQ(routes_.back().ready[0].revision, 1);
   Step(3);
