@@ -330,7 +330,7 @@ class Load(threading.Thread):
 
     def __init__(self, url):
         super().__init__(daemon=True)
-        self.url, self.ok, self.failed, self.bodies = url, 0, 0, {}
+        self.url, self.ok, self.failed, self.bodies, self.errors = url, 0, 0, {}, {}
         self.stopping = threading.Event()
 
     def run(self):
@@ -340,12 +340,17 @@ class Load(threading.Thread):
                     body = r.read().decode()
                     self.ok += 1
                     self.bodies[body] = self.bodies.get(body, 0) + 1
-            except (OSError, urllib.error.URLError):
+            except urllib.error.HTTPError as e:
                 self.failed += 1
+                why = f"HTTP {e.code}: {e.read().decode(errors='replace')[:160]}"
+                self.errors[why] = self.errors.get(why, 0) + 1
+            except (OSError, urllib.error.URLError) as e:
+                self.failed += 1
+                self.errors[str(e)] = self.errors.get(str(e), 0) + 1
 
     def take(self):
-        out = (self.ok, self.failed, dict(self.bodies))
-        self.ok, self.failed, self.bodies = 0, 0, {}
+        out = (self.ok, self.failed, dict(self.bodies), dict(self.errors))
+        self.ok, self.failed, self.bodies, self.errors = 0, 0, {}, {}
         return out
 
 
@@ -377,7 +382,7 @@ def part_updates(d):
             return st.get("failed_revision") == rev
         wait_for(f"the {label} revision to settle", settled, timeout=90)
         time.sleep(1)
-        n_ok, n_failed, bodies = load.take()
+        n_ok, n_failed, bodies, errors = load.take()
         text = "v2" if good else serving
         still = bodies.get(serving if not good else text, 0)
         verdict = (n_failed == 0 if good else still > 0)
@@ -387,6 +392,8 @@ def part_updates(d):
         print(f"  {label:30s} {n_ok:6d} ok, {n_failed:4d} failed; answers {bodies}; "
               f"{'rolled back, ' if not good else ''}active revision {st['active_revision']}"
               f"  {'ok' if verdict else 'MISSED'}")
+        for why, n in sorted(errors.items(), key=lambda e: -e[1]):
+            print(f"      {n:4d} x {why}")
         ok_all = ok_all and verdict
     load.stopping.set()
     load.join(timeout=10)
