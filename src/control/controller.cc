@@ -154,7 +154,6 @@ Controller::Controller(Store& store, Launcher& launcher, Clock& clock, Controlle
       artifacts_(options_.data_dir + "/artifacts", UnpackLimits{}) {
   SupervisorOptions so;
   so.instances_dir = options_.data_dir + "/instances";
-  so.address_claims_dir = options_.address_claims_dir;
   SupervisorHooks hooks;
   hooks.event = [this](const ServiceKey& key, const std::string& kind, const std::string& msg) {
     // A service deleted meanwhile has nowhere to keep the event; that is fine.

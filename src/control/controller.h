@@ -46,9 +46,6 @@ struct ControllerOptions {
   ConfinementOptions confinement;
   // A bundle's build command is killed after this long (the push is then refused).
   std::chrono::seconds build_timeout{600};
-  // Where instances claim their loopback addresses across daemons (runtime/linux/
-  // address_claim.h); empty: no claims.
-  std::string address_claims_dir;
   // "NAME=value" every build gets besides PATH, LANG, HOME and BERTH_PROJECT
   // (CMAKE_PREFIX_PATH for the C++ SDK).
   std::vector<std::string> build_env;

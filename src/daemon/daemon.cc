@@ -311,7 +311,8 @@ int RunDaemon(const DaemonConfig& config) {
     LogError("cannot initialise store", {{"error", s.message()}});
     return 1;
   }
-  auto launcher = MakeLinuxLauncher(SelfExecutable());
+  // Instances claim their addresses in a directory every daemon of the machine shares.
+  auto launcher = MakeLinuxLauncher(SelfExecutable(), kAddressClaimsDir);
   // One authenticator for API and gateway, so that a revoked token stops working in both.
   // The gateway accepts tokens of the service's project, or admin tokens.
   Authenticator gateway_auth(**store);
@@ -350,7 +351,6 @@ int RunDaemon(const DaemonConfig& config) {
   std::string unconfined_why = "turned off (--no-confine or BERTH_CONFINE=0)";
   copts.confinement.enabled = config.confine && ConfinementAvailable(&unconfined_why);
   copts.build_timeout = std::chrono::seconds(config.build_timeout_s);
-  copts.address_claims_dir = kAddressClaimsDir;  // shared with every daemon of the machine
   if (copts.confinement.enabled) {
     LogInfo("programs run as their project's user",
             {{"uids_from", std::to_string(copts.confinement.uid_base + 1)}});

@@ -88,6 +88,16 @@ Status FakeLauncher::Stop(const std::string& instance_dir) {
   return Status::Ok();
 }
 
+bool FakeLauncher::AddressFree(const std::string& host, int port) {
+  MutexLock lock(mu_);
+  return taken_.count(host + ":" + std::to_string(port)) == 0;
+}
+
+void FakeLauncher::TakeAddress(const std::string& host, int port) {
+  MutexLock lock(mu_);
+  taken_.insert(host + ":" + std::to_string(port));
+}
+
 ProbeResult FakeLauncher::CheckHealth(const std::string& instance_dir, const HealthProbe&) {
   MutexLock lock(mu_);
   ++health_checks_;

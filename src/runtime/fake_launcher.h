@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,8 @@ class FakeLauncher final : public Launcher {
   // Records the stop; with stop_exits (the default) the program ends at once, killed by
   // SIGTERM (exit code -1, signal 15).
   Status Stop(const std::string& instance_dir) override;
+  // Free unless a test took it with TakeAddress (nothing is probed).
+  bool AddressFree(const std::string& host, int port) override;
   ProbeResult CheckHealth(const std::string& instance_dir, const HealthProbe& probe) override;
   bool WatchExits(ExitListener listener) override;
   void Watch(const std::string& instance_dir, const ShimRecord& shim) override;
@@ -35,6 +38,8 @@ class FakeLauncher final : public Launcher {
   // Health answers: for one instance, or for every instance without its own answer.
   void SetHealth(const std::string& instance_dir, bool healthy, std::string detail = "");
   void SetDefaultHealth(bool healthy, std::string detail = "");
+  // Something else (another daemon's instance, another program) holds host:port.
+  void TakeAddress(const std::string& host, int port);
   // The next `n` starts fail with `why`.
   void FailStarts(int n, std::string why);
   // False: like a kernel without pidfds, exits are not told; the supervisor must poll
@@ -74,6 +79,7 @@ class FakeLauncher final : public Launcher {
   int fail_starts_ GUARDED_BY(mu_) = 0;
   std::string fail_why_ GUARDED_BY(mu_);
   bool stop_exits_ GUARDED_BY(mu_) = true;
+  std::set<std::string> taken_ GUARDED_BY(mu_);  // "host:port"
   int next_pid_ GUARDED_BY(mu_) = 1000;
   int health_checks_ GUARDED_BY(mu_) = 0;
   Mutex call_mu_;

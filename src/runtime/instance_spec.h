@@ -53,8 +53,11 @@ struct InstanceSpec {
   std::string cwd;
   uint64_t memory_limit_bytes = 0;  // 0: none
   int64_t pids_limit = 0;           // processes and threads in its cgroup; 0: none
-  // The lock file of its host:port, held by the shim while it runs (address_claim.h); empty:
-  // no claim.
+  // The address it is given (also in its env as HOST and PORT); port 0: none (a task).
+  std::string host;
+  int port = 0;
+  // The lock file of host:port, held by the shim while it runs (address_claim.h): set by a
+  // launcher that claims addresses across daemons; empty: no claim.
   std::string address_claim;
   int grace_seconds = 10;  // SIGTERM to SIGKILL
   uint64_t log_max_bytes = 10 << 20;

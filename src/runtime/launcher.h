@@ -60,6 +60,10 @@ class Launcher {
   // Asks the shim to stop the tree (SIGTERM, grace, SIGKILL). Returns at once; Probe shows the
   // exit once it happened.
   virtual Status Stop(const std::string& instance_dir) = 0;
+  // Whether an instance may be given host:port: nothing listens there and, where instances
+  // claim their addresses across daemons, no other daemon's instance holds it. The supervisor
+  // asks before it chooses an address.
+  virtual bool AddressFree(const std::string& host, int port) = 0;
   // One health probe (HTTP, TCP or exec), blocking up to the check's timeout.
   virtual ProbeResult CheckHealth(const std::string& instance_dir, const HealthProbe& probe) = 0;
   // Exits as events: after this, `listener` hears of the end of every instance this launcher

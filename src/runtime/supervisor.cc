@@ -1,10 +1,6 @@
 #include "runtime/supervisor.h"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,7 +12,6 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/time.h"
-#include "runtime/linux/address_claim.h"
 
 namespace berth {
 namespace {
@@ -37,23 +32,6 @@ std::string DescribeExit(const ExitRecord& e) {
     return fmt::format("killed by signal {}", e.signal);
   }
   return fmt::format("exited with code {}", e.exit_code);
-}
-
-// True if nothing listens on host:port (a bind succeeds).
-bool PortFree(const std::string& host, int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    return true;
-  }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return free;
 }
 
 StatusCodeSet CodesOf(const HealthCheck& check) {
@@ -621,12 +599,6 @@ void Supervisor::Event(const Service& svc, const std::string& kind, const std::s
   });
 }
 
-bool Supervisor::AddressFree(const std::string& host, int port) const {
-  return PortFree(host, port) &&
-         (options_.address_claims_dir.empty() ||
-          !AddressClaimed(AddressClaimPath(options_.address_claims_dir, host, port)));
-}
-
 std::string Supervisor::AllocateHost(int port) {
   // 127.1.0.1 upwards; every address of 127/8 is local on Linux, none needs configuring.
   // Another daemon (or program) may hold an address at this port: probe before taking it.
@@ -636,7 +608,7 @@ std::string Supervisor::AllocateHost(int port) {
     uint32_t b = (n / 254u) % 256u;
     uint32_t c = 1 + n % 254u;
     std::string host = fmt::format("127.{}.{}.{}", a, b, c);
-    if (hosts_in_use_.count(host) == 0 && AddressFree(host, port)) {
+    if (hosts_in_use_.count(host) == 0 && launcher_.AddressFree(host, port)) {
       hosts_in_use_.insert(host);
       return host;
     }
@@ -657,7 +629,7 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   for (auto it = svc.instances.rbegin(); it != svc.instances.rend(); ++it) {
     const Instance& prev = **it;
     if (!prev.live && prev.slot == slot && prev.revision == spec.revision &&
-        hosts_in_use_.count(prev.host) == 0 && AddressFree(prev.host, spec.port)) {
+        hosts_in_use_.count(prev.host) == 0 && launcher_.AddressFree(prev.host, spec.port)) {
       inst->host = prev.host;
       hosts_in_use_.insert(inst->host);
       break;
@@ -693,9 +665,8 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   is.memory_limit_bytes =
       spec.def.memory_limit_mb ? static_cast<uint64_t>(*spec.def.memory_limit_mb) << 20 : 0;
   is.pids_limit = spec.def.pids_limit;
-  if (!options_.address_claims_dir.empty()) {
-    is.address_claim = AddressClaimPath(options_.address_claims_dir, inst->host, inst->port);
-  }
+  is.host = inst->host;
+  is.port = inst->port;
   // The instance learns where it lives; these win over anything of the same name.
   std::map<std::string, std::string> env;
   for (const auto& kv : spec.env) {

@@ -188,9 +188,6 @@ struct SupervisorOptions {
   // New instances are probed this often until ready, so that a fast program is ready within
   // milliseconds.
   std::chrono::milliseconds startup_probe_every{5};
-  // Where instances claim their addresses across daemons (address_claim.h); empty: no claims
-  // (tests over a FakeLauncher).
-  std::string address_claims_dir;
 };
 
 // The supervisor's news. Called without the supervisor's lock, one at a time: a hook may call
@@ -281,8 +278,6 @@ class Supervisor {
   // Re-adopts what an earlier daemon left; the running ones to Watch go to `watch`.
   void Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) REQUIRES(mu_);
   std::string AllocateHost(int port) REQUIRES(mu_);
-  // Nothing listens there and no instance of any daemon claims it.
-  bool AddressFree(const std::string& host, int port) const;
   void Event(const Service& svc, const std::string& kind, const std::string& message) REQUIRES(mu_);
   void PruneDirs(Service& svc) REQUIRES(mu_);
   void PublishRoutes(Service& svc) REQUIRES(mu_);

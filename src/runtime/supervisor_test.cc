@@ -15,7 +15,6 @@
 
 #include "common/fake_clock.h"
 #include "runtime/fake_launcher.h"
-#include "runtime/linux/address_claim.h"
 
 namespace berth {
 namespace {
@@ -43,7 +42,6 @@ class SupervisorTest : public ::testing::Test {
     o.instances_dir = root_;
     o.threads = false;
     o.start_parallelism = 1;
-    o.address_claims_dir = claims_dir_;
     SupervisorHooks h;
     h.event = [this](const ServiceKey&, const std::string& kind, const std::string& message) {
       events_.push_back(kind);
@@ -113,7 +111,6 @@ class SupervisorTest : public ::testing::Test {
   }
 
   std::string root_;
-  std::string claims_dir_;  // empty: no address claims
   FakeLauncher launcher_;
   FakeClock clock_;
   std::unique_ptr<Supervisor> sup_;
@@ -625,20 +622,18 @@ TEST_F(SupervisorTest, AStartCutShortByAKillIsSweptAndAnAdoptedInstanceKept) {
   EXPECT_EQ(Count("adopted"), 1);
 }
 
-// Another daemon's instance holds 127.1.0.1:8080 (before it listens there): this daemon takes
-// the next address, and tells its shim which claim to hold.
-TEST_F(SupervisorTest, AnAddressClaimedByAnotherDaemonIsSkipped) {
-  claims_dir_ = root_ + "/claims";  // not an instance's directory: kept by the sweep
-  int held = ClaimAddress(AddressClaimPath(claims_dir_, "127.1.0.1", 8080));
-  ASSERT_GE(held, 0) << std::strerror(errno);
+// Another daemon's instance (or another program) holds 127.1.0.1:8080: this daemon takes the
+// next address, and gives its instance that one.
+TEST_F(SupervisorTest, AnAddressTakenElsewhereIsSkipped) {
+  launcher_.TakeAddress("127.1.0.1", 8080);
   Boot(Want(Rev(1)));
   Step(2);
-  ::close(held);
   ASSERT_EQ(St().instances.size(), 1u);
   EXPECT_EQ(St().instances[0].host, "127.1.0.2");
   auto spec = launcher_.SpecOf(Dir(1));
   ASSERT_TRUE(spec.has_value());
-  EXPECT_EQ(spec->address_claim, claims_dir_ + "/127.1.0.2:8080");
+  EXPECT_EQ(spec->host, "127.1.0.2");
+  EXPECT_EQ(spec->port, 8080);
 }
 
 TEST_F(SupervisorTest, AFailedStartIsNotCountedAgainByTheNextDaemon) {

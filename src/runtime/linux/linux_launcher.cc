@@ -1,6 +1,8 @@
 #include "runtime/linux/linux_launcher.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <spawn.h>
 #include <fmt/format.h>
 #include <poll.h>
@@ -8,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -25,12 +28,30 @@
 #include "common/log.h"
 #include "common/mutex.h"
 #include "common/time.h"
+#include "runtime/linux/address_claim.h"
 #include "runtime/linux/cgroup.h"
 #include "runtime/linux/listener.h"
 #include "runtime/linux/sandbox.h"
 
 namespace berth {
 namespace {
+
+// True if nothing listens on host:port (a bind succeeds).
+bool PortFree(const std::string& host, int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return true;
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return free;
+}
 
 namespace fs = std::filesystem;
 
@@ -230,8 +251,14 @@ class LinuxLauncher final : public Launcher {
  public:
   // The shims are berth-shim, installed beside berth: a small program of its own, since one
   // runs as long as each instance and its memory is paid per instance (shim_main.cc).
-  explicit LinuxLauncher(std::string berth_binary)
-      : shim_((fs::path(std::move(berth_binary)).parent_path() / "berth-shim").string()) {}
+  LinuxLauncher(std::string berth_binary, std::string address_claims_dir)
+      : shim_((fs::path(std::move(berth_binary)).parent_path() / "berth-shim").string()),
+        claims_dir_(std::move(address_claims_dir)) {}
+
+  bool AddressFree(const std::string& host, int port) override {
+    return PortFree(host, port) &&
+           (claims_dir_.empty() || !AddressClaimed(AddressClaimPath(claims_dir_, host, port)));
+  }
 
   ProbeResult CheckHealth(const std::string& instance_dir, const HealthProbe& p) override {
     if (p.check.type == "exec") {
@@ -264,7 +291,12 @@ class LinuxLauncher final : public Launcher {
     exits_.Add(instance_dir, shim.shim_pid);
   }
 
-  Result<ShimRecord> Start(const std::string& instance_dir, const InstanceSpec& spec) override {
+  Result<ShimRecord> Start(const std::string& instance_dir,
+                           const InstanceSpec& requested) override {
+    InstanceSpec spec = requested;
+    if (!claims_dir_.empty() && requested.port > 0 && requested.address_claim.empty()) {
+      spec.address_claim = AddressClaimPath(claims_dir_, requested.host, requested.port);
+    }
     if (::access(shim_.c_str(), X_OK) != 0) {
       return Status::FailedPrecondition(
           fmt::format("cannot run the instance shim {}: {} (berth-shim belongs beside berth)",
@@ -440,14 +472,16 @@ class LinuxLauncher final : public Launcher {
   }
 
  private:
-  std::string shim_;  // path of berth-shim
+  std::string shim_;        // path of berth-shim
+  std::string claims_dir_;  // empty: no address claims
   ExitWatcher exits_;
 };
 
 }  // namespace
 
-std::unique_ptr<Launcher> MakeLinuxLauncher(std::string berth_binary) {
-  return std::make_unique<LinuxLauncher>(std::move(berth_binary));
+std::unique_ptr<Launcher> MakeLinuxLauncher(std::string berth_binary,
+                                            std::string address_claims_dir) {
+  return std::make_unique<LinuxLauncher>(std::move(berth_binary), std::move(address_claims_dir));
 }
 
 std::string SelfExecutable() {

@@ -11,7 +11,10 @@
 namespace berth {
 
 // `berth_binary`: path of the berth executable; berth-shim is looked for beside it.
-std::unique_ptr<Launcher> MakeLinuxLauncher(std::string berth_binary);
+// `address_claims_dir`: where instances claim their addresses across daemons
+// (address_claim.h); empty: no claims, an address is free when nothing listens there.
+std::unique_ptr<Launcher> MakeLinuxLauncher(std::string berth_binary,
+                                            std::string address_claims_dir = "");
 
 // The running berth executable (/proc/self/exe resolved).
 std::string SelfExecutable();
