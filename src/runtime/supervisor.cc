@@ -1076,10 +1076,14 @@ void Supervisor::Reconcile(Service& svc) {
     std::string why = crash_looping ? "its instances keep crashing"
                                     : fmt::format("it was not healthy within {} s",
                                                   options_.rollout_deadline.count());
+    std::string last;  // of the newest instance that said anything
     for (auto& inst : svc.instances) {
       if (inst->revision == target->revision && (inst->exit || !inst->health.empty())) {
-        why += fmt::format(" (last: {})", inst->exit ? DescribeExit(*inst->exit) : inst->health);
+        last = inst->exit ? DescribeExit(*inst->exit) : inst->health;
       }
+    }
+    if (!last.empty()) {
+      why += fmt::format(" (last: {})", last);
     }
     d.failed_revision = target->revision;
     svc.rollout_started.reset();
