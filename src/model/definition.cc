@@ -7,6 +7,7 @@
 #include <charconv>
 #include <set>
 
+#include "common/suggest.h"
 #include "model/yaml_json.h"
 
 namespace berth {
@@ -505,9 +506,9 @@ Result<Definition> ParseDefinition(const json::value& v) {
     } else if (key == "mounts") {
       s = ParseMounts(val, def);
     } else {
-      return Status::InvalidArgument(fmt::format("{}: unknown field; known fields are {}",
-                                                 key.substr(0, 64),
-                                                 fmt::join(DefinitionKeys(), ", ")));
+      return Status::InvalidArgument(fmt::format(
+          "{}: unknown field{}; known fields are {}", key.substr(0, 64),
+          DidYouMean(key, DefinitionKeys()), fmt::join(DefinitionKeys(), ", ")));
     }
     if (!s.ok()) {
       return s;

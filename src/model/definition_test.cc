@@ -109,6 +109,20 @@ TEST(DefinitionTest, EveryInvalidFieldIsNamedInTheError) {
   }
 }
 
+TEST(DefinitionTest, AnUnknownFieldSuggestsTheNearestKnownOne) {
+  auto typo = Parse(R"({"memory-limt": 150})");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.status().message().find(
+                "memory-limt: unknown field; did you mean 'memory-limit'?; known fields are "),
+            std::string::npos)
+      << typo.status().message();
+  auto far = Parse(R"({"colour": "red"})");
+  ASSERT_FALSE(far.ok());
+  EXPECT_NE(far.status().message().find("colour: unknown field; known fields are "),
+            std::string::npos)
+      << far.status().message();
+}
+
 TEST(DefinitionTest, NonObjectIsRejected) {
   auto d = Parse("[1, 2]");
   ASSERT_FALSE(d.ok());
