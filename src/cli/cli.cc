@@ -216,13 +216,21 @@ CLI::App* AddServices(CLI::App& app) {
   });
 
   auto file = std::make_shared<std::string>();
+  auto detach = std::make_shared<bool>(false);
+  auto timeout_s = std::make_shared<int>(120);
   CLI::App* update = group->add_subcommand(
-      "update", "Store a new definition revision from a YAML or JSON file");
+      "update",
+      "Store a new definition revision from a YAML or JSON file and wait until it is live");
   update->add_option("name", *name, "Service name")->required();
   update->add_option("-f,--file", *file, "Definition file (YAML or JSON; '-' for stdin)")
       ->required();
+  update->add_flag("-d,--detach", *detach, "Return once the revision is stored");
+  update->add_option("--timeout", *timeout_s, "Seconds to wait for it to go live (default 120)");
+  update->footer(
+      "Without --detach it shows the rollout until the new revision is live, and exits 1 with\n"
+      "the reason when the revision cannot run or is rolled back (the old one keeps serving).");
   AddCommon(update, opts, true);
-  update->callback([opts, name, file] {
+  update->callback([opts, name, file, detach, timeout_s] {
     std::string text;
     if (*file == "-") {
       std::stringstream ss;
@@ -236,11 +244,16 @@ CLI::App* AddServices(CLI::App& app) {
       Fail(def.status().WithContext(*file));
     }
     json::value v = Call("PUT", WithProject("/api/v1/services/" + *name, *opts), &*def);
+    if (!*detach) {
+      WaitForRollout(*name, static_cast<int>(Field(v, "revision").to_number<int64_t>()), *opts,
+                     *timeout_s);
+    }
     Print(*opts, v,
           fmt::format("Service {} is at revision {}\n", *name, Str(Field(v, "revision"))));
   });
 
   CLI::App* rm = group->add_subcommand("rm", "Delete a service and its revisions");
+  rm->alias("delete");
   rm->add_option("name", *name, "Service name")->required();
   AddCommon(rm, opts, true);
   rm->callback([opts, name] {

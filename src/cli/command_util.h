@@ -74,6 +74,16 @@ PushedBundle UploadBundle(const std::string& api_path, const std::string& source
 
 // A service's status (GET .../status) for people: instances and recent events.
 std::string DescribeStatus(const boost::json::value& status);
+// The word for it: running, starting, crash-looping, failed: <why>, stopped, scaled to 0,
+// no definition yet.
+std::string StatusWord(const boost::json::value& status);
+
+// Waits until revision `revision` of service `name` is live with all its instances ready,
+// showing on stderr what it waits for whenever that changes (starting 0/1, the failing health
+// check's answer). Fails at once, with the supervisor's reason and the revision's last log
+// lines, when the revision cannot run or was rolled back; and after `timeout_s` seconds.
+void WaitForRollout(const std::string& name, int revision, const CommonOptions& opts,
+                    int timeout_s);
 
 // Adds push, logs, and `services show|stop|start` runtime views (runtime_commands.cc).
 void AddRuntimeCommands(CLI::App& app, CLI::App& services);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "artifacts/bundle_packer.h"
 #include "cli/command_util.h"
@@ -137,14 +138,144 @@ PushedBundle UploadBundle(const std::string& api_path, const std::string& source
   return out;
 }
 
+namespace {
+
+// The last lines `revision` logged, indented, for a failure's message; empty when none.
+std::string LastLogLines(const std::string& name, int revision, const CommonOptions& opts) {
+  auto r = Client().Call(
+      "GET",
+      WithProject(fmt::format("/api/v1/services/{}/logs?tail=5&version={}", name, revision),
+                  opts));
+  std::string out;
+  if (r.ok()) {
+    for (const auto& l : Field(r->body, "lines").as_array()) {
+      out += "\n  " + LogLineText(l);
+    }
+  }
+  return out.empty() ? "" : "\nlast log lines:" + out;
+}
+
+}  // namespace
+
+void WaitForRollout(const std::string& name, int revision, const CommonOptions& opts,
+                    int timeout_s) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  std::string path = WithProject(fmt::format("/api/v1/services/{}/status", name), opts);
+  std::string cannot_run = fmt::format("revision {} cannot run", revision);
+  std::string rolled_back = fmt::format("rolled back revision {}:", revision);
+  std::string shown;
+  while (true) {
+    json::value st = Call("GET", path);
+    for (const auto& e : Field(st, "events").as_array()) {
+      std::string message = Str(Field(e, "message"));
+      if (message.starts_with(cannot_run) || message.starts_with(rolled_back)) {
+        Fail(Status::FailedPrecondition(message + LastLogLines(name, revision, opts)));
+      }
+    }
+    if (Field(st, "failed_revision").to_number<int64_t>() == revision) {
+      Fail(Status::FailedPrecondition(fmt::format("revision {} was rolled back{}", revision,
+                                                  LastLogLines(name, revision, opts))));
+    }
+    if (!Field(st, "desired_running").as_bool()) {
+      std::cerr << fmt::format("{} is stopped: revision {} runs once it is started\n", name,
+                               revision);
+      return;
+    }
+    int64_t desired = Field(st, "desired").to_number<int64_t>();
+    int64_t ready = 0;
+    std::string waiting;  // what the first instance not ready is doing
+    for (const auto& i : Field(st, "instances").as_array()) {
+      if (Field(i, "revision").to_number<int64_t>() != revision) {
+        continue;
+      }
+      if (Str(Field(i, "state")) == "running") {
+        ++ready;
+      } else if (waiting.empty()) {
+        std::string state = Str(Field(i, "state"));
+        std::string health = Str(Field(i, "health"));
+        if (!Field(i, "signal").is_null()) {
+          waiting = fmt::format("{} (killed by signal {})", state, Str(Field(i, "signal")));
+        } else if (!Field(i, "exit_code").is_null()) {
+          waiting = fmt::format("{} (exit code {})", state, Str(Field(i, "exit_code")));
+        } else {
+          waiting = state + (health.empty() ? "" : " (health check: " + health + ")");
+        }
+      }
+    }
+    if (Field(st, "active_revision").to_number<int64_t>() == revision && ready >= desired) {
+      std::cerr << fmt::format("revision {} of {} is live ({}/{} instances ready)\n", revision,
+                               name, ready, desired);
+      return;
+    }
+    std::string now =
+        fmt::format("{}/{} instances ready{}", ready, desired, waiting.empty() ? "" : "; " + waiting);
+    if (now != shown) {
+      std::cerr << fmt::format("revision {}: {}\n", revision, now);
+      shown = now;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      Fail(Status::Unavailable(fmt::format(
+          "revision {} of {} is not live after {} s ({}); it goes on rolling out: see "
+          "berth services show {}{}",
+          revision, name, timeout_s, now, name, LastLogLines(name, revision, opts))));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+namespace {
+
+// Why the latest revision cannot run (the supervisor's event), or "".
+std::string CannotRun(const json::value& st) {
+  std::string prefix = fmt::format("revision {} cannot run", Str(Field(st, "revision")));
+  for (const auto& e : Field(st, "events").as_array()) {
+    std::string message = Str(Field(e, "message"));
+    if (message.starts_with(prefix)) {
+      return message;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string StatusWord(const json::value& st) {
+  if (!Field(st, "desired_running").as_bool()) {
+    return "stopped";
+  }
+  if (Field(st, "revision").to_number<int64_t>() == 0) {
+    return "no definition yet";
+  }
+  int64_t active = Field(st, "active_revision").to_number<int64_t>();
+  if (std::string why = CannotRun(st); !why.empty() && active == 0) {
+    return "failed: " + why;
+  }
+  for (const auto& i : Field(st, "instances").as_array()) {
+    if (Str(Field(i, "state")) == "crash-looping" &&
+        (active == 0 || Field(i, "revision").to_number<int64_t>() == active)) {
+      return "crash-looping";
+    }
+  }
+  int64_t desired = Field(st, "desired").to_number<int64_t>();
+  if (desired == 0) {
+    return "scaled to 0";
+  }
+  return Field(st, "running").to_number<int64_t>() >= desired ? "running" : "starting";
+}
+
 std::string DescribeStatus(const json::value& st) {
+  int64_t active = Field(st, "active_revision").to_number<int64_t>();
+  std::string notes;
+  if (Field(st, "failed_revision").to_number<int64_t>() > 0) {
+    notes += fmt::format("; revision {} was rolled back", Str(Field(st, "failed_revision")));
+  }
+  if (std::string why = CannotRun(st); !why.empty() && active > 0) {
+    notes += "; " + why;
+  }
   std::string out = fmt::format(
-      "Status:    {} (revision {} live, {}/{} instances ready{})\n",
-      Field(st, "desired_running").as_bool() ? "running" : "stopped",
-      Str(Field(st, "active_revision")), Str(Field(st, "running")), Str(Field(st, "desired")),
-      Field(st, "failed_revision").as_int64() > 0
-          ? fmt::format("; revision {} was rolled back", Str(Field(st, "failed_revision")))
-          : "");
+      "Status:    {} ({}, {}/{} instances ready{})\n", StatusWord(st),
+      active > 0 ? fmt::format("revision {} live", active) : "no revision live",
+      Str(Field(st, "running")), Str(Field(st, "desired")), notes);
   std::vector<std::vector<std::string>> rows;
   for (const auto& i : Field(st, "instances").as_array()) {
     std::string mem = "-";

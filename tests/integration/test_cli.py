@@ -116,9 +116,38 @@ def test_help(cli, args, words):
         assert w in out, (w, out)
 
 
-def test_no_subcommand_is_an_error(cli):
+def test_berth_alone_prints_the_help(cli):
     p = cli.run()
-    assert p.returncode != 0 and "subcommand" in p.stderr
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("berth: a self-hosted service platform") and "deploy" in p.stdout
+
+
+def test_a_mistyped_command_gets_the_nearest_one_and_the_list(cli):
+    p = cli.run("depoly", "hello", "1.0.0", "hello/")
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.splitlines()
+    assert lines[0] == "berth: unknown command 'depoly'; did you mean 'deploy'?", p.stderr
+    assert lines[1].startswith("commands: ") and "deploy" in lines[1] and "services" in lines[1]
+    assert lines[2] == "Run 'berth --help' for what each does."
+    p = cli.run("services", "lss")
+    assert p.returncode == 2
+    assert p.stderr.startswith("berth services: unknown command 'lss'; did you mean 'ls'?\n")
+    p = cli.run("frobnicate")
+    assert p.returncode == 2 and p.stderr.startswith("berth: unknown command 'frobnicate'\n")
+
+
+def test_a_group_alone_names_its_commands(cli):
+    p = cli.run("services")
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.startswith("berth services: which command? one of: ls, create, show, "
+                               "update, rm"), p.stderr
+    assert "--help" in p.stderr  # followed by the group's help
+
+
+def test_services_delete_is_rm(logged_in):
+    name = unique("clisvc")
+    logged_in.ok("services", "create", name)
+    assert logged_in.ok("services", "delete", name) == f"Deleted service {name}\n"
 
 
 def test_bad_output_format_is_refused(logged_in):
@@ -321,7 +350,8 @@ def test_services_lifecycle(logged_in, daemon, tmp_path):
 
     deffile = tmp_path / "def.yaml"
     deffile.write_text(DEFINITION_YAML)
-    out = logged_in.ok("services", "update", "web", "-f", str(deffile), "-p", project)
+    out = logged_in.ok("services", "update", "web", "-f", str(deffile), "-p", project,
+                       "--detach")
     assert out == "Service web is at revision 1\n"
     stored = daemon.get(f"/api/v1/services/web?project={project}").json()["definition"]
     assert stored["memory-limit"] == 150 and stored["container-tag"] == "latest"
@@ -332,11 +362,12 @@ def test_services_lifecycle(logged_in, daemon, tmp_path):
     jsonfile = tmp_path / "def.json"
     jsonfile.write_text(json.dumps({"container-tag": "v2", "memory-reservation": 10,
                                     "memory-limit": 20, "container-port": 80}))
-    v2 = logged_in.json("services", "update", "web", "-f", str(jsonfile), "-p", project)
+    v2 = logged_in.json("services", "update", "web", "-f", str(jsonfile), "-p", project,
+                        "--detach")
     assert v2["revision"] == 2 and v2["definition"]["container-tag"] == "v2"
 
     # '-' reads the definition from stdin.
-    out = logged_in.ok("services", "update", "web", "-f", "-", "-p", project,
+    out = logged_in.ok("services", "update", "web", "-f", "-", "-p", project, "--detach",
                        stdin=DEFINITION_YAML)
     assert out == "Service web is at revision 3\n"
 
@@ -351,6 +382,61 @@ def test_services_lifecycle(logged_in, daemon, tmp_path):
     assert logged_in.json("services", "ls", "-p", project)["services"] == []
 
 
+def test_services_update_waits_until_the_revision_is_live_and_says_why_when_it_cannot(
+        logged_in, tmp_path):
+    name = unique("clisvc")
+    logged_in.ok("services", "create", name)
+    good = tmp_path / "good.yaml"
+    good.write_text('command: ["python3", "-m", "http.server", "--bind", "$(HOST)", "$(PORT)"]\n'
+                    "container-port: 8000\n")
+    p = logged_in.run("services", "update", name, "-f", str(good))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == f"Service {name} is at revision 1\n"
+    assert f"revision 1 of {name} is live (1/1 instances ready)" in p.stderr, p.stderr
+    shown = logged_in.json("services", "show", name)["status"]
+    assert shown["active_revision"] == 1, shown  # live when the command returned, not later
+    assert [i["state"] for i in shown["instances"]] == ["running"], shown
+
+    # A revision that keeps crashing: exit 1 with the supervisor's reason and what it logged;
+    # the old revision keeps serving.
+    crashing = tmp_path / "crashing.yaml"
+    crashing.write_text('command: ["python3", "-c", "import sys; print(\'the model file is '
+                        'missing\', flush=True); sys.exit(3)"]\ncontainer-port: 8000\n')
+    p = logged_in.run("services", "update", name, "-f", str(crashing))
+    assert p.returncode == 1 and p.stdout == "", (p.stdout, p.stderr)
+    assert "berth: rolled back revision 2: its instances keep crashing" in p.stderr, p.stderr
+    assert "revision 1 stays live" in p.stderr and "the model file is missing" in p.stderr
+    assert "revision 2: 0/1 instances ready" in p.stderr, "no progress was shown"
+    assert logged_in.json("services", "show", name)["status"]["active_revision"] == 1
+    shown = logged_in.ok("services", "show", name)
+    assert "Status:    running (revision 1 live, 1/1 instances ready; revision 2 was rolled back)" \
+        in shown, shown
+
+    # A tag never pushed: the reason at once, not a wait.
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("container-tag: nope\n")
+    p = logged_in.run("services", "update", name, "-f", str(missing))
+    assert p.returncode == 1, p.stderr
+    assert "berth: revision 3 cannot run:" in p.stderr and "nope" in p.stderr, p.stderr
+    shown = logged_in.ok("services", "show", name)
+    assert "Status:    running (revision 1 live" in shown and "; revision 3 cannot run:" in shown
+
+    # Nothing ever ran: the status word says why.
+    other = unique("clisvc")
+    logged_in.ok("services", "create", other)
+    assert "Status:    no definition yet (no revision live, 0/0" in logged_in.ok(
+        "services", "show", other)
+    logged_in.run("services", "update", other, "-f", str(missing))
+    shown = logged_in.ok("services", "show", other)
+    assert "Status:    failed: revision 1 cannot run:" in shown, shown
+    logged_in.ok("services", "rm", other)
+
+    # --detach returns once stored, and says nothing else.
+    out = logged_in.ok("services", "update", name, "-f", str(good), "--detach")
+    assert out == f"Service {name} is at revision 4\n"
+    logged_in.ok("services", "rm", name)
+
+
 def test_yaml_number_in_env_value(logged_in, daemon, tmp_path):
     # Unquoted numbers are common in hand-written YAML env values; berth keeps numbers as
     # text, and a version like 1.10 must not come back in exponent notation.
@@ -359,7 +445,8 @@ def test_yaml_number_in_env_value(logged_in, daemon, tmp_path):
     f = tmp_path / "env.yaml"
     f.write_text("container-tag: latest\nreplicas: 0\nenvironment:\n"
                  "  - {name: WORKERS, value: 4}\n  - {name: VERSION, value: 1.10}\n")
-    env = logged_in.json("services", "update", name, "-f", str(f))["definition"]["environment"]
+    env = logged_in.json("services", "update", name, "-f", str(f),
+                         "--detach")["definition"]["environment"]
     logged_in.ok("services", "rm", name)
     assert env[0] == {"name": "WORKERS", "value": "4"}
     assert env[1]["value"] in ("1.10", "1.1"), env
