@@ -3,12 +3,13 @@
 # berth instance) three ways, in one run with the same wrk settings:
 #   (a) directly, (b) through nginx (1 worker, upstream keepalive), (c) through berth's
 #   gateway (berth serve --threads 1).
-# Prints req/s, p50 and p99 of each and the ratios berth/nginx.
-#   bench/gateway.sh [DURATION_SECONDS] [CONNECTIONS]
+# Prints req/s, p50 and p99 of each run and the ratios berth/nginx of the medians.
+#   bench/gateway.sh [DURATION_SECONDS] [CONNECTIONS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
 conns=${2:-50}
+rounds=${3:-3}
 berth=$PWD/build/src/berth/berth
 [[ -x $berth ]] || { echo "build first: scripts/build" >&2; exit 1; }
 command -v wrk >/dev/null && command -v nginx >/dev/null ||
@@ -105,17 +106,29 @@ errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 print(f"{sys.argv[2]} {rps:.0f} {ms('50')} {ms('99')} {errors.group(1) if errors else 0}")
 PY
 }
-direct=$(run direct "http://$backend/")
-viangx=$(run nginx "http://127.0.0.1:$proxy_port/default-echo/")
-viaberth=$(run berth "$url/default-echo/")
-/usr/bin/python3 - "$direct" "$viangx" "$viaberth" "$duration" "$conns" <<'PY'
-import sys
-rows = [line.split() for line in sys.argv[1:4]]
-print(f"wrk -t1 -c{sys.argv[5]} -d{sys.argv[4]}s, same backend (nginx return 200, 1 worker)")
+# Rounds alternate nginx and berth (and which goes first), so that neither always runs on a
+# warmer or busier machine; the ratios are of the medians.
+rows=("$(run direct "http://$backend/")")
+for ((r = 1; r <= rounds; r++)); do
+  if ((r % 2)); then
+    rows+=("$(run nginx "http://127.0.0.1:$proxy_port/default-echo/")" "$(run berth "$url/default-echo/")")
+  else
+    rows+=("$(run berth "$url/default-echo/")" "$(run nginx "http://127.0.0.1:$proxy_port/default-echo/")")
+  fi
+done
+/usr/bin/python3 - "$duration" "$conns" "$rounds" "${rows[@]}" <<'PY'
+import statistics, sys
+duration, conns, rounds = sys.argv[1:4]
+rows = [line.split() for line in sys.argv[4:]]
+print(f"wrk -t1 -c{conns} -d{duration}s, same backend (nginx return 200, 1 worker), "
+      f"{rounds} alternating rounds")
 print(f"{'path':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
 for name, rps, p50, p99, bad in rows:
     print(f"{name:<16}{float(rps):>10.0f}{float(p50):>10.3f}{float(p99):>10.3f}{bad:>10}")
-n, b = rows[1], rows[2]
-print(f"berth / nginx: {float(b[1]) / float(n[1]):.2f}x req/s, p99 {float(b[3]) / float(n[3]):.2f}x "
+def median(name, col):
+    return statistics.median(float(r[col]) for r in rows if r[0] == name)
+rps = median("berth", 1) / median("nginx", 1)
+p99 = median("berth", 3) / median("nginx", 3)
+print(f"berth / nginx (medians): {rps:.2f}x req/s, p99 {p99:.2f}x "
       f"(target: >= 1.0x req/s, p99 <= 1.0x)")
 PY
