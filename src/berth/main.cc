@@ -25,7 +25,8 @@ int AnswerCommandWords(CLI::App& app, int argc, char** argv) {
   };
   auto names_of = [](CLI::App* group) {
     std::vector<std::string> names;
-    for (CLI::App* s : group->get_subcommands([](CLI::App* s) { return !s->get_group().empty(); })) {
+    for (CLI::App* s :
+         group->get_subcommands([](CLI::App* s) { return !s->get_group().empty(); })) {
       names.push_back(s->get_name());
     }
     return names;
@@ -58,8 +59,7 @@ int AnswerCommandWords(CLI::App& app, int argc, char** argv) {
     std::cout << app.help();
     return 0;
   }
-  std::cerr << fmt::format("{}: which command? one of: {}\n\n", path,
-                           fmt::join(names_of(at), ", "))
+  std::cerr << fmt::format("{}: which command? one of: {}\n\n", path, fmt::join(names_of(at), ", "))
             << at->help();
   return 2;
 }
@@ -67,8 +67,9 @@ int AnswerCommandWords(CLI::App& app, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"berth: a self-hosted service platform. Deploy a folder or a template, get a "
-               "supervised, versioned service behind a URL."};
+  CLI::App app{
+      "berth: a self-hosted service platform. Deploy a folder or a template, get a "
+      "supervised, versioned service behind a URL."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "berth 0.1.0");
   berth::AddServeCommand(app);
