@@ -205,8 +205,12 @@ class BeastServer final : public HttpServer {
  private:
   asio::awaitable<void> Accept() {
     for (;;) {
-      auto [ec, socket] =
-          co_await acceptor_.async_accept(asio::make_strand(ioc_), kNoThrow);
+      // With one thread the io_context itself runs every handler in turn: a strand per
+      // connection would only add a lock and a dispatch to each of its operations.
+      asio::any_io_executor executor = options_.threads <= 1
+                                           ? asio::any_io_executor(ioc_.get_executor())
+                                           : asio::any_io_executor(asio::make_strand(ioc_));
+      auto [ec, socket] = co_await acceptor_.async_accept(executor, kNoThrow);
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor_.is_open()) {
           co_return;

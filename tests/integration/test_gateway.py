@@ -1298,3 +1298,44 @@ def test_expect_100_continue_is_answered_before_the_body(daemon, new_service):
         assert resp.status == 200 and json.loads(resp.body)["count"] == 5, resp.body
     finally:
         s.close()
+
+
+def test_a_one_thread_daemon_serves_the_api_the_gateway_and_websockets_at_once(
+        daemon_factory, new_service):
+    """--threads 1 runs connections without strands (the one thread orders their handlers):
+    API calls, proxied requests, a websocket and a streamed log follow, side by side."""
+    d = daemon_factory(extra_args=["--threads", "1"])
+    svc = new_service("gw1", d=d)
+    svc.push("v1", bundle("v1"))
+    svc.define({"container-tag": "v1", "container-port": next_port()})
+    wait_routed(svc)
+    bearer = {"Authorization": "Bearer " + d.admin_token}
+    failures = []
+
+    def hammer(call):
+        for _ in range(40):
+            r = call()
+            if r.status_code != 200:
+                failures.append((r.status_code, r.text[:200]))
+
+    calls = [lambda: gw(svc, "/x"), lambda: d.get("/api/v1/services"),
+             lambda: gw(svc, "/y", method="POST", data=b"z" * 10000),
+             lambda: d.get(f"/api/v1/services/{svc.name}/status")]
+    threads = [threading.Thread(target=hammer, args=(c,)) for c in calls]
+    follow = requests.get(f"{d.url}/api/v1/services/{svc.name}/logs?follow=1&tail=1",
+                          headers=bearer, stream=True, timeout=30)
+    for t in threads:
+        t.start()
+
+    async def echo():
+        url = d.url.replace("http://", "ws://") + prefix(svc) + "/ws"
+        async with websockets.connect(url, extra_headers=bearer, open_timeout=10) as ws:
+            for k in range(20):
+                await ws.send(f"m{k}")
+                assert await asyncio.wait_for(ws.recv(), 10) == f"m{k}"
+    asyncio.run(echo())
+    for t in threads:
+        t.join()
+    assert next(follow.iter_lines()), "the log follow stream said nothing"
+    follow.close()
+    assert failures == []
