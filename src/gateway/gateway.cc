@@ -167,7 +167,7 @@ struct GatewayError {
   std::string_view reason = "Bad Gateway";
   std::string_view code = "bad_gateway";
   std::string message;
-  std::string_view extra_headers;
+  std::string extra_headers;  // whole lines
 };
 
 // Writes a gateway error. Returns whether the client connection can go on (then the request's
@@ -196,6 +196,13 @@ std::optional<GatewayError> Refusal(const ServiceRoute& route, const MessageHead
   std::string_view token = RequestToken(head);
   std::optional<std::string> project = token.empty() ? std::nullopt : token_project(token);
   if (!project) {
+    // A browser goes to the login page, which sends it back here with a cookie.
+    if (std::string login = LoginRedirect(head); !login.empty()) {
+      return GatewayError{302, "Found", "unauthenticated",
+                          fmt::format("{} needs a token of project '{}': log in at {}",
+                                      route.prefix, route.project, login),
+                          "Location: " + login + "\r\n"};
+    }
     return GatewayError{401, "Unauthorized", "unauthenticated",
                         fmt::format("{} needs a token of project '{}': send 'Authorization: "
                                     "Bearer <token>', or log in with a browser at "

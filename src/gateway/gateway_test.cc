@@ -286,6 +286,11 @@ TEST_F(GatewayTest, ATokenServiceWantsATokenOfItsProject) {
   std::string none = Send(Get("/p-s/"));
   EXPECT_TRUE(none.starts_with("HTTP/1.1 401 Unauthorized\r\n")) << none;
   EXPECT_NE(none.find("WWW-Authenticate: Bearer realm=\"berth\""), std::string::npos);
+  std::string browser = Send(Get("/p-s/app?tab=1", "Accept: text/html\r\n"));
+  EXPECT_TRUE(browser.starts_with("HTTP/1.1 302 Found\r\n")) << browser;
+  EXPECT_NE(browser.find("\r\nLocation: /_berth/login?next=/p-s/app%3Ftab%3D1\r\n"),
+            std::string::npos)
+      << browser;
   std::string other = Send(Get("/p-s/", "Authorization: Bearer q-token\r\n"));
   EXPECT_TRUE(other.starts_with("HTTP/1.1 403 Forbidden\r\n")) << other;
   EXPECT_EQ(Body(Send(Get("/p-s/", "Authorization: Bearer p-token\r\n"))), "a");

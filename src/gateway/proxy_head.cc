@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
+
 namespace berth {
 
 bool IsHopByHop(std::string_view name) {
@@ -43,6 +45,23 @@ std::string CookiesWithoutToken(std::string_view cookies) {
       break;
     }
     cookies.remove_prefix(semi + 1);
+  }
+  return out;
+}
+
+std::string LoginRedirect(const MessageHead& head) {
+  if ((head.method != "GET" && head.method != "HEAD") ||
+      head.Get("accept").find("text/html") == std::string_view::npos) {
+    return "";
+  }
+  std::string out = "/_berth/login?next=";
+  for (char ch : head.target) {
+    auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += ch;
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
   }
   return out;
 }

@@ -23,6 +23,11 @@ std::string_view RequestToken(const MessageHead& head);
 // A Cookie header's value without berth's own cookie, which is not the service's business.
 std::string CookiesWithoutToken(std::string_view cookies);
 
+// Where a browser without a valid token is sent for `head` (a GET or HEAD accepting
+// text/html): the login page, with the request's target as `next`, query-encoded; "" for
+// other requests (API clients get their 401).
+std::string LoginRedirect(const MessageHead& head);
+
 // Whether the request asks to become a tunnel (websocket): Connection: upgrade and an Upgrade.
 bool IsUpgrade(const MessageHead& head);
 

@@ -95,6 +95,20 @@ TEST(ProxyHeadTest, AnHttp10RequestGoesOnAsAnHttp11OneWithAHost) {
   EXPECT_EQ(ParseRequestHead(out, again), ParseResult::kComplete) << again.error;
 }
 
+TEST(ProxyHeadTest, OnlyABrowserPageLoadIsSentToTheLoginPageWithWhereItWasGoing) {
+  auto page = Request(
+      "GET /p-s/notebooks/a%20b.ipynb?x=1&y=/ HTTP/1.1\r\nHost: h\r\n"
+      "Accept: text/html,application/xhtml+xml,*/*;q=0.8\r\n\r\n");
+  EXPECT_EQ(LoginRedirect(page->head),
+            "/_berth/login?next=/p-s/notebooks/a%2520b.ipynb%3Fx%3D1%26y%3D/");
+  EXPECT_EQ(LoginRedirect(Request("GET /p-s/ HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n")->head),
+            "")
+      << "curl and API clients keep their 401";
+  EXPECT_EQ(LoginRedirect(
+                Request("POST /p-s/ HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n")->head),
+            "");
+}
+
 TEST(ProxyHeadTest, TheTokenComesFromTheBearerHeaderOrBerthsOwnCookie) {
   EXPECT_EQ(
       RequestToken(Request("GET / HTTP/1.1\r\nHost: h\r\nAuthorization: bearer t1\r\n\r\n")->head),

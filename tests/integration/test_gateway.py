@@ -592,6 +592,22 @@ def test_token_auth_login_cookie_and_public_services(daemon, new_service):
         assert header_values(e, "Cookie") == [] and own not in r.text, e["headers"]
         assert browser.get(daemon.url + prefix(svc) + "/again", timeout=10).status_code == 200
 
+    # A browser page load without a token goes to the login page and, logged in, comes back to
+    # where it was going; an API client keeps its 401.
+    with requests.Session() as browser:
+        page = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+        r = browser.get(daemon.url + prefix(svc) + "/nb/a b?tab=2", headers=page,
+                        allow_redirects=False, timeout=10)
+        assert r.status_code == 302, r.text
+        assert r.headers["Location"] == f"/_berth/login?next={prefix(svc)}/nb/a%2520b%3Ftab%3D2"
+        form = browser.get(daemon.url + r.headers["Location"], timeout=10)
+        assert f'value="{prefix(svc)}/nb/a%20b?tab=2"' in form.text, form.text
+        r = browser.post(daemon.url + "/_berth/login",
+                         data={"token": own, "next": f"{prefix(svc)}/nb/a%20b?tab=2"}, timeout=10)
+        assert r.status_code == 200, r.text
+        assert r.json()["path"] == f"{prefix(svc)}/nb/a%20b?tab=2", r.json()
+    assert gw(svc, "/x", token="", headers={"Accept": "application/json"}).status_code == 401
+
     # A wrong token on the form: the form again, 401, with the error.
     r = requests.post(daemon.url + "/_berth/login",
                       data={"token": "berth_wrong", "next": f"{prefix(svc)}/"},
