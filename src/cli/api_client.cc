@@ -188,7 +188,9 @@ Status ReadStreamed(Connection& c, const std::string& base_url,
   while (!parser.is_done()) {
     parser.get().body().data = buf;
     parser.get().body().size = sizeof(buf);
-    http::read(c.stream, buffer, parser, ec);
+    // read_some: what has arrived, at once (http::read would wait until buf is full, and a
+    // quiet service's log line would sit here until 8 KB of others came).
+    http::read_some(c.stream, buffer, parser, ec);
     if (ec && ec != http::error::need_buffer) {
       if (failed || ec == http::error::end_of_stream || ec == asio::error::eof) {
         break;

@@ -101,11 +101,19 @@ void AddInit(CLI::App& app) {
       }
       std::cout << "  wrote " << p.string() << "\n";
     }
+    // The service is named after its folder, as `berth deploy NAME` will name it.
+    std::string name = fs::path(a->dir).lexically_normal().filename().string();
+    if (name.empty() || name == ".") {
+      name = fs::path(a->dir).lexically_normal().parent_path().filename().string();
+    }
+    if (name.empty() || name == "." || name == "..") {
+      name = "hello";
+    }
     std::cout << fmt::format(
-        "A {} service is in {}. Deploy it:\n  berth deploy hello 1.0.0 {}\nthen call it:\n"
+        "A {} service is in {}. Deploy it:\n  berth deploy {} 1.0.0 {}\nthen call it:\n"
         "  curl -H \"Authorization: Bearer $TOKEN\" -d '{{\"name\": \"Ada\"}}' "
-        "$BERTH_URL/default-hello/hello\n",
-        a->lang == "cpp" ? "C++" : "Python", a->dir, a->dir);
+        "\"$BERTH_URL/default-{}/hello\"\n",
+        a->lang == "cpp" ? "C++" : "Python", a->dir, name, a->dir, name);
   });
 }
 

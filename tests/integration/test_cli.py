@@ -6,9 +6,11 @@ unless a test sets them on purpose.
 """
 import json
 import re
+import select
 import socket
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -563,3 +565,43 @@ def test_daemon_not_running(cli, daemon_factory):
         err = cli.fails(*args)
         assert f"cannot reach berth at {d.url}" in err
         assert "is 'berth serve' running there?" in err
+
+
+def test_logs_follow_prints_each_line_as_it_comes(logged_in, tmp_path):
+    """A quiet service's lines reach the terminal one by one, not once 8 KB have gathered."""
+    name = unique("clisvc")
+    logged_in.ok("services", "create", name)
+    ticking = tmp_path / "tick.yaml"
+    ticking.write_text(
+        'command: ["python3", "-u", "-c", "import http.server, os, threading, time\\n'
+        'def tick():\\n    for i in range(10000):\\n        print(\'tick\', i); time.sleep(0.3)\\n'
+        'threading.Thread(target=tick, daemon=True).start()\\n'
+        'http.server.ThreadingHTTPServer((os.environ[\'HOST\'], int(os.environ[\'PORT\'])), '
+        'http.server.SimpleHTTPRequestHandler).serve_forever()"]\n'
+        "container-port: 8000\n")
+    p = logged_in.run("services", "update", name, "-f", str(ticking))
+    assert p.returncode == 0, p.stderr
+    env = clean_env(HOME=str(logged_in.home), XDG_CONFIG_HOME=str(logged_in.xdg))
+    follow = subprocess.Popen([BERTH_BIN, "logs", name, "-f", "--tail", "1"], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 20  # buffered until 8 KB, 3 lines would take ~25 s
+        while len(lines) < 3 and time.monotonic() < deadline:
+            ready, _, _ = select.select([follow.stdout], [], [], 1)
+            if ready:
+                line = follow.stdout.readline()
+                if " stdout tick " in line:  # not the health checks' access log on stderr
+                    lines.append(line)
+        assert len(lines) == 3, lines
+    finally:
+        follow.terminate()
+        follow.wait(timeout=10)
+        logged_in.ok("services", "rm", name)
+
+
+def test_init_names_the_next_steps_after_its_folder(cli, tmp_path):
+    p = cli.run("init", str(tmp_path / "myapp"), "--lang", "cpp")
+    assert p.returncode == 0, p.stderr
+    assert f"berth deploy myapp 1.0.0 {tmp_path / 'myapp'}" in p.stdout, p.stdout
+    assert '"$BERTH_URL/default-myapp/hello"' in p.stdout, p.stdout
