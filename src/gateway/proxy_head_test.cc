@@ -104,9 +104,9 @@ TEST(ProxyHeadTest, OnlyABrowserPageLoadIsSentToTheLoginPageWithWhereItWasGoing)
   EXPECT_EQ(LoginRedirect(Request("GET /p-s/ HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n")->head),
             "")
       << "curl and API clients keep their 401";
-  EXPECT_EQ(LoginRedirect(
-                Request("POST /p-s/ HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n")->head),
-            "");
+  EXPECT_EQ(
+      LoginRedirect(Request("POST /p-s/ HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\n\r\n")->head),
+      "");
 }
 
 TEST(ProxyHeadTest, TheTokenComesFromTheBearerHeaderOrBerthsOwnCookie) {
