@@ -78,6 +78,15 @@ std::string DescribeStatus(const boost::json::value& status);
 // no definition yet.
 std::string StatusWord(const boost::json::value& status);
 
+// Why a revision will not run, from a service's status (the supervisor's "cannot run" or
+// "rolled back" event, or its failed_revision), or "" while nothing says so. `version`: its
+// version label, for a shadow version's events.
+std::string RevisionFailure(const boost::json::value& status, int revision,
+                            std::string_view version);
+// The last lines `revision` of service `name` logged, as "\nlast log lines:\n  ..." for a
+// failure's message; "" when none.
+std::string LastLogLines(const std::string& name, int revision, const CommonOptions& opts);
+
 // Waits until revision `revision` of service `name` is live with all its instances ready,
 // showing on stderr what it waits for whenever that changes (starting 0/1, the failing health
 // check's answer). Fails at once, with the supervisor's reason and the revision's last log

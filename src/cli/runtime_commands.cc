@@ -138,9 +138,6 @@ PushedBundle UploadBundle(const std::string& api_path, const std::string& source
   return out;
 }
 
-namespace {
-
-// The last lines `revision` logged, indented, for a failure's message; empty when none.
 std::string LastLogLines(const std::string& name, int revision, const CommonOptions& opts) {
   auto r = Client().Call(
       "GET",
@@ -155,26 +152,35 @@ std::string LastLogLines(const std::string& name, int revision, const CommonOpti
   return out.empty() ? "" : "\nlast log lines:" + out;
 }
 
-}  // namespace
+std::string RevisionFailure(const json::value& st, int revision, std::string_view version) {
+  std::vector<std::string> starts = {fmt::format("revision {} cannot run", revision),
+                                     fmt::format("rolled back revision {}:", revision)};
+  if (!version.empty()) {
+    starts.push_back(fmt::format("version {} cannot run", version));
+  }
+  for (const auto& e : Field(st, "events").as_array()) {
+    std::string message = Str(Field(e, "message"));
+    for (const auto& s : starts) {
+      if (message.starts_with(s)) {
+        return message;
+      }
+    }
+  }
+  if (Field(st, "failed_revision").to_number<int64_t>() == revision) {
+    return fmt::format("revision {} was rolled back", revision);
+  }
+  return "";
+}
 
 void WaitForRollout(const std::string& name, int revision, const CommonOptions& opts,
                     int timeout_s) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   std::string path = WithProject(fmt::format("/api/v1/services/{}/status", name), opts);
-  std::string cannot_run = fmt::format("revision {} cannot run", revision);
-  std::string rolled_back = fmt::format("rolled back revision {}:", revision);
   std::string shown;
   while (true) {
     json::value st = Call("GET", path);
-    for (const auto& e : Field(st, "events").as_array()) {
-      std::string message = Str(Field(e, "message"));
-      if (message.starts_with(cannot_run) || message.starts_with(rolled_back)) {
-        Fail(Status::FailedPrecondition(message + LastLogLines(name, revision, opts)));
-      }
-    }
-    if (Field(st, "failed_revision").to_number<int64_t>() == revision) {
-      Fail(Status::FailedPrecondition(fmt::format("revision {} was rolled back{}", revision,
-                                                  LastLogLines(name, revision, opts))));
+    if (std::string why = RevisionFailure(st, revision, ""); !why.empty()) {
+      Fail(Status::FailedPrecondition(why + LastLogLines(name, revision, opts)));
     }
     if (!Field(st, "desired_running").as_bool()) {
       std::cerr << fmt::format("{} is stopped: revision {} runs once it is started\n", name,
@@ -316,9 +322,13 @@ void AddRuntimeCommands(CLI::App& app, CLI::App& services) {
   };
   auto pa = std::make_shared<PushArgs>();
   CLI::App* push = app.add_subcommand(
-      "push", "Pack a folder (honouring .berthignore) and upload it as a tagged bundle");
+      "push",
+      "Pack a folder (honouring .berthignore), or take a bundle file, and upload it as a tagged "
+      "bundle");
   push->add_option("name", pa->name, "Service name")->required();
-  push->add_option("dir", pa->dir, "Folder to pack")->required()->check(CLI::ExistingDirectory);
+  push->add_option("source", pa->dir, "Folder to pack, or a bundle (tar, tar.gz, tar.zst)")
+      ->required()
+      ->check(CLI::ExistingPath);
   push->add_option("-t,--tag", pa->tag, "Tag for the bundle (default: latest)");
   AddCommon(push, opts, true);
   push->callback([opts, pa] {

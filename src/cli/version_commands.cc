@@ -162,28 +162,46 @@ void AddDeploy(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
       body["definition"].as_object()["mirror-traffic"] = true;
     }
     ApiClient client = Client();
-    auto existing =
-        client.Call("GET", WithProject(fmt::format("/api/v1/services/{}", a->name), *opts));
+    std::string service_path = WithProject(fmt::format("/api/v1/services/{}", a->name), *opts);
+    auto existing = client.Call("GET", service_path);
+    bool created = false;
     if (!existing.ok()) {
       if (existing.status().code() != StatusCode::kNotFound) {
         Fail(existing.status());
       }
       json::value create{{"name", a->name}};
       Call("POST", WithProject("/api/v1/services", *opts), &create);
+      created = true;
     }
     bool human = opts->output != "json";
     if (human) {
       std::cerr << "Deploying service...\n";
     }
-    PushBundle(a->name, a->source, a->version, *opts);
-    json::value b = body;
-    json::value v = Call(
-        "POST", WithProject(fmt::format("/api/v1/services/{}/versions", a->name), *opts), &b);
+    json::value v;
+    try {
+      PushBundle(a->name, a->source, a->version, *opts);
+      json::value b = body;
+      v = Call("POST", WithProject(fmt::format("/api/v1/services/{}/versions", a->name), *opts),
+               &b);
+    } catch (const CLI::RuntimeError&) {
+      if (created) {  // a failed first deploy leaves no empty service behind
+        (void)client.Call("DELETE", service_path);
+      }
+      throw;
+    }
     if (!a->no_wait) {
       auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a->timeout_s);
       std::string path =
           WithProject(fmt::format("/api/v1/services/{}/versions/{}", a->name, a->version), *opts);
+      int revision = static_cast<int>(Field(v, "revision").to_number<int64_t>());
+      std::string status_path =
+          WithProject(fmt::format("/api/v1/services/{}/status", a->name), *opts);
       while (Str(Field(v, "state")) != "running") {
+        // What the daemon already knows (nothing to run, a rollback) is said at once.
+        if (std::string why = RevisionFailure(Call("GET", status_path), revision, a->version);
+            !why.empty()) {
+          Fail(Status::FailedPrecondition(why + LastLogLines(a->name, revision, *opts)));
+        }
         std::string state = Str(Field(v, "state"));
         if (state == "crash-looping" || std::chrono::steady_clock::now() > deadline) {
           Fail(Status::Unavailable(fmt::format(

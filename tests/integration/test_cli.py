@@ -605,3 +605,39 @@ def test_init_names_the_next_steps_after_its_folder(cli, tmp_path):
     assert p.returncode == 0, p.stderr
     assert f"berth deploy myapp 1.0.0 {tmp_path / 'myapp'}" in p.stdout, p.stdout
     assert '"$BERTH_URL/default-myapp/hello"' in p.stdout, p.stdout
+
+
+def test_a_deploy_that_cannot_run_says_why_at_once_and_a_failed_first_one_leaves_nothing(
+        logged_in, tmp_path):
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "index.html").write_text("hi\n")  # no berth.yaml: nothing to run
+    name = unique("clidep")
+    p = logged_in.run("deploy", name, "1.0.0", str(folder), "--timeout", "100")
+    assert p.returncode == 1 and p.stdout == "", p.stderr
+    assert "berth: revision 1 cannot run: nothing to run" in p.stderr, p.stderr
+    assert "berth.yaml" in p.stderr and "see why with" not in p.stderr, "it waited instead"
+    logged_in.ok("services", "rm", name)  # the version was stored: fixed by the next deploy
+
+    ghost = unique("clidep")
+    p = logged_in.run("deploy", ghost, "1.0.0", str(tmp_path / "missing"))
+    assert p.returncode == 1 and "missing" in p.stderr, p.stderr
+    p = logged_in.run("services", "show", ghost)
+    assert p.returncode != 0 and "does not exist" in p.stderr, "an empty service was left"
+
+
+def test_push_takes_a_bundle_file_as_deploy_does(logged_in, tmp_path):
+    import tarfile
+    name = unique("clipush")
+    logged_in.ok("services", "create", name)
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "berth.yaml").write_text('command: ["sleep", "1000"]\n')
+    bundle = tmp_path / "bundle.tar.gz"
+    with tarfile.open(bundle, "w:gz") as tf:
+        tf.add(folder / "berth.yaml", arcname="berth.yaml")
+    pushed = logged_in.json("push", name, str(bundle), "--tag", "v1")
+    assert pushed["tag"] == "v1" and pushed["digest"].startswith("sha256:"), pushed
+    p = logged_in.run("push", name, str(tmp_path / "nope"), "--tag", "v2")
+    assert p.returncode != 0 and "nope" in p.stderr, p.stderr
+    logged_in.ok("services", "rm", name)
