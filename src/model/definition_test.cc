@@ -150,6 +150,15 @@ TEST(StatusCodeSetTest, ParsesRangesAndSingles) {
   EXPECT_FALSE(StatusCodeSet::Parse("600").ok());
 }
 
+// Found by definition_fuzz: "inf" and "NAN" parsed as doubles, which JSON cannot hold (the
+// serialized text did not parse back). They are text, as YAML 1.2's core schema reads them.
+TEST(YamlToJsonTest, InfinityAndNanAreTextNotNumbers) {
+  auto r = YamlToJson("a: inf\nb: NAN\nc: -Infinity\nd: 1.5\ne: 1e3\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(json::serialize(*r), R"({"a":"inf","b":"NAN","c":"-Infinity","d":1.5E0,"e":1E3})");
+  EXPECT_TRUE(json::parse(json::serialize(*r)).is_object());
+}
+
 // Found by definition_fuzz: bytes that are not UTF-8, and NULs that yaml-cpp takes for UTF-32,
 // went into JSON that could not be read back.
 TEST(YamlToJsonTest, RefusesTextThatIsNotUtf8) {

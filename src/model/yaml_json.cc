@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 
 namespace berth {
@@ -97,7 +98,8 @@ boost::json::value ScalarToJson(const YAML::Node& n) {
   }
   double d = 0;
   auto [pd, ecd] = std::from_chars(s.data(), s.data() + s.size(), d);
-  if (ecd == std::errc() && pd == s.data() + s.size()) {
+  // "inf" and "nan" parse as doubles, but JSON has no such numbers: they stay text.
+  if (ecd == std::errc() && pd == s.data() + s.size() && std::isfinite(d)) {
     return d;
   }
   return boost::json::value(s);
