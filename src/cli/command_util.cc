@@ -4,12 +4,12 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
-#include <cctype>
 #include <iostream>
 
 #include "cli/client_config.h"
 #include "cli/output.h"
 #include "common/file_util.h"
+#include "common/url.h"
 #include "model/yaml_json.h"
 
 namespace berth {
@@ -99,17 +99,7 @@ void FollowJsonLines(const std::string& path, const JsonLineHandler& on_line) {
   }
 }
 
-std::string Escape(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
-}
+std::string Escape(std::string_view s) { return PercentEncode(s); }
 
 const json::array& Items(const json::value& v, std::string_view key) {
   static const json::array kEmpty;

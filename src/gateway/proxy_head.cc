@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include <cctype>
+#include "common/url.h"
 
 namespace berth {
 
@@ -54,16 +54,7 @@ std::string LoginRedirect(const MessageHead& head) {
       head.Get("accept").find("text/html") == std::string_view::npos) {
     return "";
   }
-  std::string out = "/_berth/login?next=";
-  for (char ch : head.target) {
-    auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += ch;
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
+  return "/_berth/login?next=" + PercentEncode(head.target, "/");
 }
 
 bool IsUpgrade(const MessageHead& head) {
