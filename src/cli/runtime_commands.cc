@@ -152,12 +152,10 @@ std::string LastLogLines(const std::string& name, int revision, const CommonOpti
   return out.empty() ? "" : "\nlast log lines:" + out;
 }
 
-std::string RevisionFailure(const json::value& st, int revision, std::string_view version) {
-  std::vector<std::string> starts = {fmt::format("revision {} cannot run", revision),
-                                     fmt::format("rolled back revision {}:", revision)};
-  if (!version.empty()) {
-    starts.push_back(fmt::format("version {} cannot run", version));
-  }
+namespace {
+
+// The newest event of a service's status whose message starts with one of `starts`, or "".
+std::string EventStartingWith(const json::value& st, const std::vector<std::string>& starts) {
   for (const auto& e : Field(st, "events").as_array()) {
     std::string message = Str(Field(e, "message"));
     for (const auto& s : starts) {
@@ -165,6 +163,25 @@ std::string RevisionFailure(const json::value& st, int revision, std::string_vie
         return message;
       }
     }
+  }
+  return "";
+}
+
+// Why the latest revision cannot run (the supervisor's event), or "".
+std::string CannotRun(const json::value& st) {
+  return EventStartingWith(st, {fmt::format("revision {} cannot run", Str(Field(st, "revision")))});
+}
+
+}  // namespace
+
+std::string RevisionFailure(const json::value& st, int revision, std::string_view version) {
+  std::vector<std::string> starts = {fmt::format("revision {} cannot run", revision),
+                                     fmt::format("rolled back revision {}:", revision)};
+  if (!version.empty()) {
+    starts.push_back(fmt::format("version {} cannot run", version));
+  }
+  if (std::string message = EventStartingWith(st, starts); !message.empty()) {
+    return message;
   }
   if (Field(st, "failed_revision").to_number<int64_t>() == revision) {
     return fmt::format("revision {} was rolled back", revision);
@@ -228,22 +245,6 @@ void WaitForRollout(const std::string& name, int revision, const CommonOptions& 
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
 }
-
-namespace {
-
-// Why the latest revision cannot run (the supervisor's event), or "".
-std::string CannotRun(const json::value& st) {
-  std::string prefix = fmt::format("revision {} cannot run", Str(Field(st, "revision")));
-  for (const auto& e : Field(st, "events").as_array()) {
-    std::string message = Str(Field(e, "message"));
-    if (message.starts_with(prefix)) {
-      return message;
-    }
-  }
-  return "";
-}
-
-}  // namespace
 
 std::string StatusWord(const json::value& st) {
   if (!Field(st, "desired_running").as_bool()) {
