@@ -272,6 +272,13 @@ class Node:
             os._exit(0)
 
         signal.signal(signal.SIGTERM, stop)
+        # A SIGTERM that lands after the interpreter's last check and before poll() blocks
+        # would only set a flag: the wake-up pipe makes poll return so the handler runs.
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        os.set_blocking(wake_r, False)
+        self._poller.register(wake_r, zmq.POLLIN)
         while True:
             while True:
                 try:
@@ -280,6 +287,10 @@ class Node:
                     break
                 self._forward(b"m" + id, body)
             self._poll_once(-1)
+            try:
+                os.read(wake_r, 512)  # a signal with a handler that returned: drained
+            except BlockingIOError:
+                pass
             for m in self._pending[0]:
                 to_workers.send_multipart([m.id.encode(), m.body.encode()])
             for q in self._pending:
