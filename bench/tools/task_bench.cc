@@ -54,8 +54,11 @@ double Spawn(int n, int k, std::vector<std::string> argv) {
 }
 
 double Runtime(const std::string& berth, int n, int k, const std::vector<std::string>& argv) {
-  char tmpl[] = "/tmp/berth-task-bench-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
+  // In $TMPDIR, as mktemp(1) and the other benches' scratch directories.
+  const char* tmp = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
+                     "/berth-task-bench-XXXXXX";
+  std::string dir = mkdtemp(tmpl.data());
   auto launcher = berth::MakeLinuxLauncher(berth);
   berth::RealClock clock;
   std::mutex mu;
