@@ -189,6 +189,19 @@ TEST_F(ApiTest, ProjectTokenSeesOnlyItsProject) {
 
 TEST_F(ApiTest, BadDefinitionChangesNothing) {
   ASSERT_EQ(Call("POST", "/api/v1/services", R"({"name": "hello"})", admin_).status, 201);
+  // A definition naming a tag never pushed is refused with the tags that were.
+  auto unpushed = Call("PUT", "/api/v1/services/hello", R"({"container-tag": "v1"})", admin_);
+  EXPECT_EQ(unpushed.status, 400);
+  EXPECT_EQ(ErrorMessage(unpushed),
+            "container-tag: no bundle tagged 'v1' was pushed to 'hello' (none was pushed yet); "
+            "push it with: berth push hello DIR --tag v1");
+  for (const char* tag : {"v1", "v2"}) {
+    ASSERT_TRUE(store_->PutArtifact("default", "hello", tag, "sha256:00", 1).ok());
+  }
+  auto other_tag = Call("PUT", "/api/v1/services/hello", R"({"container-tag": "v3"})", admin_);
+  EXPECT_EQ(other_tag.status, 400);
+  EXPECT_NE(ErrorMessage(other_tag).find("(pushed: v"), std::string::npos)
+      << ErrorMessage(other_tag);
   ASSERT_EQ(Call("PUT", "/api/v1/services/hello", R"({"container-tag": "v1"})", admin_).status,
             200);
   auto bad = Call("PUT", "/api/v1/services/hello",
@@ -238,6 +251,7 @@ TEST_F(ApiTest, ServicectlDialectUsesItsOwnErrorShapeAndCodes) {
 TEST_F(ApiTest, ServicectlContainerPortIsFixedAfterFirstUpdate) {
   ASSERT_EQ(Call("POST", "/servicectl-1/services", R"({"name": "svc"})", admin_, true).status,
             201);
+  ASSERT_TRUE(store_->PutArtifact("default", "svc", "latest", "sha256:00", 1).ok());
   std::string def = R"({"container-tag": "latest", "memory-reservation": 100,
                         "memory-limit": 150, "container-port": 80, "environment": []})";
   auto first = Call("PUT", "/servicectl-1/services/svc", def, admin_, true);

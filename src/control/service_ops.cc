@@ -1,7 +1,9 @@
 #include "control/service_ops.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 
 #include "model/names.h"
@@ -32,6 +34,25 @@ Result<ServiceRecord> ServiceOps::Define(const std::string& project, const std::
         fmt::format("'{}' is deployed as versions (MAIN is {}), which are immutable: deploy a new "
                     "version with berth deploy {} VERSION DIR, then berth assign {} VERSION",
                     name, existing->main_version, name, name));
+  }
+  if (def.container_tag) {
+    // Refused now rather than stored to fail at start: the user learns which tags exist.
+    auto artifacts = store_.ListArtifacts(project, name);
+    if (!artifacts.ok()) {
+      return artifacts.status();
+    }
+    std::vector<std::string> tags;
+    for (const ArtifactRecord& a : *artifacts) {
+      tags.push_back(a.tag);
+    }
+    if (std::find(tags.begin(), tags.end(), *def.container_tag) == tags.end()) {
+      return Status::InvalidArgument(fmt::format(
+          "container-tag: no bundle tagged '{}' was pushed to '{}' ({}); push it with: berth "
+          "push {} DIR --tag {}",
+          *def.container_tag, name,
+          tags.empty() ? "none was pushed yet" : fmt::format("pushed: {}", fmt::join(tags, ", ")),
+          name, *def.container_tag));
+    }
   }
   auto rec = store_.PutDefinition(project, name, boost::json::serialize(DefinitionToJson(def)),
                                   controller_.Admission(project, name, def));

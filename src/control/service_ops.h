@@ -29,7 +29,8 @@ class ServiceOps {
                                std::string_view event = "service created");
   // Stores `def` as the service's next revision and rolls it. NotFound for a missing service;
   // FailedPrecondition when it is deployed as versions (immutable) or when the machine
-  // cannot hold its memory reservation.
+  // cannot hold its memory reservation; InvalidArgument when its container-tag was never
+  // pushed (the message names the tags that were).
   Result<ServiceRecord> Define(const std::string& project, const std::string& name,
                                const Definition& def);
   // Create and Define as one: a service that cannot be defined is not left behind.

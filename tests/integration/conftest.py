@@ -300,6 +300,17 @@ def http_server_bundle():
     return buf.getvalue()
 
 
+def inert_bundle():
+    """A bundle with nothing to run (no berth.yaml): a definition may name its tag, and no
+    process starts (the revision cannot run, and says so in the events)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("README")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"inert"))
+    return buf.getvalue()
+
+
 def push_bundle(d, service, tag, token=None, project=None, bundle=None):
     path = f"/api/v1/services/{service}/artifacts/{tag}"
     if project:

@@ -16,14 +16,14 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
-from conftest import (assert_native_error, create_project, create_token, project_with_token,
-                      unique)
+from conftest import (assert_native_error, create_project, create_token, inert_bundle,
+                      project_with_token, push_bundle, unique)
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 MIB = 1 << 20
 
 # A definition like CloudFlow's examples; every bad-definition case below breaks one field of
-# it. Its tag is never pushed, so nothing runs. The memory is small because berth admits
+# it. Its tag is an inert bundle (create_service pushes it), so nothing runs. The memory is small because berth admits
 # reservations against the machine's memory, and these tests store many definitions.
 GOOD_DEF = {
     "container-tag": "latest",
@@ -39,6 +39,7 @@ def create_service(d, name=None, token=None, project=None):
     path = "/api/v1/services" + (f"?project={project}" if project else "")
     r = d.post(path, json={"name": name}, token=token)
     assert r.status_code == 201, r.text
+    push_bundle(d, name, "latest", token=token, project=project, bundle=inert_bundle())
     return name
 
 
@@ -381,6 +382,7 @@ def test_service_lifecycle(daemon):
     assert svc in listed["services"]
     assert daemon.get(f"/api/v1/services/{name}/revisions").json() == {"revisions": []}
 
+    push_bundle(daemon, name, "latest", bundle=inert_bundle())
     r = daemon.put(f"/api/v1/services/{name}", json=GOOD_DEF)
     assert r.status_code == 200, r.text
     v1 = r.json()
@@ -683,6 +685,29 @@ def test_definition_that_is_not_an_object_or_empty(daemon, defined_service, body
     got = assert_native_error(daemon.put(f"/api/v1/services/{defined_service}", json=body), 400)
     assert got.startswith(message), got
     assert snapshot(daemon, defined_service) == before
+
+
+def test_definition_naming_a_tag_never_pushed_is_refused_with_the_pushed_tags(daemon):
+    name = create_service(daemon)  # pushes 'latest'
+    push_bundle(daemon, name, "v2", bundle=inert_bundle())
+    r = daemon.put(f"/api/v1/services/{name}", json=GOOD_DEF)
+    assert r.status_code == 200, r.text
+    before = snapshot(daemon, name)
+    got = assert_native_error(
+        daemon.put(f"/api/v1/services/{name}", json=dict(GOOD_DEF, **{"container-tag": "v3"})),
+        400, "invalid_argument")
+    assert got.startswith("container-tag: no bundle tagged 'v3' was pushed to "
+                          f"'{name}'"), got
+    assert "pushed: " in got and "latest" in got and "v2" in got, got
+    assert f"berth push {name} DIR --tag v3" in got, got
+    assert snapshot(daemon, name) == before
+
+    # With nothing pushed at all, the message says so.
+    bare = unique("s")
+    assert daemon.post("/api/v1/services", json={"name": bare}).status_code == 201
+    got = assert_native_error(daemon.put(f"/api/v1/services/{bare}", json=GOOD_DEF), 400)
+    assert "none was pushed yet" in got, got
+    assert daemon.get(f"/api/v1/services/{bare}").json()["revision"] == 0
 
 
 def test_null_fields_mean_default(daemon):

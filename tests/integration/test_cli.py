@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from conftest import BERTH_BIN, clean_env, create_project, create_token, unique
+from conftest import (BERTH_BIN, clean_env, create_project, create_token, inert_bundle,
+                      push_bundle, unique)
 
 DEFINITION_YAML = """\
 container-tag: latest
@@ -350,6 +351,9 @@ def test_services_lifecycle(logged_in, daemon, tmp_path):
     assert "Name:      web" in out and f"Project:   {project}" in out
     assert "Revision:  0" in out and "Definition: none yet" in out
 
+    # Definitions name pushed tags; these bundles have nothing to run.
+    for tag in ("latest", "v2"):
+        push_bundle(daemon, "web", tag, project=project, bundle=inert_bundle())
     deffile = tmp_path / "def.yaml"
     deffile.write_text(DEFINITION_YAML)
     out = logged_in.ok("services", "update", "web", "-f", str(deffile), "-p", project,
@@ -385,7 +389,7 @@ def test_services_lifecycle(logged_in, daemon, tmp_path):
 
 
 def test_services_update_waits_until_the_revision_is_live_and_says_why_when_it_cannot(
-        logged_in, tmp_path):
+        logged_in, daemon, tmp_path):
     name = unique("clisvc")
     logged_in.ok("services", "create", name)
     good = tmp_path / "good.yaml"
@@ -414,12 +418,24 @@ def test_services_update_waits_until_the_revision_is_live_and_says_why_when_it_c
     assert "Status:    running (revision 1 live, 1/1 instances ready; revision 2 was rolled back)" \
         in shown, shown
 
-    # A tag never pushed: the reason at once, not a wait.
+    # A tag never pushed: refused at once with the tags that exist; nothing is stored.
     missing = tmp_path / "missing.yaml"
     missing.write_text("container-tag: nope\n")
     p = logged_in.run("services", "update", name, "-f", str(missing))
     assert p.returncode == 1, p.stderr
-    assert "berth: revision 3 cannot run:" in p.stderr and "nope" in p.stderr, p.stderr
+    assert f"berth: container-tag: no bundle tagged 'nope' was pushed to '{name}' (none was " \
+        "pushed yet)" in p.stderr, p.stderr
+    assert f"berth push {name} DIR --tag nope" in p.stderr, p.stderr
+    shown = logged_in.ok("services", "show", name)
+    assert "Revision:  2" in shown and "Status:    running (revision 1 live" in shown, shown
+
+    # A pushed bundle with nothing to run: the reason at once, not a wait.
+    inert = tmp_path / "inert.yaml"
+    inert.write_text("container-tag: inert\n")
+    push_bundle(daemon, name, "inert", bundle=inert_bundle())
+    p = logged_in.run("services", "update", name, "-f", str(inert))
+    assert p.returncode == 1, p.stderr
+    assert "berth: revision 3 cannot run: nothing to run" in p.stderr, p.stderr
     shown = logged_in.ok("services", "show", name)
     assert "Status:    running (revision 1 live" in shown and "; revision 3 cannot run:" in shown
 
@@ -428,7 +444,8 @@ def test_services_update_waits_until_the_revision_is_live_and_says_why_when_it_c
     logged_in.ok("services", "create", other)
     assert "Status:    no definition yet (no revision live, 0/0" in logged_in.ok(
         "services", "show", other)
-    logged_in.run("services", "update", other, "-f", str(missing))
+    push_bundle(daemon, other, "inert", bundle=inert_bundle())
+    logged_in.run("services", "update", other, "-f", str(inert))
     shown = logged_in.ok("services", "show", other)
     assert "Status:    failed: revision 1 cannot run:" in shown, shown
     logged_in.ok("services", "rm", other)
@@ -444,6 +461,7 @@ def test_yaml_number_in_env_value(logged_in, daemon, tmp_path):
     # text, and a version like 1.10 must not come back in exponent notation.
     name = unique("clisvc")
     logged_in.ok("services", "create", name)
+    push_bundle(daemon, name, "latest", bundle=inert_bundle())
     f = tmp_path / "env.yaml"
     f.write_text("container-tag: latest\nreplicas: 0\nenvironment:\n"
                  "  - {name: WORKERS, value: 4}\n  - {name: VERSION, value: 1.10}\n")

@@ -17,9 +17,9 @@ import requests
 from conftest import (BERTH_BIN, clean_env, create_token, instance_processes,
                       pid_alive, project_with_token, push_bundle, wait_until)
 
-# The tag is never pushed, so nothing runs; the reservation is small because berth admits
-# reservations against the machine's memory and the burst stores hundreds of definitions.
-GOOD_DEF = {"container-tag": "latest", "memory-reservation": 1, "memory-limit": 2,
+# Scaled to zero, so nothing runs; the reservation is small because berth admits reservations
+# against the machine's memory and the burst stores hundreds of definitions.
+GOOD_DEF = {"command": ["/bin/true"], "replicas": 0, "memory-reservation": 1, "memory-limit": 2,
             "container-port": 80, "environment": []}
 
 

@@ -1232,19 +1232,19 @@ def test_cli_push_logs_and_show(daemon, new_service, tmp_path):
 
 # --- 9. a definition waiting for its artifact -----------------------------------------------
 
-def test_definition_waits_for_its_tag(new_service):
+def test_definition_naming_an_unpushed_tag_is_refused_until_it_is_pushed(new_service):
     svc = new_service("wait")
     port = next_port()
-    svc.define({"container-tag": "later", "base-path": "strip"})
-    st = svc.wait(lambda s: svc.events("cannot-run", s), 5, "a cannot-run event")
-    ev = svc.events("cannot-run", st)[0]
-    assert f"berth push {svc.name} DIR --tag later" in ev["message"], ev
-    assert "later" in ev["message"]
-    assert st["instances"] == [] and st["running"] == 0, st
+    r = svc.define({"container-tag": "later", "base-path": "strip"}, expect=400)
+    msg = r.json()["error"]["message"]
+    assert "no bundle tagged 'later'" in msg and "none was pushed yet" in msg, msg
+    assert f"berth push {svc.name} DIR --tag later" in msg, msg
+    assert svc.d.get(svc.path).json()["revision"] == 0
     assert svc.status()["instances"] == []
 
     svc.push("later", tarball({"berth.yaml": f'command: ["python3", "app.py", "late"]\n'
                                              f'port: {port}\n', "app.py": APP}))
+    svc.define({"container-tag": "later", "base-path": "strip"})
     inst = svc.wait_running()
     assert get(inst["host"], inst["port"]).text == "late"
     assert svc.status()["active_revision"] == 1

@@ -14,8 +14,8 @@ import re
 import pytest
 import requests
 
-from conftest import (http_server_bundle, pid_alive, project_with_token, unique,
-                      wait_until)
+from conftest import (http_server_bundle, inert_bundle, pid_alive, project_with_token,
+                      push_bundle, unique, wait_until)
 
 MIB = 1 << 20
 SERVICECTL_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
@@ -213,6 +213,11 @@ def assert_servicectl_error(r, status, contains=()):
     return body["Error"]
 
 
+def push_inert(d, project, name, tag="latest"):
+    """Pushes a bundle with nothing to run under `tag`, so that a definition may name it."""
+    push_bundle(d, name, tag, project=project, bundle=inert_bundle())
+
+
 def native_service(d, project, name):
     return d.get(f"/api/v1/services/{name}?project={project}").json()
 
@@ -278,6 +283,7 @@ def test_create_with_health_check_shows_in_target_health(daemon, user):
     assert th["health_check_path"] == daemon.url + "/{}-{}/MyService?wsdl".format(project, name)
     assert th["interval"] == 60 and th["status_codes"] == "200" and th["targets"] == []
 
+    push_inert(daemon, project, name)
     # The health check given at create survives the first update, which does not name one.
     assert "Success" in client.update_service(token, name, seed_definition(project, name))
     th = client.get_service_status(token, name)["status"]["target_health"]
@@ -328,11 +334,18 @@ def test_update_and_status(daemon, user):
     project, token, client = user
     name = unique("svc")
     client.create_new_service(token, name)
+    # An update naming a tag never pushed is refused, saying what to push; nothing is stored.
+    result = client.update_service(token, name, seed_definition(project, name))
+    assert set(result) == {"Error"}, result
+    assert "no bundle tagged 'latest'" in result["Error"], result
+    assert native_service(daemon, project, name)["revision"] == 0
+
+    push_inert(daemon, project, name)
     result = client.update_service(token, name, seed_definition(project, name))
     assert set(result) >= {"Success"} and name in result["Success"], result
     assert result.get("revision") == 1
 
-    # The tag was never pushed, so nothing runs: one instance desired, none running.
+    # The bundle has nothing to run: one instance desired, none running.
     status = client.get_service_status(token, name)["status"]
     assert status["service_status"] == "ACTIVE"
     assert (status["count_desired"], status["count_running"], status["count_pending"]) == (1, 0, 1)
@@ -347,8 +360,7 @@ def test_update_and_status(daemon, user):
     events = wait_until(revision_event, 10, "an event about revision 1")
     assert events[-1]["message"] == qualified + "created"
     assert all(e["message"].startswith(qualified) for e in events), events
-    assert any("latest" in e["message"] and "not been pushed" in e["message"]
-               for e in events), events
+    assert any("revision 1 cannot run: nothing to run" in e["message"] for e in events), events
     assert all(SERVICECTL_TIME.match(e["created_at"]) for e in events)
     assert [e["created_at"] for e in events] == sorted((e["created_at"] for e in events),
                                                        reverse=True)
@@ -369,6 +381,7 @@ def test_status_of_service_scaled_to_zero(daemon, user):
     project, token, client = user
     name = unique("svc")
     client.create_new_service(token, name)
+    push_inert(daemon, project, name)
     r = raw(daemon, "PUT", f"/services/{name}", token,
             json=dict(seed_definition(project, name), replicas=0))
     assert r.status_code == 200, r.text
@@ -380,6 +393,7 @@ def test_container_port_is_fixed_after_first_update(daemon, user):
     project, token, client = user
     name = unique("svc")
     client.create_new_service(token, name)
+    push_inert(daemon, project, name)
     client.update_service(token, name, seed_definition(project, name, port=80))
     # clfpy passes a 400 from update_service through as the JSON body.
     result = client.update_service(token, name, seed_definition(project, name, port=8080))
@@ -768,6 +782,7 @@ def test_print_helpers(daemon, user, capsys):
     assert "Health-check path: {}/{}-{}/".format(daemon.url, project, name) in out
     assert "Printing logs for service '{}'".format(name) in out
 
+    push_inert(daemon, project, name)
     client.update_service(token, name, seed_definition(project, name))
     client.print_service_status(token, name)
     out = capsys.readouterr().out
