@@ -155,7 +155,8 @@ Controller::Controller(Store& store, Launcher& launcher, Clock& clock, Controlle
   SupervisorOptions so;
   so.instances_dir = options_.data_dir + "/instances";
   SupervisorHooks hooks;
-  hooks.event = [this](const ServiceKey& key, const std::string& kind, const std::string& msg) {
+  hooks.event = [this](const ServiceKey& key, const std::string& kind, const std::string& msg,
+                       const std::string& version) {
     // A service deleted meanwhile has nowhere to keep the event; that is fine.
     (void)store_.AddEvent(key.project, key.name, kind, msg);
     hub_.Publish(key.project, "service-event",
@@ -172,6 +173,7 @@ Controller::Controller(Store& store, Launcher& launcher, Clock& clock, Controlle
       NotificationRecord n;
       n.project = key.project;
       n.service = key.name;
+      n.version = version;
       n.instance = "berth";
       n.severity = severity;
       n.message = kind + ": " + StableMessage(msg);

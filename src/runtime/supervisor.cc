@@ -156,6 +156,10 @@ struct Supervisor::Service {
   // own copy: the desired state stops carrying the old revision once the switch is stored.
   std::optional<RevisionSpec> settling_from;
   TimePoint settle_until{};
+  // The address each slot last had, by version label ("" for a plain service) and slot: a
+  // slot started again (stop / start, health replacement, a new revision once the old one is
+  // gone) takes it back when it is free, so that a pasted internal address keeps working.
+  std::map<std::pair<std::string, int>, std::string> slot_hosts;
   std::set<std::string> noted;   // one-time events already sent
   std::string published_routes;  // what PublishRoutes last sent, to send only changes
   TimePoint next_due = kNever;   // a timer of its (backoff, drain, deadline) runs out
@@ -489,14 +493,16 @@ void Supervisor::RecordExit(Service& svc, Instance& inst, const ExitRecord& exit
   s.next_start = now + backoff;
   Event(svc, exit.oom_killed ? "oom-killed" : "exited",
         fmt::format("instance {} of revision {} {}; restarting in {} ms", inst.id, inst.revision,
-                    DescribeExit(exit), backoff.count()));
+                    DescribeExit(exit), backoff.count()),
+        inst.revision);
   if (s.quick_crashes >= options_.crash_loop_after) {
     inst.state = InstanceState::kCrashLooping;
     if (!s.crash_looping) {
       s.crash_looping = true;
       Event(svc, "crash-looping",
             fmt::format("revision {} slot {} crashed {} times in a row; backing off up to {} s",
-                        inst.revision, inst.slot, s.quick_crashes, options_.backoff_max.count()));
+                        inst.revision, inst.slot, s.quick_crashes, options_.backoff_max.count()),
+            inst.revision);
     }
   }
 }
@@ -590,11 +596,30 @@ void Supervisor::ReconcileAll() {
   }
 }
 
-void Supervisor::Event(const Service& svc, const std::string& kind, const std::string& message) {
-  effects_->hooks.push_back([key = svc.desired.key, kind, message](const SupervisorHooks& h) {
+void Supervisor::Event(const Service& svc, const std::string& kind, const std::string& message,
+                       int revision) {
+  std::string version;
+  if (revision > 0) {
+    version = std::to_string(revision);
+    auto label = [&](const RevisionSpec& spec) {
+      if (spec.revision == revision && !spec.version.empty()) {
+        version = spec.version;
+      }
+    };
+    for (const auto* spec : {&svc.desired.latest, &svc.desired.active, &svc.settling_from}) {
+      if (*spec) {
+        label(**spec);
+      }
+    }
+    for (const RevisionSpec& shadow : svc.desired.shadows) {
+      label(shadow);
+    }
+  }
+  effects_->hooks.push_back([key = svc.desired.key, kind, message,
+                             version = std::move(version)](const SupervisorHooks& h) {
     LogInfo(message, {{"service", key.project + "-" + key.name}, {"event", kind}});
     if (h.event) {
-      h.event(key, kind, message);
+      h.event(key, kind, message, version);
     }
   });
 }
@@ -624,20 +649,17 @@ void Supervisor::Launch(Service& svc, const RevisionSpec& spec, int slot) {
   inst->dir = options_.instances_dir + "/" + inst->id;
   inst->revision = spec.revision;
   inst->slot = slot;
-  // A restarted slot keeps its address when it is free, so that clients holding the
+  // A slot started again keeps its address when it is free, so that clients holding the
   // service's internal_hostname (seed 000) reconnect to it.
-  for (auto it = svc.instances.rbegin(); it != svc.instances.rend(); ++it) {
-    const Instance& prev = **it;
-    if (!prev.live && prev.slot == slot && prev.revision == spec.revision &&
-        hosts_in_use_.count(prev.host) == 0 && launcher_.AddressFree(prev.host, spec.port)) {
-      inst->host = prev.host;
-      hosts_in_use_.insert(inst->host);
-      break;
-    }
-  }
-  if (inst->host.empty()) {
+  std::string& sticky = svc.slot_hosts[{spec.version, slot}];
+  if (!sticky.empty() && hosts_in_use_.count(sticky) == 0 &&
+      launcher_.AddressFree(sticky, spec.port)) {
+    inst->host = sticky;
+    hosts_in_use_.insert(inst->host);
+  } else {
     inst->host = AllocateHost(spec.port);
   }
+  sticky = inst->host;
   inst->port = spec.port;
   inst->restarts = s.restarts;
   inst->launched = clock_.Now();
@@ -1003,7 +1025,8 @@ void Supervisor::Reconcile(Service& svc) {
               fmt::format("rolled back revision {}: it failed within {} s of going live{}; "
                           "revision {} is live again",
                           target->revision, target->def.min_healthy_time_s,
-                          why.empty() ? "" : " (" + why + ")", previous.revision));
+                          why.empty() ? "" : " (" + why + ")", previous.revision),
+              target->revision);
         d.active = std::move(previous);
         rollout_news();
         stop_all_but(keeping({d.active_revision}), "rolled back");
@@ -1089,7 +1112,8 @@ void Supervisor::Reconcile(Service& svc) {
     svc.rollout_started.reset();
     Event(svc, "rolled-back",
           fmt::format("rolled back revision {}: {}; revision {} stays live", target->revision, why,
-                      active->revision));
+                      active->revision),
+          target->revision);
     rollout_news();
     stop_all_but(keeping({active->revision}), "rolled back");
   } else {
@@ -1286,7 +1310,8 @@ Clock::TimePoint Supervisor::HealthRound() {
         inst.state = InstanceState::kUnhealthy;
         Event(svc, "unhealthy",
               fmt::format("instance {} failed {} health checks: {}", inst.id, inst.probe_failures,
-                          job.result.detail));
+                          job.result.detail),
+              inst.revision);
       }
       if (inst.ready != was_ready) {
         MarkDirty(svc);  // readiness changes what Reconcile may do
@@ -1431,6 +1456,9 @@ void Supervisor::Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) {
     probe->codes = CodesOf(probe->check);
     inst->probe = std::move(probe);
     svc.slots[{inst->revision, inst->slot}].restarts = inst->restarts;
+    if (inst->live) {
+      svc.slot_hosts[{spec != nullptr ? spec->version : std::string(), inst->slot}] = inst->host;
+    }
     if (p.running) {
       hosts_in_use_.insert(inst->host);
       watch.emplace_back(dir, *p.shim);

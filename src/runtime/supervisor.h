@@ -194,7 +194,10 @@ struct SupervisorOptions {
 // the supervisor's read methods (Status, Ready, Task) but not Step.
 struct SupervisorHooks {
   // An event for the service's event log ("started", "exited", "oom-killed", "rolled-back"...).
-  std::function<void(const ServiceKey&, const std::string& kind, const std::string& message)> event;
+  // `version`: the version it concerns (its label, else its revision number), or empty.
+  std::function<void(const ServiceKey&, const std::string& kind, const std::string& message,
+                     const std::string& version)>
+      event;
   // The live revision changed (rollout done) or a revision was rolled back.
   std::function<void(const ServiceKey&, int active_revision, int failed_revision)> rollout;
   // The service's routable instances changed.
@@ -278,7 +281,9 @@ class Supervisor {
   // Re-adopts what an earlier daemon left; the running ones to Watch go to `watch`.
   void Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) REQUIRES(mu_);
   std::string AllocateHost(int port) REQUIRES(mu_);
-  void Event(const Service& svc, const std::string& kind, const std::string& message) REQUIRES(mu_);
+  // `revision`: the one the event concerns (0: none), named in the hook by its version.
+  void Event(const Service& svc, const std::string& kind, const std::string& message,
+             int revision = 0) REQUIRES(mu_);
   void PruneDirs(Service& svc) REQUIRES(mu_);
   void PublishRoutes(Service& svc) REQUIRES(mu_);
   void MarkDirty(Service& svc) REQUIRES(mu_);

@@ -43,9 +43,11 @@ class SupervisorTest : public ::testing::Test {
     o.threads = false;
     o.start_parallelism = 1;
     SupervisorHooks h;
-    h.event = [this](const ServiceKey&, const std::string& kind, const std::string& message) {
+    h.event = [this](const ServiceKey&, const std::string& kind, const std::string& message,
+                     const std::string& version) {
       events_.push_back(kind);
       messages_.push_back(message);
+      versions_.push_back(version);
     };
     h.rollout = [this](const ServiceKey&, int active, int failed) {
       rollouts_.emplace_back(active, failed);
@@ -116,6 +118,7 @@ class SupervisorTest : public ::testing::Test {
   std::unique_ptr<Supervisor> sup_;
   std::vector<std::string> events_;
   std::vector<std::string> messages_;
+  std::vector<std::string> versions_;  // per event: the version it concerns, or empty
   std::vector<std::pair<int, int>> rollouts_;
   std::vector<RouteUpdate> routes_;
   std::vector<TaskStatus> ended_;
@@ -214,6 +217,9 @@ TEST_F(SupervisorTest, FiveQuickCrashesAreCrashLoopingAndBackoffIsCapped) {
     wait *= 2;
   }
   EXPECT_EQ(Count("crash-looping"), 1);
+  // Unlabelled, the revision is its version: what the platform's notification carries.
+  auto looping_at = std::find(events_.begin(), events_.end(), "crash-looping") - events_.begin();
+  EXPECT_EQ(versions_[looping_at], "1");
   EXPECT_EQ(Starts(), 6u);
   // Crash-looping is reported once, and the waits keep doubling up to 30 s.
   for (int crash = 6; crash <= 12; ++crash) {
@@ -606,6 +612,11 @@ TEST_F(SupervisorTest, ShadowsRunBesideMainAndSurviveAnAssign) {
   EXPECT_EQ(Dir(2), v2);
   EXPECT_TRUE(launcher_.stopped().empty());
   EXPECT_EQ(Starts(), 2u);
+  // An event about the shadow names its label.
+  launcher_.OomKill(Dir(1));
+  Step();
+  ASSERT_EQ(events_.back(), "oom-killed");
+  EXPECT_EQ(versions_.back(), "v1");
 }
 
 TEST_F(SupervisorTest, AStartCutShortByAKillIsSweptAndAnAdoptedInstanceKept) {
@@ -694,6 +705,53 @@ TEST_F(SupervisorTest, AfterARestartTheFailedRevisionIsNotRetriedAndAStoppedServ
   Step(3);
   EXPECT_TRUE(launcher_.running().empty());
   EXPECT_EQ(Starts(), 1u);
+}
+
+// Users paste an internal service's address into configs: a slot started again gets it back.
+TEST_F(SupervisorTest, AStoppedAndStartedServiceKeepsItsAddressAcrossRevisions) {
+  Live();
+  std::string host = St().instances[0].host;
+  ASSERT_FALSE(host.empty());
+  auto stopped = Want(Rev(1), 1);
+  stopped.running = false;
+  sup_->Apply(stopped);
+  Step(3);
+  ASSERT_TRUE(launcher_.running().empty());
+  // Started again, and with a newer revision once nothing holds the address.
+  sup_->Apply(Want(Rev(1), 1));
+  Step(2);
+  ASSERT_EQ(St().running, 1);
+  EXPECT_EQ(St().instances.back().host, host);
+  sup_->Apply(stopped);
+  Step(3);
+  auto newer = Want(Rev(2), 1);
+  newer.running = true;
+  sup_->Apply(newer);
+  Step(3);
+  std::vector<std::string> hosts;
+  for (const auto& i : St().instances) {
+    if (i.revision == 2) {
+      hosts.push_back(i.host);
+    }
+  }
+  EXPECT_EQ(hosts, std::vector<std::string>{host});
+  // Another program took it meanwhile: the next start takes another address.
+  auto newer_stopped = newer;
+  newer_stopped.running = false;
+  sup_->Apply(newer_stopped);
+  Step(3);
+  ASSERT_TRUE(launcher_.running().empty());
+  launcher_.TakeAddress(host, 8080);
+  sup_->Apply(newer);
+  Step(3);
+  hosts.clear();
+  for (const auto& i : St().instances) {
+    if (i.state == InstanceState::kRunning) {
+      hosts.push_back(i.host);
+    }
+  }
+  ASSERT_EQ(hosts.size(), 1u);
+  EXPECT_NE(hosts[0], host);
 }
 
 // Tasks.

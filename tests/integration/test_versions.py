@@ -402,6 +402,7 @@ def test_the_platform_notifies_of_a_crash_loop(daemon):
         return [n for n in ns if n["message"].startswith("crash-looping")]
     n = wait_until(noticed, 60, "a crash-looping notification")[0]
     assert n["severity"] == "CRITICAL" and n["instance"] == "berth", n
+    assert n["version"] == "1", n  # unlabelled: its revision
     daemon.delete("/api/v1/services/crashy")
 
 
