@@ -385,12 +385,23 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
       ports.push_back(best->port);
     }
     std::string path = DeploymentPath(svc.project, svc.name);
+    // An internal service (Redis, Postgres) has no gateway route: no URL that would answer 404.
+    boost::system::error_code ec;
+    json::value def =
+        svc.definition_json.empty() ? json::value() : json::parse(svc.definition_json, ec);
+    const json::value* expose = def.is_object() ? def.as_object().if_contains("expose") : nullptr;
+    bool routed = !(expose != nullptr && expose->is_string() && expose->as_string() == "internal");
+    json::array urls, paths;
+    if (routed) {
+      urls.push_back(json::value(ctx_.PublicBaseUrl(req) + path + "/"));
+      paths.push_back(json::value(path));
+    }
     return {{"name", svc.name},
             {"project", svc.project},
             {"internal_hostname", host},
             {"ports", std::move(ports)},
-            {"external_urls", json::array{json::value(ctx_.PublicBaseUrl(req) + path + "/")}},
-            {"base_paths", json::array{json::value(path)}},
+            {"external_urls", std::move(urls)},
+            {"base_paths", std::move(paths)},
             {"running", st.running}};
   }
 

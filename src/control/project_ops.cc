@@ -124,14 +124,34 @@ Result<SessionRecord> ProjectOps::FindSession(const std::string& project,
       fmt::format("project '{}' has no session for pipeline '{}'", project, pipeline));
 }
 
-Status ProjectOps::SetInteractiveRunning(const std::string& project, bool running,
-                                         const std::string& why) {
+Status ProjectOps::StartSessionServices(const std::string& project, const std::string& why) {
   for (const auto& s : InteractiveServices(store_, project)) {
-    if (auto st = services_.SetRunning(project, s.name, running, why); !st.ok()) {
+    if (s.desired_running) {
+      continue;  // running already (berth add, deploy, start): the session uses it, never stops it
+    }
+    // Recorded before it starts: a crash in between leaves it owned, so a session stops it.
+    if (auto st = store_.AddSessionService(project, s.name); !st.ok()) {
+      return st;
+    }
+    if (auto st = services_.SetRunning(project, s.name, true, why); !st.ok()) {
       return st;
     }
   }
   return Status::Ok();
+}
+
+Status ProjectOps::StopSessionServices(const std::string& project, const std::string& why) {
+  auto owned = store_.SessionServices(project);
+  if (!owned.ok()) {
+    return owned.status();
+  }
+  for (const auto& name : *owned) {
+    if (auto st = services_.SetRunning(project, name, false, why);
+        !st.ok() && st.code() != StatusCode::kNotFound) {  // deleted meanwhile: nothing to stop
+      return st;
+    }
+  }
+  return store_.ClearSessionServices(project);
 }
 
 Status ProjectOps::SetJobServicesRunning(const std::string& project, bool running) {
@@ -174,7 +194,7 @@ Result<SessionRecord> ProjectOps::StartSession(const std::string& project,
     return rec.status();
   }
   if (auto s =
-          SetInteractiveRunning(project, true, "started for the session of pipeline " + pipeline);
+          StartSessionServices(project, "started for the session of pipeline " + pipeline);
       !s.ok()) {
     (void)store_.DeleteSession(project, pipeline);  // a retry must not find it half-made
     return s;
@@ -191,14 +211,15 @@ Result<SessionRecord> ProjectOps::StopSession(const std::string& project,
   if (auto s = store_.SetSessionState(project, pipeline, "stopping"); !s.ok()) {
     return s;
   }
-  // The project's interactive services serve every session of it: they stop with the last.
+  // The services sessions started serve every session of the project: they stop with the
+  // last one. What the user started keeps running.
   auto sessions = store_.ListSessions(project);
   bool others = sessions.ok() && std::any_of(sessions->begin(), sessions->end(), [&](auto& s) {
                   return s.pipeline != pipeline && s.state != "stopping";
                 });
   if (!others) {
     if (auto s =
-            SetInteractiveRunning(project, false, "the session of pipeline " + pipeline + " ended");
+            StopSessionServices(project, "the session of pipeline " + pipeline + " ended");
         !s.ok()) {
       return s;
     }

@@ -47,10 +47,11 @@ class ProjectOps {
   Status DeleteNotification(const std::string& project, int64_t id);
 
   // Starts the pipeline's session: AlreadyExists when it has one; the project's interactive
-  // services start (a failure leaves no session behind).
+  // services that are not running start, owned by the sessions (a failure leaves no session
+  // behind).
   Result<SessionRecord> StartSession(const std::string& project, const std::string& pipeline);
-  // Ends it (NotFound without one); the interactive services stop with the project's last
-  // session. Returns the session as it ended (state "stopping").
+  // Ends it (NotFound without one); the services sessions started stop with the project's
+  // last session, the others keep running. Returns the session as it ended (state "stopping").
   Result<SessionRecord> StopSession(const std::string& project, const std::string& pipeline);
   Result<SessionRecord> FindSession(const std::string& project, const std::string& pipeline);
   // Starts (or stops) the project's jobs-only services: for the lifetime of its job runs.
@@ -59,7 +60,10 @@ class ProjectOps {
   bool JobServicesReady(const std::string& project);
 
  private:
-  Status SetInteractiveRunning(const std::string& project, bool running, const std::string& why);
+  // Starts the project's interactive services that are not running, recording each as the
+  // sessions'; stops only those (with the last session) and forgets them.
+  Status StartSessionServices(const std::string& project, const std::string& why);
+  Status StopSessionServices(const std::string& project, const std::string& why);
 
   Store& store_;
   Controller& controller_;

@@ -317,6 +317,12 @@ class Store {
   virtual Status SetSessionState(std::string_view project, std::string_view pipeline,
                                  std::string_view state) = 0;
   virtual Status DeleteSession(std::string_view project, std::string_view pipeline) = 0;
+  // The services sessions started because they were not running (Orchest: a session owns
+  // what it launched, not what the user started): recorded, listed, and forgotten when the
+  // project's last session stops them.
+  virtual Status AddSessionService(std::string_view project, std::string_view service) = 0;
+  virtual Result<std::vector<std::string>> SessionServices(std::string_view project) = 0;
+  virtual Status ClearSessionServices(std::string_view project) = 0;
 
   // Appends to the service's event log (the newest 200 are kept).
   virtual Status AddEvent(std::string_view project, std::string_view name, std::string_view kind,

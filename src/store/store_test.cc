@@ -302,6 +302,20 @@ TEST_P(StoreContractTest, ProjectEnvIsReplacedWhole) {
   EXPECT_EQ(store_->SetProjectEnv("nope", {}).code(), StatusCode::kNotFound);
 }
 
+TEST_P(StoreContractTest, SessionServicesAreRecordedOnceAndForgottenTogether) {
+  ASSERT_TRUE(store_->CreateProject("other").ok());
+  ASSERT_TRUE(store_->AddSessionService("default", "redis").ok());
+  ASSERT_TRUE(store_->AddSessionService("default", "redis").ok());  // twice: once
+  ASSERT_TRUE(store_->AddSessionService("default", "postgres").ok());
+  ASSERT_TRUE(store_->AddSessionService("other", "redis").ok());
+  EXPECT_EQ(store_->SessionServices("default").value(),
+            (std::vector<std::string>{"postgres", "redis"}));
+  ASSERT_TRUE(store_->ClearSessionServices("default").ok());
+  EXPECT_TRUE(store_->SessionServices("default").value().empty());
+  EXPECT_EQ(store_->SessionServices("other").value(), std::vector<std::string>{"redis"});
+  EXPECT_EQ(store_->AddSessionService("nosuch", "x").code(), StatusCode::kNotFound);
+}
+
 TEST_P(StoreContractTest, OneSessionPerPipeline) {
   ASSERT_TRUE(store_->CreateSession("default", "etl").ok());
   EXPECT_EQ(store_->CreateSession("default", "etl").status().code(), StatusCode::kAlreadyExists);

@@ -710,6 +710,18 @@ def test_definition_naming_a_tag_never_pushed_is_refused_with_the_pushed_tags(da
     assert daemon.get(f"/api/v1/services/{bare}").json()["revision"] == 0
 
 
+def test_endpoint_names_a_url_only_for_a_routed_service(daemon):
+    name = create_service(daemon)
+    assert daemon.put(f"/api/v1/services/{name}", json=GOOD_DEF).status_code == 200
+    ep = daemon.get(f"/api/v1/services/{name}/endpoint").json()
+    assert ep["external_urls"] == [f"{daemon.url}/default-{name}/"], ep
+    assert ep["base_paths"] == [f"/default-{name}"], ep
+    internal = dict(GOOD_DEF, expose="internal")
+    assert daemon.put(f"/api/v1/services/{name}", json=internal).status_code == 200
+    ep = daemon.get(f"/api/v1/services/{name}/endpoint").json()
+    assert ep["external_urls"] == [] and ep["base_paths"] == [], ep
+
+
 def test_null_fields_mean_default(daemon):
     name = create_service(daemon)
     body = dict(GOOD_DEF, replicas=None, auth=None)

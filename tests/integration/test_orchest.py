@@ -86,6 +86,7 @@ def test_seed_snippets_run_unchanged(stores):
     assert step(stores, POSTGRES_SNIPPET).strip() == "(1, 1337, 'hello')"
     ep = stores.get("/api/v1/services/redis/endpoint").json()
     assert ep["internal_hostname"].startswith("127.") and ep["ports"] == [6379], ep
+    assert ep["external_urls"] == [] and ep["base_paths"] == [], "no URL that answers 404"
     # Internal-only: the gateway does not route to Redis.
     r = requests.get(stores.url + "/default-redis/", timeout=HTTP_TIMEOUT,
                      headers={"Authorization": "Bearer " + stores.admin_token})
@@ -102,6 +103,9 @@ def test_seed_snippets_run_unchanged(stores):
 
 
 def test_session_restart_keeps_what_was_written_under_data(stores):
+    # Stopped, so that the session starts them: a session stops only what it started.
+    for name in ("redis", "postgres"):
+        assert stores.post(f"/api/v1/services/{name}/stop").status_code == 200
     r = stores.post("/api/v1/sessions", json={"project": "default", "pipeline": "etl"})
     assert r.status_code == 201, r.text
     assert {s["name"] for s in r.json()["services"]} >= {"redis", "postgres"}, r.json()
@@ -154,6 +158,16 @@ def test_session_restart_keeps_what_was_written_under_data(stores):
     assert st["desired_running"] and st["running"] == 1, st
     assert stores.delete("/api/v1/sessions/report").status_code == 200
     assert not stores.get("/api/v1/services/redis/status").json()["desired_running"]
+
+    # Started by hand, a service outlives the sessions that used it.
+    for name in ("redis", "postgres"):
+        assert stores.post(f"/api/v1/services/{name}/start").status_code == 200
+    wait_ready(stores, "redis")
+    assert stores.post("/api/v1/sessions", json={"pipeline": "etl"}).status_code == 201
+    assert stores.delete("/api/v1/sessions/etl").status_code == 200
+    for name in ("redis", "postgres"):
+        st = stores.get(f"/api/v1/services/{name}/status").json()
+        assert st["desired_running"], (name, st)
 
 
 def test_a_service_that_cannot_start_says_why_in_the_session(daemon):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BERTH_BIN, clean_env
+from conftest import BERTH_BIN, clean_env, instance_processes, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SKIP = "<!-- not run by the README test"
@@ -106,3 +106,6 @@ def delete_everything(d):
         name = project["name"]
         for svc in d.get(f"/api/v1/services?project={name}").json()["services"]:
             d.delete(f"/api/v1/services/{svc['name']}?project={name}")
+    # A delete stops the instances in the background (Redis and friends still run: the
+    # session stopped only what it started).
+    wait_until(lambda: not instance_processes(d.data_dir), 30, "every instance stopped")

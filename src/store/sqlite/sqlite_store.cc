@@ -220,6 +220,14 @@ CREATE TABLE settings (
   value TEXT NOT NULL
 );
 )sql",
+    // The services a session started (they were not running): the last session stops them.
+    R"sql(
+CREATE TABLE session_services (
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  service TEXT NOT NULL,
+  PRIMARY KEY (project_id, service)
+);
+)sql",
 };
 
 Status SqliteError(sqlite3* db, std::string_view context) {
@@ -1104,6 +1112,49 @@ class SqliteStore final : public Store {
     MutexLock lock(mu_);
     return ChangeSession("DELETE FROM sessions WHERE project_id = ? AND pipeline = ?", project,
                          pipeline, {});
+  }
+
+  Status AddSessionService(std::string_view project, std::string_view service) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare("INSERT OR IGNORE INTO session_services (project_id, service) VALUES (?,?)");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid).Bind(2, service);
+    return st->Exec().WithContext("recording a session's service");
+  }
+
+  Result<std::vector<std::string>> SessionServices(std::string_view project) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare(
+        "SELECT service FROM session_services WHERE project_id = ? ORDER BY service");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid);
+    return st->Collect<std::string>([](const Stmt& r) { return r.Text(0); });
+  }
+
+  Status ClearSessionServices(std::string_view project) override {
+    MutexLock lock(mu_);
+    auto pid = ProjectId(project);
+    if (!pid.ok()) {
+      return pid.status();
+    }
+    auto st = Prepare("DELETE FROM session_services WHERE project_id = ?");
+    if (!st.ok()) {
+      return st.status();
+    }
+    st->Bind(1, *pid);
+    return st->Exec().WithContext("clearing a project's session services");
   }
 
   Result<RecipeRecord> CreateRecipe(const RecipeRecord& r) override {
