@@ -171,23 +171,10 @@ CLI::App* AddServices(CLI::App& app) {
   auto opts = std::make_shared<CommonOptions>();
   auto name = std::make_shared<std::string>();
 
-  CLI::App* ls = group->add_subcommand("ls", "List the project's services");
+  CLI::App* ls = group->add_subcommand(
+      "ls", "List every service: MAIN NAME VERSION STATUS RUNNING (the same as 'berth ls')");
   AddCommon(ls, opts, true);
-  ls->callback([opts] {
-    json::value v = Call("GET", WithProject("/api/v1/services", *opts));
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& s : Field(v, "services").as_array()) {
-      rows.push_back({Str(Field(s, "name")), Str(Field(s, "revision")), Str(Field(s, "path")),
-                      Str(Field(s, "updated_at"))});
-    }
-    if (rows.empty() && opts->output == "table") {
-      std::cout << fmt::format("No services in project {}. Create one with 'berth services "
-                               "create NAME'.\n",
-                               Str(Field(v, "project")));
-      return;
-    }
-    Print(*opts, v, FormatTable({"NAME", "REVISION", "PATH", "UPDATED"}, rows));
-  });
+  ls->callback([opts] { PrintServiceList(*opts); });
 
   CLI::App* create = group->add_subcommand("create", "Register a new, empty service");
   create->add_option("name", *name, "Service name: a-z, 0-9, '-'")->required();

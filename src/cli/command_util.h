@@ -78,6 +78,12 @@ std::string DescribeStatus(const boost::json::value& status);
 // no definition yet.
 std::string StatusWord(const boost::json::value& status);
 
+// Every service of the project as `berth ls` and `berth services ls` both print it: one row
+// per version of a versioned service, one per plain service (VERSION "rev N"), with the
+// status word, readiness and since when. `-o json`: the API's list, each service with
+// "status", "ready", "desired", "since" and (versioned) "versions".
+void PrintServiceList(const CommonOptions& opts);
+
 // Why a revision will not run, from a service's status (the supervisor's "cannot run" or
 // "rolled back" event, or its failed_revision), or "" while nothing says so. `version`: its
 // version label, for a shadow version's events.

@@ -54,6 +54,74 @@ json::value Versions(const std::string& name, const CommonOptions& opts) {
   return Call("GET", WithProject(fmt::format("/api/v1/services/{}/versions", name), opts));
 }
 
+// Since when a plain service is as its status word says: while running, the start of its
+// live revision's oldest running instance; otherwise its newest event (what changed it).
+json::value PlainSince(const json::value& st, const std::string& word) {
+  std::string since;
+  if (word == "running") {
+    for (const auto& i : Field(st, "instances").as_array()) {
+      std::string at = Str(Field(i, "started_at"));
+      if (Str(Field(i, "state")) == "running" && !Field(i, "started_at").is_null() &&
+          Field(i, "revision") == Field(st, "active_revision") && (since.empty() || at < since)) {
+        since = at;
+      }
+    }
+  } else if (const auto& events = Field(st, "events").as_array(); !events.empty()) {
+    since = Str(Field(events[0], "time"));
+  }
+  return since.empty() ? json::value(nullptr) : json::value(since);
+}
+
+}  // namespace
+
+void PrintServiceList(const CommonOptions& opts) {
+  json::value list = Call("GET", WithProject("/api/v1/services", opts));
+  std::vector<std::vector<std::string>> rows;
+  for (auto& entry : list.as_object()["services"].as_array()) {
+    json::object& svc = entry.as_object();
+    std::string name = Str(Field(entry, "name"));
+    std::string main = Str(Field(entry, "main_version"));
+    if (!main.empty() && main != "-") {
+      json::value versions = Versions(name, opts);
+      for (const auto& v : Field(versions, "versions").as_array()) {
+        rows.push_back({Field(v, "main").as_bool() ? "*" : "", name, Str(Field(v, "version")),
+                        Str(Field(v, "state")), RunningText(v)});
+        if (Field(v, "main").as_bool()) {
+          svc["status"] = Field(v, "state");
+          svc["ready"] = Field(v, "ready");
+          svc["desired"] = Field(v, "desired");
+          svc["since"] = Field(v, "since");
+        }
+      }
+      svc["versions"] = Field(versions, "versions");
+      continue;
+    }
+    json::value st =
+        Call("GET", WithProject(fmt::format("/api/v1/services/{}/status", name), opts));
+    std::string word = StatusWord(st);
+    svc["status"] = word;
+    svc["ready"] = Field(st, "running");
+    svc["desired"] = Field(st, "desired");
+    svc["since"] = PlainSince(st, word);
+    int64_t revision = Field(entry, "revision").to_number<int64_t>();
+    // A long reason belongs in `services show`; the table keeps its start.
+    std::string shown = word.size() > 48 ? word.substr(0, 45) + "..." : word;
+    json::value v = json::object{{"state", shown}, {"since", svc["since"]},
+                                 {"ready", svc["ready"]}, {"desired", svc["desired"]}};
+    rows.push_back({"", name, revision > 0 ? fmt::format("rev {}", revision) : "-", shown,
+                    RunningText(v)});
+  }
+  if (rows.empty() && opts.output == "table") {
+    std::cout << fmt::format("No services in project {}. Deploy one with 'berth deploy NAME "
+                             "VERSION DIR', or create one with 'berth services create NAME'.\n",
+                             Str(Field(list, "project")));
+    return;
+  }
+  Print(opts, list, FormatTable({"MAIN", "NAME", "VERSION", "STATUS", "RUNNING"}, rows));
+}
+
+namespace {
+
 bool Confirm(const std::string& question, bool yes) {
   if (yes) {
     return true;
@@ -91,16 +159,6 @@ void AddInit(CLI::App& app) {
     if (files.empty()) {
       Fail(Status::Internal("this berth was built without the " + a->lang + " scaffold"));
     }
-    for (const auto& f : files) {
-      fs::path p = fs::path(a->dir) / f.path;
-      fs::create_directories(p.parent_path(), ec);
-      std::ofstream out(p, std::ios::binary);
-      out.write(f.content.data(), static_cast<std::streamsize>(f.content.size()));
-      if (!out) {
-        Fail(Status::Internal(fmt::format("writing {}", p.string())));
-      }
-      std::cout << "  wrote " << p.string() << "\n";
-    }
     // The service is named after its folder, as `berth deploy NAME` will name it.
     std::string name = fs::path(a->dir).lexically_normal().filename().string();
     if (name.empty() || name == ".") {
@@ -108,6 +166,23 @@ void AddInit(CLI::App& app) {
     }
     if (name.empty() || name == "." || name == "..") {
       name = "hello";
+    }
+    for (const auto& f : files) {
+      fs::path p = fs::path(a->dir) / f.path;
+      fs::create_directories(p.parent_path(), ec);
+      std::string content(f.content);
+      if (f.path == "README.md") {
+        // Its commands and addresses name this service.
+        for (size_t at; (at = content.find("@SERVICE@")) != std::string::npos;) {
+          content.replace(at, 9, name);
+        }
+      }
+      std::ofstream out(p, std::ios::binary);
+      out.write(content.data(), static_cast<std::streamsize>(content.size()));
+      if (!out) {
+        Fail(Status::Internal(fmt::format("writing {}", p.string())));
+      }
+      std::cout << "  wrote " << p.string() << "\n";
     }
     std::cout << fmt::format(
         "A {} service is in {}. Deploy it:\n  berth deploy {} 1.0.0 {}\nthen call it:\n"
@@ -221,26 +296,18 @@ void AddDeploy(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
 
 void AddLs(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
   auto name = std::make_shared<std::string>();
-  CLI::App* ls = app.add_subcommand("ls", "List deployed versions: MAIN NAME VERSION STATUS RUNNING");
-  ls->add_option("name", *name, "Only this service");
+  CLI::App* ls = app.add_subcommand(
+      "ls", "List every service (as 'services ls'), or a service's versions: MAIN NAME VERSION "
+            "STATUS RUNNING");
+  ls->add_option("name", *name, "Only this service's versions");
   AddCommon(ls, opts, true);
   ls->callback([opts, name] {
-    std::vector<json::value> services;
-    if (!name->empty()) {
-      services.push_back(Versions(*name, *opts));
-    } else {
-      json::value list = Call("GET", WithProject("/api/v1/services", *opts));
-      for (const auto& s : Field(list, "services").as_array()) {
-        if (!Str(Field(s, "main_version")).empty() && Str(Field(s, "main_version")) != "-") {
-          services.push_back(Versions(Str(Field(s, "name")), *opts));
-        }
-      }
+    if (name->empty()) {
+      PrintServiceList(*opts);
+      return;
     }
-    json::array all;
-    for (const auto& s : services) {
-      all.push_back(s);
-    }
-    Print(*opts, json::object{{"services", all}}, VersionTable(services));
+    json::value versions = Versions(*name, *opts);
+    Print(*opts, json::object{{"services", json::array{versions}}}, VersionTable({versions}));
   });
 }
 

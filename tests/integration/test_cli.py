@@ -331,8 +331,9 @@ def test_revoked_saved_token_says_log_in_again(cli, daemon):
 def test_services_lifecycle(logged_in, daemon, tmp_path):
     project = create_project(daemon)
     out = logged_in.ok("services", "ls", "-p", project)
-    assert out == (f"No services in project {project}. Create one with 'berth services "
-                   f"create NAME'.\n")
+    assert out == (f"No services in project {project}. Deploy one with 'berth deploy NAME "
+                   f"VERSION DIR', or create one with 'berth services create NAME'.\n")
+    assert logged_in.ok("ls", "-p", project) == out
     assert logged_in.json("services", "ls", "-p", project) == {"project": project,
                                                                "services": []}
 
@@ -342,10 +343,13 @@ def test_services_lifecycle(logged_in, daemon, tmp_path):
     api = logged_in.json("services", "create", "api", "-p", project)
     assert api["name"] == "api" and api["revision"] == 0 and api["definition"] is None
 
-    header, rows = table(logged_in.ok("services", "ls", "-p", project))
-    assert header == ["NAME", "REVISION", "PATH", "UPDATED"]
-    assert [(r["NAME"], r["REVISION"], r["PATH"]) for r in rows] == [
-        ("api", "0", f"/{project}-api"), ("web", "0", f"/{project}-web")]
+    listed = logged_in.ok("services", "ls", "-p", project)
+    assert logged_in.ok("ls", "-p", project) == listed  # one list, two names
+    header, rows = table(listed)
+    assert header == ["MAIN", "NAME", "VERSION", "STATUS", "RUNNING"]
+    assert [(r["NAME"], r["VERSION"], r["STATUS"], r["RUNNING"]) for r in rows] == [
+        ("api", "-", "no definition yet", "0/0 ready"),
+        ("web", "-", "no definition yet", "0/0 ready")]
 
     out = logged_in.ok("services", "show", "web", "-p", project)
     assert "Name:      web" in out and f"Project:   {project}" in out
@@ -402,6 +406,13 @@ def test_services_update_waits_until_the_revision_is_live_and_says_why_when_it_c
     shown = logged_in.json("services", "show", name)["status"]
     assert shown["active_revision"] == 1, shown  # live when the command returned, not later
     assert [i["state"] for i in shown["instances"]] == ["running"], shown
+    # The one list says the same, with since when.
+    row = [r for r in table(logged_in.ok("ls"))[1] if r["NAME"] == name][0]
+    assert (row["MAIN"], row["VERSION"], row["STATUS"]) == ("", "rev 1", "running"), row
+    assert re.fullmatch(r"Running \(since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)", row["RUNNING"]), row
+    listed = [s for s in logged_in.json("services", "ls")["services"] if s["name"] == name][0]
+    assert (listed["status"], listed["ready"], listed["desired"]) == ("running", 1, 1), listed
+    assert listed["since"] == shown["instances"][0]["started_at"], listed
 
     # A revision that keeps crashing: exit 1 with the supervisor's reason and what it logged;
     # the old revision keeps serving.
@@ -448,6 +459,9 @@ def test_services_update_waits_until_the_revision_is_live_and_says_why_when_it_c
     logged_in.run("services", "update", other, "-f", str(inert))
     shown = logged_in.ok("services", "show", other)
     assert "Status:    failed: revision 1 cannot run:" in shown, shown
+    row = [r for r in table(logged_in.ok("services", "ls"))[1] if r["NAME"] == other][0]
+    assert row["STATUS"].startswith("failed: revision 1 cannot run") and \
+        row["RUNNING"] == "0/1 ready", row
     logged_in.ok("services", "rm", other)
 
     # --detach returns once stored, and says nothing else.
@@ -623,6 +637,17 @@ def test_init_names_the_next_steps_after_its_folder(cli, tmp_path):
     assert p.returncode == 0, p.stderr
     assert f"berth deploy myapp 1.0.0 {tmp_path / 'myapp'}" in p.stdout, p.stdout
     assert '"$BERTH_URL/default-myapp/hello"' in p.stdout, p.stdout
+    # Its README names the service and berth's address, never the daemon's own port for the
+    # local run.
+    readme = (tmp_path / "myapp" / "README.md").read_text()
+    assert "@SERVICE@" not in readme and "berth deploy myapp 1.0.0 ." in readme, readme
+    assert "$BERTH_URL/default-myapp/hello" in readme and "PORT=8000" in readme, readme
+    py = cli.run("init", str(tmp_path / "pyapp"))
+    assert py.returncode == 0, py.stderr
+    readme = (tmp_path / "pyapp" / "README.md").read_text()
+    assert "@SERVICE@" not in readme and readme.startswith("# pyapp: a berth service"), readme
+    assert "berth deploy pyapp 1.0.0 ." in readme and "berth logs pyapp" in readme, readme
+    assert "$BERTH_URL/default-pyapp/hello" in readme and "8080/default" not in readme, readme
 
 
 def test_a_deploy_that_cannot_run_says_why_at_once_and_a_failed_first_one_leaves_nothing(

@@ -65,9 +65,10 @@ def test_berth_yaml_uses_only_keys_the_platform_reads():
 
 
 def test_readme_covers_running_deploying_calling_and_notifications():
-    readme = (SCAFFOLD / "README.md").read_text()
-    for needle in ("python3 service.py", "berth deploy hello 1.0.0 .",
-                   "http://127.0.0.1:8080/default-hello/hello", 'Authorization: Bearer $TOKEN',
+    # `berth init` writes the service's name (its folder's) where @SERVICE@ stands.
+    readme = (SCAFFOLD / "README.md").read_text().replace("@SERVICE@", "hello")
+    for needle in ("PORT=8000", "python3 service.py", "berth deploy hello 1.0.0 .",
+                   "$BERTH_URL/default-hello/hello", 'Authorization: Bearer $TOKEN',
                    "greeting_phrase", "berth notifications ls"):
         assert needle in readme, needle
 
