@@ -151,7 +151,10 @@ Result<int> RunBuild(const std::string& command, const std::string& cwd, const s
 Controller::Controller(Store& store, Launcher& launcher, Clock& clock, ControllerOptions options)
     : store_(store),
       options_(std::move(options)),
-      artifacts_(options_.data_dir + "/artifacts", UnpackLimits{}) {
+      artifacts_(options_.data_dir + "/artifacts", UnpackLimits{}),
+      directory_([data_dir = options_.data_dir](const std::string& project) {
+        return ServicesFileOf(ProjectDirsOf(data_dir, project).data);
+      }) {
   SupervisorOptions so;
   so.instances_dir = options_.data_dir + "/instances";
   SupervisorHooks hooks;
@@ -187,8 +190,23 @@ Controller::Controller(Store& store, Launcher& launcher, Clock& clock, Controlle
       LogWarn("cannot record rollout", {{"service", key.name}, {"error", s.message()}});
     }
   };
-  if (RouteTable* routes = options_.routes) {
-    hooks.routes = [routes](const ServiceKey& key, const RouteUpdate& u) {
+  RouteTable* routes = options_.routes;
+  hooks.routes = [this, routes](const ServiceKey& key, const RouteUpdate& u) {
+    // The live discovery file: the live revision's first ready instance, else any ready one.
+    std::optional<ServiceAddress> address;
+    for (const auto& e : u.ready) {
+      if (u.removed) {
+        break;
+      }
+      if (!address || e.revision == u.active_revision) {
+        address = ServiceAddress{e.host, e.port};
+        if (e.revision == u.active_revision) {
+          break;
+        }
+      }
+    }
+    directory_.Set(key.project, key.name, address);
+    if (routes != nullptr) {
       std::string prefix = DeploymentPath(key.project, key.name);
       if (u.removed || u.internal) {
         routes->Remove(prefix);
@@ -208,7 +226,9 @@ Controller::Controller(Store& store, Launcher& launcher, Clock& clock, Controlle
         r.upstreams.push_back({e.host, e.port, e.revision, "", nullptr});
       }
       routes->Update(std::move(r));
-    };
+    }
+  };
+  if (routes != nullptr) {
     hooks.in_flight = [routes](const std::string& host, int port) {
       return routes->InFlight(host, port);
     };
@@ -340,6 +360,7 @@ Result<TaskContext> Controller::TaskContextOf(const std::string& project) {
   }
   c.sandbox = std::move(*sandbox);
   c.sdk_python_dir = options_.sdk_python_dir;
+  c.base_env["BERTH_SERVICES_FILE"] = ServicesFileOf(c.data_dir);
   for (const char* name : {"PATH", "HOME", "LANG"}) {
     if (const char* v = std::getenv(name)) {
       c.base_env[name] = v;

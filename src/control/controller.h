@@ -21,6 +21,7 @@
 #include "common/mutex.h"
 #include "artifacts/artifact_store.h"
 #include "control/event_hub.h"
+#include "control/service_directory.h"
 #include "gateway/route_table.h"
 #include "common/clock.h"
 #include "common/status.h"
@@ -211,6 +212,8 @@ class Controller {
   ControllerOptions options_;
   std::function<void(const TaskStatus&)> task_listener_;
   ArtifactStore artifacts_;
+  // Each project's services file ($BERTH_SERVICES_FILE): before supervisor_, whose hooks feed it.
+  ServiceDirectory directory_;
   std::unique_ptr<Supervisor> supervisor_;
   Mutex token_mu_;
   EventHub hub_;

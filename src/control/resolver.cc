@@ -1,5 +1,7 @@
 #include "control/resolver.h"
 
+#include "control/service_directory.h"
+
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
@@ -52,10 +54,7 @@ RevisionSpec ResolveRevision(const ResolveInputs& in) {
     }
   }
   for (const auto& [name, ep] : in.peers) {
-    std::string key = "BERTH_SERVICE_" + name + "_";
-    for (char& c : key) {
-      c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
+    std::string key = ServiceEnvPrefix(name);
     env[key + "HOST"] = ep.host;
     env[key + "PORT"] = std::to_string(ep.port);
   }
@@ -86,6 +85,8 @@ RevisionSpec ResolveRevision(const ResolveInputs& in) {
       env[data ? "BERTH_DATA" : "BERTH_PROJECT_DIR"] = m.target;
     }
   }
+  // The live list of the project's services (the BERTH_SERVICE_* above are a snapshot).
+  env["BERTH_SERVICES_FILE"] = ServicesFileOf(env["BERTH_DATA"]);
   if (confined && !in.home_dir.empty()) {
     env["HOME"] = in.home_dir;
   }

@@ -45,6 +45,7 @@ TEST(ResolverTest, TellsTheInstanceWhereItLivesAndExpandsTheBasePath) {
   EXPECT_EQ(Env(spec, "BERTH_TOKEN"), "tok");
   EXPECT_EQ(Env(spec, "BERTH_VERSION"), "3");
   EXPECT_EQ(Env(spec, "BERTH_DATA"), "/data/projects/p/data");
+  EXPECT_EQ(Env(spec, "BERTH_SERVICES_FILE"), "/data/projects/p/data/.berth/services.env");
   EXPECT_EQ(Env(spec, "PATH"), "/usr/bin:/bin");
   EXPECT_TRUE(std::is_sorted(spec.env.begin(), spec.env.end()));
 }
@@ -126,6 +127,8 @@ TEST(ResolverTest, MountsAreSandboxBindsWhenTheDaemonMayMount) {
             (std::vector<BindMount>{{"/data/projects/p/data", "/data", true},
                                     {"/data/projects/p/project", "/project", true}}));
   EXPECT_EQ(Env(spec, "BERTH_DATA"), "/data");
+  EXPECT_EQ(Env(spec, "BERTH_SERVICES_FILE"), "/data/.berth/services.env")
+      << "where the program sees its data folder";
   EXPECT_EQ(Env(spec, "BERTH_PROJECT_DIR"), "/project");
 }
 

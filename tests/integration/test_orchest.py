@@ -102,6 +102,36 @@ def test_seed_snippets_run_unchanged(stores):
     assert "not found:" in out and "'postgres', 'redis'" in out, out
 
 
+def test_the_services_file_is_current_and_every_instance_finds_it(stores):
+    """$BERTH_SERVICES_FILE lists the project's ready services (the BERTH_SERVICE_* variables
+    are a snapshot of a program's start), and follows them as they stop and start."""
+    redis = stores.get("/api/v1/services/redis/endpoint").json()["internal_hostname"]
+    r = stores.post("/api/v1/services", json={"name": "reader"})
+    assert r.status_code == 201, r.text
+    r = stores.put("/api/v1/services/reader", json={"command": [
+        "/bin/sh", "-c", 'cat "$BERTH_SERVICES_FILE"; '
+        'exec /usr/bin/python3 -m http.server --bind "$HOST" "$PORT"'], "container-port": 8000})
+    assert r.status_code == 200, r.text
+
+    def said():
+        lines = stores.get("/api/v1/services/reader/logs?tail=50").json()["lines"]
+        text = "\n".join(l["message"] for l in lines)
+        return text if "BERTH_SERVICE_REDIS_HOST" in text else None
+    text = wait_until(said, 30, "the reader printing the services file")
+    assert f"BERTH_SERVICE_REDIS_HOST={redis}" in text and "BERTH_SERVICE_REDIS_PORT=6379" in text
+    assert "BERTH_SERVICE_POSTGRES_PORT=5432" in text, text
+
+    path = stores.data_dir / "projects" / "default" / "data" / ".berth" / "services.env"
+    assert stores.post("/api/v1/services/postgres/stop").status_code == 200
+    wait_until(lambda: "POSTGRES" not in path.read_text(), 30, "postgres gone from the file")
+    assert f"BERTH_SERVICE_REDIS_HOST={redis}\n" in path.read_text()
+    assert "BERTH_SERVICE_READER_HOST=" in path.read_text()
+    assert stores.post("/api/v1/services/postgres/start").status_code == 200
+    wait_until(lambda: "BERTH_SERVICE_POSTGRES_HOST=" in path.read_text(), 60, "postgres back")
+    assert stores.delete("/api/v1/services/reader").status_code == 200
+    wait_until(lambda: "READER" not in path.read_text(), 30, "the deleted service gone")
+
+
 def test_session_restart_keeps_what_was_written_under_data(stores):
     # Stopped, so that the session starts them: a session stops only what it started.
     for name in ("redis", "postgres"):
