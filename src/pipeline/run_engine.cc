@@ -38,6 +38,7 @@ struct RunEngine::ActiveRun {
   std::vector<StepExec> steps;
   std::map<std::string, int> index;  // step uuid -> index
   Clock::TimePoint queued_at;
+  uint64_t queued_seq = 0;  // order of arrival: breaks ties of created_at (same millisecond)
   int running = 0;
   bool cancelled = false;
   bool run_dirty = false;
@@ -205,6 +206,7 @@ Result<std::shared_ptr<RunEngine::ActiveRun>> RunEngine::Load(const RunRecord& r
     }
   }
   run->queued_at = clock_.Now();
+  run->queued_seq = next_queued_seq_++;
   return run;
 }
 
@@ -457,7 +459,7 @@ void RunEngine::Schedule(int64_t now) {
     // the older run) that has a ready step and room under its pipeline's limit.
     ActiveRun* best = nullptr;
     int best_step = -1;
-    std::tuple<int, int, int64_t> best_key{};
+    std::tuple<int, int, int64_t, uint64_t> best_key{};
     for (auto& [id, rp] : runs_) {
       ActiveRun& r = *rp;
       if (r.cancelled || RunStatusEnded(r.rec.status)) {
@@ -496,9 +498,9 @@ void RunEngine::Schedule(int64_t now) {
         continue;
       }
       auto pr = running_by_project_.find(r.rec.project);
-      std::tuple<int, int, int64_t> key{Priority(r, now),
-                                        pr == running_by_project_.end() ? 0 : pr->second,
-                                        r.rec.created_at};
+      std::tuple<int, int, int64_t, uint64_t> key{
+          Priority(r, now), pr == running_by_project_.end() ? 0 : pr->second, r.rec.created_at,
+          r.queued_seq};
       if (best == nullptr || key < best_key) {
         best = &r;
         best_step = ready;
@@ -940,8 +942,8 @@ std::string RunEngine::WaitReason(const std::string& id) const {
     if (oid == id || o->cancelled || RunStatusEnded(o->rec.status) || o->running > 0) {
       continue;
     }
-    bool before = std::make_tuple(Priority(*o, 0), o->rec.created_at) <
-                  std::make_tuple(Priority(run, 0), run.rec.created_at);
+    bool before = std::make_tuple(Priority(*o, 0), o->rec.created_at, o->queued_seq) <
+                  std::make_tuple(Priority(run, 0), run.rec.created_at, run.queued_seq);
     if (before) {
       ++ahead;
       if (o->rec.kind != "job") {

@@ -149,6 +149,7 @@ class RunEngine {
 
   mutable Mutex mu_ ACQUIRED_BEFORE(ended_mu_);
   std::map<std::string, std::shared_ptr<ActiveRun>> runs_ GUARDED_BY(mu_);  // unfinished
+  uint64_t next_queued_seq_ GUARDED_BY(mu_) = 0;
   std::map<std::string, std::pair<std::string, int>> by_task_ GUARDED_BY(mu_);
   std::map<std::string, int> running_by_project_ GUARDED_BY(mu_);
   int running_ GUARDED_BY(mu_) = 0;
