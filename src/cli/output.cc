@@ -80,4 +80,32 @@ std::string PrettyJson(const boost::json::value& v) {
   return out + "\n";
 }
 
+Spinner::Spinner(std::ostream& out, bool tty, bool lines_when_piped)
+    : out_(out), tty_(tty), lines_(lines_when_piped), start_(std::chrono::steady_clock::now()) {}
+
+void Spinner::Show(const std::string& text) {
+  if (!tty_) {
+    if (lines_ && text != shown_) {
+      out_ << text << "\n" << std::flush;
+    }
+    shown_ = text;
+    return;
+  }
+  static const char* const kFrames[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
+  auto waited = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::steady_clock::now() - start_)
+                    .count();
+  out_ << "\r\033[K" << kFrames[frame_++ % 10] << " " << text << " (" << waited << " s)"
+       << std::flush;
+  drawn_ = true;
+  shown_ = text;
+}
+
+void Spinner::Clear() {
+  if (drawn_) {
+    out_ << "\r\033[K" << std::flush;
+    drawn_ = false;
+  }
+}
+
 }  // namespace berth

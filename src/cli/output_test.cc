@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <sstream>
 
 namespace berth {
 namespace {
@@ -41,6 +42,35 @@ TEST(OutputTest, SyntaxErrorIsInvalidArgument) {
 TEST(OutputTest, PrettyJsonIndents) {
   EXPECT_EQ(PrettyJson(boost::json::parse(R"({"a": [1], "b": {}})")),
             "{\n  \"a\": [\n    1\n  ],\n  \"b\": {}\n}\n");
+}
+
+TEST(OutputTest, SpinnerRedrawsOneLineOnATerminalAndErasesIt) {
+  std::ostringstream out;
+  {
+    Spinner s(out, true, true);
+    s.Show("revision 2: 0/1 instances ready; starting");
+    s.Show("revision 2: 0/1 instances ready; starting");
+    s.Show("revision 2: 0/1 instances ready; unhealthy (health check: 503)");
+    std::string text = out.str();
+    EXPECT_EQ(text.find('\n'), std::string::npos) << "one line, redrawn";
+    EXPECT_EQ(text.rfind("\r\033[K⠹ revision 2: 0/1 instances ready; unhealthy (health check: 503) ("),
+              text.rfind("\r\033[K"))
+        << text;
+    EXPECT_NE(text.find("\r\033[K⠋ revision 2"), std::string::npos) << text;
+  }  // leaving the wait erases the line
+  EXPECT_TRUE(out.str().ends_with("s)\r\033[K")) << out.str();
+}
+
+TEST(OutputTest, SpinnerPipedPrintsEachChangeOnceOrNothing) {
+  std::ostringstream lines, quiet;
+  Spinner a(lines, false, true), b(quiet, false, false);
+  for (const char* t : {"building", "building", "starting 1/2", "starting 1/2"}) {
+    a.Show(t);
+    b.Show(t);
+  }
+  a.Clear();
+  EXPECT_EQ(lines.str(), "building\nstarting 1/2\n");
+  EXPECT_EQ(quiet.str(), "");
 }
 
 }  // namespace

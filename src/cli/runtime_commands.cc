@@ -193,13 +193,14 @@ void WaitForRollout(const std::string& name, int revision, const CommonOptions& 
                     int timeout_s) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   std::string path = WithProject(fmt::format("/api/v1/services/{}/status", name), opts);
-  std::string shown;
+  Spinner progress(std::cerr, isatty(2) != 0, true);
   while (true) {
     json::value st = Call("GET", path);
     if (std::string why = RevisionFailure(st, revision, ""); !why.empty()) {
       Fail(Status::FailedPrecondition(why + LastLogLines(name, revision, opts)));
     }
     if (!Field(st, "desired_running").as_bool()) {
+      progress.Clear();
       std::cerr << fmt::format("{} is stopped: revision {} runs once it is started\n", name,
                                revision);
       return;
@@ -226,16 +227,14 @@ void WaitForRollout(const std::string& name, int revision, const CommonOptions& 
       }
     }
     if (Field(st, "active_revision").to_number<int64_t>() == revision && ready >= desired) {
+      progress.Clear();
       std::cerr << fmt::format("revision {} of {} is live ({}/{} instances ready)\n", revision,
                                name, ready, desired);
       return;
     }
     std::string now =
         fmt::format("{}/{} instances ready{}", ready, desired, waiting.empty() ? "" : "; " + waiting);
-    if (now != shown) {
-      std::cerr << fmt::format("revision {}: {}\n", revision, now);
-      shown = now;
-    }
+    progress.Show(fmt::format("revision {}: {}", revision, now));
     if (std::chrono::steady_clock::now() > deadline) {
       Fail(Status::Unavailable(fmt::format(
           "revision {} of {} is not live after {} s ({}); it goes on rolling out: see "

@@ -271,7 +271,10 @@ void AddDeploy(CLI::App& app, const std::shared_ptr<CommonOptions>& opts) {
       int revision = static_cast<int>(Field(v, "revision").to_number<int64_t>());
       std::string status_path =
           WithProject(fmt::format("/api/v1/services/{}/status", a->name), *opts);
+      Spinner progress(std::cerr, human && isatty(2) != 0, false);
       while (Str(Field(v, "state")) != "running") {
+        progress.Show(fmt::format("version {}: {}, {}", a->version, Str(Field(v, "state")),
+                                  RunningText(v)));
         // What the daemon already knows (nothing to run, a rollback) is said at once.
         if (std::string why = RevisionFailure(Call("GET", status_path), revision, a->version);
             !why.empty()) {
