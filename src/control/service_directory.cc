@@ -60,42 +60,42 @@ void ServiceDirectory::Set(const std::string& project, const std::string& name,
 }
 
 void ServiceDirectory::Flush() {
+  MutexLock writing(write_mu_);
   MutexLock lock(mu_);
-  WritePending(lock);
+  WritePending();
 }
 
-void ServiceDirectory::WritePending(MutexLock& lock) {
-  // One writer at a time (the thread, Flush): two could rename one project's file in the
-  // wrong order, leaving the older text.
-  lock.Unlock();
-  MutexLock writing(write_mu_);
-  lock.Lock();
+void ServiceDirectory::WritePending() {
   while (!dirty_.empty()) {
     std::string project = *dirty_.begin();
     dirty_.erase(dirty_.begin());
     std::string text = Format(projects_[project]);
     std::string path = file_of_(project);
-    lock.Unlock();  // the disk is slow; Set goes on meanwhile
+    mu_.Unlock();  // the disk is slow; Set goes on meanwhile
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
     if (auto s = WriteFileAtomic(path, text, 0644, Durability::kProcessCrash); !s.ok()) {
       LogWarn("cannot write the project's services file",
               {{"project", project}, {"error", s.message()}});
     }
-    lock.Lock();
+    mu_.Lock();
   }
 }
 
 void ServiceDirectory::Run() {
-  MutexLock lock(mu_);
   while (true) {
-    cv_.WaitFor(mu_, std::chrono::hours(1),
-                [this]() REQUIRES(mu_) { return stop_ || !dirty_.empty(); });
-    if (!stop_) {
-      // Let a burst of changes gather into one write.
-      cv_.WaitFor(mu_, interval_, [this]() REQUIRES(mu_) { return stop_; });
+    {
+      MutexLock lock(mu_);
+      cv_.WaitFor(mu_, std::chrono::hours(1),
+                  [this]() REQUIRES(mu_) { return stop_ || !dirty_.empty(); });
+      if (!stop_) {
+        // Let a burst of changes gather into one write.
+        cv_.WaitFor(mu_, interval_, [this]() REQUIRES(mu_) { return stop_; });
+      }
     }
-    WritePending(lock);
+    MutexLock writing(write_mu_);
+    MutexLock lock(mu_);
+    WritePending();
     if (stop_) {
       return;
     }

@@ -47,11 +47,14 @@ class ServiceDirectory {
 
  private:
   void Run() EXCLUDES(mu_);
-  void WritePending(MutexLock& lock) REQUIRES(mu_);
+  // Writes the dirty projects' files, stepping out of mu_ for the disk. One writer at a time
+  // (the thread, Flush: write_mu_, taken before mu_): two could rename one project's file in
+  // the wrong order, leaving the older text.
+  void WritePending() REQUIRES(mu_, write_mu_);
 
   std::function<std::string(const std::string&)> file_of_;
   std::chrono::milliseconds interval_;
-  Mutex write_mu_;  // taken before mu_
+  Mutex write_mu_ ACQUIRED_BEFORE(mu_);
   Mutex mu_;
   CondVar cv_;
   std::map<std::string, std::map<std::string, ServiceAddress>> projects_ GUARDED_BY(mu_);
