@@ -225,18 +225,12 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
       return ErrorResponse(def.status());
     }
     if (def->container_tag) {
-      auto artifacts = ctx_.store.ListArtifacts(project, svc.name);
-      if (!artifacts.ok()) {
-        return ErrorResponse(artifacts.status());
-      }
-      bool pushed = std::any_of(artifacts->begin(), artifacts->end(), [&](const auto& a) {
-        return a.tag == *def->container_tag;
-      });
-      if (!pushed) {
-        return ErrorResponse(Status::FailedPrecondition(fmt::format(
-            "no bundle is tagged '{}' for '{}': push it first (berth push {} DIR --tag {}), or "
-            "use berth deploy {} {} DIR, which does both",
-            *def->container_tag, svc.name, svc.name, *def->container_tag, svc.name, v)));
+      if (auto s = ctx_.ops.RequirePushedTag(project, svc.name, *def->container_tag); !s.ok()) {
+        return ErrorResponse(s.code() != StatusCode::kInvalidArgument
+                                 ? s
+                                 : Status::InvalidArgument(fmt::format(
+                                       "{}; or berth deploy {} {} DIR, which does both",
+                                       s.message(), svc.name, v)));
       }
     }
     if (auto s = ctx_.controller.Admit(svc, *def); !s.ok()) {

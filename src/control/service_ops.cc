@@ -36,22 +36,8 @@ Result<ServiceRecord> ServiceOps::Define(const std::string& project, const std::
                     name, existing->main_version, name, name));
   }
   if (def.container_tag) {
-    // Refused now rather than stored to fail at start: the user learns which tags exist.
-    auto artifacts = store_.ListArtifacts(project, name);
-    if (!artifacts.ok()) {
-      return artifacts.status();
-    }
-    std::vector<std::string> tags;
-    for (const ArtifactRecord& a : *artifacts) {
-      tags.push_back(a.tag);
-    }
-    if (std::find(tags.begin(), tags.end(), *def.container_tag) == tags.end()) {
-      return Status::InvalidArgument(fmt::format(
-          "container-tag: no bundle tagged '{}' was pushed to '{}' ({}); push it with: berth "
-          "push {} DIR --tag {}",
-          *def.container_tag, name,
-          tags.empty() ? "none was pushed yet" : fmt::format("pushed: {}", fmt::join(tags, ", ")),
-          name, *def.container_tag));
+    if (auto s = RequirePushedTag(project, name, *def.container_tag); !s.ok()) {
+      return s;
     }
   }
   auto rec = store_.PutDefinition(project, name, boost::json::serialize(DefinitionToJson(def)),
@@ -61,6 +47,28 @@ Result<ServiceRecord> ServiceOps::Define(const std::string& project, const std::
   }
   Refresh(project, name);
   return rec;
+}
+
+Status ServiceOps::RequirePushedTag(const std::string& project, const std::string& name,
+                                    const std::string& tag) {
+  // Refused now rather than stored to fail at start: the user learns which tags exist.
+  auto artifacts = store_.ListArtifacts(project, name);
+  if (!artifacts.ok()) {
+    return artifacts.status();
+  }
+  std::vector<std::string> tags;
+  for (const ArtifactRecord& a : *artifacts) {
+    tags.push_back(a.tag);
+  }
+  if (std::find(tags.begin(), tags.end(), tag) != tags.end()) {
+    return Status::Ok();
+  }
+  return Status::InvalidArgument(fmt::format(
+      "container-tag: no bundle tagged '{}' was pushed to '{}' ({}); push it with: berth push "
+      "{} DIR --tag {}",
+      tag, name,
+      tags.empty() ? "none was pushed yet" : fmt::format("pushed: {}", fmt::join(tags, ", ")),
+      name, tag));
 }
 
 Result<ServiceRecord> ServiceOps::CreateDefined(const std::string& project, const std::string& name,

@@ -33,6 +33,9 @@ class ServiceOps {
   // pushed (the message names the tags that were).
   Result<ServiceRecord> Define(const std::string& project, const std::string& name,
                                const Definition& def);
+  // InvalidArgument naming the pushed tags unless `tag` was pushed to the service.
+  Status RequirePushedTag(const std::string& project, const std::string& name,
+                          const std::string& tag);
   // Create and Define as one: a service that cannot be defined is not left behind.
   Result<ServiceRecord> CreateDefined(const std::string& project, const std::string& name,
                                       const Definition& def, std::string_view event);

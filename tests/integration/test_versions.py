@@ -178,6 +178,11 @@ def test_bad_input_is_refused_with_the_right_codes(daemon, hello):
     assert_native_error(r, 409, "already_exists")
     r = daemon.post("/api/v1/services/hello/versions", json={"version": "../x"})
     assert_native_error(r, 400, "invalid_argument", ["version"])
+    # A version whose bundle was never pushed: the pushed tags, and the command doing both.
+    r = daemon.post("/api/v1/services/hello/versions", json={"version": "9.9.9"})
+    assert_native_error(r, 400, "invalid_argument",
+                        ["no bundle tagged '9.9.9'", "pushed: ", "1.0.0",
+                         "berth deploy hello 9.9.9 DIR, which does both"])
     r = daemon.put("/api/v1/services/hello", json={"command": ["true"]})
     assert_native_error(r, 409, contains=["versions"])
 
