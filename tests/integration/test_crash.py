@@ -128,6 +128,13 @@ def test_restart_keeps_everything(daemon_factory):
     check_sqlite(d.data_dir / "state.db")
 
 
+def test_the_admin_tokens_secret_is_in_its_file_only_not_in_the_log(daemon_factory):
+    d = daemon_factory()
+    log = d.log()
+    assert "created admin token" in log and str(d.data_dir / "admin.token") in log, log
+    assert d.admin_token not in log, "whoever reads the daemon's output would be an admin"
+
+
 def test_admin_token_file_is_not_rewritten_when_revoked_and_replaced(daemon_factory):
     # The bootstrap token is made once; a restart with other admin tokens active keeps the file.
     d = daemon_factory()
