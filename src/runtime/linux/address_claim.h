@@ -21,6 +21,10 @@ std::string AddressClaimPath(const std::string& dir, const std::string& host, in
 // errno set (EWOULDBLOCK: another process holds it). Makes `dir` when missing.
 int ClaimAddress(const std::string& path);
 
+// Gives the claim up and removes its file (a claim a kill -9 ended leaves the file, reused by
+// the next claimer). `fd` is what ClaimAddress returned.
+void ReleaseAddress(const std::string& path, int fd);
+
 // Whether some process holds the claim now (false when nobody ever took it).
 bool AddressClaimed(const std::string& path);
 

@@ -382,8 +382,28 @@ TEST(AddressClaimTest, OneHolderAtATimeUntilItCloses) {
   EXPECT_FALSE(AddressClaimed(path));
   int again = ClaimAddress(path);
   EXPECT_GE(again, 0);
-  ::close(again);
+  // Released, the claim leaves no file behind (one per address ever used piled up before).
+  ReleaseAddress(path, again);
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_FALSE(AddressClaimed(path));
+  int third = ClaimAddress(path);
+  ASSERT_GE(third, 0);
+  EXPECT_TRUE(AddressClaimed(path));
+  ReleaseAddress(path, third);
   fs::remove_all(tmpl);
+}
+
+TEST_F(LinuxLauncherTest, AShimThatEndsReleasesItsAddressClaimAndItsFile) {
+  std::string path = AddressClaimPath(root_ + "/claims", "127.1.0.9", 8080);
+  auto spec = Spec({"sh", "-c", "exit 0"});
+  spec.address_claim = path;
+  ASSERT_TRUE(launcher_->Start(Dir(spec), spec).ok());
+  InstanceProbe p = WaitExit(Dir(spec));
+  ASSERT_TRUE(p.exit.has_value());
+  for (int i = 0; i < 200 && fs::exists(path); ++i) {  // the shim exits just after exit.json
+    ::usleep(10000);
+  }
+  EXPECT_FALSE(fs::exists(path));
 }
 
 TEST_F(LinuxLauncherTest, AnInstanceWhoseAddressIsClaimedDoesNotStart) {

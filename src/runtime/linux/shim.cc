@@ -818,7 +818,8 @@ class Shim {
       return 1;
     }
     // Held until this shim exits (the descriptor is close-on-exec: not the program's).
-    if (!spec_.address_claim.empty() && ClaimAddress(spec_.address_claim) < 0) {
+    if (!spec_.address_claim.empty() &&
+        (claim_fd_ = ClaimAddress(spec_.address_claim)) < 0) {
       return FailStart("its address is taken by another berth daemon's instance (" +
                        spec_.address_claim + ": " + std::strerror(errno) + ")");
     }
@@ -839,10 +840,12 @@ class Shim {
     }
     if (!Spawn()) {
       cgroup_.Remove();  // empty: nothing ran in it
+      ReleaseAddress(spec_.address_claim, claim_fd_);
       return 1;
     }
     Loop();
     Finish();
+    ReleaseAddress(spec_.address_claim, claim_fd_);  // after the program and its tree are gone
     return 0;
   }
 
@@ -1089,6 +1092,7 @@ class Shim {
   LogWriter log_;
   ShimCgroup cgroup_;
   pid_t pid_ = -1;
+  int claim_fd_ = -1;  // the address claim, held while this shim runs
   int status_ = 0;
   int out_fd_ = -1;
   int err_fd_ = -1;
