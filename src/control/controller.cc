@@ -497,7 +497,14 @@ Result<DesiredService> Controller::Desire(const ServiceRecord& rec) {
   DesiredService d;
   d.key = {rec.project, rec.name};
   d.running = rec.desired_running;
-  d.active_revision = rec.active_revision;
+  // The store learns of a rollout from the supervisor's hook, a moment after the supervisor
+  // knows it: a definition PUT in between must not find "nothing live" and switch at once,
+  // with no revision to roll back to. The supervisor's own word wins when it has one.
+  int active_revision = rec.active_revision;
+  if (int live = supervisor_->Status(d.key).active_revision; live > 0) {
+    active_revision = live;
+  }
+  d.active_revision = active_revision;
   d.failed_revision = rec.failed_revision;
   auto versions = store_.ListVersions(rec.project, rec.name);
   if (!versions.ok()) {
@@ -552,8 +559,8 @@ Result<DesiredService> Controller::Desire(const ServiceRecord& rec) {
     }
     d.latest = std::move(*latest);
   }
-  if (rec.active_revision > 0 && rec.active_revision != latest_revision) {
-    auto active = resolve(rec.active_revision);
+  if (active_revision > 0 && active_revision != latest_revision) {
+    auto active = resolve(active_revision);
     if (active.ok()) {
       d.active = std::move(*active);
     } else if (active.status().code() != StatusCode::kNotFound) {
