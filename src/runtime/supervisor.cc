@@ -596,24 +596,30 @@ void Supervisor::ReconcileAll() {
   }
 }
 
+const RevisionSpec* Supervisor::SpecOf(const Service& svc, int revision) {
+  const RevisionSpec* spec = nullptr;
+  // Pointers, not an initializer list: that would copy the specs into temporaries.
+  for (const std::optional<RevisionSpec>* candidate :
+       {&svc.desired.latest, &svc.desired.active, &svc.settling_from}) {
+    if (*candidate && (*candidate)->revision == revision) {
+      spec = &**candidate;
+    }
+  }
+  for (const RevisionSpec& shadow : svc.desired.shadows) {
+    if (shadow.revision == revision) {
+      spec = &shadow;
+    }
+  }
+  return spec;
+}
+
 void Supervisor::Event(const Service& svc, const std::string& kind, const std::string& message,
                        int revision) {
   std::string version;
   if (revision > 0) {
-    version = std::to_string(revision);
-    auto label = [&](const RevisionSpec& spec) {
-      if (spec.revision == revision && !spec.version.empty()) {
-        version = spec.version;
-      }
-    };
-    for (const auto* spec : {&svc.desired.latest, &svc.desired.active, &svc.settling_from}) {
-      if (*spec) {
-        label(**spec);
-      }
-    }
-    for (const RevisionSpec& shadow : svc.desired.shadows) {
-      label(shadow);
-    }
+    const RevisionSpec* spec = SpecOf(svc, revision);
+    version =
+        spec != nullptr && !spec->version.empty() ? spec->version : std::to_string(revision);
   }
   effects_->hooks.push_back([key = svc.desired.key, kind, message,
                              version = std::move(version)](const SupervisorHooks& h) {
@@ -1433,19 +1439,7 @@ void Supervisor::Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) {
       continue;
     }
     Service& svc = *it->second;
-    const RevisionSpec* spec = nullptr;
-    // Pointers, not an initializer list: that would copy the specs into temporaries.
-    for (const std::optional<RevisionSpec>* candidate :
-         {&svc.desired.latest, &svc.desired.active}) {
-      if (*candidate && (*candidate)->revision == inst->revision) {
-        spec = &**candidate;
-      }
-    }
-    for (const RevisionSpec& shadow : svc.desired.shadows) {
-      if (shadow.revision == inst->revision) {
-        spec = &shadow;
-      }
-    }
+    const RevisionSpec* spec = SpecOf(svc, inst->revision);
     auto probe = std::make_shared<HealthProbe>();
     probe->host = inst->host;
     probe->port = inst->port;

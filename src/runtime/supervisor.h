@@ -281,6 +281,8 @@ class Supervisor {
   // Re-adopts what an earlier daemon left; the running ones to Watch go to `watch`.
   void Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) REQUIRES(mu_);
   std::string AllocateHost(int port) REQUIRES(mu_);
+  // The spec of `revision` among the service's desired, settling and shadow revisions.
+  static const RevisionSpec* SpecOf(const Service& svc, int revision);
   // `revision`: the one the event concerns (0: none), named in the hook by its version.
   void Event(const Service& svc, const std::string& kind, const std::string& message,
              int revision = 0) REQUIRES(mu_);
