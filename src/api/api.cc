@@ -9,6 +9,7 @@
 #include "api/api_context.h"
 #include "api/errors.h"
 #include "common/log.h"
+#include "gateway/proxy_head.h"
 
 namespace berth {
 
@@ -38,11 +39,28 @@ Result<boost::json::value> ParseJsonBody(const HttpRequest& req) {
 
 RouteHandler WithAuth(ApiContext& ctx, AuthedHandler h) {
   return [&ctx, h = std::move(h)](const HttpRequest& req, const PathParams& params) {
-    auto who = ctx.auth.Authenticate(BearerToken(req.Header("authorization")));
+    // A bearer token, else the login cookie the dashboard's browser sends by itself.
+    std::string_view token = BearerToken(req.Header("authorization"));
+    bool by_cookie = false;
+    if (token.empty() && !req.HasHeader("authorization")) {
+      token = CookieToken(req.Header("cookie"));
+      by_cookie = !token.empty();
+    }
+    auto who = ctx.auth.Authenticate(token);
     if (!who.ok()) {
       HttpResponse resp = ErrorResponse(who.status());
       resp.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"berth\"");
       return resp;
+    }
+    // A cookie is sent by the browser to any request for this origin, including a form
+    // another site posts here; a header of berth's own is not (a cross-site page can only set
+    // it through CORS, which berth never allows), so a change made by cookie must carry it.
+    if (by_cookie && req.method != "GET" && req.method != "HEAD" &&
+        req.Header("x-berth-request").empty()) {
+      return ErrorResponse(Status::PermissionDenied(
+          "a change authenticated by the login cookie must carry the header "
+          "'X-Berth-Request: 1' (the dashboard sends it); scripts send "
+          "'Authorization: Bearer <token>'"));
     }
     return h(req, *who, params);
   };
@@ -117,6 +135,7 @@ class ApiHandler final : public HttpHandler {
     AddNotificationRoutes(ctx_, native_);
     AddOrchestRoutes(ctx_, native_, orchest_);
     AddGatewayRoutes(ctx_, native_);
+    AddDashboardRoutes(ctx_, native_);
     AddServicectlRoutes(ctx_, servicectl_);
     AddRunRoutes(ctx_, native_, orchest_);
     AddRecipeRoutes(ctx_, native_, neptune_);

@@ -88,6 +88,8 @@ void AddNotificationRoutes(ApiContext& ctx, Router& router);
 void AddOrchestRoutes(ApiContext& ctx, Router& native, Router& orchest);
 // /metrics and the browser login page (/_berth/login).
 void AddGatewayRoutes(ApiContext& ctx, Router& router);
+// The dashboard at / and its assets at /_berth/ui/ (dashboard_api.cc).
+void AddDashboardRoutes(ApiContext& ctx, Router& router);
 // Pipelines, runs and jobs: native (/api/v1/pipelines, /api/v1/runs, /api/v1/jobs) and the
 // orchest-api dialect (/orchest/api/runs/..., /orchest/api/jobs/...).
 void AddRunRoutes(ApiContext& ctx, Router& native, Router& orchest);

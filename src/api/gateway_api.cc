@@ -2,6 +2,8 @@
 // login page that gives browsers a token cookie for token-protected services.
 #include <fmt/format.h>
 
+#include <boost/json.hpp>
+
 #include "api/api_context.h"
 #include "api/errors.h"
 
@@ -96,19 +98,38 @@ void AddGatewayRoutes(ApiContext& ctx, Router& router) {
   router.Add("POST", "/_berth/login", [&ctx](const HttpRequest& req, const PathParams&) {
     std::string token = FormField(req.body, "token");
     std::string next = SafeNext(FormField(req.body, "next"));
+    // The dashboard posts the same form and asks for JSON: its own page shows the outcome.
+    bool wants_json = req.Header("accept").find("application/json") != std::string_view::npos;
     auto who = ctx.auth.Authenticate(token);
     if (!who.ok()) {
+      if (wants_json) {
+        return ErrorResponse(who.status());
+      }
       return LoginPage(next, "That token is not valid: " + who.status().message());
     }
     HttpResponse r;
-    r.status = 303;
-    r.content_type = "text/plain";
-    r.headers.emplace_back("Location", next);
+    if (wants_json) {
+      r.body = boost::json::serialize(boost::json::object{
+          {"token_id", who->token_id},
+          {"admin", who->admin()},
+          {"project", who->project ? boost::json::value(*who->project) : nullptr}});
+    } else {
+      r.status = 303;
+      r.content_type = "text/plain";
+      r.headers.emplace_back("Location", next);
+      r.body = "logged in\n";
+    }
     // HttpOnly: scripts of the services cannot read it; Lax: sent on top-level navigation.
     r.headers.emplace_back("Set-Cookie", fmt::format("berth_token={}; Path=/; HttpOnly; "
                                                      "SameSite=Lax; Max-Age=2592000",
                                                      token));
-    r.body = "logged in\n";
+    return r;
+  });
+  router.Add("POST", "/_berth/logout", [](const HttpRequest&, const PathParams&) {
+    HttpResponse r;
+    r.body = "{}";
+    r.headers.emplace_back("Set-Cookie",
+                           "berth_token=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
     return r;
   });
 }

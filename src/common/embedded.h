@@ -17,6 +17,8 @@ const std::vector<EmbeddedFile>& python_scaffold();
 const std::vector<EmbeddedFile>& cpp_scaffold();
 const std::vector<EmbeddedFile>& api_docs();
 const std::vector<EmbeddedFile>& templates();
+// The dashboard's built assets (src/dashboard): index.html and its hashed scripts and styles.
+const std::vector<EmbeddedFile>& dashboard();
 
 // The file at `path` in `files`, or nullptr.
 inline const EmbeddedFile* Find(const std::vector<EmbeddedFile>& files, std::string_view path) {

@@ -17,7 +17,10 @@ std::string_view RequestToken(const MessageHead& head) {
   if (auth.size() > 7 && EqualsIgnoreCase(auth.substr(0, 7), "bearer ")) {
     return auth.substr(7);
   }
-  std::string_view cookies = head.Get("cookie");
+  return CookieToken(head.Get("cookie"));
+}
+
+std::string_view CookieToken(std::string_view cookies) {
   size_t at = cookies.find("berth_token=");
   if (at != std::string_view::npos &&
       (at == 0 || cookies[at - 1] == ' ' || cookies[at - 1] == ';')) {

