@@ -35,15 +35,6 @@ page.on('console', (m) => {
   }
 });
 
-const api = async (method, path, body) => {
-  const r = await page.request.fetch(berthUrl + path, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-    data: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status(), body: await r.text() };
-};
-
 let n = 0;
 async function view(name) {
   await page.addScriptTag({ path: axePath });
@@ -61,6 +52,7 @@ async function view(name) {
 }
 
 const step = (what) => console.log(`step: ${what}`);
+const nav = (name) => page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name });
 const rowOf = (text) => page.locator('tr', { hasText: text });
 const versionRow = (v) => page.locator('table[aria-label=Versions] tr', { hasText: v });
 
@@ -103,7 +95,7 @@ try {
   await page.request.post(`${berthUrl}/default-hello/hello`, { data: { name: 'World' } });
   await page.locator('header .count', { hasText: '1' }).waitFor();
   if (!(await page.title()).startsWith('(1)')) throw new Error(`tab title is "${await page.title()}"`);
-  await page.getByRole('link', { name: /Notifications/ }).click();
+  await nav(/Notifications/).click();
   await rowOf('Someone is trying to greet the World').getByText('WARNING').waitFor();
   await view('notifications');
   await page.request.post(`${berthUrl}/default-hello/hello`, { data: { name: 'World' } });
@@ -131,17 +123,63 @@ try {
   await view('service-logs');
 
   step('add Redis from the gallery');
-  await page.getByRole('link', { name: 'Templates' }).click();
+  await nav('Templates').click();
   await page.getByRole('button', { name: 'add redis' }).click();
   await page.getByRole('heading', { name: /redis/ }).waitFor();
   await page.locator('table[aria-label=Instances] .badge', { hasText: 'running' }).first().waitFor({ timeout: 60000 });
-  await page.getByRole('link', { name: 'Templates' }).click();
+  await nav('Templates').click();
   await page.getByRole('heading', { name: 'Templates' }).waitFor();
   await view('templates');
 
   step('a failure is shown with the server\'s message');
   await page.getByRole('button', { name: 'add redis' }).click();
   await page.locator('form[aria-label="template redis"] .error', { hasText: 'redis' }).waitFor();
+
+  step('run a pipeline and watch its steps');
+  const pipeline = {
+    name: 'train',
+    steps: [
+      { name: 'prep', command: 'sleep 1; echo prepared' },
+      { name: 'fit', command: 'sleep 1; echo fitted', after: ['prep'] },
+      { name: 'broken', command: 'echo about to fail; exit 3', after: ['prep'] },
+      { name: 'report', command: 'echo never', after: ['broken'] },
+    ],
+  };
+  await nav('Pipelines').click();
+  await page.getByLabel('Pipeline definition (YAML or JSON)').fill(JSON.stringify(pipeline, null, 2));
+  await page.getByLabel(/Project directory/).fill(helloDir);
+  await page.getByRole('button', { name: 'Create pipeline' }).click();
+  await page.getByRole('status').getByRole('link', { name: 'train' }).click();
+  await page.getByRole('heading', { name: 'Pipeline train' }).waitFor();
+  await page.getByRole('button', { name: 'Run all' }).click();
+  // Seen while it runs, not only at the end: prep is started before it succeeds.
+  await page.locator('[data-node="prep"].st-started').waitFor();
+  await page.locator('[data-node="fit"].st-success').waitFor();
+  await page.locator('[data-node="broken"].st-failure').waitFor();
+  await page.locator('[data-node="report"].st-aborted').waitFor();
+  await page.locator('[data-node="prep"].st-success').waitFor();
+  await view('pipeline');
+  await page.getByRole('link', { name: /^[0-9a-f]{8}/ }).first().click();
+  await page.getByRole('heading', { name: /Run [0-9a-f]{8}.*FAILURE/ }).waitFor();
+  await page.locator('[data-node="broken"]').click();
+  await page.getByRole('region', { name: 'Logs of step broken' }).getByText('about to fail').waitFor();
+  await view('pipeline-run');
+
+  step('start the ping recipe and see its throughput');
+  await nav('Recipes').click();
+  await page.getByRole('link', { name: 'ping', exact: true }).click();
+  await page.getByRole('heading', { name: /Recipe ping STOPPED/ }).waitFor();
+  await page.getByRole('button', { name: 'Start', exact: true }).click();
+  await page.getByRole('heading', { name: /Recipe ping STARTED/ }).waitFor();
+  await page.getByRole('button', { name: 'Call' }).click();
+  await page.getByRole('region', { name: 'Answer' }).getByText('pong').waitFor();
+  for (let i = 0; i < 20; i++) await page.request.get(`${berthUrl}/api/v1/recipes/ping/serve`);
+  await page.locator('.edge-label', { hasText: /[1-9][0-9.]*\/s/ }).first().waitFor();
+  await view('recipe');
+  await page.getByRole('button', { name: 'Stop', exact: true }).click();
+  await page.getByRole('heading', { name: /Recipe ping STOPPED/ }).waitFor();
+  await nav('Recipes').click();
+  await view('recipes');
 
   console.log('the dashboard walk passed');
 } catch (e) {

@@ -831,7 +831,7 @@ def test_wrong_method_is_405_with_allow(daemon, method, path, allowed):
 
 
 @pytest.mark.parametrize("path", [
-    "/", "/api/v1", "/api/v1/nope", "/api/v2/services", "/api/v1/services/x/y",
+    "/api/v1", "/api/v1/nope", "/api/v2/services", "/api/v1/services/x/y",
     "/api/v1/services/x/revisions/1", "/services",
 ])
 def test_unknown_path_is_404_json(daemon, path):

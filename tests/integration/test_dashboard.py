@@ -8,7 +8,8 @@ from pathlib import Path
 
 import requests
 
-from conftest import BERTH_BIN, HTTP_TIMEOUT, REPO, clean_env, project_with_token, unique
+from conftest import (BERTH_BIN, HTTP_TIMEOUT, REPO, clean_env, instance_processes,
+                      project_with_token, unique, wait_until)
 
 ARTIFACTS = Path(os.environ.get("BERTH_TEST_ARTIFACTS", REPO / "build" / "test-artifacts"))
 
@@ -95,9 +96,17 @@ def test_the_mvi_story_in_chromium(fresh_daemon, tmp_path):
                                                  BERTH_TOKEN=fresh_daemon.admin_token))
     assert p.returncode == 0, p.stdout + p.stderr
     shots = ARTIFACTS / "dashboard"
-    p = subprocess.run(["node", str(REPO / "tests/browser/dashboard.mjs"), fresh_daemon.url,
-                        fresh_daemon.admin_token, str(hello), str(shots)],
-                       capture_output=True, text=True, timeout=540)
+    try:
+        p = subprocess.run(["node", str(REPO / "tests/browser/dashboard.mjs"), fresh_daemon.url,
+                            fresh_daemon.admin_token, str(hello), str(shots)],
+                           capture_output=True, text=True, timeout=540)
+    finally:
+        # What the walk started (hello, redis, the ping recipe) stops through the API.
+        d = fresh_daemon
+        d.post("/api/v1/recipes/ping/stop")
+        for s in d.get("/api/v1/services").json()["services"]:
+            d.delete(f"/api/v1/services/{s['name']}")
+        wait_until(lambda: not instance_processes(d.data_dir), 30, "every instance stopped")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "the dashboard walk passed" in p.stdout, p.stdout
     for view in ("services", "service-overview", "notifications", "service-logs", "templates"):

@@ -107,7 +107,8 @@ class Victim:
                 self.pipeline if "/pipelines/" in path else self.service,
                 "tag": "v1", "version": "1.0.0", "pipeline": self.pipeline, "step": "a",
                 "project_uuid": self.project, "pipeline_uuid": self.pipeline,
-                "type": self.node_type, "t": "redis", "url": self.recipe}[name]
+                "type": self.node_type, "t": "redis", "url": self.recipe,
+                "file": "index.html"}[name]
 
     def snapshot(self):
         """What the victim project holds, as an admin sees it."""
