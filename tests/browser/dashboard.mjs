@@ -36,19 +36,26 @@ page.on('console', (m) => {
 });
 
 let n = 0;
+// axe-core on the view as it is, in the light and the dark theme (both follow the system).
 async function view(name) {
   await page.addScriptTag({ path: axePath });
-  const result = await page.evaluate(async () => {
-    // eslint-disable-next-line no-undef
-    const r = await axe.run(document, { resultTypes: ['violations'] });
-    return r.violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((x) => x.target.join(' ')).slice(0, 3).join(', ')}`);
-  });
-  for (const v of result) problems.push(`axe on ${name}: ${v}`);
-  n += 1;
-  await page.screenshot({ path: `${shotDir}/${String(n).padStart(2, '0')}-${name}.png`, fullPage: true });
-  console.log(`view ${name}: ${result.length} serious/critical accessibility violations`);
+  let found = 0;
+  for (const scheme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme: scheme });
+    const result = await page.evaluate(async () => {
+      // eslint-disable-next-line no-undef
+      const r = await axe.run(document, { resultTypes: ['violations'] });
+      return r.violations
+        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+        .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((x) => x.target.join(' ')).slice(0, 3).join(', ')}`);
+    });
+    for (const v of result) problems.push(`axe on ${name} (${scheme}): ${v}`);
+    found += result.length;
+    n += 1;
+    await page.screenshot({ path: `${shotDir}/${String(n).padStart(2, '0')}-${name}-${scheme}.png`, fullPage: true });
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
+  console.log(`view ${name}: ${found} serious/critical accessibility violations (light and dark)`);
 }
 
 const step = (what) => console.log(`step: ${what}`);

@@ -109,6 +109,7 @@ def test_the_mvi_story_in_chromium(fresh_daemon, tmp_path):
         wait_until(lambda: not instance_processes(d.data_dir), 30, "every instance stopped")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "the dashboard walk passed" in p.stdout, p.stdout
-    for view in ("services", "service-overview", "notifications", "service-logs", "templates"):
-        shot = next(shots.glob(f"*-{view}.png"))
+    for view in ("services", "service-overview", "notifications", "service-logs", "templates",
+                 "pipeline", "pipeline-run", "recipe"):
+        shot = next(shots.glob(f"*-{view}-dark.png"))
         assert shot.stat().st_size > 10_000, f"the {view} screenshot is empty"
