@@ -1,6 +1,6 @@
 // The dashboard's frame: login gate, project choice, navigation, the unread-notification count
 // (in the tab title too), and the view the hash names.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, currentProject, get, login, logout, onLoggedOut, setProject, type WhoAmI } from './api';
 import { connectEvents, disconnectEvents, subscribe } from './events';
 import { href, useRoute } from './router';
@@ -98,14 +98,22 @@ export function App() {
   const route = useRoute();
   const view = route[0] || 'services';
 
+  // A 401 says why only to someone who was logged in (an expired or revoked token); on a
+  // first visit it just means "log in".
+  const whoRef = useRef(who);
+  whoRef.current = who;
   useEffect(() => {
     onLoggedOut((m) => {
-      setReason(m);
+      if (whoRef.current) setReason(m);
       setWho(null);
     });
     get<WhoAmI>('/api/v1/whoami', { project: null })
       .then((w) => {
-        if (!w.admin && w.project) setProject(w.project);
+        if (!w.admin && w.project && w.project !== currentProject()) {
+          // The views started with the last project seen here; this token's is another.
+          setProject(w.project);
+          setEpoch((e) => e + 1);
+        }
         setWho(w);
       })
       .catch((e: ApiError) => {
@@ -132,7 +140,8 @@ export function App() {
     document.title = (unread ? `(${unread}) ` : '') + 'berth';
   }, [unread]);
 
-  if (who === undefined) return <p class="muted">Loading…</p>;
+  // Until whoami answers, the view already loads (its first call runs beside whoami instead
+  // of after it); a 401 from either brings the login form.
   if (who === null)
     return (
       <Login
@@ -191,16 +200,18 @@ export function App() {
           ))}
           <a href="/api/v1/docs">API docs</a>
         </nav>
-        <ProjectPicker who={who} onChange={() => setEpoch((e) => e + 1)} />
-        <button
-          class="link"
-          onClick={async () => {
-            await logout();
-            setWho(null);
-          }}
-        >
-          Log out
-        </button>
+        {who && <ProjectPicker who={who} onChange={() => setEpoch((e) => e + 1)} />}
+        {who && (
+          <button
+            class="link"
+            onClick={async () => {
+              await logout();
+              setWho(null);
+            }}
+          >
+            Log out
+          </button>
+        )}
       </header>
       <main key={`${epoch}`}>{body}</main>
     </>
