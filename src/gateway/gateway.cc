@@ -218,6 +218,22 @@ std::optional<GatewayError> Refusal(const ServiceRoute& route, const MessageHead
   return std::nullopt;
 }
 
+// A strip route's bare prefix names its root directory: a page there resolves its relative
+// links ("./static/x") against "/<project>-<service>/" only with the slash, so a browser is
+// sent there first (nginx does the same for a location ending in '/').
+std::optional<GatewayError> SlashRedirect(const ServiceRoute& route, const MessageHead& head,
+                                          const RouteMatch& match) {
+  std::string_view rest = head.target.substr(match.prefix_len);
+  if (!route.strip || (head.method != "GET" && head.method != "HEAD") ||
+      (!rest.empty() && rest[0] != '?')) {
+    return std::nullopt;
+  }
+  std::string location = fmt::format("{}/{}", head.target.substr(0, match.prefix_len), rest);
+  return GatewayError{301, "Moved Permanently", "moved",
+                      fmt::format("{} is served at {}", route.prefix, location),
+                      "Location: " + location + "\r\n"};
+}
+
 GatewayError NoInstance(const ServiceRoute& route, const RouteMatch& match) {
   return GatewayError{503, "Service Unavailable", "unavailable",
                       match.pinned_revision
@@ -308,6 +324,10 @@ asio::awaitable<bool> Gateway::Serve(beast::tcp_stream& client, beast::flat_buff
   if (std::optional<GatewayError> refused = Refusal(route, head, im.token_project)) {
     co_return co_await SendError(client, client_buf, head.head_bytes, client_keep, finish,
                                  *refused);
+  }
+  if (std::optional<GatewayError> moved = SlashRedirect(route, head, match)) {
+    co_return co_await SendError(client, client_buf, head.head_bytes, client_keep, finish,
+                                 *moved);
   }
   std::optional<Upstream> up = routes_.PickFor(route, pinned);
   if (!up) {

@@ -6,12 +6,14 @@
 // (one red, its descendant aborted), start the ping recipe and see its throughput. Every view
 // is checked with axe-core (no serious or critical violation) and kept as a screenshot; any
 // script error or console error fails the walk.
-// Usage: node dashboard.mjs BERTH_URL TOKEN HELLO_DIR SHOT_DIR
+// Last, VS Code from the gallery: open it through the gateway, type in a file of the project
+// directory, save, and read the file back from disk.
+// Usage: node dashboard.mjs BERTH_URL TOKEN HELLO_DIR SHOT_DIR PROJECT_DIR
 import { chromium } from 'playwright-core';
 import { createRequire } from 'node:module';
-import { mkdirSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 
-const [berthUrl, token, helloDir, shotDir] = process.argv.slice(2);
+const [berthUrl, token, helloDir, shotDir, projectDir] = process.argv.slice(2);
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 mkdirSync(shotDir, { recursive: true });
 
@@ -187,6 +189,36 @@ try {
   await page.getByRole('heading', { name: /Recipe ping STOPPED/ }).waitFor();
   await nav('Recipes').click();
   await view('recipes');
+
+  step('open VS Code and type in a file of the project directory');
+  const notes = `${projectDir}/notes.txt`;
+  writeFileSync(notes, 'first line\n');
+  const owner = statSync(projectDir);
+  chownSync(notes, owner.uid, owner.gid); // the project's own user edits it
+  await nav('Templates').click();
+  await page.getByRole('button', { name: 'add vscode' }).click();
+  await page.getByRole('heading', { name: /vscode/ }).waitFor();
+  await page.locator('table[aria-label=Instances] .badge', { hasText: 'running' }).first().waitFor({ timeout: 90000 });
+  const code = await context.newPage();
+  code.setDefaultTimeout(60000);
+  await code.goto(`${berthUrl}/default-vscode`); // the bare prefix, as a user types it
+  await code.locator('.monaco-workbench').waitFor();
+  await code.locator('.explorer-folders-view .monaco-list-row', { hasText: 'notes.txt' }).click();
+  await code.locator('.tab.active', { hasText: 'notes.txt' }).waitFor();
+  await code.locator('.editor-instance .monaco-editor .view-lines').click();
+  await code.keyboard.press('Control+End');
+  await code.keyboard.type('typed in VS Code through the gateway');
+  await code.keyboard.press('Control+s');
+  await code.locator('.tab.active:not(.dirty)', { hasText: 'notes.txt' }).waitFor();
+  for (let i = 0; i < 100 && !readFileSync(notes, 'utf8').includes('typed in VS Code'); i++) {
+    await code.waitForTimeout(100);
+  }
+  const saved = readFileSync(notes, 'utf8');
+  if (!saved.includes('first line\ntyped in VS Code through the gateway')) {
+    throw new Error(`notes.txt on disk holds ${JSON.stringify(saved)}`);
+  }
+  await code.screenshot({ path: `${shotDir}/${String(++n).padStart(2, '0')}-vscode.png` });
+  await code.close();
 
   console.log('the dashboard walk passed');
 } catch (e) {

@@ -98,7 +98,8 @@ def test_the_mvi_story_in_chromium(fresh_daemon, tmp_path):
     shots = ARTIFACTS / "dashboard"
     try:
         p = subprocess.run(["node", str(REPO / "tests/browser/dashboard.mjs"), fresh_daemon.url,
-                            fresh_daemon.admin_token, str(hello), str(shots)],
+                            fresh_daemon.admin_token, str(hello), str(shots),
+                            str(fresh_daemon.data_dir / "projects/default/project")],
                            capture_output=True, text=True, timeout=540)
     finally:
         # What the walk started (hello, redis, the ping recipe) stops through the API.
@@ -113,3 +114,4 @@ def test_the_mvi_story_in_chromium(fresh_daemon, tmp_path):
                  "pipeline", "pipeline-run", "recipe"):
         shot = next(shots.glob(f"*-{view}-dark.png"))
         assert shot.stat().st_size > 10_000, f"the {view} screenshot is empty"
+    assert next(shots.glob("*-vscode.png")).stat().st_size > 10_000, "the VS Code shot is empty"

@@ -410,6 +410,12 @@ def test_preserve_and_strip_paths_and_forwarded_headers(daemon, new_service):
     assert gw(strip, "").json()["path"] == "/"
     assert gw(strip, "/").json()["path"] == "/"
     assert gw(strip, "?q=1").json()["path"] == "/?q=1"
+    # The bare prefix of a strip route is sent to its directory, where relative links work.
+    for path, where in (("", "/"), ("?q=1", "/?q=1"), ("@1", "@1/")):
+        r = gw(strip, path, allow_redirects=False)
+        assert r.status_code == 301 and r.headers["Location"] == prefix(strip) + where, r.headers
+    assert gw(strip, "", method="POST", data=b"x").json()["path"] == "/"  # only GET and HEAD
+    assert gw(keep, "", allow_redirects=False).status_code == 200  # preserve: the app decides
     assert e["base_path_prefix"] == prefix(strip), e
     assert e["args"] == [f"cmd:{prefix(strip)}"], e
     # Pinned to the live revision, both modes: "@1" is not part of what the instance sees.
