@@ -1,16 +1,21 @@
 // The dashboard's frame: login gate, project choice, navigation, the unread-notification count
 // (in the tab title too), and the view the hash names.
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, currentProject, get, login, logout, onLoggedOut, setProject, type WhoAmI } from './api';
 import { connectEvents, disconnectEvents, subscribe } from './events';
 import { href, useRoute } from './router';
 import { ErrorBox } from './components/ui';
 import { ServicesView } from './views/services';
-import { ServiceView } from './views/service';
-import { NotificationsView } from './views/notifications';
-import { TemplatesView } from './views/templates';
-import { PipelinesView, PipelineView, RunView } from './views/pipelines';
-import { RecipesView, RecipeView } from './views/recipes';
+import { lazyView } from './lazy';
+
+const ServiceView = lazyView(() => import('./views/service').then((m) => m.ServiceView));
+const NotificationsView = lazyView(() => import('./views/notifications').then((m) => m.NotificationsView));
+const TemplatesView = lazyView(() => import('./views/templates').then((m) => m.TemplatesView));
+const PipelinesView = lazyView(() => import('./views/pipelines').then((m) => m.PipelinesView));
+const PipelineView = lazyView(() => import('./views/pipelines').then((m) => m.PipelineView));
+const RunView = lazyView(() => import('./views/pipelines').then((m) => m.RunView));
+const RecipesView = lazyView(() => import('./views/recipes').then((m) => m.RecipesView));
+const RecipeView = lazyView(() => import('./views/recipes').then((m) => m.RecipeView));
 
 function Login({ reason, onIn }: { reason: string; onIn: (w: WhoAmI) => void }) {
   const [token, setToken] = useState('');
@@ -102,7 +107,7 @@ export function App() {
   // first visit it just means "log in".
   const whoRef = useRef(who);
   whoRef.current = who;
-  useEffect(() => {
+  useLayoutEffect(() => {
     onLoggedOut((m) => {
       if (whoRef.current) setReason(m);
       setWho(null);

@@ -1,6 +1,6 @@
 // Small hooks the views share: a loader that refreshes on an interval and keeps the last good
 // answer while showing the error of a failed refresh.
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 
 export type Loaded<T> = {
   data: T | undefined;
@@ -17,11 +17,13 @@ export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unkn
   const reload = useCallback(() => setTick((t) => t + 1), []);
   const loadRef = useRef(load);
   loadRef.current = load;
-  useEffect(() => {
+  useLayoutEffect(() => {
     setData(undefined);
     setLoading(true);
   }, deps);
-  useEffect(() => {
+  // A layout effect, not an effect: the request leaves as soon as the view is in the DOM,
+  // instead of after the next frame is painted (a frame sooner for the first page).
+  useLayoutEffect(() => {
     const ctl = new AbortController();
     loadRef
       .current(ctl.signal)

@@ -10,7 +10,7 @@ export type Column<T> = {
 };
 
 const ROW = 38;
-const OVERSCAN = 8;
+const OVERSCAN = 3;
 
 export function VirtualTable<T>({
   rows,
