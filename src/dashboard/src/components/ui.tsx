@@ -77,3 +77,52 @@ export function Section({ title, children, actions }: { title: string; children:
     </section>
   );
 }
+
+// A definition pasted or read from a file (pipelines, recipes): the file's text fills the
+// textarea, where it can still be edited before it is sent.
+export function DefinitionFields({
+  id,
+  fileLabel,
+  textLabel,
+  accept,
+  placeholder,
+  rows,
+  text,
+  setText,
+  onError,
+}: {
+  id: string;
+  fileLabel: string;
+  textLabel: string;
+  accept: string;
+  placeholder: string;
+  rows: number;
+  text: string;
+  setText: (t: string) => void;
+  onError: (message: string) => void;
+}) {
+  return (
+    <>
+      <label for={`${id}-file`}>{fileLabel}</label>
+      <input
+        id={`${id}-file`}
+        type="file"
+        accept={accept}
+        onChange={(e) => {
+          const f = (e.currentTarget as HTMLInputElement).files?.[0];
+          if (f) f.text().then(setText, (err: Error) => onError(err.message));
+        }}
+      />
+      <label for={`${id}-text`}>{textLabel}</label>
+      <textarea
+        id={`${id}-text`}
+        class="mono"
+        rows={rows}
+        spellcheck={false}
+        placeholder={placeholder}
+        value={text}
+        onInput={(e) => setText((e.currentTarget as HTMLTextAreaElement).value)}
+      />
+    </>
+  );
+}

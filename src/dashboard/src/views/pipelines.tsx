@@ -8,7 +8,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ago, call, get } from '../api';
 import { useAction, useLoad } from '../hooks';
 import { href } from '../router';
-import { Badge, Confirm, ErrorBox, Loading, Section } from '../components/ui';
+import { Badge, Confirm, DefinitionFields, ErrorBox, Loading, Section } from '../components/ui';
 import { VirtualTable } from '../components/table';
 import { Graph, type GraphEdge, type GraphNode } from '../components/graph';
 
@@ -128,11 +128,6 @@ function pipelineGraph(defs: StepDef[], run?: Run, only?: Set<string>) {
 }
 
 // Text from a chosen file into a textarea (the file input is the "upload" half).
-function readFileInto(e: Event, set: (text: string) => void, fail: (m: string) => void) {
-  const f = (e.currentTarget as HTMLInputElement).files?.[0];
-  if (f) f.text().then(set, (err: Error) => fail(err.message));
-}
-
 // --- the list ---------------------------------------------------------------------------
 
 export function PipelinesView() {
@@ -215,22 +210,16 @@ export function PipelinesView() {
             create();
           }}
         >
-          <label for="pl-file">Pipeline file</label>
-          <input
-            id="pl-file"
-            type="file"
+          <DefinitionFields
+            id="pl"
+            fileLabel="Pipeline file"
+            textLabel="Pipeline definition (YAML or JSON)"
             accept=".yaml,.yml,.json,application/json,text/yaml"
-            onChange={(e) => readFileInto(e, setText, act.setError)}
-          />
-          <label for="pl-def">Pipeline definition (YAML or JSON)</label>
-          <textarea
-            id="pl-def"
-            class="mono"
             rows={12}
-            spellcheck={false}
             placeholder={'name: etl\nsteps:\n  - name: extract\n    command: echo extract\n  - name: load\n    command: echo load\n    after: [extract]'}
-            value={text}
-            onInput={(e) => setText((e.currentTarget as HTMLTextAreaElement).value)}
+            text={text}
+            setText={setText}
+            onError={act.setError}
           />
           <label for="pl-dir">Project directory (optional, absolute: where the steps run)</label>
           <input

@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ago, call, get } from '../api';
 import { useAction, useLoad } from '../hooks';
 import { go, href } from '../router';
-import { Badge, Confirm, ErrorBox, Loading, Section } from '../components/ui';
+import { Badge, Confirm, DefinitionFields, ErrorBox, Loading, Section } from '../components/ui';
 import { VirtualTable } from '../components/table';
 import { Graph, type GraphEdge, type GraphNode } from '../components/graph';
 
@@ -100,25 +100,16 @@ export function RecipesView() {
             construct();
           }}
         >
-          <label for="rc-file">Recipe file</label>
-          <input
-            id="rc-file"
-            type="file"
+          <DefinitionFields
+            id="rc"
+            fileLabel="Recipe file"
+            textLabel="Recipe JSON"
             accept=".json,application/json"
-            onChange={(e) => {
-              const f = (e.currentTarget as HTMLInputElement).files?.[0];
-              if (f) f.text().then(setText, (err: Error) => act.setError(err.message));
-            }}
-          />
-          <label for="rc-json">Recipe JSON</label>
-          <textarea
-            id="rc-json"
-            class="mono"
             rows={10}
-            spellcheck={false}
             placeholder={'{"name": "hello", "graph": {"nodes": ["ping"], "edges": [[-1, 0], [0, -1]]}, "args": [{}]}'}
-            value={text}
-            onInput={(e) => setText((e.currentTarget as HTMLTextAreaElement).value)}
+            text={text}
+            setText={setText}
+            onError={act.setError}
           />
           <div class="row">
             <button type="submit" class="primary" disabled={act.busy || !text.trim()}>
