@@ -131,6 +131,15 @@ try {
   await page.locator('pre.logs', { hasText: 'Greeting someone with the name: Grace' }).waitFor();
   await view('service-logs');
 
+  step('gateway figures and the API docs of the service');
+  await page.getByRole('link', { name: 'Metrics' }).click();
+  for (let i = 0; i < 5; i++) await page.request.post(`${berthUrl}/default-hello/hello`, { data: { name: 'Lin' } });
+  await page.locator('figcaption', { hasText: /Requests per second: [0-9.]+\/s/ }).waitFor();
+  await view('service-metrics');
+  await page.getByRole('link', { name: 'API docs', exact: true }).last().click();
+  await page.frameLocator('iframe.docs').getByText('/hello').first().waitFor();
+  await view('service-docs');
+
   step('add Redis from the gallery');
   await nav('Templates').click();
   await page.getByRole('button', { name: 'add redis' }).click();
@@ -158,8 +167,16 @@ try {
   await page.getByLabel('Pipeline definition (YAML or JSON)').fill(JSON.stringify(pipeline, null, 2));
   await page.getByLabel(/Project directory/).fill(helloDir);
   await page.getByRole('button', { name: 'Create pipeline' }).click();
+  await page.getByRole('region', { name: 'Pipelines' }).getByRole('link', { name: 'train' }).waitFor();
+  await view('pipelines');
   await page.getByRole('status').getByRole('link', { name: 'train' }).click();
   await page.getByRole('heading', { name: 'Pipeline train' }).waitFor();
+  // Steps are selected from the keyboard as well: Space on a focused step.
+  await page.locator('[data-node="fit"]').focus();
+  await page.keyboard.press('Space');
+  await page.locator('[data-node="fit"][aria-pressed="true"]').waitFor();
+  await page.keyboard.press('Space');
+  await page.locator('[data-node="fit"][aria-pressed="false"]').waitFor();
   await page.getByRole('button', { name: 'Run all' }).click();
   // Seen while it runs, not only at the end: prep is started before it succeeds.
   await page.locator('[data-node="prep"].st-started').waitFor();

@@ -494,33 +494,40 @@ function quantile(a: Sample, b: Sample, q: number): number | null {
 
 type Point = { t: number; rps: number; eps: number; p50: number | null; p90: number | null; p99: number | null };
 
+// A line per series over the last three minutes; the scale and the newest values are in the
+// caption (text inside a stretched SVG would be stretched too).
 function Chart({ title, points, series, unit }: { title: string; points: Point[]; series: (keyof Point)[]; unit: string }) {
   const W = 600;
   const H = 120;
   const values = points.flatMap((p) => series.map((k) => (p[k] as number | null) ?? 0));
   const max = Math.max(1e-9, ...values);
-  const x = (i: number) => (points.length < 2 ? 0 : (i / (points.length - 1)) * (W - 40) + 36);
-  const y = (v: number) => H - 16 - (v / max) * (H - 28);
+  const x = (i: number) => (i / Math.max(1, points.length - 1)) * (W - 8) + 4;
+  const y = (v: number) => H - 4 - (v / max) * (H - 8);
   const last = points[points.length - 1];
   return (
     <figure class="chart-box">
       <figcaption>
         {title}:{' '}
-        {last ? series.map((k) => `${String(k)} ${fmt((last[k] as number | null) ?? 0, unit)}`).join(', ') : 'no requests yet'}
+        {last
+          ? series.map((k, si) => (
+              <span class={`legend s${si}`}>
+                {series.length > 1 ? `${String(k)} ` : ''}
+                {fmt((last[k] as number | null) ?? 0, unit)}{' '}
+              </span>
+            ))
+          : 'waiting for the first figures'}
+        {last && <span class="muted">(scale 0 to {fmt(max, unit)})</span>}
       </figcaption>
       <svg class="chart" viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" role="img" aria-label={title}>
-        <text x="2" y="12">
-          {fmt(max, unit)}
-        </text>
-        <text x="2" y={H - 4}>
-          0
-        </text>
-        {series.map((k, si) => (
-          <path
-            class={`s${si}`}
-            d={points.map((p, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${y((p[k] as number | null) ?? 0).toFixed(1)}`).join(' ')}
-          />
-        ))}
+        {series.map((k, si) => {
+          const at = (p: Point) => y((p[k] as number | null) ?? 0).toFixed(1);
+          // One figure so far: a short dash at its height (a path needs two points).
+          const d =
+            points.length === 1
+              ? `M${W / 2 - 6},${at(points[0])} L${W / 2 + 6},${at(points[0])}`
+              : points.map((p, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${at(p)}`).join(' ');
+          return <path class={`s${si}`} vector-effect="non-scaling-stroke" d={d} />;
+        })}
       </svg>
     </figure>
   );
