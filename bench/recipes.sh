@@ -15,7 +15,7 @@ command -v wrk >/dev/null || { echo "wrk is missing: scripts/setup installs it" 
 berth=$PWD/build/src/berth/berth
 [[ -x $berth ]] || { echo "build first: scripts/build" >&2; exit 1; }
 bench_scratch
-bench_start_daemon "$dir"
+bench_start_daemon "$dir" ${BERTH_BENCH_ARGS:-}
 echo "recipes: ping round trips, on $(nproc) cores"
 /usr/bin/python3 bench/tools/recipe_bench.py "$BENCH_URL" "$BENCH_TOKEN" \
   "$(dirname "$berth")/berth-node" "$dir" "$n" "$seconds"
