@@ -8,12 +8,14 @@
 // script error or console error fails the walk.
 // Last, VS Code from the gallery: open it through the gateway, type in a file of the project
 // directory, save, and read the file back from disk.
-// Usage: node dashboard.mjs BERTH_URL TOKEN HELLO_DIR SHOT_DIR PROJECT_DIR
+// Then a project's token (PROJECT_TOKEN, of a project holding one service): it sees that
+// project only, and the gateway charts (which cover every project) say they need an admin.
+// Usage: node dashboard.mjs BERTH_URL TOKEN HELLO_DIR SHOT_DIR PROJECT_DIR PROJECT_TOKEN
 import { chromium } from 'playwright-core';
 import { createRequire } from 'node:module';
 import { chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 
-const [berthUrl, token, helloDir, shotDir, projectDir] = process.argv.slice(2);
+const [berthUrl, token, helloDir, shotDir, projectDir, projectToken] = process.argv.slice(2);
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 mkdirSync(shotDir, { recursive: true });
 
@@ -236,6 +238,25 @@ try {
   }
   await code.screenshot({ path: `${shotDir}/${String(++n).padStart(2, '0')}-vscode.png` });
   await code.close();
+
+  step('a project token sees its project only');
+  const other = await browser.newContext({ viewport: { width: 1400, height: 900 }, bypassCSP: true });
+  const tp = await other.newPage();
+  tp.setDefaultTimeout(30000);
+  tp.on('pageerror', (e) => problems.push(`script error (project token): ${e.message}`));
+  await tp.goto(berthUrl + '/');
+  await tp.getByLabel('Token').fill(projectToken);
+  await tp.getByRole('button', { name: 'Log in' }).click();
+  await tp.locator('header .project', { hasText: 'project team' }).waitFor();
+  if (await tp.locator('header select').count()) throw new Error('a project token got the project picker');
+  await tp.getByText('1 service in project team').waitFor();
+  if (await tp.getByRole('link', { name: 'hello', exact: true }).count()) {
+    throw new Error("a project token sees another project's service");
+  }
+  await tp.getByRole('link', { name: 'site', exact: true }).click();
+  await tp.getByRole('link', { name: 'Metrics' }).click();
+  await tp.getByRole('alert').getByText('use an admin token').waitFor();
+  await other.close();
 
   console.log('the dashboard walk passed');
 } catch (e) {

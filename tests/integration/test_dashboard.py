@@ -8,8 +8,8 @@ from pathlib import Path
 
 import requests
 
-from conftest import (BERTH_BIN, HTTP_TIMEOUT, REPO, clean_env, instance_processes,
-                      project_with_token, unique, wait_until)
+from conftest import (BERTH_BIN, HTTP_TIMEOUT, REPO, clean_env, create_token,
+                      instance_processes, project_with_token, unique, wait_until)
 
 ARTIFACTS = Path(os.environ.get("BERTH_TEST_ARTIFACTS", REPO / "build" / "test-artifacts"))
 
@@ -95,18 +95,23 @@ def test_the_mvi_story_in_chromium(fresh_daemon, tmp_path):
                        timeout=60, env=clean_env(BERTH_URL=fresh_daemon.url,
                                                  BERTH_TOKEN=fresh_daemon.admin_token))
     assert p.returncode == 0, p.stdout + p.stderr
+    team = fresh_daemon.post("/api/v1/projects", json={"name": "team"})
+    assert team.status_code == 201, team.text
+    assert fresh_daemon.post("/api/v1/services?project=team", json={"name": "site"}).status_code == 201
+    team_token = create_token(fresh_daemon, project="team")["token"]
     shots = ARTIFACTS / "dashboard"
     try:
         p = subprocess.run(["node", str(REPO / "tests/browser/dashboard.mjs"), fresh_daemon.url,
                             fresh_daemon.admin_token, str(hello), str(shots),
-                            str(fresh_daemon.data_dir / "projects/default/project")],
+                            str(fresh_daemon.data_dir / "projects/default/project"), team_token],
                            capture_output=True, text=True, timeout=540)
     finally:
         # What the walk started (hello, redis, the ping recipe) stops through the API.
         d = fresh_daemon
         d.post("/api/v1/recipes/ping/stop")
-        for s in d.get("/api/v1/services").json()["services"]:
-            d.delete(f"/api/v1/services/{s['name']}")
+        for project in ("default", "team"):
+            for s in d.get(f"/api/v1/services?project={project}").json()["services"]:
+                d.delete(f"/api/v1/services/{s['name']}?project={project}")
         wait_until(lambda: not instance_processes(d.data_dir), 30, "every instance stopped")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "the dashboard walk passed" in p.stdout, p.stdout

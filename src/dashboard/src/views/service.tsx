@@ -3,7 +3,7 @@
 // service's own API docs. Each tab asks only for what it shows; the overview and versions
 // refresh every 2 s and at once when the event stream says the service changed.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { ago, bytes, call, get, stream } from '../api';
+import { ago, ApiError, bytes, call, get, stream } from '../api';
 import { subscribe } from '../events';
 import { useAction, useLoad } from '../hooks';
 import { go, href } from '../router';
@@ -541,6 +541,7 @@ function fmt(v: number, unit: string): string {
 function Metrics({ svc }: { svc: Service }) {
   const [points, setPoints] = useState<Point[]>([]);
   const [error, setError] = useState('');
+  const [denied, setDenied] = useState(false);
   const last = useRef<Sample | null>(null);
   useEffect(() => {
     let stop = false;
@@ -565,6 +566,11 @@ function Metrics({ svc }: { svc: Service }) {
         }
       } catch (e) {
         setError((e as Error).message);
+        // Not allowed (a project token: /metrics covers every project) stays so: stop asking.
+        if (e instanceof ApiError && e.status === 403) {
+          stop = true;
+          setDenied(true);
+        }
       }
     };
     poll();
@@ -578,9 +584,13 @@ function Metrics({ svc }: { svc: Service }) {
     <>
       <p class="muted">From the daemon's own gateway metrics for {svc.path}/, every 2 s.</p>
       <ErrorBox error={error} />
-      <Chart title="Requests per second" points={points} series={['rps']} unit="/s" />
-      <Chart title="Errors per second (5xx and failed)" points={points} series={['eps']} unit="/s" />
-      <Chart title="Latency percentiles" points={points} series={['p50', 'p90', 'p99']} unit="s" />
+      {!denied && (
+        <>
+          <Chart title="Requests per second" points={points} series={['rps']} unit="/s" />
+          <Chart title="Errors per second (5xx and failed)" points={points} series={['eps']} unit="/s" />
+          <Chart title="Latency percentiles" points={points} series={['p50', 'p90', 'p99']} unit="s" />
+        </>
+      )}
     </>
   );
 }
