@@ -147,6 +147,7 @@ try {
   await page.getByRole('button', { name: 'add redis' }).click();
   await page.getByRole('heading', { name: /redis/ }).waitFor();
   await page.locator('table[aria-label=Instances] .badge', { hasText: 'running' }).first().waitFor({ timeout: 60000 });
+  await page.getByText(/internal only \(no gateway route\): 127\.[0-9.]+:6379/).waitFor();
   await nav('Templates').click();
   await page.getByRole('heading', { name: 'Templates' }).waitFor();
   await view('templates');

@@ -104,3 +104,8 @@ export function statusSince(st: Status, word: string): string | null {
 export function docsUrl(s: Service): string {
   return s.path.replace(/\/?$/, '/') + 'docs';
 }
+
+// `expose: internal` services (Redis, Postgres) have no gateway route: no link to open them.
+export function internal(s: Service): boolean {
+  return s.definition?.expose === 'internal';
+}

@@ -9,7 +9,7 @@ import { useAction, useLoad } from '../hooks';
 import { go, href } from '../router';
 import { Badge, Confirm, ErrorBox, Loading, Section } from '../components/ui';
 import { DeployForm } from './services';
-import { docsUrl, statusSince, statusWord, type LogLine, type Service, type Status, type Versions } from '../model';
+import { docsUrl, internal, statusSince, statusWord, type LogLine, type Service, type Status, type Versions } from '../model';
 
 const TABS: [string, string][] = [
   ['overview', 'Overview'],
@@ -53,9 +53,21 @@ function Overview({ svc }: { svc: Service }) {
         </dd>
         <dt>Address</dt>
         <dd>
-          <a href={svc.path + '/'} target="_blank" rel="noopener">
-            {svc.url}
-          </a>
+          {internal(svc) ? (
+            <>
+              internal only (no gateway route):{' '}
+              <span class="mono">
+                {s.instances
+                  .filter((i) => i.state === 'running' && i.host)
+                  .map((i) => `${i.host}:${i.port}`)
+                  .join(', ') || 'no instance running'}
+              </span>
+            </>
+          ) : (
+            <a href={svc.path + '/'} target="_blank" rel="noopener">
+              {svc.url}
+            </a>
+          )}
         </dd>
       </dl>
       <div class="row">

@@ -9,7 +9,7 @@ import { href } from '../router';
 import { tarFolder } from '../tar';
 import { Badge, Confirm, ErrorBox, Loading } from '../components/ui';
 import { VirtualTable, type Column } from '../components/table';
-import { docsUrl, statusSince, statusWord, type Service, type Status, type Versions } from '../model';
+import { docsUrl, internal, statusSince, statusWord, type Service, type Status, type Versions } from '../model';
 
 type Detail = {
   word: string;
@@ -236,7 +236,7 @@ export function ServicesView() {
     {
       title: 'Links',
       cell: (s) =>
-        s.revision > 0 ? (
+        s.revision > 0 && !internal(s) ? (
           <span class="row-links">
             <a href={s.path + '/'} target="_blank" rel="noopener" aria-label={`open ${s.name}`}>
               open
