@@ -1,11 +1,11 @@
 // Walks seed 001's MVI story, and then the Orchest and Neptune ones, in berth's dashboard in
 // Debian's headless Chromium, the way a user would: log in with the admin token, deploy the
 // hello scaffold as 1.0.0 from a folder, see it running, change greeting_phrase, call the
-// entrypoint and see the notification arrive live, deploy 1.1.0 as a shadow, assign it, kill
-// 1.0.0, follow the logs, add Redis from the gallery, run a pipeline whose steps turn green
-// (one red, its descendant aborted), start the ping recipe and see its throughput. Every view
-// is checked with axe-core (no serious or critical violation) and kept as a screenshot; any
-// script error or console error fails the walk.
+// entrypoint from the service's API docs tab and see the notification arrive live, deploy
+// 1.1.0 as a shadow, assign it, kill 1.0.0, follow the logs, add Redis from the gallery, run
+// a pipeline whose steps turn green (one red, its descendant aborted), start the ping recipe
+// and see its throughput. Every view is checked with axe-core (no serious or critical
+// violation) and kept as a screenshot; any script error or console error fails the walk.
 // Last, VS Code from the gallery: open it through the gateway, type in a file of the project
 // directory, save, and read the file back from disk.
 // Then a project's token (PROJECT_TOKEN, of a project holding one service): it sees that
@@ -98,12 +98,21 @@ try {
   await page.getByRole('button', { name: 'set greeting_phrase' }).click();
   await page.getByText('applied to 1 instance and stored').waitFor();
   await view('service-parameters');
-  const greet = await page.request.post(`${berthUrl}/default-hello/hello`, { data: { name: 'Ada' } });
-  const answer = await greet.text();
-  if (!answer.includes('Bonjour Ada')) throw new Error(`the entrypoint answered ${greet.status()} ${answer}`);
+
+  step('call the entrypoint from the service\'s API docs');
+  await page.getByRole('link', { name: 'API docs', exact: true }).last().click();
+  const docs = page.frameLocator('iframe.docs');
+  await docs.locator('.op', { hasText: '/hello' }).click();
+  const args = docs.locator('textarea').first();
+  const send = docs.getByRole('button', { name: 'Send' }).first();
+  await args.fill('{"name": "Ada"}');
+  await send.click();
+  await docs.getByText('Bonjour Ada').waitFor();
+  await view('service-docs');
 
   step('the notification arrives live');
-  await page.request.post(`${berthUrl}/default-hello/hello`, { data: { name: 'World' } });
+  await args.fill('{"name": "World"}');
+  await send.click();
   await page.locator('header .count', { hasText: '1' }).waitFor();
   if (!(await page.title()).startsWith('(1)')) throw new Error(`tab title is "${await page.title()}"`);
   await nav(/Notifications/).click();
@@ -133,14 +142,11 @@ try {
   await page.locator('pre.logs', { hasText: 'Greeting someone with the name: Grace' }).waitFor();
   await view('service-logs');
 
-  step('gateway figures and the API docs of the service');
+  step('gateway figures of the service');
   await page.getByRole('link', { name: 'Metrics' }).click();
   for (let i = 0; i < 5; i++) await page.request.post(`${berthUrl}/default-hello/hello`, { data: { name: 'Lin' } });
   await page.locator('figcaption', { hasText: /Requests per second: [0-9.]+\/s/ }).waitFor();
   await view('service-metrics');
-  await page.getByRole('link', { name: 'API docs', exact: true }).last().click();
-  await page.frameLocator('iframe.docs').getByText('/hello').first().waitFor();
-  await view('service-docs');
 
   step('add Redis from the gallery');
   await nav('Templates').click();
