@@ -126,3 +126,40 @@ export function DefinitionFields({
     </>
   );
 }
+
+// A labelled select of [value, text] options (the filters above tables and logs).
+export function Choice({
+  label,
+  value,
+  options,
+  onChange,
+}: {
+  label: string;
+  value: string;
+  options: [string, string][];
+  onChange: (value: string) => void;
+}) {
+  return (
+    <label>
+      {label}{' '}
+      <select value={value} onChange={(e) => onChange((e.currentTarget as HTMLSelectElement).value)}>
+        {options.map(([v, text]) => (
+          <option value={v}>{text}</option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+// A table's header row: one column header per title.
+export function Head({ cols }: { cols: ComponentChildren[] }) {
+  return (
+    <thead>
+      <tr>
+        {cols.map((c) => (
+          <th scope="col">{c}</th>
+        ))}
+      </tr>
+    </thead>
+  );
+}

@@ -5,7 +5,7 @@ import { ago, call, get } from '../api';
 import { subscribe, type Notification } from '../events';
 import { useAction } from '../hooks';
 import { href } from '../router';
-import { Confirm, ErrorBox, Loading } from '../components/ui';
+import { Choice, Confirm, ErrorBox, Head, Loading } from '../components/ui';
 
 function merge(list: Notification[], n: Notification): Notification[] {
   return [n, ...list.filter((o) => o.id !== n.id)];
@@ -39,15 +39,12 @@ export function NotificationsView() {
       <div class="section-head">
         <h1>Notifications</h1>
         <div class="row">
-          <label>
-            Severity{' '}
-            <select value={severity} onChange={(e) => setSeverity(e.currentTarget.value)}>
-              <option value="">all</option>
-              <option value="INFO">INFO</option>
-              <option value="WARNING">WARNING</option>
-              <option value="CRITICAL">CRITICAL</option>
-            </select>
-          </label>
+          <Choice
+            label="Severity"
+            value={severity}
+            onChange={setSeverity}
+            options={[['', 'all'], ['INFO', 'INFO'], ['WARNING', 'WARNING'], ['CRITICAL', 'CRITICAL']]}
+          />
           <button class="danger" disabled={!list?.length || act.busy} onClick={() => setClearing(true)}>
             Clear all
           </button>
@@ -60,19 +57,7 @@ export function NotificationsView() {
         <p class="muted">No notifications. A service raises them with the SDK's notify().</p>
       ) : (
         <table aria-label="Notifications">
-          <thead>
-            <tr>
-              <th scope="col">Time</th>
-              <th scope="col">Severity</th>
-              <th scope="col">Service</th>
-              <th scope="col">Version</th>
-              <th scope="col">Message</th>
-              <th scope="col">Count</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <Head cols={['Time', 'Severity', 'Service', 'Version', 'Message', 'Count', <span class="sr-only">Actions</span>]} />
           <tbody aria-live="polite">
             {shown.map((n) => (
               <tr key={n.id} class={`sev-${n.severity}${fresh.has(n.id) ? ' fresh' : ''}`}>

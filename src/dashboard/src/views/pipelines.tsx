@@ -8,7 +8,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ago, call, get } from '../api';
 import { useAction, useLoad } from '../hooks';
 import { href } from '../router';
-import { Badge, Confirm, DefinitionFields, ErrorBox, Loading, Section } from '../components/ui';
+import { Badge, Confirm, DefinitionFields, ErrorBox, Head, Loading, Section } from '../components/ui';
 import { VirtualTable } from '../components/table';
 import { Graph, type GraphEdge, type GraphNode } from '../components/graph';
 
@@ -459,17 +459,7 @@ function JobsSection({ pipeline }: { pipeline: string }) {
         <p class="muted">{jobs.loading && !jobs.data ? 'Loading jobs…' : 'No jobs of this pipeline.'}</p>
       ) : (
         <table aria-label={`Jobs of ${pipeline}`}>
-          <thead>
-            <tr>
-              <th scope="col">Job</th>
-              <th scope="col">Status</th>
-              <th scope="col">Schedule</th>
-              <th scope="col">Parameter sets</th>
-              <th scope="col">Runs</th>
-              <th scope="col">Next / last run</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
+          <Head cols={['Job', 'Status', 'Schedule', 'Parameter sets', 'Runs', 'Next / last run', 'Actions']} />
           <tbody>
             {mine.map((j) => (
               <Fragment key={j.uuid}>
@@ -765,16 +755,7 @@ export function RunView({ id }: { id: string }) {
           onToggle={(s) => setStep(step === s ? '' : s)}
         />
         <table aria-label="Step statuses">
-          <thead>
-            <tr>
-              <th scope="col">Step</th>
-              <th scope="col">Status</th>
-              <th scope="col">Started</th>
-              <th scope="col">Finished</th>
-              <th scope="col">Exit code</th>
-              <th scope="col">Message</th>
-            </tr>
-          </thead>
+          <Head cols={['Step', 'Status', 'Started', 'Finished', 'Exit code', 'Message']} />
           <tbody>
             {r.steps.map((s) => (
               <tr key={s.step}>

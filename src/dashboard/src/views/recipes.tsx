@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ago, call, get } from '../api';
 import { useAction, useLoad } from '../hooks';
 import { go, href } from '../router';
-import { Badge, Confirm, DefinitionFields, ErrorBox, Loading, Section } from '../components/ui';
+import { Badge, Confirm, DefinitionFields, ErrorBox, Head, Loading, Section } from '../components/ui';
 import { VirtualTable } from '../components/table';
 import { Graph, type GraphEdge, type GraphNode } from '../components/graph';
 
@@ -279,16 +279,7 @@ export function RecipeView({ name }: { name: string }) {
 
       <Section title="Nodes">
         <table aria-label={`Nodes of recipe ${v.name}`}>
-          <thead>
-            <tr>
-              <th scope="col">Node</th>
-              <th scope="col">Type</th>
-              <th scope="col">State</th>
-              <th scope="col">PID</th>
-              <th scope="col">Restarts</th>
-              <th scope="col">Last exit</th>
-            </tr>
-          </thead>
+          <Head cols={['Node', 'Type', 'State', 'PID', 'Restarts', 'Last exit']} />
           <tbody>
             {v.nodes.map((n) => (
               <tr key={n.name}>

@@ -7,7 +7,7 @@ import { ago, ApiError, bytes, call, get, stream } from '../api';
 import { subscribe } from '../events';
 import { useAction, useLoad } from '../hooks';
 import { go, href } from '../router';
-import { Badge, Confirm, ErrorBox, Loading, Section } from '../components/ui';
+import { Badge, Choice, Confirm, ErrorBox, Head, Loading, Section } from '../components/ui';
 import { DeployForm } from './services';
 import { docsUrl, internal, statusSince, statusWord, type LogLine, type Service, type Status, type Versions } from '../model';
 
@@ -87,20 +87,7 @@ function Overview({ svc }: { svc: Service }) {
           <p class="muted">No instances.</p>
         ) : (
           <table aria-label="Instances">
-            <thead>
-              <tr>
-                <th scope="col">Instance</th>
-                <th scope="col">Version</th>
-                <th scope="col">State</th>
-                <th scope="col">Address</th>
-                <th scope="col">PID</th>
-                <th scope="col">Started</th>
-                <th scope="col">Restarts</th>
-                <th scope="col">Last exit</th>
-                <th scope="col">Memory</th>
-                <th scope="col">Health</th>
-              </tr>
-            </thead>
+            <Head cols={['Instance', 'Version', 'State', 'Address', 'PID', 'Started', 'Restarts', 'Last exit', 'Memory', 'Health']} />
             <tbody>
               {s.instances.map((i) => (
                 <tr key={i.id}>
@@ -179,18 +166,7 @@ function VersionsTab({ svc, onChange }: { svc: Service; onChange: () => void }) 
           <p class="muted">Not deployed as versions: it runs its current revision (below).</p>
         ) : (
           <table aria-label="Versions">
-            <thead>
-              <tr>
-                <th scope="col">MAIN</th>
-                <th scope="col">Version</th>
-                <th scope="col">Revision</th>
-                <th scope="col">State</th>
-                <th scope="col">Ready</th>
-                <th scope="col">Since</th>
-                <th scope="col">Deployed</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
+            <Head cols={['MAIN', 'Version', 'Revision', 'State', 'Ready', 'Since', 'Deployed', 'Actions']} />
             <tbody>
               {vs.data.versions.map((v) => (
                 <tr key={v.version}>
@@ -229,14 +205,7 @@ function VersionsTab({ svc, onChange }: { svc: Service; onChange: () => void }) 
         <ErrorBox error={revs.error} />
         {revs.data && (
           <table aria-label="Revisions">
-            <thead>
-              <tr>
-                <th scope="col">Revision</th>
-                <th scope="col">Stored</th>
-                <th scope="col">Artifact tag</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
+            <Head cols={['Revision', 'Stored', 'Artifact tag', 'Actions']} />
             <tbody>
               {[...revs.data.revisions].reverse().map((r) => (
                 <tr key={r.revision}>
@@ -348,24 +317,13 @@ function Logs({ svc }: { svc: Service }) {
         <label>
           <input type="checkbox" checked={autoscroll} onChange={(e) => setAutoscroll(e.currentTarget.checked)} /> Auto-scroll
         </label>
-        <label>
-          Instance{' '}
-          <select value={instance} onChange={(e) => setInstance(e.currentTarget.value)}>
-            <option value="">all</option>
-            {instances.map((i) => (
-              <option value={i}>{i}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Stream{' '}
-          <select value={streamName} onChange={(e) => setStreamName(e.currentTarget.value)}>
-            <option value="">all</option>
-            <option value="stdout">stdout</option>
-            <option value="stderr">stderr</option>
-            <option value="berth">berth</option>
-          </select>
-        </label>
+        <Choice label="Instance" value={instance} onChange={setInstance} options={[['', 'all'], ...instances.map((i): [string, string] => [i, i])]} />
+        <Choice
+          label="Stream"
+          value={streamName}
+          onChange={setStreamName}
+          options={[['', 'all'], ['stdout', 'stdout'], ['stderr', 'stderr'], ['berth', 'berth']]}
+        />
         <label>
           Search <input type="search" value={search} onInput={(e) => setSearch(e.currentTarget.value)} />
         </label>
