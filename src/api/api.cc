@@ -39,10 +39,13 @@ Result<boost::json::value> ParseJsonBody(const HttpRequest& req) {
 
 RouteHandler WithAuth(ApiContext& ctx, AuthedHandler h) {
   return [&ctx, h = std::move(h)](const HttpRequest& req, const PathParams& params) {
-    // A bearer token, else the login cookie the dashboard's browser sends by itself.
+    // A bearer token, else the login cookie the dashboard's browser sends by itself: on the
+    // native API and /metrics only, which are what the dashboard calls; the dialects' clients
+    // send tokens, and a cookie there would only widen what another site's page could reach.
     std::string_view token = BearerToken(req.Header("authorization"));
     bool by_cookie = false;
-    if (token.empty() && !req.HasHeader("authorization")) {
+    bool cookie_allowed = req.path.starts_with("/api/v1/") || req.path == "/metrics";
+    if (token.empty() && !req.HasHeader("authorization") && cookie_allowed) {
       token = CookieToken(req.Header("cookie"));
       by_cookie = !token.empty();
     }

@@ -72,6 +72,9 @@ def test_a_cookie_change_needs_the_dashboard_header_and_a_bearer_one_does_not(da
     assert r.status_code == 201, r.text
     # A token in the header is not a cookie a browser sends by itself: no extra header needed.
     assert daemon.delete(f"/api/v1/services/{name}").status_code == 200
+    # The cookie is the dashboard's: the dialects, whose clients send tokens, do not take it.
+    assert s.get(daemon.url + "/api/v1/whoami", timeout=HTTP_TIMEOUT).status_code == 200
+    assert s.get(daemon.url + "/orchest/api/runs", timeout=HTTP_TIMEOUT).status_code == 401
 
 
 def test_a_project_token_sees_its_project_only(daemon):
