@@ -78,6 +78,14 @@ std::string FormField(std::string_view body, std::string_view name) {
   return std::string(tmp.Query(name));
 }
 
+// The login cookie's Set-Cookie value; logout sends it empty with Max-Age=0, and a browser only
+// drops it when every other attribute matches the one login set. HttpOnly: scripts of the
+// services cannot read it; Lax: sent on top-level navigation.
+std::string LoginCookie(std::string_view token, int max_age_seconds) {
+  return fmt::format("berth_token={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}", token,
+                     max_age_seconds);
+}
+
 }  // namespace
 
 void AddGatewayRoutes(ApiContext& ctx, Router& router) {
@@ -119,17 +127,13 @@ void AddGatewayRoutes(ApiContext& ctx, Router& router) {
       r.headers.emplace_back("Location", next);
       r.body = "logged in\n";
     }
-    // HttpOnly: scripts of the services cannot read it; Lax: sent on top-level navigation.
-    r.headers.emplace_back("Set-Cookie", fmt::format("berth_token={}; Path=/; HttpOnly; "
-                                                     "SameSite=Lax; Max-Age=2592000",
-                                                     token));
+    r.headers.emplace_back("Set-Cookie", LoginCookie(token, 30 * 24 * 3600));
     return r;
   });
   router.Add("POST", "/_berth/logout", [](const HttpRequest&, const PathParams&) {
     HttpResponse r;
     r.body = "{}";
-    r.headers.emplace_back("Set-Cookie",
-                           "berth_token=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    r.headers.emplace_back("Set-Cookie", LoginCookie("", 0));
     return r;
   });
 }
