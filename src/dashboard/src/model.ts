@@ -100,6 +100,9 @@ export function statusSince(st: Status, word: string): string | null {
   return st.events.length ? st.events[0].time : null;
 }
 
+// A service's resource in the native API.
+export const svcPath = (name: string) => `/api/v1/services/${encodeURIComponent(name)}`;
+
 // The link a service's API docs live at (the SDKs serve /docs under the service's path).
 export function docsUrl(s: Service): string {
   return s.path.replace(/\/?$/, '/') + 'docs';

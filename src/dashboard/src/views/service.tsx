@@ -9,7 +9,7 @@ import { useAction, useLoad } from '../hooks';
 import { go, href } from '../router';
 import { Badge, Choice, Confirm, ErrorBox, Head, Loading, Section } from '../components/ui';
 import { DeployForm } from './services';
-import { docsUrl, internal, statusSince, statusWord, type LogLine, type Service, type Status, type Versions } from '../model';
+import { docsUrl, internal, statusSince, statusWord, svcPath, type LogLine, type Service, type Status, type Versions } from '../model';
 
 const TABS: [string, string][] = [
   ['overview', 'Overview'],
@@ -19,8 +19,6 @@ const TABS: [string, string][] = [
   ['metrics', 'Metrics'],
   ['docs', 'API docs'],
 ];
-
-const svcPath = (name: string) => `/api/v1/services/${encodeURIComponent(name)}`;
 
 // Reloads `reload` whenever the event stream reports a change of service `name`.
 function useServiceEvents(name: string, reload: () => void) {

@@ -9,7 +9,7 @@ import { href } from '../router';
 import { tarFolder } from '../tar';
 import { Badge, Confirm, ErrorBox, Loading } from '../components/ui';
 import { VirtualTable, type Column } from '../components/table';
-import { docsUrl, internal, statusSince, statusWord, type Service, type Status, type Versions } from '../model';
+import { docsUrl, internal, statusSince, statusWord, svcPath, type Service, type Status, type Versions } from '../model';
 
 type Detail = {
   word: string;
@@ -25,13 +25,13 @@ type Detail = {
 const REFRESH_MS = 5000;
 
 async function detailOf(s: Service): Promise<Detail> {
-  const st = await get<Status>(`/api/v1/services/${encodeURIComponent(s.name)}/status`);
+  const st = await get<Status>(`${svcPath(s.name)}/status`);
   const restarts = st.instances.reduce((n, i) => n + (i.restarts ?? 0), 0);
   const live = st.instances.filter((i) => i.rss_bytes !== null && i.rss_bytes !== undefined);
   const rss = live.length ? live.reduce((n, i) => n + (i.rss_bytes ?? 0), 0) : null;
   const d: Detail = { word: '', since: null, ready: st.running, desired: st.desired, restarts, rss, shadows: 0, at: Date.now() };
   if (s.main_version) {
-    const vs = await get<Versions>(`/api/v1/services/${encodeURIComponent(s.name)}/versions`);
+    const vs = await get<Versions>(`${svcPath(s.name)}/versions`);
     const main = vs.versions.find((v) => v.main);
     d.shadows = vs.versions.length - (main ? 1 : 0);
     if (main) {
@@ -76,7 +76,7 @@ export function DeployForm({ service, onDone }: { service?: string; onDone: (nam
             }
           }
           setStep('checking the service…');
-          const exists = await get(`/api/v1/services/${encodeURIComponent(n)}`).then(
+          const exists = await get(svcPath(n)).then(
             () => true,
             (err) => {
               if (err.status === 404) return false;
@@ -89,9 +89,9 @@ export function DeployForm({ service, onDone }: { service?: string; onDone: (nam
           }
           const body = bundle ?? (await tarFolder(files));
           setStep(`uploading ${bytes(body.size)} and building…`);
-          await call('PUT', `/api/v1/services/${encodeURIComponent(n)}/artifacts/${encodeURIComponent(v)}`, body);
+          await call('PUT', `${svcPath(n)}/artifacts/${encodeURIComponent(v)}`, body);
           setStep(`deploying ${n} ${v}…`);
-          await call('POST', `/api/v1/services/${encodeURIComponent(n)}/versions`, def ? { version: v, definition: def } : { version: v });
+          await call('POST', `${svcPath(n)}/versions`, def ? { version: v, definition: def } : { version: v });
         });
         setStep('');
         if (ok) onDone(n);
@@ -177,9 +177,10 @@ export function ServicesView() {
   }, []);
 
   const rows = (list.data?.services ?? []).filter((s) => !filter || s.name.includes(filter.trim()));
-  const act1 = async (what: string, f: () => Promise<unknown>, s: Service) => {
-    if (await act.run(f)) refresh([s], true);
-    else act.setError((e) => `${what} ${s.name}: ${e}`);
+  // An action on one service: a failure names the action and the service; the list reloads.
+  const actOn = async (what: string, name: string, f: () => Promise<unknown>, then?: () => void) => {
+    if (await act.run(f)) then?.();
+    else act.setError((e) => `${what} ${name}: ${e}`);
     list.reload();
   };
 
@@ -252,15 +253,15 @@ export function ServicesView() {
       cell: (s) => {
         const d = details.get(s.name);
         const stopped = d?.word === 'stopped';
-        const path = `/api/v1/services/${encodeURIComponent(s.name)}`;
+        const path = svcPath(s.name);
         return (
           <span class="row-actions">
             {stopped ? (
-              <button disabled={act.busy} aria-label={`start ${s.name}`} onClick={() => act1('start', () => call('POST', `${path}/start`), s)}>
+              <button disabled={act.busy} aria-label={`start ${s.name}`} onClick={() => actOn('start', s.name, () => call('POST', `${path}/start`), () => refresh([s], true))}>
                 Start
               </button>
             ) : (
-              <button disabled={act.busy} aria-label={`stop ${s.name}`} onClick={() => act1('stop', () => call('POST', `${path}/stop`), s)}>
+              <button disabled={act.busy} aria-label={`stop ${s.name}`} onClick={() => actOn('stop', s.name, () => call('POST', `${path}/stop`), () => refresh([s], true))}>
                 Stop
               </button>
             )}
@@ -332,11 +333,7 @@ export function ServicesView() {
           onAnswer={(ok) => {
             const name = deleting;
             setDeleting(null);
-            if (ok)
-              act.run(() => call('DELETE', `/api/v1/services/${encodeURIComponent(name)}`)).then((done) => {
-                if (!done) act.setError((e) => `delete ${name}: ${e}`);
-                list.reload();
-              });
+            if (ok) actOn('delete', name, () => call('DELETE', svcPath(name)));
           }}
         />
       )}
