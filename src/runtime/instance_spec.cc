@@ -124,8 +124,10 @@ Result<InstanceSpec> InstanceSpecFromJson(const std::string& text) {
 }
 
 std::string ShimRecordToJson(const ShimRecord& r) {
-  return json::serialize(
-      json::object{{"shim_pid", r.shim_pid}, {"pid", r.pid}, {"started_at", r.started_at}});
+  return json::serialize(json::object{{"shim_pid", r.shim_pid},
+                                      {"pid", r.pid},
+                                      {"started_at", r.started_at},
+                                      {"shim_start", r.shim_start}});
 }
 
 Result<ShimRecord> ShimRecordFromJson(const std::string& text) {
@@ -134,7 +136,7 @@ Result<ShimRecord> ShimRecordFromJson(const std::string& text) {
     return o.status();
   }
   return ShimRecord{static_cast<int>(Int(*o, "shim_pid")), static_cast<int>(Int(*o, "pid")),
-                    Int(*o, "started_at")};
+                    Int(*o, "started_at"), Int(*o, "shim_start")};
 }
 
 std::string ExitRecordToJson(const ExitRecord& r) {

@@ -70,6 +70,9 @@ struct ShimRecord {
   int shim_pid = 0;
   int pid = 0;
   int64_t started_at = 0;  // unix millis
+  // When the shim started (ProcessStartTicks): with shim_pid, names the shim across pid reuse.
+  // 0 in the records of older shims, which are recognised by their command line instead.
+  int64_t shim_start = 0;
 };
 
 struct ExitRecord {

@@ -796,6 +796,8 @@ void Supervisor::CarryOutStarts(std::vector<StartJob> jobs) {
       }
       t.status.pid = j.result->pid;
       t.status.started_at = j.result->started_at;
+      // Its end is an exit event; a full look only later, in case the event never comes.
+      t.next_full_probe = now + options_.full_probe_every;
       if (t.status.state == TaskState::kPending) {
         t.status.state = TaskState::kRunning;
       }

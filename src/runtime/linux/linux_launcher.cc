@@ -2,17 +2,18 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <spawn.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "common/file_util.h"
 #include "common/log.h"
@@ -31,6 +33,7 @@
 #include "runtime/linux/address_claim.h"
 #include "runtime/linux/cgroup.h"
 #include "runtime/linux/listener.h"
+#include "runtime/linux/process_identity.h"
 #include "runtime/linux/sandbox.h"
 
 namespace berth {
@@ -55,17 +58,21 @@ bool PortFree(const std::string& host, int port) {
 
 namespace fs = std::filesystem;
 
-// True if `pid` is alive and is the shim of `instance_dir` (pids are reused).
-bool IsShimOf(int pid, const std::string& instance_dir) {
-  if (pid <= 0 || ::kill(pid, 0) != 0) {
+// True if the shim `rec` names is alive and is the shim of `instance_dir` (pids are reused):
+// by its start time where the record has one, else by its command line, "<berth-shim>\0shim\0
+// <dir>\0" (or "<berth>\0shim\0<dir>\0" for a shim an earlier berth started as `berth shim`).
+bool IsShimOf(const ShimRecord& rec, const std::string& instance_dir) {
+  if (rec.shim_pid <= 0 || ::kill(rec.shim_pid, 0) != 0) {
     return false;
   }
-  auto cmdline = ReadFile(fmt::format("/proc/{}/cmdline", pid));
+  if (rec.shim_start > 0) {
+    auto start = ProcessStartTicks(rec.shim_pid);
+    return start && static_cast<int64_t>(*start) == rec.shim_start;
+  }
+  auto cmdline = ReadFile(fmt::format("/proc/{}/cmdline", rec.shim_pid));
   if (!cmdline.ok()) {
     return false;
   }
-  // argv is NUL-separated: "<berth-shim>\0shim\0<dir>\0", or "<berth>\0shim\0<dir>\0" for a
-  // shim an earlier berth started as `berth shim`.
   return cmdline->find(std::string("shim") + '\0' + instance_dir + '\0') != std::string::npos;
 }
 
@@ -109,9 +116,10 @@ std::optional<uint64_t> RssOf(int pid) {
 
 int PidfdOpen(int pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
-// ExitWatcher tells of shims' ends: one pidfd per shim in an epoll set, read by one thread.
-// A shim exits right after it recorded its program's exit, so the end of the shim is the
-// event; a shim killed -9 ends the same way, and Probe then records the loss.
+// ExitWatcher tells of shims' ends, read by one thread from an epoll set: for a shim this
+// launcher started, its handshake pipe, which the shim closes right after it recorded its
+// program's exit (or the kernel closes when the shim is killed -9, and Probe then records the
+// loss); for a shim adopted from an earlier daemon, its pidfd.
 class ExitWatcher {
  public:
   ExitWatcher() = default;
@@ -121,7 +129,7 @@ class ExitWatcher {
       (void)!::write(wake_fd_, &one, sizeof(one));
       thread_.join();
     }
-    for (auto& [fd, dir] : watched_) {
+    for (auto& [fd, watched] : watched_) {
       ::close(fd);
     }
     if (epoll_fd_ >= 0) {
@@ -181,17 +189,19 @@ class ExitWatcher {
       return;
     }
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    {
-      MutexLock lock(mu_);
-      watched_[fd] = dir;
+    AddFd(dir, fd, /*pipe=*/false);
+  }
+
+  // Watches the read end of the handshake pipe of the shim of `dir`, which the shim closes
+  // once its end is recorded (shim.h); takes `fd`. False without a watcher (the caller still
+  // owns `fd` then).
+  bool AddPipe(const std::string& dir, int fd) {
+    if (epoll_fd_ < 0) {
+      return false;
     }
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      Drop(fd);
-      Tell(dir);
-    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    AddFd(dir, fd, /*pipe=*/true);
+    return true;
   }
 
  private:
@@ -202,15 +212,46 @@ class ExitWatcher {
     }
   }
 
+  void AddFd(const std::string& dir, int fd, bool pipe) {
+    {
+      MutexLock lock(mu_);
+      watched_[fd] = {dir, pipe};
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      Drop(fd);
+      Tell(dir);
+    }
+  }
+
   std::string Drop(int fd) EXCLUDES(mu_) {
     MutexLock lock(mu_);
     std::string dir;
     if (auto it = watched_.find(fd); it != watched_.end()) {
-      dir = std::move(it->second);
+      dir = std::move(it->second.dir);
       watched_.erase(it);
     }
     ::close(fd);
     return dir;
+  }
+
+  // A pidfd is readable once its process has ended; a pipe at its end of file. What else a
+  // pipe holds is read and dropped.
+  bool Ended(int fd) EXCLUDES(mu_) {
+    {
+      MutexLock lock(mu_);
+      auto it = watched_.find(fd);
+      if (it == watched_.end() || !it->second.pipe) {
+        return true;
+      }
+    }
+    char buf[256];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof(buf))) > 0) {
+    }
+    return n == 0 || (errno != EAGAIN && errno != EINTR);
   }
 
   void Run() {
@@ -229,6 +270,9 @@ class ExitWatcher {
         if (fd == wake_fd_) {
           return;
         }
+        if (!Ended(fd)) {
+          continue;
+        }
         ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
         std::string dir = Drop(fd);
         if (!dir.empty()) {
@@ -242,9 +286,137 @@ class ExitWatcher {
   Launcher::ExitListener listener_ GUARDED_BY(call_mu_);
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
+  struct Watched {
+    std::string dir;
+    bool pipe = false;  // a handshake pipe, else a pidfd
+  };
   Mutex mu_;
-  std::unordered_map<int, std::string> watched_ GUARDED_BY(mu_);
+  std::unordered_map<int, Watched> watched_ GUARDED_BY(mu_);
   std::thread thread_;
+};
+
+// Spawns berth-shim with `args` in a new session with every signal at its default: stdin
+// /dev/null, stdout and stderr appended to `output`, `fd3` as its fd 3 and nothing else.
+// posix_spawn: vfork-like, no copy of the daemon's page tables, which grow with every instance.
+Result<pid_t> SpawnShimProgram(const std::string& shim, const std::vector<std::string>& args,
+                               const std::string& output, int fd3) {
+  std::vector<std::string> strings = {shim};
+  strings.insert(strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : strings) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  posix_spawn_file_actions_adddup2(&fa, fd3, 3);  // dup2 clears close-on-exec on the copy
+  posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  sigset_t all;
+  sigfillset(&all);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t child = -1;
+  int rc = posix_spawn(&child, argv[0], &fa, &attr, argv.data(), ::environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    return ErrnoStatus("starting " + shim, rc);
+  }
+  return child;
+}
+
+// ShimSpawner keeps `berth-shim spawner` (shim.h) running beside the launcher and has it fork
+// each instance's shim: a fork of that small process costs a fraction of an exec of
+// berth-shim (its loading and relocation), which every task and every start paid. The
+// spawner is the launcher's child; the shims it forks are not, and outlive both. When it
+// cannot be used, Send says so and the launcher spawns berth-shim itself.
+class ShimSpawner {
+ public:
+  explicit ShimSpawner(std::string shim) : shim_(std::move(shim)) {}
+  ~ShimSpawner() {
+    MutexLock lock(mu_);
+    StopLocked();
+  }
+
+  // Hands the start of `instance_dir` to the spawner, whose shim answers on `handshake_fd`
+  // (the caller keeps and closes its own copy). A spawner found dead is replaced once.
+  bool Send(const std::string& instance_dir, int handshake_fd) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (fd_ < 0 && !StartLocked()) {
+        return false;
+      }
+      iovec iov{const_cast<char*>(instance_dir.data()), instance_dir.size()};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &handshake_fd, sizeof(int));
+      ssize_t n;
+      do {
+        n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      } while (n < 0 && errno == EINTR);
+      if (n == static_cast<ssize_t>(instance_dir.size())) {
+        return true;
+      }
+      LogWarn("the shim spawner is gone; starting another",
+              {{"error", std::strerror(n < 0 ? errno : EPIPE)}});
+      StopLocked();
+    }
+    return false;
+  }
+
+ private:
+  bool StartLocked() REQUIRES(mu_) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+      return false;
+    }
+    auto child = SpawnShimProgram(shim_, {"spawner"}, "/dev/null", sv[1]);
+    ::close(sv[1]);
+    if (!child.ok()) {
+      ::close(sv[0]);
+      LogWarn("cannot start the shim spawner; shims are spawned one by one",
+              {{"error", child.status().message()}});
+      return false;
+    }
+    fd_ = sv[0];
+    pid_ = *child;
+    return true;
+  }
+
+  // Closing its socket ends the spawner; its shims go on.
+  void StopLocked() REQUIRES(mu_) {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    if (pid_ > 0) {
+      while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      pid_ = -1;
+    }
+  }
+
+  const std::string shim_;
+  Mutex mu_;
+  int fd_ GUARDED_BY(mu_) = -1;  // our end of the spawner's socket
+  pid_t pid_ GUARDED_BY(mu_) = -1;
 };
 
 class LinuxLauncher final : public Launcher {
@@ -326,45 +498,21 @@ class LinuxLauncher final : public Launcher {
     if (pipe2(hs, O_CLOEXEC) != 0) {
       return ErrnoStatus("creating handshake pipe", errno);
     }
-    // posix_spawn (vfork-like: no copy of the daemon's page tables, which grew with every
-    // instance) in a new session; berth-shim forks once more itself and its first process
-    // exits, so the shim is re-parented away from the daemon.
-    std::string arg0 = shim_;
-    std::string arg1 = "shim";
-    std::string arg2 = instance_dir;
-    char* argv[] = {arg0.data(), arg1.data(), arg2.data(), nullptr};
     std::string shim_log = instance_dir + "/shim.log";
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, shim_log.c_str(), O_WRONLY | O_CREAT | O_APPEND,
-                                     0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    posix_spawn_file_actions_adddup2(&fa, hs[1], 3);  // dup2 clears close-on-exec on the copy
-    posix_spawn_file_actions_addclosefrom_np(&fa, 4);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    sigset_t all;
-    sigfillset(&all);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
-    pid_t child = -1;
-    int rc = posix_spawn(&child, argv[0], &fa, &attr, argv, ::environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-      ::close(hs[0]);
-      ::close(hs[1]);
-      return ErrnoStatus("starting the shim", rc);
+    if (!spawner_.Send(instance_dir, hs[1])) {
+      // No spawner: berth-shim itself, which forks once more and its first process exits, so
+      // that the shim is re-parented away from the daemon.
+      auto child = SpawnShimProgram(shim_, {"shim", instance_dir}, shim_log, hs[1]);
+      if (!child.ok()) {
+        ::close(hs[0]);
+        ::close(hs[1]);
+        return child.status();
+      }
+      int wstatus = 0;
+      while (waitpid(*child, &wstatus, 0) < 0 && errno == EINTR) {
+      }
     }
     ::close(hs[1]);
-    int wstatus = 0;
-    while (waitpid(child, &wstatus, 0) < 0 && errno == EINTR) {
-    }
     std::string line;
     char buf[512];
     pollfd pfd{hs[0], POLLIN, 0};
@@ -376,21 +524,19 @@ class LinuxLauncher final : public Launcher {
       }
       line.append(buf, static_cast<size_t>(n));
     }
-    ::close(hs[0]);
     while (!line.empty() && line.back() == '\n') {
       line.pop_back();
     }
     if (line.starts_with("ok ")) {
       auto text = ReadFile(instance_dir + "/shim.json");
-      if (!text.ok()) {
-        return text.status();
-      }
-      auto rec = ShimRecordFromJson(*text);
-      if (rec.ok()) {
-        exits_.Add(instance_dir, rec->shim_pid);
+      auto rec = text.ok() ? ShimRecordFromJson(*text) : Result<ShimRecord>(text.status());
+      // The pipe stays open until the shim's end (shim.h): its close is the exit event.
+      if (!rec.ok() || !exits_.AddPipe(instance_dir, hs[0])) {
+        ::close(hs[0]);
       }
       return rec;
     }
+    ::close(hs[0]);
     if (line.starts_with("error ")) {
       return Status::FailedPrecondition(line.substr(6));
     }
@@ -416,7 +562,7 @@ class LinuxLauncher final : public Launcher {
     if (p.exit) {
       return p;
     }
-    if (p.shim && IsShimOf(p.shim->shim_pid, instance_dir)) {
+    if (p.shim && IsShimOf(*p.shim, instance_dir)) {
       p.running = true;
       p.rss_bytes = RssOf(p.shim->pid);
       return p;
@@ -475,6 +621,7 @@ class LinuxLauncher final : public Launcher {
   std::string shim_;        // path of berth-shim
   std::string claims_dir_;  // empty: no address claims
   ExitWatcher exits_;
+  ShimSpawner spawner_{shim_};
 };
 
 }  // namespace

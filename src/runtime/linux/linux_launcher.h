@@ -1,6 +1,7 @@
-// LinuxLauncher starts each instance's shim as `berth-shim shim DIR` (the small program
-// built beside the berth binary), detached (double fork, own session) so that it survives the
-// daemon, and hears of each shim's end through a pidfd.
+// LinuxLauncher starts each instance's shim (berth-shim, the small program built beside the
+// berth binary) detached, in its own session, so that it survives the daemon: forked by its
+// long-lived `berth-shim spawner`, or where that cannot be used spawned as `berth-shim shim
+// DIR` (which forks once more). It hears of each shim's end through a pidfd.
 #pragma once
 
 #include <memory>

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,14 +14,19 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <map>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "common/file_util.h"
 #include "runtime/linux/address_claim.h"
 #include "runtime/linux/cgroup.h"
+#include "runtime/linux/process_identity.h"
 #include "runtime/linux/sandbox.h"
 #include "runtime/log_writer.h"
 
@@ -213,6 +219,166 @@ TEST_F(LinuxLauncherTest, ShimKilledHardTakesTheTreeWithItOnNextProbe) {
     std::this_thread::sleep_for(10ms);
   }
   EXPECT_FALSE(Alive(rec->pid));
+}
+
+// Exit events: of a shim this launcher started, once its exit is recorded (the listener may
+// read exit.json at once); of a shim killed -9; and of a shim adopted by another launcher, as
+// a restarted daemon adopts them.
+class ExitEvents {
+ public:
+  Launcher::ExitListener Listener() {
+    return [this](const std::string& dir) {
+      std::lock_guard lock(mu_);
+      heard_.push_back({dir, fs::exists(dir + "/exit.json")});
+      cv_.notify_all();
+    };
+  }
+  // Whether `dir`'s end was heard within 10 s, and whether its exit was recorded by then.
+  std::pair<bool, bool> Await(const std::string& dir) {
+    std::unique_lock lock(mu_);
+    bool found = false;
+    bool recorded = false;
+    cv_.wait_for(lock, 10s, [&] {
+      for (const auto& [d, r] : heard_) {
+        if (d == dir) {
+          found = true;
+          recorded = r;
+        }
+      }
+      return found;
+    });
+    return {found, recorded};
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<std::string, bool>> heard_;
+};
+
+TEST_F(LinuxLauncherTest, TheEndOfEveryShimIsHeardOf) {
+  ExitEvents events;
+  ASSERT_TRUE(launcher_->WatchExits(events.Listener()));
+  auto quick = Spec({"sh", "-c", "exit 3"});
+  ASSERT_TRUE(launcher_->Start(Dir(quick), quick).ok());
+  auto [heard, recorded] = events.Await(Dir(quick));
+  EXPECT_TRUE(heard);
+  EXPECT_TRUE(recorded) << "the event came before exit.json";
+  EXPECT_EQ(launcher_->Probe(Dir(quick)).exit->exit_code, 3);
+
+  auto killed = Spec({"sleep", "300"});
+  auto rec = launcher_->Start(Dir(killed), killed);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  ASSERT_EQ(::kill(rec->shim_pid, SIGKILL), 0);
+  EXPECT_TRUE(events.Await(Dir(killed)).first);
+
+  // Another launcher adopts a running shim (by its pidfd) and hears of its end.
+  auto adopted = Spec({"sleep", "300"});
+  auto rec2 = launcher_->Start(Dir(adopted), adopted);
+  ASSERT_TRUE(rec2.ok()) << rec2.status().ToString();
+  auto other = MakeLinuxLauncher(TEST_BERTH_BINARY);
+  ExitEvents other_events;
+  ASSERT_TRUE(other->WatchExits(other_events.Listener()));
+  other->Watch(Dir(adopted), *rec2);
+  ASSERT_TRUE(other->Probe(Dir(adopted)).running);
+  ASSERT_TRUE(other->Stop(Dir(adopted)).ok());
+  EXPECT_TRUE(other_events.Await(Dir(adopted)).first);
+  other->WatchExits({});
+  launcher_->WatchExits({});
+}
+
+// The pids of the `berth-shim spawner` children of this process.
+std::vector<int> Spawners() {
+  std::vector<int> found;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    int pid = 0;
+    std::string name = entry.path().filename().string();
+    if (std::from_chars(name.data(), name.data() + name.size(), pid).ec != std::errc()) {
+      continue;
+    }
+    auto cmdline = ReadFile(entry.path().string() + "/cmdline");
+    auto stat = ReadFile(entry.path().string() + "/stat");
+    if (!cmdline.ok() || !stat.ok() ||
+        cmdline->find(std::string("berth-shim") + '\0' + "spawner" + '\0') == std::string::npos) {
+      continue;
+    }
+    int ppid = 0;
+    char state = 0;
+    if (std::sscanf(stat->c_str() + stat->rfind(')') + 1, " %c %d", &state, &ppid) == 2 &&
+        ppid == getpid() && state != 'Z') {
+      found.push_back(pid);
+    }
+  }
+  return found;
+}
+
+TEST_F(LinuxLauncherTest, ShimsAreForkedByOneSpawnerAndADeadSpawnerIsReplaced) {
+  auto first = Spec({"true"});
+  ASSERT_TRUE(launcher_->Start(Dir(first), first).ok());
+  std::vector<int> spawners = Spawners();
+  ASSERT_EQ(spawners.size(), 1u) << "one spawner for the launcher";
+  auto second = Spec({"true"});
+  ASSERT_TRUE(launcher_->Start(Dir(second), second).ok());
+  EXPECT_EQ(Spawners(), spawners) << "the same spawner serves every start";
+
+  ASSERT_EQ(::kill(spawners[0], SIGKILL), 0);
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (Alive(spawners[0]) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  // The shim it had forked ahead serves one more start; then another spawner takes over.
+  for (int i = 0; i < 3; ++i) {
+    auto spec = Spec({"sh", "-c", "echo run " + std::to_string(i)});
+    auto rec = launcher_->Start(Dir(spec), spec);
+    ASSERT_TRUE(rec.ok()) << i << ": " << rec.status().ToString();
+    InstanceProbe p = WaitExit(Dir(spec));
+    ASSERT_TRUE(p.exit.has_value());
+    EXPECT_EQ(p.exit->exit_code, 0);
+    EXPECT_NE(Log(spec).find("stdout run " + std::to_string(i)), std::string::npos) << Log(spec);
+  }
+  std::vector<int> now = Spawners();
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_NE(now[0], spawners[0]);
+}
+
+// A shim is named by its pid and start time: a record whose start time is not the live
+// process's (its pid reused by another process) is a lost shim, and its tree is killed.
+TEST_F(LinuxLauncherTest, AShimIsRecognisedByItsStartTimeNotItsPidAlone) {
+  auto spec = Spec({"sleep", "300"});
+  auto rec = launcher_->Start(Dir(spec), spec);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  auto start = ProcessStartTicks(rec->shim_pid);
+  ASSERT_TRUE(start.has_value());
+  EXPECT_EQ(rec->shim_start, static_cast<int64_t>(*start));
+  ASSERT_TRUE(launcher_->Probe(Dir(spec)).running);
+
+  ShimRecord other = *rec;
+  other.shim_start += 1;
+  ASSERT_TRUE(WriteFileAtomic(Dir(spec) + "/shim.json", ShimRecordToJson(other), 0644,
+                              Durability::kProcessCrash)
+                  .ok());
+  InstanceProbe p = launcher_->Probe(Dir(spec));
+  EXPECT_FALSE(p.running);
+  ASSERT_TRUE(p.exit.has_value());
+  EXPECT_NE(p.exit->error.find("disappeared"), std::string::npos) << p.exit->error;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (Alive(rec->pid) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_FALSE(Alive(rec->pid)) << "the program of a lost shim is killed";
+}
+
+TEST(ProcessStartTicksTest, ReadsTheStartTimeEvenWhenTheNameHoldsSpacesAndParentheses) {
+  auto before = ProcessStartTicks(getpid());
+  ASSERT_TRUE(before.has_value());
+  char name[16] = {};
+  ASSERT_EQ(::prctl(PR_GET_NAME, name), 0);
+  ASSERT_EQ(::prctl(PR_SET_NAME, "a) b (c 1 2"), 0);
+  auto odd = ProcessStartTicks(getpid());
+  ASSERT_EQ(::prctl(PR_SET_NAME, name), 0);
+  EXPECT_EQ(odd, before);
+  EXPECT_FALSE(ProcessStartTicks(0).has_value());
+  EXPECT_FALSE(ProcessStartTicks(std::numeric_limits<int>::max()).has_value());
 }
 
 TEST_F(LinuxLauncherTest, MissingShimIsReportedWithItsPath) {

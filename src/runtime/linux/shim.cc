@@ -6,11 +6,12 @@
 #include "runtime/linux/shim.h"
 
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <linux/sched.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -22,6 +23,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -32,6 +34,7 @@
 #include "common/file_util.h"
 #include "runtime/instance_spec.h"  // the record types only: their JSON is below
 #include "runtime/linux/address_claim.h"
+#include "runtime/linux/process_identity.h"
 #include "runtime/linux/sandbox.h"
 #include "runtime/log_writer.h"
 
@@ -132,6 +135,7 @@ std::string ShimRecordJson(const ShimRecord& r) {
       .Int("shim_pid", r.shim_pid)
       .Int("pid", r.pid)
       .Int("started_at", r.started_at)
+      .Int("shim_start", r.shim_start)
       .Done();
 }
 
@@ -493,6 +497,74 @@ int64_t Counter(const std::string& path, std::string_view key) {
   return 0;
 }
 
+// Where the cgroup hierarchies are mounted and where this process sits in each, read once per
+// process from /proc/self/cgroup and /proc/self/mountinfo (the latter costs as much as the
+// rest of a short task's cgroup work): the spawner reads it before it forks its first shim,
+// and every shim it forks inherits the answer.
+struct CgroupMounts {
+  bool read = false;  // both files could be read
+  std::string own_v2 = "/", own_memory = "/", own_pids = "/";
+  std::string v2_mount, memory_mount, pids_mount;
+  bool have_v2 = false, have_memory = false, have_pids = false;
+
+  static const CgroupMounts& Get() {
+    static const CgroupMounts m = Load();
+    return m;
+  }
+
+ private:
+  static CgroupMounts Load() {
+    CgroupMounts m;
+    auto self = Read("/proc/self/cgroup");
+    auto mounts = Read("/proc/self/mountinfo");
+    if (!self || !mounts) {
+      return m;
+    }
+    m.read = true;
+    // /proc/self/cgroup: "<id>:<controllers>:<path>"; the v2 entry has no controllers.
+    for (std::string_view line : Split(*self, '\n')) {
+      size_t a = line.find(':');
+      size_t b = line.find(':', a + 1);
+      if (a == std::string_view::npos || b == std::string_view::npos) {
+        continue;
+      }
+      std::string_view controllers = line.substr(a + 1, b - a - 1);
+      if (controllers.empty()) {
+        m.own_v2 = line.substr(b + 1);
+      } else if (Contains(Split(controllers, ','), "memory")) {
+        m.own_memory = line.substr(b + 1);
+      } else if (Contains(Split(controllers, ','), "pids")) {
+        m.own_pids = line.substr(b + 1);
+      }
+    }
+    // mountinfo: "<id> <parent> <maj:min> <root> <mount point> ... - <fstype> <source> <opts>"
+    for (std::string_view line : Split(*mounts, '\n')) {
+      size_t dash = line.find(" - ");
+      if (dash == std::string_view::npos) {
+        continue;
+      }
+      auto head = Split(line.substr(0, dash), ' ');
+      auto tail = Split(line.substr(dash + 3), ' ');
+      if (head.size() < 5 || tail.empty()) {
+        continue;
+      }
+      if (tail[0] == "cgroup2" && !m.have_v2) {
+        m.v2_mount = head[4];
+        m.have_v2 = true;
+      } else if (tail[0] == "cgroup" && !m.have_memory && tail.size() >= 3 &&
+                 Contains(Split(tail[2], ','), "memory")) {
+        m.memory_mount = head[4];
+        m.have_memory = true;
+      } else if (tail[0] == "cgroup" && !m.have_pids && tail.size() >= 3 &&
+                 Contains(Split(tail[2], ','), "pids")) {
+        m.pids_mount = head[4];
+        m.have_pids = true;
+      }
+    }
+    return m;
+  }
+};
+
 class ShimCgroup {
  public:
   // DetectCgroupLayout and InstanceCgroup::Create in one. Without `limit_memory`, a separate
@@ -503,52 +575,12 @@ class ShimCgroup {
   static Result<ShimCgroup> Create(const std::string& name, bool limit_memory, bool limit_pids) {
     std::string memory_parent, unified_parent, pids_parent;
     bool memory_is_v2 = false, pids_is_v2 = false;
-    auto self = Read("/proc/self/cgroup");
-    auto mounts = Read("/proc/self/mountinfo");
-    if (self && mounts) {
-      // /proc/self/cgroup: "<id>:<controllers>:<path>"; the v2 entry has no controllers.
-      std::string own_v2 = "/", own_memory = "/", own_pids = "/";
-      bool have_v2 = false, have_memory = false, have_pids = false;
-      for (std::string_view line : Split(*self, '\n')) {
-        size_t a = line.find(':');
-        size_t b = line.find(':', a + 1);
-        if (a == std::string_view::npos || b == std::string_view::npos) {
-          continue;
-        }
-        std::string_view controllers = line.substr(a + 1, b - a - 1);
-        if (controllers.empty()) {
-          own_v2 = line.substr(b + 1);
-        } else if (Contains(Split(controllers, ','), "memory")) {
-          own_memory = line.substr(b + 1);
-        } else if (Contains(Split(controllers, ','), "pids")) {
-          own_pids = line.substr(b + 1);
-        }
-      }
-      // mountinfo: "<id> <parent> <maj:min> <root> <mount point> ... - <fstype> <source> <opts>"
-      std::string v2_mount, memory_mount, pids_mount;
-      for (std::string_view line : Split(*mounts, '\n')) {
-        size_t dash = line.find(" - ");
-        if (dash == std::string_view::npos) {
-          continue;
-        }
-        auto head = Split(line.substr(0, dash), ' ');
-        auto tail = Split(line.substr(dash + 3), ' ');
-        if (head.size() < 5 || tail.empty()) {
-          continue;
-        }
-        if (tail[0] == "cgroup2" && !have_v2) {
-          v2_mount = head[4];
-          have_v2 = true;
-        } else if (tail[0] == "cgroup" && !have_memory && tail.size() >= 3 &&
-                   Contains(Split(tail[2], ','), "memory")) {
-          memory_mount = head[4];
-          have_memory = true;
-        } else if (tail[0] == "cgroup" && !have_pids && tail.size() >= 3 &&
-                   Contains(Split(tail[2], ','), "pids")) {
-          pids_mount = head[4];
-          have_pids = true;
-        }
-      }
+    const CgroupMounts& m = CgroupMounts::Get();
+    if (m.read) {
+      const std::string &own_v2 = m.own_v2, &own_memory = m.own_memory, &own_pids = m.own_pids;
+      const std::string &v2_mount = m.v2_mount, &memory_mount = m.memory_mount,
+                        &pids_mount = m.pids_mount;
+      bool have_v2 = m.have_v2, have_memory = m.have_memory, have_pids = m.have_pids;
       if (have_v2) {
         std::string base = v2_mount + (own_v2 == "/" ? "" : own_v2);
         if (::access(base.c_str(), W_OK) == 0) {
@@ -751,14 +783,28 @@ pid_t ForkInto(int cgroup_fd, bool* in_cgroup) {
   return fork();
 }
 
-void SendHandshake(int& fd, const std::string& line) {
-  if (fd < 0) {
-    return;
+// In a shim the spawner forked ahead (RunSpawner): the pipe on which it tells the spawner that
+// its start is over, so that the spawner forks the next shim only then rather than on the
+// same core during this start. -1 elsewhere.
+int spawner_taken_fd = -1;
+
+// With `keep_open`, the pipe stays open after the line: the shim closes it when it ends, and
+// that close is how the launcher hears of the end (sooner than the shim's pidfd, which is
+// told only once the shim's memory is torn down).
+void SendHandshake(int& fd, const std::string& line, bool keep_open = false) {
+  if (fd >= 0) {
+    std::string l = line + "\n";
+    (void)!::write(fd, l.data(), l.size());
+    if (!keep_open) {
+      ::close(fd);
+      fd = -1;
+    }
   }
-  std::string l = line + "\n";
-  (void)!::write(fd, l.data(), l.size());
-  ::close(fd);
-  fd = -1;
+  if (spawner_taken_fd >= 0) {
+    (void)!::write(spawner_taken_fd, "t", 1);
+    ::close(spawner_taken_fd);
+    spawner_taken_fd = -1;
+  }
 }
 
 // Runs in the forked child before exec: async-signal-safe calls only. Waits for the parent to
@@ -846,6 +892,9 @@ class Shim {
     Loop();
     Finish();
     ReleaseAddress(spec_.address_claim, claim_fd_);  // after the program and its tree are gone
+    // The end is recorded and nothing of the instance is left: the launcher may hear of it.
+    ::close(handshake_fd_);
+    handshake_fd_ = -1;
     return 0;
   }
 
@@ -945,13 +994,14 @@ class Shim {
                 DescribeExecFailure(plan, *child));
       return false;
     }
-    ShimRecord rec{static_cast<int>(getpid()), pid, UnixMillisNow()};
+    ShimRecord rec{static_cast<int>(getpid()), pid, UnixMillisNow(),
+                   static_cast<int64_t>(ProcessStartTicks(getpid()).value_or(0))};
     if (auto s = WriteFileAtomic(dir_ + "/shim.json", ShimRecordJson(rec), 0644,
                                  Durability::kProcessCrash);
         !s.ok()) {
       log_.Note("cannot record the shim: " + s.message());
     }
-    SendHandshake(handshake_fd_, "ok " + std::to_string(pid));
+    SendHandshake(handshake_fd_, "ok " + std::to_string(pid), /*keep_open=*/true);
     return true;
   }
 
@@ -1037,7 +1087,10 @@ class Shim {
 
   void KillTree() {
     ::kill(-pid_, SIGKILL);
-    cgroup_.Signal(SIGKILL);
+    // Most programs leave nothing behind: a look is cheaper than cgroup.kill.
+    if (!cgroup_.Processes().empty()) {
+      cgroup_.Signal(SIGKILL);
+    }
   }
 
   void Finish() {
@@ -1126,6 +1179,116 @@ int RunShim(const std::string& instance_dir, int handshake_fd) {
     return 1;
   }
   return shim.Run();
+}
+
+namespace {
+
+// Reads one start request from the launcher's socket: the instance directory, with the
+// handshake pipe's write end attached. False once the socket is closed (or broken).
+bool ReceiveStart(int socket_fd, std::string* instance_dir, int* handshake_fd) {
+  while (true) {
+    char dir[4096];
+    iovec iov{dir, sizeof(dir)};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = ::recvmsg(socket_fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return false;
+    }
+    *handshake_fd = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        std::memcpy(handshake_fd, CMSG_DATA(c), sizeof(int));
+      }
+    }
+    if (*handshake_fd < 0) {
+      continue;  // nobody to answer
+    }
+    if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+      SendHandshake(*handshake_fd, "error the instance directory's path is too long");
+      continue;
+    }
+    instance_dir->assign(dir, static_cast<size_t>(n));
+    return true;
+  }
+}
+
+}  // namespace
+
+int RunSpawner(int socket_fd) {
+  // Its shims are reaped by the kernel: the launcher hears of their ends through pidfds.
+  ::signal(SIGCHLD, SIG_IGN);
+  (void)CgroupMounts::Get();  // read once here, inherited by every shim forked below
+  ::tzset();                  // so is the time zone, which log lines would read per shim
+  // One shim is always forked ahead and waits for the next request itself, so that a start
+  // does not wait for a fork. Once its start is over it says so on `taken` (SendHandshake),
+  // and the spawner forks the next. When `taken` closes unsaid, the shim found the socket
+  // closed, or died during its start: the spawner ends in the first case only.
+  while (true) {
+    int taken[2];
+    if (pipe2(taken, O_CLOEXEC) != 0) {
+      return 1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+      // Out of processes: this request is answered, the next gets another try.
+      std::string dir;
+      int handshake_fd = -1;
+      int error = errno;
+      ::close(taken[0]);
+      ::close(taken[1]);
+      if (!ReceiveStart(socket_fd, &dir, &handshake_fd)) {
+        return 0;
+      }
+      SendHandshake(handshake_fd,
+                    std::string("error cannot fork the shim: ") + std::strerror(error));
+      continue;
+    }
+    if (pid == 0) {
+      ::close(taken[0]);
+      ::signal(SIGCHLD, SIG_DFL);
+      // A spawner killed meanwhile must not take this shim with it when it says it is taken.
+      ::signal(SIGPIPE, SIG_IGN);
+      std::string instance_dir;
+      int handshake_fd = -1;
+      if (!ReceiveStart(socket_fd, &instance_dir, &handshake_fd)) {
+        _exit(0);
+      }
+      spawner_taken_fd = taken[1];
+      ::close(socket_fd);
+      // The shim, as `berth-shim shim DIR` would be: its own session, its output in shim.log.
+      ::setsid();
+      int log = ::open((instance_dir + "/shim.log").c_str(),
+                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      if (log >= 0) {
+        ::dup2(log, 1);
+        ::dup2(log, 2);
+        ::close(log);
+      }
+      int code = RunShim(instance_dir, handshake_fd);
+      std::fflush(nullptr);
+      _exit(code);
+    }
+    ::close(taken[1]);
+    char byte = 0;
+    ssize_t n;
+    while ((n = ::read(taken[0], &byte, 1)) < 0 && errno == EINTR) {
+    }
+    ::close(taken[0]);
+    if (n != 1) {
+      pollfd p{socket_fd, POLLIN, 0};
+      if (::poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLERR)) != 0) {
+        return 0;
+      }
+    }
+  }
 }
 
 }  // namespace berth

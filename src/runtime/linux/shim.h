@@ -11,8 +11,18 @@
 namespace berth {
 
 // Runs the shim for the instance in `instance_dir`. `handshake_fd`, if >= 0, receives one
-// line once the program runs ("ok <pid>") or could not start ("error <why>"), then is closed.
-// Returns the shim's exit code.
+// line once the program runs ("ok <pid>") or could not start ("error <why>", then it is
+// closed). After "ok" it stays open until the exit is recorded in DIR/exit.json and nothing
+// of the instance is left: its close tells the launcher of the end. Returns the shim's exit
+// code.
 int RunShim(const std::string& instance_dir, int handshake_fd);
+
+// The shims' spawner, `berth-shim spawner` (shim_main.cc): forks one shim per request read
+// from `socket_fd` (a SOCK_SEQPACKET socket to the launcher; each message is an instance
+// directory with the handshake pipe's write end attached), so that a start costs a fork of
+// this small process rather than an exec of berth-shim. The shims it forks are what
+// `berth-shim shim DIR` runs (own session, output in DIR/shim.log) and outlive it. Returns
+// when the launcher's end closes.
+int RunSpawner(int socket_fd);
 
 }  // namespace berth

@@ -1,11 +1,14 @@
 // berth-shim: the per-instance shim as a program of its own, `berth-shim shim DIR`, spawned by
-// LinuxLauncher from beside the berth binary with the handshake pipe on fd 3 (see shim.h).
+// LinuxLauncher from beside the berth binary with the handshake pipe on fd 3 (see shim.h); or
+// `berth-shim spawner`, the launcher's long-lived child that forks the shims instead, so that
+// an instance's start does not pay for an exec of this program.
 //
 // One runs for every instance, for the instance's whole life, so its memory is multiplied by
 // the number of instances. `berth shim`, the whole berth binary, cost ~2 MB of private memory
 // per instance; berth-shim is built from its few sources only (src/runtime/CMakeLists.txt)
-// and needs ~160 KB, most of it libc's and the dynamic loader's own pages. The "shim"
-// argument is kept so that the launcher recognises its shims by their command line
+// and needs ~160 KB, most of it libc's and the dynamic loader's own pages. The launcher
+// recognises its shims by pid and start time (shim.json); the "shim" argument is kept so that
+// the records of older shims, which lack the start time, are recognised by their command line
 // ("shim\0<dir>\0"), those of an earlier `berth shim` as well.
 //
 // Built without exceptions and with the C++ runtime linked in, the shim would still carry the
@@ -56,8 +59,15 @@ void __throw_out_of_range_fmt(const char* format, ...) { Die(format); }
 #endif
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "spawner") == 0) {
+    // Started by the launcher with its socket on fd 3 (shim.h).
+    return berth::RunSpawner(3);
+  }
   if (argc != 3 || std::strcmp(argv[1], "shim") != 0) {
-    std::fputs("usage: berth-shim shim INSTANCE_DIR (started by berth, not by hand)\n", stderr);
+    std::fputs(
+        "usage: berth-shim shim INSTANCE_DIR | berth-shim spawner (started by berth, not "
+        "by hand)\n",
+        stderr);
     return 2;
   }
   // The launcher spawns this process (posix_spawn, a new session) and waits for it: the shim
