@@ -398,7 +398,7 @@ void Supervisor::ObservePass() {
     for (auto& svc : removed_) {
       consider(*svc);
     }
-    for (auto& [id, task] : tasks_) {
+    for (auto& [key, task] : live_tasks_) {
       if (task->launching && exited.count(task->status.dir) > 0) {
         exited_dirs_.insert(task->status.dir);
       }
@@ -528,6 +528,7 @@ void Supervisor::RecordTaskExit(TaskEntry& task, const ExitRecord& exit) {
     st.error = DescribeExit(exit);
   }
   by_dir_.erase(st.dir);
+  live_tasks_.erase({task.seq, task.spec.id});
   // Told first, then marked as told: a crash in between tells it again rather than never.
   effects_->hooks.push_back([status = st](const SupervisorHooks& h) {
     if (h.task_ended) {
@@ -574,8 +575,8 @@ void Supervisor::ReconcileAll() {
     }
     it = removed_.erase(it);
   }
-  // Tasks queued since the last pass start now.
-  for (auto& [id, task] : tasks_) {
+  // Tasks queued since the last pass start now, in the order they came.
+  for (auto& [key, task] : live_tasks_) {
     if (task->status.state == TaskState::kPending && !task->launching) {
       task->launching = true;
       StartJob job;
@@ -1475,6 +1476,9 @@ void Supervisor::Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) {
   for (auto& task : adopted_tasks) {
     task_seq_ = std::max(task_seq_, task->seq);
     tasks_[task->spec.id] = task;
+    if (!TaskEnded(task->status.state)) {
+      live_tasks_[{task->seq, task->spec.id}] = task;
+    }
   }
   next_host_ = static_cast<uint32_t>(hosts_in_use_.size());
   if (swept > 0) {
@@ -1588,6 +1592,7 @@ Status Supervisor::StartTask(TaskSpec spec) {
     task->status.dir = dir;
     task->spec = std::move(spec);
     by_dir_[dir] = nullptr;
+    live_tasks_[{task->seq, task->spec.id}] = task;
     tasks_[task->spec.id] = std::move(task);
     wakeup_ = true;
   }

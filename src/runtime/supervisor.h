@@ -309,6 +309,11 @@ class Supervisor {
   std::unordered_map<std::string, Service*> by_dir_ GUARDED_BY(mu_);
   std::set<std::string> exited_dirs_ GUARDED_BY(mu_);  // exit events not yet observed
   std::map<std::string, std::shared_ptr<TaskEntry>> tasks_ GUARDED_BY(mu_);
+  // The tasks not ended yet, by submission: what each pass looks at. Ended tasks stay in
+  // tasks_ (their status is asked for) until forgotten, and a run of thousands of steps must
+  // not make every pass walk all of them.
+  std::map<std::pair<uint64_t, std::string>, std::shared_ptr<TaskEntry>> live_tasks_
+      GUARDED_BY(mu_);  // by (seq, id)
   uint64_t task_seq_ GUARDED_BY(mu_) = 0;
   std::set<std::string> hosts_in_use_ GUARDED_BY(mu_);
   uint32_t next_host_ GUARDED_BY(mu_) = 0;

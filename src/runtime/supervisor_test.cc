@@ -806,6 +806,28 @@ TEST_F(SupervisorTest, ATaskRunsOnceAndItsExitCodeIsItsResult) {
   EXPECT_EQ(all[0].id, "t-ok");
 }
 
+TEST_F(SupervisorTest, TasksStartInTheOrderTheyCameAndEndedOnesAreLeftAlone) {
+  Boot();
+  for (const char* id : {"t-c", "t-a", "t-b"}) {
+    ASSERT_TRUE(sup_->StartTask(Task(id)).ok());
+  }
+  Step();
+  EXPECT_EQ(launcher_.started(),
+            (std::vector<std::string>{root_ + "/t-c", root_ + "/t-a", root_ + "/t-b"}));
+  launcher_.Exit(root_ + "/t-a", 0);
+  Step();
+  ASSERT_EQ(sup_->Task("t-a")->state, TaskState::kSucceeded);
+  // An ended task is history: later passes neither start, stop nor re-end it.
+  ASSERT_TRUE(sup_->CancelTask("t-a").ok());
+  clock_.Advance(60s);
+  Step(3);
+  EXPECT_EQ(Starts(), 3u);
+  EXPECT_TRUE(launcher_.stopped().empty());
+  EXPECT_EQ(sup_->Task("t-a")->state, TaskState::kSucceeded);
+  EXPECT_EQ(ended_.size(), 1u);
+  EXPECT_EQ(sup_->Task("t-b")->state, TaskState::kRunning);
+}
+
 TEST_F(SupervisorTest, BadTasksAreRefusedAndChangeNothing) {
   Boot();
   TaskSpec empty = Task("t-1");
