@@ -1222,67 +1222,115 @@ bool ReceiveStart(int socket_fd, std::string* instance_dir, int* handshake_fd) {
 
 }  // namespace
 
+namespace {
+
+// Forks a shim ahead (RunSpawner): it waits for the next request on `socket_fd` itself and
+// then runs as `berth-shim shim DIR` would (own session, output in DIR/shim.log). Returns the
+// read end of its `taken` pipe, or -1 when it cannot be forked (with errno). `others`: the
+// spawner's pipes from the shims forked before, which this one must not hold.
+int ForkAhead(int socket_fd, const std::vector<int>& others) {
+  int taken[2];
+  if (pipe2(taken, O_CLOEXEC) != 0) {
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    int error = errno;
+    ::close(taken[0]);
+    ::close(taken[1]);
+    errno = error;
+    return -1;
+  }
+  if (pid > 0) {
+    ::close(taken[1]);
+    return taken[0];
+  }
+  ::close(taken[0]);
+  for (int fd : others) {
+    ::close(fd);
+  }
+  ::signal(SIGCHLD, SIG_DFL);
+  // A spawner killed meanwhile must not take this shim with it when it says it is taken.
+  ::signal(SIGPIPE, SIG_IGN);
+  std::string instance_dir;
+  int handshake_fd = -1;
+  if (!ReceiveStart(socket_fd, &instance_dir, &handshake_fd)) {
+    _exit(0);
+  }
+  spawner_taken_fd = taken[1];
+  ::close(socket_fd);
+  ::setsid();
+  int log =
+      ::open((instance_dir + "/shim.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log >= 0) {
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+    ::close(log);
+  }
+  int code = RunShim(instance_dir, handshake_fd);
+  std::fflush(nullptr);
+  _exit(code);
+}
+
+}  // namespace
+
 int RunSpawner(int socket_fd) {
   // Its shims are reaped by the kernel: the launcher hears of their ends through pidfds.
   ::signal(SIGCHLD, SIG_IGN);
   (void)CgroupMounts::Get();  // read once here, inherited by every shim forked below
   ::tzset();                  // so is the time zone, which log lines would read per shim
-  // One shim is always forked ahead and waits for the next request itself, so that a start
-  // does not wait for a fork. Once its start is over it says so on `taken` (SendHandshake),
-  // and the spawner forks the next. When `taken` closes unsaid, the shim found the socket
-  // closed, or died during its start: the spawner ends in the first case only.
+  // Two shims are always forked ahead and wait for the next requests themselves, so that a
+  // start, or two at once, waits for no fork. Once a shim's start is over it says so on its
+  // `taken` pipe (SendHandshake), and the spawner forks another: not earlier, so that the
+  // fork does not compete with that start for its core. When a `taken` pipe closes unsaid,
+  // its shim found the socket closed, or died during its start: the spawner ends in the
+  // first case only.
+  constexpr size_t kAhead = 2;
+  std::vector<int> taken;
   while (true) {
-    int taken[2];
-    if (pipe2(taken, O_CLOEXEC) != 0) {
-      return 1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-      // Out of processes: this request is answered, the next gets another try.
+    while (taken.size() < kAhead) {
+      int fd = ForkAhead(socket_fd, taken);
+      if (fd >= 0) {
+        taken.push_back(fd);
+        continue;
+      }
+      if (!taken.empty()) {
+        break;  // out of processes: the shims already forked serve meanwhile
+      }
+      // None at all: this request is answered, the next gets another try.
       std::string dir;
       int handshake_fd = -1;
       int error = errno;
-      ::close(taken[0]);
-      ::close(taken[1]);
       if (!ReceiveStart(socket_fd, &dir, &handshake_fd)) {
         return 0;
       }
       SendHandshake(handshake_fd,
                     std::string("error cannot fork the shim: ") + std::strerror(error));
-      continue;
     }
-    if (pid == 0) {
-      ::close(taken[0]);
-      ::signal(SIGCHLD, SIG_DFL);
-      // A spawner killed meanwhile must not take this shim with it when it says it is taken.
-      ::signal(SIGPIPE, SIG_IGN);
-      std::string instance_dir;
-      int handshake_fd = -1;
-      if (!ReceiveStart(socket_fd, &instance_dir, &handshake_fd)) {
-        _exit(0);
+    std::vector<pollfd> fds;
+    for (int fd : taken) {
+      fds.push_back({fd, POLLIN, 0});
+    }
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) {
+        continue;
       }
-      spawner_taken_fd = taken[1];
-      ::close(socket_fd);
-      // The shim, as `berth-shim shim DIR` would be: its own session, its output in shim.log.
-      ::setsid();
-      int log = ::open((instance_dir + "/shim.log").c_str(),
-                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-      if (log >= 0) {
-        ::dup2(log, 1);
-        ::dup2(log, 2);
-        ::close(log);
+      return 1;
+    }
+    bool closed_unsaid = false;
+    for (const pollfd& p : fds) {
+      if ((p.revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
+        continue;
       }
-      int code = RunShim(instance_dir, handshake_fd);
-      std::fflush(nullptr);
-      _exit(code);
+      char byte = 0;
+      ssize_t n;
+      while ((n = ::read(p.fd, &byte, 1)) < 0 && errno == EINTR) {
+      }
+      closed_unsaid = closed_unsaid || n != 1;
+      ::close(p.fd);
+      taken.erase(std::find(taken.begin(), taken.end(), p.fd));
     }
-    ::close(taken[1]);
-    char byte = 0;
-    ssize_t n;
-    while ((n = ::read(taken[0], &byte, 1)) < 0 && errno == EINTR) {
-    }
-    ::close(taken[0]);
-    if (n != 1) {
+    if (closed_unsaid) {
       pollfd p{socket_fd, POLLIN, 0};
       if (::poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLERR)) != 0) {
         return 0;
