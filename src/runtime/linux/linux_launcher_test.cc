@@ -368,6 +368,27 @@ TEST_F(LinuxLauncherTest, AShimIsRecognisedByItsStartTimeNotItsPidAlone) {
   EXPECT_FALSE(Alive(rec->pid)) << "the program of a lost shim is killed";
 }
 
+// A program that the host has but its sandbox hides fails with a "no such file" that names
+// why: the private /tmp, or a hidden directory.
+TEST_F(LinuxLauncherTest, AProgramTheSandboxHidesIsExplained) {
+  std::string program = root_ + "/tool";
+  ASSERT_TRUE(WriteFileAtomic(program, "#!/bin/sh\n", 0755, Durability::kProcessCrash).ok());
+  ExecFailure missing{ENOENT, -1};
+  Sandbox sb;
+  sb.tmp_bytes = 1 << 20;
+  EXPECT_NE(HiddenProgramHint(sb, program, missing).find("private /tmp"), std::string::npos);
+  sb.binds.push_back({root_, root_, false});
+  EXPECT_EQ(HiddenProgramHint(sb, program, missing), "") << "a bound directory is visible";
+  Sandbox hidden;
+  hidden.hide = {root_};
+  EXPECT_NE(HiddenProgramHint(hidden, program, missing).find(root_ + " is hidden"),
+            std::string::npos);
+  EXPECT_EQ(HiddenProgramHint(sb, program, ExecFailure{EACCES, -1}), "");
+  EXPECT_EQ(HiddenProgramHint(Sandbox{}, program, missing), "");
+  EXPECT_EQ(HiddenProgramHint(hidden, root_ + "/absent", missing), "")
+      << "a program the host lacks is simply missing";
+}
+
 TEST(ProcessStartTicksTest, ReadsTheStartTimeEvenWhenTheNameHoldsSpacesAndParentheses) {
   auto before = ProcessStartTicks(getpid());
   ASSERT_TRUE(before.has_value());

@@ -324,6 +324,41 @@ std::string DescribeExecFailure(const SandboxPlan& plan, const ExecFailure& fail
   return failure.sandbox_step < 0 ? error : DescribeStep(plan, failure.sandbox_step) + ": " + error;
 }
 
+namespace {
+
+// True if `path` is `dir` or inside it.
+bool Under(const std::string& path, const std::string& dir) {
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                         (dir.back() == '/' || path[dir.size()] == '/'));
+}
+
+}  // namespace
+
+std::string HiddenProgramHint(const Sandbox& sandbox, const std::string& program,
+                              const ExecFailure& failure) {
+  // Only for a program the host has: a missing program or working directory is no riddle.
+  if (failure.error != ENOENT || failure.sandbox_step >= 0 || program.empty() ||
+      program[0] != '/' || ::access(program.c_str(), X_OK) != 0) {
+    return "";
+  }
+  for (const BindMount& b : sandbox.binds) {
+    if (Under(program, b.target)) {
+      return "";
+    }
+  }
+  if (sandbox.tmp_bytes > 0 && Under(program, "/tmp")) {
+    return "; instances have a private /tmp, so the host's " + program +
+           " is not visible to them: put the program in the service's bundle or outside /tmp";
+  }
+  for (const std::string& hidden : sandbox.hide) {
+    if (Under(program, hidden)) {
+      return "; " + hidden + " is hidden from instances, so " + program +
+             " is not visible to them: put the program in the service's bundle";
+    }
+  }
+  return "";
+}
+
 std::optional<ExecFailure> ReadExecFailure(int fd) {
   ExecFailure f;
   ssize_t n;

@@ -72,6 +72,12 @@ std::optional<ExecFailure> ReadExecFailure(int fd);
 // "mounting /a at /b read-only: Permission denied", or only the error when no step failed.
 std::string DescribeExecFailure(const SandboxPlan& plan, const ExecFailure& failure);
 
+// Why a program that exists on the host may be missing in its sandbox, when `failure` is a
+// "no such file" of `program` (an absolute path): the private /tmp or a hidden directory
+// covers it. Empty otherwise.
+std::string HiddenProgramHint(const Sandbox& sandbox, const std::string& program,
+                              const ExecFailure& failure);
+
 // Forks and runs `argv` confined by `sandbox` in `cwd`, in a process group of its own, stdin
 // on /dev/null, stdout and stderr on `out_fd` (-1: /dev/null) and none of the caller's other
 // descriptors: an exec health check of a confined instance, a bundle's build. Returns "" and

@@ -991,7 +991,8 @@ class Shim {
       ::close(out_fd_);
       ::close(err_fd_);
       FailStart("cannot start " + spec_.argv[0] + " in " + spec_.cwd + ": " +
-                DescribeExecFailure(plan, *child));
+                DescribeExecFailure(plan, *child) +
+                HiddenProgramHint(spec_.sandbox, spec_.argv[0], *child));
       return false;
     }
     ShimRecord rec{static_cast<int>(getpid()), pid, UnixMillisNow(),
