@@ -13,6 +13,15 @@ bench_scratch() {
   trap 'bench_stop "$dir"; rm -rf "$dir"' EXIT
 }
 
+# Compiles bench/tools/NAME.c where instances can run it, and prints its path: not in the
+# scratch directory, since instances have a private /tmp and the data dir is hidden from them.
+bench_program() {
+  local out=$PWD/build/bench/programs
+  mkdir -p "$out"
+  cc -O2 -o "$out/$1" "bench/tools/$1.c"
+  echo "$out/$1"
+}
+
 bench_start_daemon() {
   local dir=$1
   shift

@@ -12,16 +12,16 @@ berth=$PWD/build/src/berth/berth
 [[ -x $berth ]] || { echo "build first: scripts/build" >&2; exit 1; }
 source bench/lib.sh
 bench_scratch
-cc -O2 -o "$dir/tiny_http" bench/tools/tiny_http.c
-cc -O2 -o "$dir/chatty" bench/tools/chatty.c
+tiny_http=$(bench_program tiny_http)
+chatty=$(bench_program chatty)
 
 bench_start_daemon "$dir" --threads 2
 
-/usr/bin/python3 - "$dir" "$instances" <<'PY'
+/usr/bin/python3 - "$dir" "$instances" "$tiny_http" "$chatty" <<'PY'
 import json, os, statistics, sys, time, urllib.request
 sys.path.insert(0, "bench/tools")
 from bench_proc import cpu_seconds, rss_mb
-d, n = sys.argv[1], int(sys.argv[2])
+d, n, tiny_http, chatty = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 info = json.load(open(f"{d}/data/daemon.json"))
 url, pid = info["url"], info["pid"]
 token = open(f"{d}/data/admin.token").read().strip()
@@ -33,7 +33,7 @@ def call(method, path, body=None):
     with urllib.request.urlopen(req) as r:
         return json.loads(r.read() or b"null")
 
-tiny = {"command": [f"{d}/tiny_http"], "container-port": 8080,
+tiny = {"command": [tiny_http], "container-port": 8080,
         "base-path": "strip", "health-check": {"rel_path": "/", "interval": 30}}
 
 # (1) PUT -> healthy, over 20 new revisions of one service.
@@ -77,15 +77,15 @@ for i in range(n):
 # (3) log ingest.
 lines = 2_000_000
 t0 = time.perf_counter()
-os.system(f"{d}/chatty {lines} > /dev/null 2>{d}/devnull.txt")
+os.system(f"{chatty} {lines} > /dev/null 2>{d}/devnull.txt")
 devnull_s = float(open(f"{d}/devnull.txt").read().split()[1])
 # The floor for any log collector that reads a pipe: the same program piped into cat.
-os.system(f"{d}/chatty {lines} 2>{d}/pipe.txt | cat > /dev/null")
+os.system(f"{chatty} {lines} 2>{d}/pipe.txt | cat > /dev/null")
 pipe_s = float(open(f"{d}/pipe.txt").read().split()[1])
 call("POST", "/api/v1/services", {"name": "chatty"})
 t0 = time.perf_counter()
 call("PUT", "/api/v1/services/chatty",
-     {"command": ["sh", "-c", f"{d}/chatty {lines}; sleep 3600"], "health-check": {"type": "tcp"}})
+     {"command": ["sh", "-c", f"{chatty} {lines}; sleep 3600"], "health-check": {"type": "tcp"}})
 logdir = None
 size = 0
 want = lines * 100

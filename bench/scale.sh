@@ -20,7 +20,7 @@ berth=$PWD/build/src/berth/berth
 [[ -x $berth ]] || { echo "build first: scripts/build" >&2; exit 1; }
 source bench/lib.sh
 bench_scratch
-cc -O2 -o "$dir/tiny_http" bench/tools/tiny_http.c
+tiny_http=$(bench_program tiny_http)
 
 # Processes the machine allows: keep a quarter of the headroom for everything else.
 pid_max=$(cat /proc/sys/kernel/pid_max)
@@ -39,12 +39,12 @@ fi
 ulimit -n "$(ulimit -Hn)"
 
 bench_start_daemon "$dir" --threads 2
-/usr/bin/python3 - "$dir" "$n" "$berth" <<'PY'
+/usr/bin/python3 - "$dir" "$n" "$berth" "$tiny_http" <<'PY'
 import json, os, signal, statistics, subprocess, sys, threading, time, urllib.request
 sys.path.insert(0, "bench/tools")
 from bench_proc import cpu_seconds, rss_mb
 from concurrent.futures import ThreadPoolExecutor
-d, n, berth = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+d, n, berth, tiny_http = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 url, token = os.environ["BENCH_URL"], os.environ["BENCH_TOKEN"]
 
 def call(method, path, body=None, base=None):
@@ -65,7 +65,7 @@ def verdict(value, target, lower_is_better=True):
     ok = value <= target if lower_is_better else value >= target
     return "meets" if ok else "MISSES"
 
-tiny = {"command": [f"{d}/tiny_http"], "container-port": 8080, "base-path": "strip",
+tiny = {"command": [tiny_http], "container-port": 8080, "base-path": "strip",
         "memory-reservation": 1, "health-check": {"type": "tcp", "interval": 60}}
 names = [f"s{i}" for i in range(n)]
 
