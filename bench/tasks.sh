@@ -16,21 +16,28 @@ berth=$PWD/build/src/berth/berth
 [[ -x $bench && -x $berth ]] || { echo "build first: scripts/build" >&2; exit 1; }
 fs=$(df --output=fstype "${TMPDIR:-/tmp}" | tail -1)
 echo "tasks: $n x /bin/true on $(nproc) cores; instance directories on ${TMPDIR:-/tmp} ($fs)"
+# Each figure is the median of three rounds: this is a shared 2-core machine, and a round
+# now and then runs well slower than the others.
+rounds=3
 for k in 1 2; do
-  out=$($bench "$berth" "$n" "$k" /bin/true)
-  spawn=$(awk '/^spawn/ {print $2}' <<<"$out")
-  runtime=$(awk '/^runtime/ {print $2}' <<<"$out")
-  tmpfs=0
-  if [[ $(df --output=fstype /dev/shm 2>/dev/null | tail -1) == tmpfs ]]; then
-    tmpfs=$(TMPDIR=/dev/shm $bench "$berth" "$n" "$k" /bin/true | awk '/^runtime/ {print $2}')
-  fi
-  start=$(date +%s.%N)
-  seq "$n" | xargs -P"$k" -n1 sh -c 'exec /bin/true' >/dev/null
-  xargs_s=$(echo "$(date +%s.%N) - $start" | bc -l)
-  /usr/bin/python3 - "$n" "$k" "$spawn" "$runtime" "$xargs_s" "$tmpfs" <<'PY'
-import sys
+  spawn=() runtime=() tmpfs=() xargs_s=()
+  for ((r = 0; r < rounds; r++)); do
+    out=$($bench "$berth" "$n" "$k" /bin/true)
+    spawn+=("$(awk '/^spawn/ {print $2}' <<<"$out")")
+    runtime+=("$(awk '/^runtime/ {print $2}' <<<"$out")")
+    if [[ $(df --output=fstype /dev/shm 2>/dev/null | tail -1) == tmpfs ]]; then
+      tmpfs+=("$(TMPDIR=/dev/shm $bench "$berth" "$n" "$k" /bin/true | awk '/^runtime/ {print $2}')")
+    else
+      tmpfs+=(0)
+    fi
+    start=$(date +%s.%N)
+    seq "$n" | xargs -P"$k" -n1 sh -c 'exec /bin/true' >/dev/null
+    xargs_s+=("$(echo "$(date +%s.%N) - $start" | bc -l)")
+  done
+  /usr/bin/python3 - "$n" "$k" "${spawn[*]}" "${runtime[*]}" "${xargs_s[*]}" "${tmpfs[*]}" <<'PY'
+import statistics, sys
 n, k = int(sys.argv[1]), int(sys.argv[2])
-spawn, runtime, xargs, tmpfs = map(float, sys.argv[3:7])
+spawn, runtime, xargs, tmpfs = (statistics.median(map(float, a.split())) for a in sys.argv[3:7])
 # Wall time per task as a runner sees it: k run at once, so each takes k x wall / n.
 per = lambda s: s / n * k * 1000
 over = per(runtime) - per(spawn)
