@@ -502,10 +502,9 @@ int64_t Counter(const std::string& path, std::string_view key) {
 // rest of a short task's cgroup work): the spawner reads it before it forks its first shim,
 // and every shim it forks inherits the answer.
 struct CgroupMounts {
-  bool read = false;  // both files could be read
-  std::string own_v2 = "/", own_memory = "/", own_pids = "/";
-  std::string v2_mount, memory_mount, pids_mount;
-  bool have_v2 = false, have_memory = false, have_pids = false;
+  // This process's group in each hierarchy (mount point + own path); empty where there is no
+  // such hierarchy or the files could not be read.
+  std::string v2, memory, pids;
 
   static const CgroupMounts& Get() {
     static const CgroupMounts m = Load();
@@ -520,8 +519,8 @@ struct CgroupMounts {
     if (!self || !mounts) {
       return m;
     }
-    m.read = true;
     // /proc/self/cgroup: "<id>:<controllers>:<path>"; the v2 entry has no controllers.
+    std::string own_v2 = "/", own_memory = "/", own_pids = "/";
     for (std::string_view line : Split(*self, '\n')) {
       size_t a = line.find(':');
       size_t b = line.find(':', a + 1);
@@ -530,13 +529,16 @@ struct CgroupMounts {
       }
       std::string_view controllers = line.substr(a + 1, b - a - 1);
       if (controllers.empty()) {
-        m.own_v2 = line.substr(b + 1);
+        own_v2 = line.substr(b + 1);
       } else if (Contains(Split(controllers, ','), "memory")) {
-        m.own_memory = line.substr(b + 1);
+        own_memory = line.substr(b + 1);
       } else if (Contains(Split(controllers, ','), "pids")) {
-        m.own_pids = line.substr(b + 1);
+        own_pids = line.substr(b + 1);
       }
     }
+    auto group = [](std::string_view mount, const std::string& own) {
+      return std::string(mount) + (own == "/" ? "" : own);
+    };
     // mountinfo: "<id> <parent> <maj:min> <root> <mount point> ... - <fstype> <source> <opts>"
     for (std::string_view line : Split(*mounts, '\n')) {
       size_t dash = line.find(" - ");
@@ -548,17 +550,14 @@ struct CgroupMounts {
       if (head.size() < 5 || tail.empty()) {
         continue;
       }
-      if (tail[0] == "cgroup2" && !m.have_v2) {
-        m.v2_mount = head[4];
-        m.have_v2 = true;
-      } else if (tail[0] == "cgroup" && !m.have_memory && tail.size() >= 3 &&
+      if (tail[0] == "cgroup2" && m.v2.empty()) {
+        m.v2 = group(head[4], own_v2);
+      } else if (tail[0] == "cgroup" && m.memory.empty() && tail.size() >= 3 &&
                  Contains(Split(tail[2], ','), "memory")) {
-        m.memory_mount = head[4];
-        m.have_memory = true;
-      } else if (tail[0] == "cgroup" && !m.have_pids && tail.size() >= 3 &&
+        m.memory = group(head[4], own_memory);
+      } else if (tail[0] == "cgroup" && m.pids.empty() && tail.size() >= 3 &&
                  Contains(Split(tail[2], ','), "pids")) {
-        m.pids_mount = head[4];
-        m.have_pids = true;
+        m.pids = group(head[4], own_pids);
       }
     }
     return m;
@@ -576,46 +575,33 @@ class ShimCgroup {
     std::string memory_parent, unified_parent, pids_parent;
     bool memory_is_v2 = false, pids_is_v2 = false;
     const CgroupMounts& m = CgroupMounts::Get();
-    if (m.read) {
-      const std::string &own_v2 = m.own_v2, &own_memory = m.own_memory, &own_pids = m.own_pids;
-      const std::string &v2_mount = m.v2_mount, &memory_mount = m.memory_mount,
-                        &pids_mount = m.pids_mount;
-      bool have_v2 = m.have_v2, have_memory = m.have_memory, have_pids = m.have_pids;
-      if (have_v2) {
-        std::string base = v2_mount + (own_v2 == "/" ? "" : own_v2);
-        if (::access(base.c_str(), W_OK) == 0) {
-          unified_parent = base + "/berth";
-          auto controllers = Read(base + "/cgroup.controllers");
-          // The memory controller must be enabled for our subtree; this fails when the
-          // daemon's own group holds processes (no internal processes in v2), and then v2
-          // memory is off.
-          if (controllers && controllers->find("memory") != std::string::npos &&
-              MakeDir(unified_parent).ok() &&
-              WriteFile(unified_parent + "/cgroup.subtree_control", "+memory").ok()) {
-            memory_parent = unified_parent;
-            memory_is_v2 = true;
-          }
-          if (limit_pids && controllers && controllers->find("pids") != std::string::npos &&
-              MakeDir(unified_parent).ok() &&
-              WriteFile(unified_parent + "/cgroup.subtree_control", "+pids").ok()) {
-            pids_parent = unified_parent;
-            pids_is_v2 = true;
-          }
-        }
+    if (!m.v2.empty() && ::access(m.v2.c_str(), W_OK) == 0) {
+      unified_parent = m.v2 + "/berth";
+      auto controllers = Read(m.v2 + "/cgroup.controllers");
+      // The memory controller must be enabled for our subtree; this fails when the
+      // daemon's own group holds processes (no internal processes in v2), and then v2
+      // memory is off.
+      if (controllers && controllers->find("memory") != std::string::npos &&
+          MakeDir(unified_parent).ok() &&
+          WriteFile(unified_parent + "/cgroup.subtree_control", "+memory").ok()) {
+        memory_parent = unified_parent;
+        memory_is_v2 = true;
       }
-      if (limit_pids && pids_parent.empty() && have_pids) {
-        std::string base = pids_mount + (own_pids == "/" ? "" : own_pids);
-        if (::access(base.c_str(), W_OK) == 0) {
-          pids_parent = base + "/berth";
-        }
+      if (limit_pids && controllers && controllers->find("pids") != std::string::npos &&
+          MakeDir(unified_parent).ok() &&
+          WriteFile(unified_parent + "/cgroup.subtree_control", "+pids").ok()) {
+        pids_parent = unified_parent;
+        pids_is_v2 = true;
       }
-      // Without a limit, the unified hierarchy (where there is one) holds the tree alone.
-      if (memory_parent.empty() && have_memory && (limit_memory || unified_parent.empty())) {
-        std::string base = memory_mount + (own_memory == "/" ? "" : own_memory);
-        if (::access(base.c_str(), W_OK) == 0) {
-          memory_parent = base + "/berth";
-        }
-      }
+    }
+    if (limit_pids && pids_parent.empty() && !m.pids.empty() &&
+        ::access(m.pids.c_str(), W_OK) == 0) {
+      pids_parent = m.pids + "/berth";
+    }
+    // Without a limit, the unified hierarchy (where there is one) holds the tree alone.
+    if (memory_parent.empty() && !m.memory.empty() && (limit_memory || unified_parent.empty()) &&
+        ::access(m.memory.c_str(), W_OK) == 0) {
+      memory_parent = m.memory + "/berth";
     }
     ShimCgroup cg;
     if (!memory_parent.empty()) {
@@ -1221,10 +1207,6 @@ bool ReceiveStart(int socket_fd, std::string* instance_dir, int* handshake_fd) {
   }
 }
 
-}  // namespace
-
-namespace {
-
 // Forks a shim ahead (RunSpawner): it waits for the next request on `socket_fd` itself and
 // then runs as `berth-shim shim DIR` would (own session, output in DIR/shim.log). Returns the
 // read end of its `taken` pipe, or -1 when it cannot be forked (with errno). `others`: the
@@ -1276,7 +1258,8 @@ int ForkAhead(int socket_fd, const std::vector<int>& others) {
 }  // namespace
 
 int RunSpawner(int socket_fd) {
-  // Its shims are reaped by the kernel: the launcher hears of their ends through pidfds.
+  // Its shims are reaped by the kernel; the launcher hears of their ends on their handshake
+  // pipes.
   ::signal(SIGCHLD, SIG_IGN);
   (void)CgroupMounts::Get();  // read once here, inherited by every shim forked below
   ::tzset();                  // so is the time zone, which log lines would read per shim
