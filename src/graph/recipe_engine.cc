@@ -1252,7 +1252,9 @@ Clock::TimePoint RecipeEngine::Tick() {
     HandleTaskEnded(t);
   }
   auto now = clock_.Now();
-  auto next = now + milliseconds(50);
+  // A graph starting or started is looked at every 50 ms (its deadlines); with none, the loop
+  // sleeps until something is asked of it.
+  auto next = now + milliseconds(1000);
   for (auto it = recipes_.begin(); it != recipes_.end();) {
     Active& a = *it->second;
     if (a.want_destroy) {
@@ -1291,6 +1293,7 @@ Clock::TimePoint RecipeEngine::Tick() {
       }
     }
     if ((a.state == RecipeState::kStarting || a.state == RecipeState::kStarted) && a.start) {
+      next = std::min(next, now + milliseconds(50));
       if (a.state == RecipeState::kStarting && now - a.starting_since > options_.start_timeout) {
         std::string running;
         for (size_t i = 0; i < a.nodes.size(); ++i) {
@@ -1348,6 +1351,9 @@ Clock::TimePoint RecipeEngine::Tick() {
       next = std::min(next, a.restart_at);
     }
     ExpireCalls(a);
+    if (!a.pending.empty() || !a.waiting.empty()) {
+      next = std::min(next, now + milliseconds(100));  // their deadlines
+    }
     ++it;
   }
   return next;
@@ -1395,12 +1401,13 @@ void RecipeEngine::Loop() {
     // Poll END of every running graph with the lock released; only this thread closes them.
     PollSet set = PollItems();
     auto wait = std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(next - now));
-    wait = std::min(wait, milliseconds(20));
-    lock.Unlock();
-    int ready = Poll(set, wait);
     if (set.items.empty()) {
-      std::this_thread::sleep_for(wait);
+      // Nothing to poll: woken by whatever changes (a start, a construct, a node's end).
+      changed_.WaitUntil(mu_, std::chrono::steady_clock::now() + wait);
+      continue;
     }
+    lock.Unlock();
+    int ready = Poll(set, std::min(wait, milliseconds(20)));
     lock.Lock();
     if (ready > 0) {
       Dispatch(set);

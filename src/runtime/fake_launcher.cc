@@ -42,6 +42,7 @@ Result<ShimRecord> FakeLauncher::Start(const std::string& instance_dir, const In
 
 InstanceProbe FakeLauncher::Probe(const std::string& instance_dir) {
   MutexLock lock(mu_);
+  probes_++;
   InstanceProbe probe;
   auto it = procs_.find(instance_dir);
   if (it == procs_.end()) {
@@ -241,6 +242,11 @@ std::optional<InstanceSpec> FakeLauncher::SpecOf(const std::string& instance_dir
 int FakeLauncher::health_checks() const {
   MutexLock lock(mu_);
   return health_checks_;
+}
+
+int FakeLauncher::probes() const {
+  MutexLock lock(mu_);
+  return probes_;
 }
 
 }  // namespace berth

@@ -58,6 +58,7 @@ class FakeLauncher final : public Launcher {
   std::vector<std::string> running() const;  // instance dirs whose program runs, sorted
   std::optional<InstanceSpec> SpecOf(const std::string& instance_dir) const;
   int health_checks() const;
+  int probes() const;  // full looks (Probe) asked for
 
  private:
   struct Proc {
@@ -82,6 +83,7 @@ class FakeLauncher final : public Launcher {
   std::set<std::string> taken_ GUARDED_BY(mu_);  // "host:port"
   int next_pid_ GUARDED_BY(mu_) = 1000;
   int health_checks_ GUARDED_BY(mu_) = 0;
+  int probes_ GUARDED_BY(mu_) = 0;
   Mutex call_mu_;
   ExitListener listener_ GUARDED_BY(call_mu_);
   bool tells_exits_ GUARDED_BY(call_mu_) = true;

@@ -364,40 +364,65 @@ void Supervisor::ObservePass() {
     auto now = clock_.Now();
     std::set<std::string> exited;
     exited.swap(exited_dirs_);
-    auto consider = [&](Service& svc) REQUIRES(mu_) {
-      for (auto& inst : svc.instances) {
-        if (inst->live && inst->launching && exited.count(inst->dir) > 0) {
-          exited_dirs_.insert(inst->dir);  // ended before its start was recorded: next pass
-        }
-        if (!inst->live || inst->launching) {
-          continue;
-        }
-        bool due = now >= inst->next_full_probe || exited.count(inst->dir) > 0;
-        bool poll = !due && !exits_watched_;
-        bool drain = inst->stopping && !inst->stop_sent;
-        if (due || poll || drain) {
-          Look l;
-          l.inst = inst;
-          l.dir = inst->dir;
-          l.probe_due = due;
-          l.poll_exit = poll;
-          l.drain_check = drain;
-          l.host = inst->host;
-          l.port = inst->port;
-          looks.push_back(std::move(l));
-          if (due) {
-            inst->next_full_probe = now + options_.full_probe_every;
-          }
+    // A walk over every instance happens once per batch window (a tenth of the full-probe
+    // period), taking every full probe due within it; between walks, only the instances with
+    // an exit event or a drain under way are looked at.
+    bool walk = !exits_watched_ || now >= next_observe_walk_;
+    auto window =
+        walk && exits_watched_ ? options_.full_probe_every / 10 : std::chrono::milliseconds(0);
+    auto consider = [&](const std::shared_ptr<Instance>& inst) REQUIRES(mu_) {
+      if (inst->live && inst->launching && exited.count(inst->dir) > 0) {
+        exited_dirs_.insert(inst->dir);  // ended before its start was recorded: next pass
+      }
+      if (!inst->live || inst->launching) {
+        return;
+      }
+      bool due = (walk && now + window >= inst->next_full_probe) || exited.count(inst->dir) > 0;
+      bool poll = !due && !exits_watched_;
+      bool drain = inst->stopping && !inst->stop_sent;
+      if (due || poll || drain) {
+        Look l;
+        l.inst = inst;
+        l.dir = inst->dir;
+        l.probe_due = due;
+        l.poll_exit = poll;
+        l.drain_check = drain;
+        l.host = inst->host;
+        l.port = inst->port;
+        looks.push_back(std::move(l));
+        if (due) {
+          inst->next_full_probe = now + options_.full_probe_every;
         }
       }
     };
-    // Only services with news or timers are looked at, plus a full probe now and then.
-    for (auto& [key, svc] : services_) {
-      consider(*svc);
+    if (walk) {
+      next_observe_walk_ = now + window;
+      for (auto& [key, svc] : services_) {
+        for (auto& inst : svc->instances) {
+          consider(inst);
+        }
+      }
+      for (auto& svc : removed_) {
+        for (auto& inst : svc->instances) {
+          consider(inst);
+        }
+      }
+    } else {
+      std::set<std::string> dirs = exited;
+      dirs.insert(draining_dirs_.begin(), draining_dirs_.end());
+      for (const auto& dir : dirs) {
+        auto owner = by_dir_.find(dir);
+        if (owner == by_dir_.end() || owner->second == nullptr) {
+          continue;  // a task's (below), or gone
+        }
+        for (auto& inst : owner->second->instances) {
+          if (inst->dir == dir) {
+            consider(inst);
+          }
+        }
+      }
     }
-    for (auto& svc : removed_) {
-      consider(*svc);
-    }
+    draining_dirs_.clear();  // Drain lists the ones still waiting again
     for (auto& [key, task] : live_tasks_) {
       if (task->launching && exited.count(task->status.dir) > 0) {
         exited_dirs_.insert(task->status.dir);
@@ -540,19 +565,33 @@ void Supervisor::RecordTaskExit(TaskEntry& task, const ExitRecord& exit) {
 
 void Supervisor::ReconcileAll() {
   auto now = clock_.Now();
-  for (auto& [key, svc] : services_) {
-    if (now >= svc->next_due) {
-      dirty_services_.insert(svc.get());
+  // The services' timers are walked only once the earliest of them runs out.
+  if (now >= earliest_due_) {
+    earliest_due_ = kNever;
+    for (auto& [key, svc] : services_) {
+      if (now >= svc->next_due) {
+        dirty_services_.insert(svc.get());
+      } else {
+        earliest_due_ = std::min(earliest_due_, svc->next_due);
+      }
     }
   }
-  std::set<Service*> dirty;
-  dirty.swap(dirty_services_);
-  for (auto& [key, svc] : services_) {
-    if (dirty.count(svc.get()) > 0) {
-      svc->next_due = kNever;
-      Reconcile(*svc);
-      PublishRoutes(*svc);
+  // In the order of their keys, as a walk over all of them would take them.
+  std::vector<Service*> dirty;
+  for (Service* svc : dirty_services_) {
+    auto it = services_.find(svc->desired.key);
+    if (it != services_.end() && it->second.get() == svc) {  // not one being removed
+      dirty.push_back(svc);
     }
+  }
+  dirty_services_.clear();
+  std::sort(dirty.begin(), dirty.end(),
+            [](const Service* a, const Service* b) { return a->desired.key < b->desired.key; });
+  for (Service* svc : dirty) {
+    svc->next_due = kNever;
+    Reconcile(*svc);
+    PublishRoutes(*svc);
+    earliest_due_ = std::min(earliest_due_, svc->next_due);
   }
   for (auto it = removed_.begin(); it != removed_.end();) {
     Service& svc = **it;
@@ -845,6 +884,7 @@ void Supervisor::CarryOutStarts(std::vector<StartJob> jobs) {
       Event(svc, "started",
             fmt::format("instance {} of revision {} started on {}:{} (pid {})", inst.id,
                         inst.revision, inst.host, inst.port, j.result->pid));
+      QueueHealthCheck(j.inst);
       health_wakeup_ = true;  // the health thread probes new instances at once
       if (inst.stopping) {
         inst.drain_deadline = now;  // deleted while it started: stop it at once
@@ -863,6 +903,7 @@ void Supervisor::StopInstance(Service& svc, Instance& inst, const std::string& w
   inst.ready = false;
   inst.state = InstanceState::kStopping;
   inst.in_flight = -1;  // not yet asked
+  draining_dirs_.insert(inst.dir);
   // The shim is told once the route without this instance is published and the requests
   // already on it are done (Drain).
   inst.drain_deadline = clock_.Now() + options_.drain_timeout;
@@ -881,6 +922,7 @@ void Supervisor::Drain(Service& svc) {
       inst->stop_sent = true;
       effects_->stops.push_back(inst->dir);
     } else {
+      draining_dirs_.insert(inst->dir);
       // Asked again on the next pass (ObservePass), until done or the deadline.
       svc.next_due = std::min(svc.next_due, std::min(now + options_.tick, inst->drain_deadline));
     }
@@ -1262,22 +1304,35 @@ Clock::TimePoint Supervisor::HealthRound() {
   {
     MutexLock lock(mu_);
     auto now = clock_.Now();
-    for (auto& [key, svc] : services_) {
-      for (auto& inst : svc->instances) {
-        if (!inst->live || inst->stopping || inst->probing || inst->launching ||
-            inst->shim.pid == 0 || !inst->probe) {
-          continue;
-        }
-        // Ready instances (probed every few seconds) are probed up to a batching window early,
-        // so that 10,000 of them cost a few rounds a second, not one round per probe.
-        if (now >= inst->next_probe ||
-            (inst->ready && now + options_.health_batch_window >= inst->next_probe)) {
-          inst->probing = true;
-          jobs.push_back({inst, inst->probe, {}});
-        } else {
-          next = std::min(next, inst->next_probe);
-        }
+    // Ready instances (probed every few seconds) are probed up to a batching window early,
+    // so that 10,000 of them cost a few rounds a second, not one round per probe.
+    std::vector<HealthDue> not_yet;
+    while (!health_queue_.empty() &&
+           health_queue_.front().at <= now + options_.health_batch_window) {
+      std::pop_heap(health_queue_.begin(), health_queue_.end(), std::greater<>{});
+      HealthDue due = std::move(health_queue_.back());
+      health_queue_.pop_back();
+      auto inst = due.inst.lock();
+      if (!inst || due.at != inst->next_probe) {
+        continue;  // gone, or queued again for another time
       }
+      if (!inst->live || inst->stopping || inst->probing || inst->launching ||
+          inst->shim.pid == 0 || !inst->probe) {
+        continue;  // stopped for good, or queued again once its probe or start is over
+      }
+      if (now >= inst->next_probe || inst->ready) {
+        inst->probing = true;
+        jobs.push_back({inst, inst->probe, {}});
+      } else {
+        not_yet.push_back(std::move(due));
+      }
+    }
+    for (auto& due : not_yet) {
+      health_queue_.push_back(std::move(due));
+      std::push_heap(health_queue_.begin(), health_queue_.end(), std::greater<>{});
+    }
+    if (!health_queue_.empty()) {
+      next = health_queue_.front().at;
     }
   }
   if (jobs.empty()) {
@@ -1327,12 +1382,18 @@ Clock::TimePoint Supervisor::HealthRound() {
       }
       inst.next_probe = inst.ready ? now + std::chrono::seconds(inst.probe->check.interval_s)
                                    : now + options_.startup_probe_every;
+      QueueHealthCheck(job.inst);
       next = std::min(next, inst.next_probe);
     }
   }
   wake_.NotifyAll();
   Flush();
   return next;
+}
+
+void Supervisor::QueueHealthCheck(const std::shared_ptr<Instance>& inst) {
+  health_queue_.push_back({inst->next_probe, inst});
+  std::push_heap(health_queue_.begin(), health_queue_.end(), std::greater<>{});
 }
 
 void Supervisor::Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) {
@@ -1458,6 +1519,7 @@ void Supervisor::Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) {
     }
     if (p.running) {
       hosts_in_use_.insert(inst->host);
+      QueueHealthCheck(inst);
       watch.emplace_back(dir, *p.shim);
       Event(svc, "adopted",
             fmt::format("re-adopted running instance {} of revision {} (pid {})", inst->id,

@@ -322,6 +322,20 @@ class Supervisor {
   bool stop_ GUARDED_BY(mu_) = false;
   bool wakeup_ GUARDED_BY(mu_) = false;         // something changed; pass now
   bool health_wakeup_ GUARDED_BY(mu_) = false;  // a new instance runs; probe now
+  // What an idle pass costs depends on what happened, not on how many instances run: the
+  // full looks are batched (one walk over every instance per batch window), the reconcile
+  // timers are walked once the earliest one is due, instances draining are listed, and health
+  // checks come off a queue ordered by when they are due.
+  Clock::TimePoint next_observe_walk_ GUARDED_BY(mu_){};
+  Clock::TimePoint earliest_due_ GUARDED_BY(mu_){};
+  std::set<std::string> draining_dirs_ GUARDED_BY(mu_);  // asked for requests in flight
+  struct HealthDue {
+    Clock::TimePoint at;  // the instance's next_probe when queued; stale if it moved since
+    std::weak_ptr<Instance> inst;
+    bool operator>(const HealthDue& o) const { return at > o.at; }
+  };
+  std::vector<HealthDue> health_queue_ GUARDED_BY(mu_);  // a min-heap on `at`
+  void QueueHealthCheck(const std::shared_ptr<Instance>& inst) REQUIRES(mu_);
   std::thread loop_;
   std::thread health_;
 };

@@ -519,6 +519,32 @@ TEST_F(SupervisorTest, RemoveUnroutesAtOnceAndDeletesDirectoriesOnceExited) {
   EXPECT_EQ(St().instances.size(), 0u);
 }
 
+// What an idle pass costs must not grow with the number of instances: between exit events,
+// passes look at no instance, every instance gets one full look per full-probe period (taken
+// in batches) and one health check per interval, and an exit is still seen on the next pass.
+TEST_F(SupervisorTest, IdlePassesLookAtNoInstanceAndEachIsLookedAtOncePerPeriod) {
+  Live(20);
+  int probes = launcher_.probes();
+  int checks = launcher_.health_checks();
+  for (int i = 0; i < 100; ++i) {  // 25 s: before any full look or health check is due
+    clock_.Advance(250ms);
+    Step();
+  }
+  EXPECT_EQ(launcher_.probes(), probes);
+  EXPECT_EQ(launcher_.health_checks(), checks);
+  for (int i = 0; i < 160; ++i) {  // to 65 s: each full look once, each 30 s check twice
+    clock_.Advance(250ms);
+    Step();
+  }
+  EXPECT_EQ(launcher_.probes() - probes, 20);
+  EXPECT_EQ(launcher_.health_checks() - checks, 40);
+  std::string dir = Dir(1, 7);
+  launcher_.Exit(dir, 3);
+  Step();
+  EXPECT_EQ(Count("exited"), 1);
+  EXPECT_EQ(launcher_.probes() - probes, 21) << "the exited instance alone is looked at";
+}
+
 TEST_F(SupervisorTest, AFailedStartIsRetriedWithBackoff) {
   launcher_.FailStarts(1, "exec: no such file");
   Boot(Want(Rev(1)));
