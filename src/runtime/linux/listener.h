@@ -2,7 +2,8 @@
 // proves that *something* answers there; another program (a second daemon's instance, a
 // stray server) may hold that address. Before an instance is first declared healthy, the
 // launcher checks that the listening socket belongs to a process of the instance: the
-// socket's inode from /proc/net/tcp{,6}, then the instance's processes' descriptors.
+// socket's inode from sock_diag (else /proc/net/tcp{,6}), then the instance's processes'
+// descriptors.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,10 @@ namespace berth {
 // the kernel would hand the connection to. nullopt if none listens there.
 std::optional<uint64_t> ListenerInode(std::string_view tcp, std::string_view tcp6,
                                       const std::string& host, int port);
+
+// The same, asked of the kernel over sock_diag (the way ss does), which walks only the
+// listening sockets. `asked` false: sock_diag is not available and nothing was learnt.
+std::optional<uint64_t> ListenerInodeFromKernel(const std::string& host, int port, bool* asked);
 
 // `root` and every process descending from it (threads' children included).
 std::vector<int> ProcessTree(int root);

@@ -1,4 +1,5 @@
-// The listener lookup on canned /proc/net/tcp text, and on a real socket of this process.
+// The listener lookup on canned /proc/net/tcp text, and on a real socket of this process (from
+// the tables and from sock_diag).
 #include "runtime/linux/listener.h"
 
 #include <arpa/inet.h>
@@ -58,6 +59,12 @@ TEST(ListenerTest, AListenerOfThisProcessIsOursAndNotAChildsOfAnother) {
   auto tcp = ReadFile("/proc/net/tcp");
   ASSERT_TRUE(tcp.ok());
   EXPECT_EQ(ListenerInode(*tcp, "", "127.0.0.42", port), static_cast<uint64_t>(st.st_ino));
+  bool asked = false;
+  EXPECT_EQ(ListenerInodeFromKernel("127.0.0.42", port, &asked), static_cast<uint64_t>(st.st_ino));
+  EXPECT_TRUE(asked) << "sock_diag answers on Linux";
+  EXPECT_EQ(ListenerInodeFromKernel("127.0.0.43", port, &asked), std::nullopt)
+      << "the kernel's filter matches the address, not only the port";
+  EXPECT_TRUE(asked);
   EXPECT_EQ(ListenerOwnerProblem("127.0.0.42", port, ::getpid()), "");
   // A child of ours (a sleep) holds nothing: seen from its tree, the listener is another's.
   pid_t child = ::fork();
