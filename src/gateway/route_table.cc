@@ -23,25 +23,16 @@ void RouteTable::Update(ServiceRoute route) {
     }
     u.in_flight = counter;
   }
-  auto next = std::make_shared<Table>(*table_);
   std::string prefix = route.prefix;  // the assignment below evaluates its right side first
-  (*next)[prefix] = std::make_shared<const ServiceRoute>(std::move(route));
-  table_ = std::move(next);
+  table_[prefix] = std::make_shared<const ServiceRoute>(std::move(route));
 }
 
 void RouteTable::Remove(const std::string& prefix) {
   MutexLock lock(mu_);
-  auto next = std::make_shared<Table>(*table_);
-  next->erase(prefix);
-  table_ = std::move(next);
+  table_.erase(prefix);
 }
 
 std::optional<RouteMatch> RouteTable::Match(std::string_view target) const {
-  std::shared_ptr<const Table> table;
-  {
-    MutexLock lock(mu_);
-    table = table_;
-  }
   if (target.empty() || target[0] != '/') {
     return std::nullopt;
   }
@@ -58,13 +49,17 @@ std::optional<RouteMatch> RouteTable::Match(std::string_view target) const {
       return std::nullopt;
     }
   }
-  auto it = table->find(first);
-  if (it == table->end()) {
-    return std::nullopt;
+  {
+    MutexLock lock(mu_);
+    auto it = table_.find(first);
+    if (it == table_.end()) {
+      return std::nullopt;
+    }
+    m.route = it->second;
   }
   if (!label.empty()) {
     m.pinned_label = label;
-    if (auto v = it->second->versions.find(label); v != it->second->versions.end()) {
+    if (auto v = m.route->versions.find(label); v != m.route->versions.end()) {
       m.pinned_revision = v->second;
     } else {
       int rev = 0;
@@ -75,7 +70,6 @@ std::optional<RouteMatch> RouteTable::Match(std::string_view target) const {
       m.pinned_revision = rev;
     }
   }
-  m.route = it->second;
   return m;
 }
 
@@ -92,8 +86,8 @@ int RouteTable::InFlight(const std::string& host, int port) const {
 
 std::shared_ptr<const ServiceRoute> RouteTable::Find(std::string_view prefix) const {
   MutexLock lock(mu_);
-  auto it = table_->find(prefix);
-  return it == table_->end() ? nullptr : it->second;
+  auto it = table_.find(prefix);
+  return it == table_.end() ? nullptr : it->second;
 }
 
 std::optional<Upstream> RouteTable::Pick(const ServiceRoute& route, int revision) const {

@@ -105,7 +105,9 @@ class RouteTable {
                                  const std::vector<std::string>& tried) const;
   using Table = std::map<std::string, std::shared_ptr<const ServiceRoute>, std::less<>>;
   mutable Mutex mu_;
-  std::shared_ptr<const Table> table_ GUARDED_BY(mu_) = std::make_shared<Table>();
+  // Routes are immutable once made: an update replaces one entry, and a request holds the
+  // route it matched (copied out under the lock) for as long as it needs it.
+  Table table_ GUARDED_BY(mu_);
   // Counters outlive route updates so that draining sees requests routed before a switch.
   std::map<std::string, std::shared_ptr<std::atomic<int>>> counters_ GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<RouteStats>> stats_ GUARDED_BY(mu_);
