@@ -128,8 +128,14 @@ Result<std::optional<uint64_t>> DiagListener(int family, const void* addr, size_
       ::close(fd);
       return Status::Internal(fmt::format("sock_diag: {}", std::strerror(e)));
     }
-    auto* h = reinterpret_cast<nlmsghdr*>(buf);
-    for (int left = static_cast<int>(n); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+    // The messages of one datagram, each aligned as NLMSG_NEXT would step (without its
+    // signed arithmetic).
+    for (size_t at = 0; at + sizeof(nlmsghdr) <= static_cast<size_t>(n);) {
+      auto* h = reinterpret_cast<nlmsghdr*>(buf + at);
+      if (h->nlmsg_len < sizeof(nlmsghdr) || at + h->nlmsg_len > static_cast<size_t>(n)) {
+        break;
+      }
+      at += NLMSG_ALIGN(h->nlmsg_len);
       if (h->nlmsg_type == NLMSG_DONE) {
         ::close(fd);
         return found;
@@ -138,6 +144,9 @@ Result<std::optional<uint64_t>> DiagListener(int family, const void* addr, size_
         auto* err = static_cast<nlmsgerr*>(NLMSG_DATA(h));
         ::close(fd);
         return Status::Internal(fmt::format("sock_diag: {}", std::strerror(-err->error)));
+      }
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) {
+        continue;
       }
       auto* d = static_cast<inet_diag_msg*>(NLMSG_DATA(h));
       if (!found && d->idiag_inode != 0) {
