@@ -3,6 +3,7 @@
 #include "api/server.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
@@ -10,13 +11,13 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <unistd.h>
 #include <charconv>
 #include <csignal>
 #include <thread>
 #include <vector>
 
 #include "common/log.h"
+#include "common/thread.h"
 #include "gateway/watchdog.h"
 
 namespace berth {
@@ -27,6 +28,39 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using asio::ip::tcp;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+// Threads of their own for a kind of request, named for what they do and, for bulk work,
+// at a lower priority: a PUT that writes the store and starts processes takes its turn after
+// the status reads and the gateway's requests on the I/O threads.
+class WorkerPool {
+ public:
+  WorkerPool(const char* name, int threads, int nice_delta) : guard_(ioc_.get_executor()) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, name, nice_delta] {
+        NameThisThread(name);
+        LowerThisThreadPriority(nice_delta);
+        ioc_.run();
+      });
+    }
+  }
+  ~WorkerPool() { Stop(); }
+  asio::io_context& context() { return ioc_; }
+  // Requests under way finish; nothing queued after them runs.
+  void Stop() {
+    guard_.reset();
+    ioc_.stop();
+    for (auto& t : threads_) {
+      if (t.joinable()) {
+        t.join();
+      }
+    }
+  }
+
+ private:
+  asio::io_context ioc_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_;
+  std::vector<std::thread> threads_;
+};
 
 Result<tcp::endpoint> ParseListen(const std::string& listen) {
   size_t colon = listen.rfind(':');
@@ -152,7 +186,10 @@ class BeastServer final : public HttpServer {
     asio::co_spawn(ioc_, Accept(), asio::detached);
     int n = options_.threads < 1 ? 1 : options_.threads;
     for (int i = 0; i < n; ++i) {
-      threads_.emplace_back([this] { ioc_.run(); });
+      threads_.emplace_back([this] {
+        NameThisThread("berth-io");
+        ioc_.run();
+      });
     }
     return Status::Ok();
   }
@@ -196,10 +233,8 @@ class BeastServer final : public HttpServer {
         t.join();
       }
     }
-    changes_.stop();
-    changes_.join();
-    uploads_.stop();
-    uploads_.join();
+    changes_.Stop();
+    uploads_.Stop();
   }
 
  private:
@@ -438,7 +473,7 @@ class BeastServer final : public HttpServer {
         // up to 1 GiB, a bundle's build for up to --build-timeout) on threads of theirs, so
         // that changes never queue behind them.
         response = co_await asio::co_spawn(
-            request.body_file.empty() ? changes_ : uploads_,
+            request.body_file.empty() ? changes_.context() : uploads_.context(),
             [this, &request]() -> asio::awaitable<HttpResponse> {
               co_return handler_.Handle(request);
             },
@@ -573,8 +608,8 @@ class BeastServer final : public HttpServer {
   HttpHandler& handler_;
   Gateway* gateway_;
   asio::io_context ioc_;
-  asio::thread_pool changes_{2};  // where requests that change something are handled
-  asio::thread_pool uploads_{4};  // where uploads (bundles, their builds) are handled
+  WorkerPool changes_{"berth-changes", 2, 5};  // requests that change something
+  WorkerPool uploads_{"berth-uploads", 4, 5};  // uploads (bundles, their builds)
   tcp::acceptor acceptor_;
   tcp::endpoint local_;
   std::vector<std::thread> threads_;

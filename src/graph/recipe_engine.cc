@@ -15,6 +15,7 @@
 #include "common/crypto.h"
 #include "common/file_util.h"
 #include "common/log.h"
+#include "common/thread.h"
 #include "common/time.h"
 #include "control/confinement.h"
 #include "graph/wire.h"
@@ -210,7 +211,10 @@ Status RecipeEngine::Start() {
     }
   }
   if (options_.threads) {
-    loop_ = std::thread([this] { Loop(); });
+    loop_ = std::thread([this] {
+      NameThisThread("berth-recipes");
+      Loop();
+    });
   }
   return Status::Ok();
 }

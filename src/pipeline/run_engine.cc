@@ -14,6 +14,7 @@
 #include "common/crypto.h"
 #include "common/file_util.h"
 #include "common/log.h"
+#include "common/thread.h"
 #include "common/time.h"
 #include "control/confinement.h"
 
@@ -273,7 +274,10 @@ Status RunEngine::Start() {
   }
   ApplyServiceChanges();
   if (options_.threads) {
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = std::thread([this] {
+      NameThisThread("berth-runs");
+      Loop();
+    });
   }
   return Status::Ok();
 }

@@ -11,6 +11,7 @@
 #include "common/crypto.h"
 #include "common/file_util.h"
 #include "common/log.h"
+#include "common/thread.h"
 #include "common/time.h"
 
 namespace berth {
@@ -221,8 +222,14 @@ void Supervisor::Start() {
   }
   Flush();
   if (options_.threads) {
-    loop_ = std::thread([this] { Loop(); });
-    health_ = std::thread([this] { HealthLoop(); });
+    loop_ = std::thread([this] {
+      NameThisThread("berth-supervise");
+      Loop();
+    });
+    health_ = std::thread([this] {
+      NameThisThread("berth-health");
+      HealthLoop();
+    });
   }
 }
 

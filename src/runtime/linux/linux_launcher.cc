@@ -29,6 +29,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/mutex.h"
+#include "common/thread.h"
 #include "common/time.h"
 #include "runtime/linux/address_claim.h"
 #include "runtime/linux/cgroup.h"
@@ -174,7 +175,10 @@ class ExitWatcher {
       MutexLock lock(call_mu_);
       listener_ = std::move(listener);
     }
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+      NameThisThread("berth-exits");
+      Run();
+    });
     return true;
   }
 
