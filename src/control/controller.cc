@@ -626,6 +626,9 @@ uint64_t Controller::MemoryCapacityMb() const {
 
 Store::AdmitFn Controller::Admission(const std::string& project, const std::string& name,
                                      const Definition& def) const {
+  if (!def.memory_reservation_mb || MemoryCapacityMb() == 0) {
+    return nullptr;  // nothing to check: the write need not read every service
+  }
   // Reservations of stored revisions never change: each is parsed once, not once per write.
   auto reserved_of = [this](const ServiceRecord& rec) {
     std::string key = rec.project + "/" + rec.name;
@@ -648,11 +651,15 @@ Store::AdmitFn Controller::Admission(const std::string& project, const std::stri
 }
 
 Status Controller::Admit(const ServiceRecord& service, const Definition& def) {
+  auto admit = Admission(service.project, service.name, def);
+  if (!admit) {
+    return Status::Ok();
+  }
   auto all = store_.ListAllServices();
   if (!all.ok()) {
     return all.status();
   }
-  return Admission(service.project, service.name, def)(*all);
+  return admit(*all);
 }
 
 Mutex& Controller::ServiceLock(const std::string& project, const std::string& name) {

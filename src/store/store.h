@@ -237,9 +237,10 @@ class Store {
   virtual Result<ServiceRecord> GetService(std::string_view project, std::string_view name) = 0;
   // How many services the project has. NotFound if the project is missing.
   virtual Result<int64_t> CountServices(std::string_view project) = 0;
-  // Admission: called inside a write's transaction with every service (the one being written
-  // included, as it was before the write); a refusal aborts the write and is returned, so
-  // that two concurrent writes cannot both pass a check only one of them fits.
+  // Admission: called inside a write's transaction with every service meant to run that has
+  // a definition (the one being written included, as it was before the write), in no
+  // particular order; a refusal aborts the write and is returned, so that two concurrent
+  // writes cannot both pass a check only one of them fits.
   using AdmitFn = std::function<Status(const std::vector<ServiceRecord>& all)>;
   // Appends a revision holding `definition_json` and makes it current, if `admit` (when
   // given) agrees. NotFound if the service does not exist.

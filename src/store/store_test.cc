@@ -137,15 +137,21 @@ TEST_P(StoreContractTest, ServicesAreScopedToTheirProject) {
 TEST_P(StoreContractTest, AFailedAdmissionStoresNothing) {
   ASSERT_TRUE(store_->CreateService("default", "a").ok());
   ASSERT_TRUE(store_->CreateService("default", "b").ok());
+  ASSERT_TRUE(store_->CreateService("default", "stopped").ok());
   ASSERT_TRUE(store_->PutDefinition("default", "a", R"({"v":1})").ok());
-  size_t seen = 0;
+  ASSERT_TRUE(store_->PutDefinition("default", "stopped", R"({"v":1})").ok());
+  ASSERT_TRUE(store_->SetDesiredRunning("default", "stopped", false).ok());
+  std::vector<std::string> seen;
   auto refused = store_->PutDefinition("default", "b", R"({"v":2})",
                                        [&](const std::vector<ServiceRecord>& all) {
-                                         seen = all.size();
+                                         for (const auto& rec : all) {
+                                           seen.push_back(rec.name);
+                                         }
                                          return Status::FailedPrecondition("does not fit");
                                        });
   EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(seen, 2u) << "admission sees every service";
+  EXPECT_EQ(seen, std::vector<std::string>{"a"})
+      << "admission sees the services meant to run that have a definition";
   EXPECT_EQ(store_->GetService("default", "b")->revision, 0);
   EXPECT_TRUE(store_->ListRevisions("default", "b")->empty());
   auto admitted = store_->PutDefinition("default", "b", R"({"v":2})",
