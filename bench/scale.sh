@@ -3,7 +3,8 @@
 # printed against its target:
 #   deploy rate (create + PUT, 8 clients at once)       target >= 200 services/s
 #   time until every service is ready
-#   status p99 while they start (GET .../status)         target < 5 ms
+#   status p99 while they start (GET .../status, sampled from a process of its own)
+#                                                        target < 5 ms
 #   daemon RSS with all running                          target < 100 MB at 10,000
 #   daemon idle CPU over 10 s                            target < 1 % at 10,000
 #   berth's memory per instance: the shim's PSS and private memory   target <= 256 KB
@@ -40,7 +41,7 @@ ulimit -n "$(ulimit -Hn)"
 
 bench_start_daemon "$dir" --threads 2
 /usr/bin/python3 - "$dir" "$n" "$berth" "$tiny_http" <<'PY'
-import json, os, signal, statistics, subprocess, sys, threading, time, urllib.request
+import json, os, signal, statistics, subprocess, sys, time, urllib.request
 sys.path.insert(0, "bench/tools")
 from bench_proc import cpu_seconds, rss_mb
 from concurrent.futures import ThreadPoolExecutor
@@ -72,15 +73,9 @@ names = [f"s{i}" for i in range(n)]
 # Status latency of one service, sampled while the rest are deployed and started.
 call("POST", "/api/v1/services", {"name": "probe"})
 call("PUT", "/api/v1/services/probe", tiny)
-status_ms, stop_sampling = [], threading.Event()
-def sample_status():
-    while not stop_sampling.is_set():
-        t0 = time.perf_counter()
-        call("GET", "/api/v1/services/probe/status")
-        status_ms.append((time.perf_counter() - t0) * 1000)
-        time.sleep(0.005)
-sampler = threading.Thread(target=sample_status)
-sampler.start()
+sampler = subprocess.Popen(["/usr/bin/python3", "bench/tools/status_sampler.py", url, token,
+                            "/api/v1/services/probe/status"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 def deploy(name):
     call("POST", "/api/v1/services", {"name": name})
@@ -103,8 +98,10 @@ def all_ready(deadline_s):
             time.sleep(0.05)
     return None if pending else time.perf_counter() - t0
 ready_s = all_ready(600)
-stop_sampling.set()
-sampler.join()
+out, _ = sampler.communicate("")
+if sampler.returncode != 0:
+    sys.exit("scale: the status sampler failed")
+status_ms = [float(x) for x in out.split()]
 rate = n / deploy_s
 print(f"scale: {n} services of a trivial program, on {os.cpu_count()} cores")
 print(f"  deploy rate: {rate:.0f} services/s ({n} in {deploy_s:.1f} s) "
