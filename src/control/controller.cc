@@ -470,7 +470,7 @@ Result<RevisionSpec> Controller::Resolve(const ServiceRecord& rec, int revision,
   // since N services x N variables is what made a 1,000-service project cost 100 MB of daemon
   // memory and seconds per deploy. Discovery then goes through the API (/api/v1/endpoints,
   // berth.get_service()).
-  auto count = store_.CountServices(rec.project);
+  auto count = store_.CountServices(rec.project, static_cast<int64_t>(kMaxPeerServices) + 2);
   if (count.ok() && *count <= static_cast<int64_t>(kMaxPeerServices) + 1) {
     if (auto others = store_.ListServices(rec.project); others.ok()) {
       for (const auto& other : *others) {

@@ -235,8 +235,10 @@ class Store {
                                               std::string_view defaults_json = "{}") = 0;
   virtual Result<std::vector<ServiceRecord>> ListServices(std::string_view project) = 0;
   virtual Result<ServiceRecord> GetService(std::string_view project, std::string_view name) = 0;
-  // How many services the project has. NotFound if the project is missing.
-  virtual Result<int64_t> CountServices(std::string_view project) = 0;
+  // How many services the project has, counting no further than `at_most`: a caller that
+  // only asks "more than k?" costs k steps, not one per service. NotFound if the project is
+  // missing.
+  virtual Result<int64_t> CountServices(std::string_view project, int64_t at_most) = 0;
   // Admission: called inside a write's transaction with every service meant to run that has
   // a definition (the one being written included, as it was before the write), in no
   // particular order; a refusal aborts the write and is returned, so that two concurrent

@@ -129,9 +129,13 @@ TEST_P(StoreContractTest, ServicesAreScopedToTheirProject) {
   EXPECT_EQ(store_->GetService("other", "api").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->DeleteService("other", "api").code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->ListServices("other")->size(), 0u);
-  EXPECT_EQ(*store_->CountServices("other"), 0);
-  EXPECT_EQ(*store_->CountServices("default"), 1);
-  EXPECT_EQ(store_->CountServices("ghost").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(*store_->CountServices("other", 100), 0);
+  EXPECT_EQ(*store_->CountServices("default", 100), 1);
+  EXPECT_EQ(store_->CountServices("ghost", 100).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->CreateService("default", "two").ok());
+  ASSERT_TRUE(store_->CreateService("default", "three").ok());
+  EXPECT_EQ(*store_->CountServices("default", 2), 2) << "counts no further than asked";
+  EXPECT_EQ(*store_->CountServices("default", 3), 3);
 }
 
 TEST_P(StoreContractTest, AFailedAdmissionStoresNothing) {

@@ -511,17 +511,17 @@ class SqliteStore final : public Store {
     return GetServiceLocked(project, name);
   }
 
-  Result<int64_t> CountServices(std::string_view project) override {
+  Result<int64_t> CountServices(std::string_view project, int64_t at_most) override {
     MutexLock lock(mu_);
     auto pid = ProjectId(project);
     if (!pid.ok()) {
       return pid.status();
     }
-    auto st = Prepare("SELECT COUNT(*) FROM services WHERE project_id = ?");
+    auto st = Prepare("SELECT COUNT(*) FROM (SELECT 1 FROM services WHERE project_id = ? LIMIT ?)");
     if (!st.ok()) {
       return st.status();
     }
-    st->Bind(1, *pid);
+    st->Bind(1, *pid).Bind(2, at_most);
     auto row = st->Step();
     if (!row.ok()) {
       return row.status();
