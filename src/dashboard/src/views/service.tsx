@@ -518,8 +518,11 @@ function Metrics({ svc }: { svc: Service }) {
         const text = await get<string>('/metrics', { project: null });
         const s = sampleOf(text, svc.path, Date.now());
         const a = last.current;
-        last.current = s;
         setError('');
+        // Two answers moments apart (a poll still under way when the next one came back) say
+        // nothing about a rate: 0 requests over 0 s drew a line through NaN.
+        if (a && s.t - a.t < 500) return;
+        last.current = s;
         if (a) {
           const dt = (s.t - a.t) / 1000;
           const p: Point = {
