@@ -626,7 +626,8 @@ uint64_t Controller::MemoryCapacityMb() const {
 
 Store::AdmitFn Controller::Admission(const std::string& project, const std::string& name,
                                      const Definition& def) const {
-  if (!def.memory_reservation_mb || MemoryCapacityMb() == 0) {
+  uint64_t capacity = MemoryCapacityMb();  // reads /proc/meminfo: once per write
+  if (!def.memory_reservation_mb || capacity == 0) {
     return nullptr;  // nothing to check: the write need not read every service
   }
   // Reservations of stored revisions never change: each is parsed once, not once per write.
@@ -644,8 +645,7 @@ Store::AdmitFn Controller::Admission(const std::string& project, const std::stri
     reservations_[key] = {rec.revision, mb};
     return mb;
   };
-  return [capacity = MemoryCapacityMb(), project, name, def, reserved_of](
-             const std::vector<ServiceRecord>& all) {
+  return [capacity, project, name, def, reserved_of](const std::vector<ServiceRecord>& all) {
     return CheckReservations(capacity, all, project, name, def, reserved_of);
   };
 }
