@@ -6,7 +6,10 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 namespace berth {
 namespace {
@@ -572,6 +575,39 @@ TEST(SqliteStoreTest, UsesWalAndForeignKeys) {
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
   sqlite3_finalize(st);
   sqlite3_close(db);
+}
+
+// A status read must not queue behind a write: here the write waits for another connection's
+// lock (as a long transaction or a checkpoint would hold it) while reads go on.
+TEST(SqliteStoreTest, ReadsDoNotWaitForAWriteInProgress) {
+  TempDir dir;
+  std::string path = dir.path() + "/state.db";
+  auto s = OpenStore({"sqlite://" + path});
+  ASSERT_TRUE(s.ok());
+  Store& store = **s;
+  ASSERT_TRUE(store.CreateProject("default").ok());
+  ASSERT_TRUE(store.CreateService("default", "hello").ok());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::atomic<bool> written{false};
+  std::thread writer([&] {
+    EXPECT_TRUE(store.PutDefinition("default", "hello", R"({"a":1})").ok());
+    written = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the write is waiting now
+  auto svc = store.GetService("default", "hello");
+  ASSERT_TRUE(svc.ok());
+  EXPECT_EQ(svc->revision, 0);
+  EXPECT_TRUE(store.ListServices("default").ok());
+  EXPECT_TRUE(store.ListEvents("default", "hello", 10).ok());
+  EXPECT_FALSE(written.load()) << "the reads waited until the write was done";
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  writer.join();
+  // What was written is read at once.
+  EXPECT_EQ(store.GetService("default", "hello")->revision, 1);
+  EXPECT_EQ(store.ListServices("default")->at(0).revision, 1);
 }
 
 TEST(StoreTest, UnknownSchemeIsInvalidArgument) {

@@ -316,6 +316,10 @@ class SqliteStore final : public Store {
     for (auto& [sql, stmt] : cache_) {
       sqlite3_finalize(stmt);
     }
+    for (auto& [sql, stmt] : read_cache_) {
+      sqlite3_finalize(stmt);
+    }
+    sqlite3_close(read_db_);
     sqlite3_close(db_);
   }
 
@@ -328,6 +332,21 @@ class SqliteStore final : public Store {
       }
     }
     return Migrate();
+  }
+
+  // The read-only connection of Read(), opened once the writer has made the file WAL.
+  Status OpenReader(const std::string& path) {
+    sqlite3* db = nullptr;
+    int rc =
+        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA busy_timeout=5000", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      Status s = SqliteError(db, "opening the read connection");
+      sqlite3_close(db);
+      return s;
+    }
+    read_db_ = db;
+    return Status::Ok();
   }
 
   Result<Project> CreateProject(std::string_view name) override {
@@ -493,22 +512,23 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<ServiceRecord>> ListServices(std::string_view project) override {
-    MutexLock lock(mu_);
-    auto pid = ProjectId(project);
-    if (!pid.ok()) {
-      return pid.status();
-    }
-    auto st = Prepare(std::string(kServiceSelect) + " WHERE s.project_id = ? ORDER BY s.name");
-    if (!st.ok()) {
-      return st.status();
-    }
-    st->Bind(1, *pid);
-    return st->Collect<ServiceRecord>([&](const Stmt& r) { return ServiceFromRow(r, project); });
+    return Read([&](Conn c) -> Result<std::vector<ServiceRecord>> {
+      auto pid = ProjectIdOn(c, project);
+      if (!pid.ok()) {
+        return pid.status();
+      }
+      auto st =
+          PrepareOn(c, std::string(kServiceSelect) + " WHERE s.project_id = ? ORDER BY s.name");
+      if (!st.ok()) {
+        return st.status();
+      }
+      st->Bind(1, *pid);
+      return st->Collect<ServiceRecord>([&](const Stmt& r) { return ServiceFromRow(r, project); });
+    });
   }
 
   Result<ServiceRecord> GetService(std::string_view project, std::string_view name) override {
-    MutexLock lock(mu_);
-    return GetServiceLocked(project, name);
+    return Read([&](Conn c) { return GetServiceOn(c, project, name); });
   }
 
   Result<int64_t> CountServices(std::string_view project, int64_t at_most) override {
@@ -808,20 +828,21 @@ class SqliteStore final : public Store {
 
   Result<std::vector<VersionRecord>> ListVersions(std::string_view project,
                                                   std::string_view name) override {
-    MutexLock lock(mu_);
-    auto sid = ServiceId(project, name);
-    if (!sid.ok()) {
-      return sid.status();
-    }
-    auto st = Prepare(
-        "SELECT version, revision, created_at FROM versions WHERE service_id = ? "
-        "ORDER BY revision");
-    if (!st.ok()) {
-      return st.status();
-    }
-    st->Bind(1, *sid);
-    return st->Collect<VersionRecord>([&](const Stmt& r) {
-      return VersionRecord{r.Text(0), static_cast<int>(r.Int(1)), r.Int(2)};
+    return Read([&](Conn c) -> Result<std::vector<VersionRecord>> {
+      auto sid = ServiceIdOn(c, project, name);
+      if (!sid.ok()) {
+        return sid.status();
+      }
+      auto st = PrepareOn(c,
+                          "SELECT version, revision, created_at FROM versions WHERE service_id = ? "
+                          "ORDER BY revision");
+      if (!st.ok()) {
+        return st.status();
+      }
+      st->Bind(1, *sid);
+      return st->Collect<VersionRecord>([&](const Stmt& r) {
+        return VersionRecord{r.Text(0), static_cast<int>(r.Int(1)), r.Int(2)};
+      });
     });
   }
 
@@ -1774,19 +1795,21 @@ class SqliteStore final : public Store {
 
   Result<std::vector<EventRecord>> ListEvents(std::string_view project, std::string_view name,
                                               int limit) override {
-    MutexLock lock(mu_);
-    auto sid = ServiceId(project, name);
-    if (!sid.ok()) {
-      return sid.status();
-    }
-    auto st = Prepare(
-        "SELECT time, kind, message FROM events WHERE service_id = ? ORDER BY id DESC LIMIT ?");
-    if (!st.ok()) {
-      return st.status();
-    }
-    st->Bind(1, *sid).Bind(2, limit);
-    return st->Collect<EventRecord>([&](const Stmt& r) {
-      return EventRecord{r.Int(0), r.Text(1), r.Text(2)};
+    return Read([&](Conn c) -> Result<std::vector<EventRecord>> {
+      auto sid = ServiceIdOn(c, project, name);
+      if (!sid.ok()) {
+        return sid.status();
+      }
+      auto st = PrepareOn(
+          c,
+          "SELECT time, kind, message FROM events WHERE service_id = ? ORDER BY id DESC LIMIT ?");
+      if (!st.ok()) {
+        return st.status();
+      }
+      st->Bind(1, *sid).Bind(2, limit);
+      return st->Collect<EventRecord>([&](const Stmt& r) {
+        return EventRecord{r.Int(0), r.Text(1), r.Text(2)};
+      });
     });
   }
 
@@ -1915,17 +1938,39 @@ class SqliteStore final : public Store {
     bool open_ = false;
   };
 
-  Result<Stmt> Prepare(const std::string& sql) REQUIRES(mu_) {
-    auto it = cache_.find(sql);
-    if (it == cache_.end()) {
+  // A connection and its statement cache, as a call runs on it: the writer (under mu_) or the
+  // reader (under read_mu_).
+  struct Conn {
+    sqlite3* db;
+    std::map<std::string, sqlite3_stmt*>* cache;
+  };
+  Conn Writer() REQUIRES(mu_) { return {db_, &cache_}; }
+
+  static Result<Stmt> PrepareOn(Conn c, const std::string& sql) {
+    auto it = c.cache->find(sql);
+    if (it == c.cache->end()) {
       sqlite3_stmt* stmt = nullptr;
-      if (sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+      if (sqlite3_prepare_v3(c.db, sql.c_str(), static_cast<int>(sql.size()),
                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
-        return SqliteError(db_, "preparing statement");
+        return SqliteError(c.db, "preparing statement");
       }
-      it = cache_.emplace(sql, stmt).first;
+      it = c.cache->emplace(sql, stmt).first;
     }
-    return Result<Stmt>(std::in_place, db_, it->second);
+    return Result<Stmt>(std::in_place, c.db, it->second);
+  }
+  Result<Stmt> Prepare(const std::string& sql) REQUIRES(mu_) { return PrepareOn(Writer(), sql); }
+
+  // Reads that API GETs make run here. On a file store they take a read-only connection of
+  // their own: in WAL mode a reader never waits for a writer, so a status call does not
+  // queue behind a deploy's transaction. A ":memory:" store has one connection for both.
+  template <typename F>
+  auto Read(F f) -> decltype(f(std::declval<Conn>())) {
+    if (read_db_ == nullptr) {
+      MutexLock lock(mu_);
+      return f(Writer());
+    }
+    MutexLock lock(read_mu_);
+    return f(Conn{read_db_, &read_cache_});
   }
 
   Status Migrate() {
@@ -1992,7 +2037,10 @@ class SqliteStore final : public Store {
   }
 
   Result<int64_t> ProjectId(std::string_view project) REQUIRES(mu_) {
-    auto st = Prepare("SELECT id FROM projects WHERE name = ?");
+    return ProjectIdOn(Writer(), project);
+  }
+  static Result<int64_t> ProjectIdOn(Conn c, std::string_view project) {
+    auto st = PrepareOn(c, "SELECT id FROM projects WHERE name = ?");
     if (!st.ok()) {
       return st.status();
     }
@@ -2008,9 +2056,12 @@ class SqliteStore final : public Store {
   }
 
   Result<int64_t> ServiceId(std::string_view project, std::string_view name) REQUIRES(mu_) {
-    auto st = Prepare(
-        "SELECT s.id FROM services s JOIN projects p ON p.id = s.project_id "
-        "WHERE p.name = ? AND s.name = ?");
+    return ServiceIdOn(Writer(), project, name);
+  }
+  static Result<int64_t> ServiceIdOn(Conn c, std::string_view project, std::string_view name) {
+    auto st = PrepareOn(c,
+                        "SELECT s.id FROM services s JOIN projects p ON p.id = s.project_id "
+                        "WHERE p.name = ? AND s.name = ?");
     if (!st.ok()) {
       return st.status();
     }
@@ -2027,7 +2078,11 @@ class SqliteStore final : public Store {
   }
 
   Result<ServiceRecord> GetServiceLocked(std::string_view project, std::string_view name) REQUIRES(mu_) {
-    auto st = Prepare(std::string(kServiceSelect) + " WHERE p.name = ? AND s.name = ?");
+    return GetServiceOn(Writer(), project, name);
+  }
+  static Result<ServiceRecord> GetServiceOn(Conn c, std::string_view project,
+                                            std::string_view name) {
+    auto st = PrepareOn(c, std::string(kServiceSelect) + " WHERE p.name = ? AND s.name = ?");
     if (!st.ok()) {
       return st.status();
     }
@@ -2142,6 +2197,9 @@ class SqliteStore final : public Store {
   Mutex mu_;
   sqlite3* db_;  // set once at construction; its use is serialised by mu_
   std::map<std::string, sqlite3_stmt*> cache_ GUARDED_BY(mu_);
+  Mutex read_mu_;
+  sqlite3* read_db_ = nullptr;  // set once by OpenReader; its use is serialised by read_mu_
+  std::map<std::string, sqlite3_stmt*> read_cache_ GUARDED_BY(read_mu_);
   std::atomic<uint64_t> revocations_{0};
 };
 
@@ -2159,6 +2217,11 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
   auto store = std::make_unique<SqliteStore>(db);
   if (auto s = store->Init(); !s.ok()) {
     return s.WithContext(fmt::format("opening SQLite store '{}'", path));
+  }
+  if (path != ":memory:") {
+    if (auto s = store->OpenReader(path); !s.ok()) {
+      return s.WithContext(fmt::format("opening SQLite store '{}'", path));
+    }
   }
   return std::unique_ptr<Store>(std::move(store));
 }
