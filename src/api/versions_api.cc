@@ -236,8 +236,7 @@ class VersionsApi : public std::enable_shared_from_this<VersionsApi> {
     if (auto s = ctx_.controller.Admit(svc, *def); !s.ok()) {
       return ErrorResponse(s);
     }
-    auto rec = ctx_.controller.DeployVersion(project, svc.name, v,
-                                              json::serialize(DefinitionToJson(*def)));
+    auto rec = ctx_.controller.DeployVersion(project, svc.name, v, *def);
     if (!rec.ok()) {
       return ErrorResponse(rec.status());
     }

@@ -580,35 +580,19 @@ Result<DesiredService> Controller::Desire(const ServiceRecord& rec) {
   return d;
 }
 
-uint64_t ReservedMb(const ServiceRecord& rec) {
-  boost::system::error_code ec;
-  auto v = json::parse(rec.definition_json, ec);
-  if (ec) {
-    return 0;
-  }
-  auto def = ParseDefinition(v);
-  if (!def.ok() || !def->memory_reservation_mb) {
-    return 0;
-  }
-  return static_cast<uint64_t>(*def->memory_reservation_mb) * static_cast<uint64_t>(def->replicas);
+uint64_t ReservedMb(const Definition& def) {
+  return def.memory_reservation_mb ? static_cast<uint64_t>(*def.memory_reservation_mb) *
+                                         static_cast<uint64_t>(def.replicas)
+                                   : 0;
 }
 
-Status CheckReservations(uint64_t capacity_mb, const std::vector<ServiceRecord>& all,
-                         std::string_view project, std::string_view name, const Definition& def,
-                         const std::function<uint64_t(const ServiceRecord&)>& reserved_of) {
+Status CheckReservations(uint64_t capacity_mb, uint64_t reserved_by_others_mb,
+                         const Definition& def) {
   if (!def.memory_reservation_mb || capacity_mb == 0) {
     return Status::Ok();
   }
-  uint64_t reserved = 0;
-  for (const auto& rec : all) {
-    if (!rec.desired_running || rec.revision == 0 ||
-        (rec.project == project && rec.name == name)) {
-      continue;
-    }
-    reserved += reserved_of ? reserved_of(rec) : ReservedMb(rec);
-  }
-  uint64_t wanted =
-      static_cast<uint64_t>(*def.memory_reservation_mb) * static_cast<uint64_t>(def.replicas);
+  uint64_t wanted = ReservedMb(def);
+  uint64_t reserved = reserved_by_others_mb;
   uint64_t left = capacity_mb > reserved ? capacity_mb - reserved : 0;
   if (wanted > left) {
     return Status::FailedPrecondition(fmt::format(
@@ -624,42 +608,26 @@ uint64_t Controller::MemoryCapacityMb() const {
   return options_.memory_capacity_mb ? options_.memory_capacity_mb : MachineMemoryMb();
 }
 
-Store::AdmitFn Controller::Admission(const std::string& project, const std::string& name,
-                                     const Definition& def) const {
+Store::AdmitFn Controller::Admission(const Definition& def) const {
   uint64_t capacity = MemoryCapacityMb();  // reads /proc/meminfo: once per write
   if (!def.memory_reservation_mb || capacity == 0) {
-    return nullptr;  // nothing to check: the write need not read every service
+    return nullptr;  // nothing to check
   }
-  // Reservations of stored revisions never change: each is parsed once, not once per write.
-  auto reserved_of = [this](const ServiceRecord& rec) {
-    std::string key = rec.project + "/" + rec.name;
-    {
-      MutexLock lock(reservations_mu_);
-      auto it = reservations_.find(key);
-      if (it != reservations_.end() && it->second.first == rec.revision) {
-        return it->second.second;
-      }
-    }
-    uint64_t mb = ReservedMb(rec);
-    MutexLock lock(reservations_mu_);
-    reservations_[key] = {rec.revision, mb};
-    return mb;
-  };
-  return [capacity, project, name, def, reserved_of](const std::vector<ServiceRecord>& all) {
-    return CheckReservations(capacity, all, project, name, def, reserved_of);
+  return [capacity, def](uint64_t reserved_by_others_mb) {
+    return CheckReservations(capacity, reserved_by_others_mb, def);
   };
 }
 
 Status Controller::Admit(const ServiceRecord& service, const Definition& def) {
-  auto admit = Admission(service.project, service.name, def);
+  auto admit = Admission(def);
   if (!admit) {
     return Status::Ok();
   }
-  auto all = store_.ListAllServices();
-  if (!all.ok()) {
-    return all.status();
+  auto others = store_.ReservedByOthers(service.project, service.name);
+  if (!others.ok()) {
+    return others.status();
   }
-  return admit(*all);
+  return admit(*others);
 }
 
 Mutex& Controller::ServiceLock(const std::string& project, const std::string& name) {
@@ -864,11 +832,10 @@ Result<NotificationRecord> Controller::Notify(const NotificationRecord& n) {
   return stored;
 }
 
-Result<VersionRecord> Controller::DeployVersion(const std::string& project,
-                                                const std::string& name,
-                                                const std::string& version,
-                                                const std::string& definition_json) {
-  auto v = store_.AddVersion(project, name, version, definition_json);
+Result<VersionRecord> Controller::DeployVersion(const std::string& project, const std::string& name,
+                                                const std::string& version, const Definition& def) {
+  auto v = store_.AddVersion(project, name, version, json::serialize(DefinitionToJson(def)),
+                             ReservedMb(def));
   if (!v.ok()) {
     return v.status();
   }

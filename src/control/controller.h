@@ -52,13 +52,12 @@ struct ControllerOptions {
   std::vector<std::string> build_env;
 };
 
+// What a definition reserves while it runs: replicas x memory-reservation, in MB.
+uint64_t ReservedMb(const Definition& def);
 // Admission by memory reservation, a pure function: FailedPrecondition when `def`'s
-// reservations (replicas x memory-reservation) do not fit in `capacity_mb` beside those of the
-// other running services in `all` (project/name's own record is left out).
-// `reserved_of` gives a stored service's reservation in MB (default: parse its definition).
-Status CheckReservations(uint64_t capacity_mb, const std::vector<ServiceRecord>& all,
-                         std::string_view project, std::string_view name, const Definition& def,
-                         const std::function<uint64_t(const ServiceRecord&)>& reserved_of = {});
+// reservation does not fit in `capacity_mb` beside what the other running services reserve.
+Status CheckReservations(uint64_t capacity_mb, uint64_t reserved_by_others_mb,
+                         const Definition& def);
 
 // The JSON form of a notification, shared by the API and the event stream.
 boost::json::object NotificationJson(const NotificationRecord& n);
@@ -112,8 +111,7 @@ class Controller {
   // when its memory reservations exceed what is left, naming the numbers. Admission gives the
   // same check to run inside the store's write transaction (Store::PutDefinition).
   Status Admit(const ServiceRecord& service, const Definition& def);
-  Store::AdmitFn Admission(const std::string& project, const std::string& name,
-                           const Definition& def) const;
+  Store::AdmitFn Admission(const Definition& def) const;
   // Memory the machine offers for reservations, in MB (0: unknown, nothing is refused).
   uint64_t MemoryCapacityMb() const;
   // Re-reads the service from the store and hands it to the supervisor.
@@ -148,8 +146,7 @@ class Controller {
   // first becomes MAIN, later ones run beside it); AssignMain moves MAIN, which the gateway
   // switches to atomically once its instances are ready; KillVersion stops one.
   Result<VersionRecord> DeployVersion(const std::string& project, const std::string& name,
-                                      const std::string& version,
-                                      const std::string& definition_json);
+                                      const std::string& version, const Definition& def);
   Status AssignMain(const std::string& project, const std::string& name,
                     const std::string& version);
   Status KillVersion(const std::string& project, const std::string& name,
@@ -225,10 +222,6 @@ class Controller {
   CondVar pushes_cv_;
   int pushes_ GUARDED_BY(pushes_mu_) = 0;
   std::atomic<bool> stopping_{false};
-  // "project/name" -> (revision, MB it reserves): what admission learned of stored revisions.
-  mutable Mutex reservations_mu_;
-  mutable std::map<std::string, std::pair<int, uint64_t>> reservations_
-      GUARDED_BY(reservations_mu_);
 };
 
 }  // namespace berth

@@ -41,7 +41,7 @@ Result<ServiceRecord> ServiceOps::Define(const std::string& project, const std::
     }
   }
   auto rec = store_.PutDefinition(project, name, boost::json::serialize(DefinitionToJson(def)),
-                                  controller_.Admission(project, name, def));
+                                  ReservedMb(def), controller_.Admission(def));
   if (!rec.ok()) {
     return rec.status();
   }

@@ -78,28 +78,38 @@ class ServiceOpsTest : public ::testing::Test {
   std::unique_ptr<ServiceOps> ops_;
 };
 
-TEST(CheckReservationsTest, CountsOtherRunningServicesReplicasAndNotItself) {
-  auto rec = [](std::string name, std::string definition, bool running = true) {
-    ServiceRecord r;
-    r.project = "p";
-    r.name = std::move(name);
-    r.revision = 1;
-    r.definition_json = std::move(definition);
-    r.desired_running = running;
-    return r;
-  };
-  std::vector<ServiceRecord> all = {
-      rec("a", R"({"command":["x"],"memory-reservation":300,"replicas":2})"),
-      rec("stopped", R"({"command":["x"],"memory-reservation":900})", false),
-      rec("self", R"({"command":["x"],"memory-reservation":900})")};
-  EXPECT_TRUE(CheckReservations(1000, all, "p", "self", Def(400)).ok());
-  auto refused = CheckReservations(1000, all, "p", "self", Def(401));
+TEST(CheckReservationsTest, ReplicasTimesReservationMustFitBesideTheOthers) {
+  EXPECT_EQ(ReservedMb(Def(300, 2)), 600u);
+  EXPECT_TRUE(CheckReservations(1000, 600, Def(400)).ok());
+  auto refused = CheckReservations(1000, 600, Def(401));
   EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.message().find("400 MB left"), std::string::npos) << refused.message();
   EXPECT_NE(refused.message().find("600 MB reserved"), std::string::npos) << refused.message();
-  EXPECT_EQ(CheckReservations(1000, all, "p", "self", Def(200, 3)).code(),
-            StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(CheckReservations(0, all, "p", "self", Def(5000)).ok()) << "unknown capacity";
+  EXPECT_EQ(CheckReservations(1000, 600, Def(200, 3)).code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(CheckReservations(0, 600, Def(5000)).ok()) << "unknown capacity";
+  EXPECT_EQ(CheckReservations(1000, 1200, Def(1)).code(), StatusCode::kFailedPrecondition)
+      << "over-reserved already: nothing is left";
+}
+
+// What the others reserve follows every change of what runs: definitions, versions, stop and
+// start, deletes. Each step's figure is what an admission of a new service sees.
+TEST_F(ServiceOpsTest, TheReservedTotalFollowsDefinitionsStopsAndDeletes) {
+  auto others = [&](const std::string& name) { return *store_->ReservedByOthers("p", name); };
+  ASSERT_TRUE(ops_->CreateDefined("p", "a", Def(300, 2), "added").ok());
+  ASSERT_TRUE(ops_->CreateDefined("p", "b", Def(100), "added").ok());
+  EXPECT_EQ(others("new"), 700u);
+  EXPECT_EQ(others("a"), 100u) << "its own reservation is left out";
+  ASSERT_TRUE(ops_->Define("p", "a", Def(50)).ok());  // a new revision replaces the old figure
+  EXPECT_EQ(others("new"), 150u);
+  ASSERT_TRUE(ops_->SetRunning("p", "a", false, "stopped by test").ok());
+  EXPECT_EQ(others("new"), 100u);
+  ASSERT_TRUE(ops_->SetRunning("p", "a", true, "started by test").ok());
+  EXPECT_EQ(others("new"), 150u);
+  ASSERT_TRUE(ops_->Create("p", "v").ok());
+  ASSERT_TRUE(controller_->DeployVersion("p", "v", "1.0.0", Def(25, 2)).ok());
+  EXPECT_EQ(others("new"), 200u);
+  ASSERT_TRUE(ops_->Delete("p", "b").ok());
+  EXPECT_EQ(others("new"), 100u);
 }
 
 TEST_F(ServiceOpsTest, DefineStoresARevisionAndRunsIt) {
@@ -174,7 +184,7 @@ TEST_F(ServiceOpsTest, DeleteStopsTheInstancesAndForgetsTheService) {
 
 TEST_F(ServiceOpsTest, AVersionedServiceRefusesAPlainDefinition) {
   ASSERT_TRUE(ops_->Create("p", "hello").ok());
-  auto v = controller_->DeployVersion("p", "hello", "1.0.0", R"({"command":["server"]})");
+  auto v = controller_->DeployVersion("p", "hello", "1.0.0", Def(1));
   ASSERT_TRUE(v.ok()) << v.status().message();
   auto refused = ops_->Define("p", "hello", Def(1));
   EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);

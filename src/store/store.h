@@ -239,16 +239,20 @@ class Store {
   // only asks "more than k?" costs k steps, not one per service. NotFound if the project is
   // missing.
   virtual Result<int64_t> CountServices(std::string_view project, int64_t at_most) = 0;
-  // Admission: called inside a write's transaction with every service meant to run that has
-  // a definition (the one being written included, as it was before the write), in no
-  // particular order; a refusal aborts the write and is returned, so that two concurrent
-  // writes cannot both pass a check only one of them fits.
-  using AdmitFn = std::function<Status(const std::vector<ServiceRecord>& all)>;
+  // Admission: called inside a write's transaction with the memory (MB) that the other
+  // services meant to run reserve, as stored with their current revisions; a refusal aborts
+  // the write and is returned, so that two concurrent writes cannot both pass a check only
+  // one of them fits. The store keeps that sum as it goes: a write does not read every service.
+  using AdmitFn = std::function<Status(uint64_t reserved_by_others_mb)>;
   // Appends a revision holding `definition_json` and makes it current, if `admit` (when
-  // given) agrees. NotFound if the service does not exist.
+  // given) agrees. The revision reserves `reserved_mb` (replicas x memory-reservation) while
+  // the service is meant to run. NotFound if the service does not exist.
   virtual Result<ServiceRecord> PutDefinition(std::string_view project, std::string_view name,
                                               std::string_view definition_json,
+                                              uint64_t reserved_mb = 0,
                                               const AdmitFn& admit = nullptr) = 0;
+  // What the services meant to run reserve (MB), but for project/name (which may not exist).
+  virtual Result<uint64_t> ReservedByOthers(std::string_view project, std::string_view name) = 0;
   // Oldest first. NotFound if the service does not exist.
   virtual Result<std::vector<Revision>> ListRevisions(std::string_view project,
                                                       std::string_view name) = 0;
@@ -274,10 +278,11 @@ class Store {
 
   // Stores `definition_json` as a new revision labelled `version`, in one transaction, and
   // marks the service running. The first version of a service becomes MAIN. AlreadyExists if
-  // the version exists.
+  // the version exists. The revision reserves `reserved_mb`, as with PutDefinition.
   virtual Result<VersionRecord> AddVersion(std::string_view project, std::string_view name,
                                            std::string_view version,
-                                           std::string_view definition_json) = 0;
+                                           std::string_view definition_json,
+                                           uint64_t reserved_mb = 0) = 0;
   // Oldest first.
   virtual Result<std::vector<VersionRecord>> ListVersions(std::string_view project,
                                                           std::string_view name) = 0;

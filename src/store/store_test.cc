@@ -145,28 +145,30 @@ TEST_P(StoreContractTest, AFailedAdmissionStoresNothing) {
   ASSERT_TRUE(store_->CreateService("default", "a").ok());
   ASSERT_TRUE(store_->CreateService("default", "b").ok());
   ASSERT_TRUE(store_->CreateService("default", "stopped").ok());
-  ASSERT_TRUE(store_->PutDefinition("default", "a", R"({"v":1})").ok());
-  ASSERT_TRUE(store_->PutDefinition("default", "stopped", R"({"v":1})").ok());
+  ASSERT_TRUE(store_->PutDefinition("default", "a", R"({"v":1})", 300).ok());
+  ASSERT_TRUE(store_->PutDefinition("default", "stopped", R"({"v":1})", 900).ok());
   ASSERT_TRUE(store_->SetDesiredRunning("default", "stopped", false).ok());
-  std::vector<std::string> seen;
-  auto refused = store_->PutDefinition("default", "b", R"({"v":2})",
-                                       [&](const std::vector<ServiceRecord>& all) {
-                                         for (const auto& rec : all) {
-                                           seen.push_back(rec.name);
-                                         }
-                                         return Status::FailedPrecondition("does not fit");
-                                       });
+  std::vector<uint64_t> seen;
+  auto refused = store_->PutDefinition("default", "b", R"({"v":2})", 40, [&](uint64_t others) {
+    seen.push_back(others);
+    return Status::FailedPrecondition("does not fit");
+  });
   EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(seen, std::vector<std::string>{"a"})
-      << "admission sees the services meant to run that have a definition";
+  EXPECT_EQ(seen, std::vector<uint64_t>{300})
+      << "admission sees what the services meant to run reserve";
   EXPECT_EQ(store_->GetService("default", "b")->revision, 0);
   EXPECT_TRUE(store_->ListRevisions("default", "b")->empty());
-  auto admitted = store_->PutDefinition("default", "b", R"({"v":2})",
-                                        [](const std::vector<ServiceRecord>&) {
-                                          return Status::Ok();
-                                        });
+  EXPECT_EQ(*store_->ReservedByOthers("default", "new"), 300u) << "a refusal reserves nothing";
+  auto admitted = store_->PutDefinition("default", "b", R"({"v":2})", 40,
+                                        [](uint64_t) { return Status::Ok(); });
   ASSERT_TRUE(admitted.ok());
   EXPECT_EQ(admitted->revision, 1);
+  EXPECT_EQ(*store_->ReservedByOthers("default", "new"), 340u);
+  EXPECT_EQ(*store_->ReservedByOthers("default", "b"), 300u);
+  ASSERT_TRUE(store_->SetDesiredRunning("default", "a", false).ok());
+  EXPECT_EQ(*store_->ReservedByOthers("default", "new"), 40u);
+  ASSERT_TRUE(store_->DeleteService("default", "b").ok());
+  EXPECT_EQ(*store_->ReservedByOthers("default", "new"), 0u);
 }
 
 TEST_P(StoreContractTest, DeleteRemovesRevisions) {
@@ -575,6 +577,48 @@ TEST(SqliteStoreTest, UsesWalAndForeignKeys) {
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
   sqlite3_finalize(st);
   sqlite3_close(db);
+}
+
+// A data dir of a berth before the reservation totals: the migration reads the stored
+// definitions once (replicas default to 1; stopped services and bad JSON reserve nothing).
+TEST(SqliteStoreTest, TheMigrationCountsWhatStoredRevisionsReserve) {
+  TempDir dir;
+  std::string path = dir.path() + "/state.db";
+  {
+    auto s = OpenStore({"sqlite://" + path});
+    ASSERT_TRUE(s.ok());
+    Store& store = **s;
+    ASSERT_TRUE(store.CreateProject("default").ok());
+    for (const char* name : {"two", "one", "stopped", "bad"}) {
+      ASSERT_TRUE(store.CreateService("default", name).ok());
+    }
+    ASSERT_TRUE(
+        store.PutDefinition("default", "two", R"({"memory-reservation":200,"replicas":2})").ok());
+    ASSERT_TRUE(store.PutDefinition("default", "one", R"({"memory-reservation":30})").ok());
+    ASSERT_TRUE(store.PutDefinition("default", "stopped", R"({"memory-reservation":900})").ok());
+    ASSERT_TRUE(store.SetDesiredRunning("default", "stopped", false).ok());
+    ASSERT_TRUE(store.PutDefinition("default", "bad", "not json").ok());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  int version = 0;
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  version = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  std::string undo =
+      "DROP TRIGGER services_reservation_changed; "
+      "DROP TRIGGER services_reservation_deleted; DROP TABLE reservations; "
+      "ALTER TABLE services DROP COLUMN reserved_mb; PRAGMA user_version = " +
+      std::to_string(version - 1);
+  ASSERT_EQ(sqlite3_exec(db, undo.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  auto s = OpenStore({"sqlite://" + path});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(*(*s)->ReservedByOthers("default", "new"), 430u);
+  EXPECT_EQ(*(*s)->ReservedByOthers("default", "two"), 30u);
 }
 
 // A status read must not queue behind a write: here the write waits for another connection's

@@ -228,6 +228,33 @@ CREATE TABLE session_services (
   PRIMARY KEY (project_id, service)
 );
 )sql",
+    // What each service's current revision reserves (MB), and their sum over the services
+    // meant to run, kept by triggers: an admission reads one row, not every service. The
+    // stored revisions' figures come from their definitions, once, here.
+    R"sql(
+ALTER TABLE services ADD COLUMN reserved_mb INTEGER NOT NULL DEFAULT 0;
+UPDATE services SET reserved_mb = COALESCE((
+  SELECT CASE WHEN json_valid(r.definition) THEN
+    MAX(0, CAST(COALESCE(json_extract(r.definition, '$."memory-reservation"'), 0) AS INTEGER)) *
+    MAX(0, CAST(COALESCE(json_extract(r.definition, '$.replicas'), 1) AS INTEGER))
+  ELSE 0 END
+  FROM revisions r WHERE r.service_id = services.id AND r.revision = services.revision), 0);
+CREATE TABLE reservations (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  mb INTEGER NOT NULL
+);
+INSERT INTO reservations (id, mb)
+  SELECT 1, COALESCE(SUM(reserved_mb), 0) FROM services WHERE desired_running = 1;
+CREATE TRIGGER services_reservation_changed AFTER UPDATE OF reserved_mb, desired_running
+  ON services BEGIN
+  UPDATE reservations SET mb = mb
+    - CASE WHEN OLD.desired_running THEN OLD.reserved_mb ELSE 0 END
+    + CASE WHEN NEW.desired_running THEN NEW.reserved_mb ELSE 0 END;
+END;
+CREATE TRIGGER services_reservation_deleted AFTER DELETE ON services BEGIN
+  UPDATE reservations SET mb = mb - CASE WHEN OLD.desired_running THEN OLD.reserved_mb ELSE 0 END;
+END;
+)sql",
 };
 
 Status SqliteError(sqlite3* db, std::string_view context) {
@@ -550,7 +577,7 @@ class SqliteStore final : public Store {
   }
 
   Result<ServiceRecord> PutDefinition(std::string_view project, std::string_view name,
-                                      std::string_view definition_json,
+                                      std::string_view definition_json, uint64_t reserved_mb,
                                       const AdmitFn& admit) override {
     MutexLock lock(mu_);
     Transaction tx(this);
@@ -562,22 +589,22 @@ class SqliteStore final : public Store {
       return sid.status();
     }
     if (admit) {
-      auto all = ListReservingLocked();
-      if (!all.ok()) {
-        return all.status();
+      auto others = ReservedByOthersLocked(*sid);
+      if (!others.ok()) {
+        return others.status();
       }
-      if (auto s = admit(*all); !s.ok()) {
+      if (auto s = admit(*others); !s.ok()) {
         return s;  // the transaction rolls back
       }
     }
     int64_t now = NowUnixMillis();
     auto up = Prepare(
-        "UPDATE services SET revision = revision + 1, updated_at = ? WHERE id = ? "
-        "RETURNING revision");
+        "UPDATE services SET revision = revision + 1, updated_at = ?, reserved_mb = ? "
+        "WHERE id = ? RETURNING revision");
     if (!up.ok()) {
       return up.status();
     }
-    up->Bind(1, now).Bind(2, *sid);
+    up->Bind(1, now).Bind(2, static_cast<int64_t>(reserved_mb)).Bind(3, *sid);
     auto row = up->Step();
     if (!row.ok()) {
       return row.status().WithContext("storing definition");
@@ -649,15 +676,30 @@ class SqliteStore final : public Store {
     return ListAllLocked();
   }
 
-  // The services an admission counts: those meant to run, with a definition. Unsorted: the
-  // admission adds them up, and a sort of every service on every write showed in profiles.
-  Result<std::vector<ServiceRecord>> ListReservingLocked() REQUIRES(mu_) {
-    auto st =
-        Prepare(std::string(kServiceSelect) + " WHERE s.desired_running = 1 AND s.revision > 0");
+  // What the services meant to run reserve, but for service `sid` (0: none): the triggers'
+  // total less its own part.
+  Result<uint64_t> ReservedByOthersLocked(int64_t sid) REQUIRES(mu_) {
+    auto st = Prepare(
+        "SELECT (SELECT mb FROM reservations WHERE id = 1) - COALESCE((SELECT reserved_mb FROM "
+        "services WHERE id = ? AND desired_running = 1), 0)");
     if (!st.ok()) {
       return st.status();
     }
-    return st->Collect<ServiceRecord>([&](const Stmt& r) { return ServiceFromRow(r, ""); });
+    st->Bind(1, sid);
+    auto row = st->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    return *row ? static_cast<uint64_t>(std::max<int64_t>(0, st->Int(0))) : 0;
+  }
+
+  Result<uint64_t> ReservedByOthers(std::string_view project, std::string_view name) override {
+    MutexLock lock(mu_);
+    auto sid = ServiceId(project, name);
+    if (!sid.ok() && sid.status().code() != StatusCode::kNotFound) {
+      return sid.status();
+    }
+    return ReservedByOthersLocked(sid.ok() ? *sid : 0);
   }
 
   Result<std::vector<ServiceRecord>> ListAllLocked() REQUIRES(mu_) {
@@ -752,8 +794,8 @@ class SqliteStore final : public Store {
   }
 
   Result<VersionRecord> AddVersion(std::string_view project, std::string_view name,
-                                   std::string_view version,
-                                   std::string_view definition_json) override {
+                                   std::string_view version, std::string_view definition_json,
+                                   uint64_t reserved_mb) override {
     MutexLock lock(mu_);
     Transaction tx(this);
     if (auto s = tx.Begin(); !s.ok()) {
@@ -781,12 +823,12 @@ class SqliteStore final : public Store {
     int64_t now = NowUnixMillis();
     auto up = Prepare(
         "UPDATE services SET revision = revision + 1, updated_at = ?, desired_running = 1, "
-        "main_version = CASE main_version WHEN '' THEN ? ELSE main_version END "
+        "reserved_mb = ?, main_version = CASE main_version WHEN '' THEN ? ELSE main_version END "
         "WHERE id = ? RETURNING revision");
     if (!up.ok()) {
       return up.status();
     }
-    up->Bind(1, now).Bind(2, version).Bind(3, *sid);
+    up->Bind(1, now).Bind(2, static_cast<int64_t>(reserved_mb)).Bind(3, version).Bind(4, *sid);
     auto row = up->Step();
     if (!row.ok() || !*row) {
       return row.ok() ? Status::Internal("storing version: the service row vanished")
