@@ -1,7 +1,5 @@
 #include "daemon/daemon.h"
 
-#include "runtime/linux/address_claim.h"
-
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/file.h>
@@ -13,26 +11,29 @@
 #include <boost/json.hpp>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "api/api.h"
 #include "api/auth.h"
-#include "gateway/gateway.h"
 #include "api/server.h"
-#include "common/time.h"
-#include "control/controller.h"
-#include "control/service_ops.h"
-#include "control/project_ops.h"
-#include "graph/recipe_engine.h"
-#include "pipeline/jobs.h"
-#include "pipeline/run_engine.h"
-#include "notify/dispatcher.h"
-#include "runtime/linux/linux_launcher.h"
 #include "common/file_util.h"
 #include "common/log.h"
+#include "common/time.h"
+#include "control/controller.h"
+#include "control/project_ops.h"
+#include "control/service_ops.h"
+#include "gateway/gateway.h"
+#include "graph/recipe_engine.h"
 #include "model/names.h"
+#include "notify/dispatcher.h"
+#include "pipeline/jobs.h"
+#include "pipeline/run_engine.h"
+#include "runtime/linux/address_claim.h"
+#include "runtime/linux/linux_launcher.h"
 #include "store/store.h"
 
 namespace berth {
@@ -41,21 +42,43 @@ namespace {
 namespace fs = std::filesystem;
 
 // Holds an exclusive lock on DIR/berth.lock for the daemon's life so that two daemons never
-// share one store.
+// share one store. The file names the holder's pid. A daemon killed a moment ago may hold the
+// lock until the last of its threads is gone, after its main thread already shows as
+// exited: a start waits up to kWait for it before it refuses.
 class DataDirLock {
  public:
+  static constexpr auto kWait = std::chrono::seconds(3);
+
   static Result<std::unique_ptr<DataDirLock>> Acquire(const std::string& dir) {
     std::string path = dir + "/berth.lock";
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
       return ErrnoStatus("opening " + path, errno);
     }
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      ::close(fd);
-      return Status::FailedPrecondition(fmt::format(
-          "another berth daemon is already using data directory {}; stop it or pick another "
-          "--data-dir",
-          dir));
+    auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() >= deadline) {
+        int e = errno;
+        auto holder = ReadFile(path);
+        ::close(fd);
+        if (e != EWOULDBLOCK) {
+          return ErrnoStatus("locking " + path, e);
+        }
+        std::string pid =
+            holder.ok() ? holder->substr(0, holder->find_first_not_of("0123456789")) : "";
+        return Status::FailedPrecondition(fmt::format(
+            "another berth daemon is already using data directory {}{}; stop it or pick "
+            "another --data-dir",
+            dir, pid.empty() ? "" : fmt::format(" (pid {}, which holds {})", pid, path)));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+      LogWarn("cannot write the daemon's pid into its lock file", {{"file", path}});
     }
     return std::unique_ptr<DataDirLock>(new DataDirLock(fd));
   }

@@ -371,6 +371,7 @@ def test_second_daemon_on_same_data_dir_refuses(daemon_factory):
     assert p.returncode != 0
     assert "another berth daemon is already using data directory" in p.stderr, p.stderr
     assert str(d.data_dir) in p.stderr
+    assert f"(pid {d.proc.pid}, which holds" in p.stderr, "it names the daemon that holds it"
     # The running daemon is undisturbed, and still the one named in daemon.json.
     assert (d.data_dir / "daemon.json").read_text() == info
     assert d.get("/api/v1/whoami").status_code == 200
