@@ -58,10 +58,17 @@ InstanceProbe FakeLauncher::Probe(const std::string& instance_dir) {
   }
   probe.exit = p.exit;
   probe.running = !p.exit;
-  if (probe.running) {
-    probe.rss_bytes = 1 << 20;
-  }
   return probe;
+}
+
+std::optional<uint64_t> FakeLauncher::ResidentBytes(int pid) {
+  MutexLock lock(mu_);
+  for (const auto& [dir, p] : procs_) {
+    if (p.shim.pid == pid && !p.exit && !p.lost) {
+      return uint64_t{1} << 20;
+    }
+  }
+  return std::nullopt;
 }
 
 bool FakeLauncher::ExitRecorded(const std::string& instance_dir) {

@@ -19,6 +19,7 @@ class FakeLauncher final : public Launcher {
   // Launcher.
   Result<ShimRecord> Start(const std::string& instance_dir, const InstanceSpec& spec) override;
   InstanceProbe Probe(const std::string& instance_dir) override;
+  std::optional<uint64_t> ResidentBytes(int pid) override;  // 1 MiB for a running program
   bool ExitRecorded(const std::string& instance_dir) override;
   // Records the stop; with stop_exits (the default) the program ends at once, killed by
   // SIGTERM (exit code -1, signal 15).

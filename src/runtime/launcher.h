@@ -21,7 +21,6 @@ struct InstanceProbe {
   bool running = false;  // the program is alive (its shim is alive and has not recorded an exit)
   std::optional<ShimRecord> shim;
   std::optional<ExitRecord> exit;  // set once the program has ended
-  std::optional<uint64_t> rss_bytes;
 };
 
 // What one health probe asks of a running instance.
@@ -54,6 +53,9 @@ class Launcher {
   virtual Result<ShimRecord> Start(const std::string& instance_dir, const InstanceSpec& spec) = 0;
   // What is known of the instance now.
   virtual InstanceProbe Probe(const std::string& instance_dir) = 0;
+  // The resident memory of a running program (its pid), read when a status asks for it: a
+  // periodic read of every instance would cost more than the answers are worth.
+  virtual std::optional<uint64_t> ResidentBytes(int pid) = 0;
   // True once the instance's exit is recorded: a cheap check, for launchers that cannot
   // tell of exits themselves.
   virtual bool ExitRecorded(const std::string& instance_dir) = 0;

@@ -133,7 +133,6 @@ struct Supervisor::Instance {
   TimePoint next_probe;
   TimePoint next_full_probe;
   std::optional<ExitRecord> exit;
-  std::optional<uint64_t> rss;
   std::string health;
   std::shared_ptr<const HealthProbe> probe;
 };
@@ -490,9 +489,7 @@ void Supervisor::ObservePass() {
     if (!l.probe_due) {
       continue;
     }
-    if (l.probe.running) {
-      inst.rss = l.probe.rss_bytes;
-    } else if (l.probe.exit) {
+    if (!l.probe.running && l.probe.exit) {
       RecordExit(svc, inst, *l.probe.exit);
       MarkDirty(svc);
     }
@@ -1557,6 +1554,17 @@ void Supervisor::Adopt(std::vector<std::pair<std::string, ShimRecord>>& watch) {
 }
 
 ServiceStatus Supervisor::Status(const ServiceKey& key) const {
+  ServiceStatus st = Snapshot(key);
+  // Memory is read now, outside the lock, and only for the instances asked about.
+  for (InstanceStatus& is : st.instances) {
+    if (is.pid > 0 && !is.exit_code && !is.signal) {
+      is.rss_bytes = launcher_.ResidentBytes(is.pid);
+    }
+  }
+  return st;
+}
+
+ServiceStatus Supervisor::Snapshot(const ServiceKey& key) const {
   MutexLock lock(mu_);
   ServiceStatus st;
   auto it = services_.find(key);
@@ -1594,7 +1602,6 @@ ServiceStatus Supervisor::Status(const ServiceKey& key) const {
     is.started_at = inst->shim.started_at;
     is.restarts = inst->restarts;
     is.health = inst->health;
-    is.rss_bytes = inst->rss;
     if (inst->exit) {
       is.exit_code = inst->exit->exit_code;
       if (inst->exit->signal) {

@@ -42,6 +42,7 @@ class SupervisorTest : public ::testing::Test {
     o.instances_dir = root_;
     o.threads = false;
     o.start_parallelism = 1;
+    o.full_probe_every = 60s;
     SupervisorHooks h;
     h.event = [this](const ServiceKey&, const std::string& kind, const std::string& message,
                      const std::string& version) {
@@ -543,6 +544,25 @@ TEST_F(SupervisorTest, IdlePassesLookAtNoInstanceAndEachIsLookedAtOncePerPeriod)
   Step();
   EXPECT_EQ(Count("exited"), 1);
   EXPECT_EQ(launcher_.probes() - probes, 21) << "the exited instance alone is looked at";
+}
+
+// Memory is read when a status asks, for that service's running instances only.
+TEST_F(SupervisorTest, StatusReadsTheMemoryOfItsRunningInstances) {
+  Live(2);
+  for (const auto& i : St().instances) {
+    EXPECT_EQ(i.rss_bytes, uint64_t{1} << 20) << i.id;
+  }
+  launcher_.Exit(Dir(1, 1), 3);
+  Step();
+  int with_memory = 0;
+  for (const auto& i : St().instances) {
+    if (i.exit_code) {
+      EXPECT_FALSE(i.rss_bytes.has_value()) << "an exited instance has no memory: " << i.id;
+    } else {
+      with_memory += i.rss_bytes.has_value();
+    }
+  }
+  EXPECT_GE(with_memory, 1);
 }
 
 TEST_F(SupervisorTest, AFailedStartIsRetriedWithBackoff) {

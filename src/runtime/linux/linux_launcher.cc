@@ -464,6 +464,8 @@ class LinuxLauncher final : public Launcher {
     return r;
   }
 
+  std::optional<uint64_t> ResidentBytes(int pid) override { return RssOf(pid); }
+
   bool WatchExits(ExitListener listener) override { return exits_.Begin(std::move(listener)); }
 
   void Watch(const std::string& instance_dir, const ShimRecord& shim) override {
@@ -571,7 +573,6 @@ class LinuxLauncher final : public Launcher {
     }
     if (p.shim && IsShimOf(*p.shim, instance_dir)) {
       p.running = true;
-      p.rss_bytes = RssOf(p.shim->pid);
       return p;
     }
     if (p.shim) {
