@@ -92,6 +92,7 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
   // not parsed and serialised again: listing 1,000 services stays cheap.
   std::string ServiceJson(const HttpRequest& req, const ServiceRecord& s) const {
     std::string path = DeploymentPath(s.project, s.name);
+    auto ready = ctx_.controller.ReadinessOf(s.project, s.name);
     std::string out = json::serialize(json::object{{"name", s.name},
                                                    {"project", s.project},
                                                    {"path", path},
@@ -99,7 +100,9 @@ class NativeApi : public std::enable_shared_from_this<NativeApi> {
                                                    {"created_at", FormatRfc3339(s.created_at)},
                                                    {"updated_at", FormatRfc3339(s.updated_at)},
                                                    {"revision", s.revision},
-                                                   {"main_version", s.main_version}});
+                                                   {"main_version", s.main_version},
+                                                   {"desired", ready.desired},
+                                                   {"running", ready.running}});
     out.pop_back();  // the closing brace
     out += ",\"definition\":";
     out += s.definition_json.empty() ? "null" : s.definition_json;

@@ -1014,6 +1014,11 @@ ServiceStatus Controller::StatusOf(const std::string& project, const std::string
   return supervisor_->Status({project, name});
 }
 
+Supervisor::Readiness Controller::ReadinessOf(const std::string& project,
+                                              const std::string& name) const {
+  return supervisor_->ReadinessOf({project, name});
+}
+
 std::vector<Endpoint> Controller::Ready(const std::string& project, const std::string& name,
                                         std::optional<int> revision) const {
   return supervisor_->Ready({project, name}, revision);

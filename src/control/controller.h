@@ -186,6 +186,7 @@ class Controller {
   }
 
   ServiceStatus StatusOf(const std::string& project, const std::string& name) const;
+  Supervisor::Readiness ReadinessOf(const std::string& project, const std::string& name) const;
   std::vector<Endpoint> Ready(const std::string& project, const std::string& name,
                               std::optional<int> revision = {}) const;
   // Log lines of the service's instances, oldest first.

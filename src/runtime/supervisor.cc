@@ -110,6 +110,10 @@ std::string ExpandVariables(std::string_view text, const std::map<std::string, s
 // Instances are shared with the health thread's probes in flight; they are erased from their
 // service only by the loop (PruneDirs, removal), never while the loop is observing them.
 struct Supervisor::Instance {
+  // Ready, not leaving, and of the revision that takes the traffic.
+  bool Serving(int active_revision) const {
+    return live && ready && !stopping && revision == active_revision;
+  }
   std::string id;
   std::string dir;
   int revision = 0;
@@ -1564,6 +1568,23 @@ ServiceStatus Supervisor::Status(const ServiceKey& key) const {
   return st;
 }
 
+Supervisor::Readiness Supervisor::ReadinessOf(const ServiceKey& key) const {
+  MutexLock lock(mu_);
+  Readiness r;
+  auto it = services_.find(key);
+  if (it == services_.end()) {
+    return r;
+  }
+  const Service& svc = *it->second;
+  if (svc.desired.running && svc.desired.latest) {
+    r.desired = svc.desired.latest->def.replicas;
+  }
+  for (const auto& inst : svc.instances) {
+    r.running += inst->Serving(svc.desired.active_revision);
+  }
+  return r;
+}
+
 ServiceStatus Supervisor::Snapshot(const ServiceKey& key) const {
   MutexLock lock(mu_);
   ServiceStatus st;
@@ -1579,9 +1600,7 @@ ServiceStatus Supervisor::Snapshot(const ServiceKey& key) const {
     st.desired = d.latest->def.replicas;
   }
   for (const auto& inst : svc.instances) {
-    if (inst->live && inst->ready && !inst->stopping && inst->revision == d.active_revision) {
-      st.running++;
-    }
+    st.running += inst->Serving(d.active_revision);
   }
   // Live instances first, then exits, newest first.
   std::vector<const Instance*> order;
@@ -1622,7 +1641,7 @@ std::vector<Endpoint> Supervisor::Ready(const ServiceKey& key, std::optional<int
   }
   int want = revision ? *revision : it->second->desired.active_revision;
   for (const auto& inst : it->second->instances) {
-    if (inst->live && inst->ready && !inst->stopping && inst->revision == want) {
+    if (inst->Serving(want)) {
       out.push_back({inst->host, inst->port, inst->revision});
     }
   }

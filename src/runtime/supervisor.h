@@ -237,6 +237,13 @@ class Supervisor {
   void Remove(const ServiceKey& key) EXCLUDES(mu_, emit_mu_);
 
   ServiceStatus Status(const ServiceKey& key) const EXCLUDES(mu_);
+  // Of Status, only how many instances should run and how many serve: cheap enough for a
+  // list of every service.
+  struct Readiness {
+    int desired = 0;
+    int running = 0;
+  };
+  Readiness ReadinessOf(const ServiceKey& key) const EXCLUDES(mu_);
   // Ready instances of the active revision, or of `revision` when given.
   std::vector<Endpoint> Ready(const ServiceKey& key, std::optional<int> revision = {}) const
       EXCLUDES(mu_);

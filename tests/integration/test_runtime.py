@@ -352,6 +352,9 @@ def test_pushed_bundle_serves_quickly_with_its_environment(daemon, new_service):
     assert st["active_revision"] == 1 and st["revision"] == 1, st
     assert inst["pid"] > 0 and pid_alive(inst["pid"]), inst
     assert svc.events("started", st) and svc.events("ready", st), st["events"]
+    # The list says as much, for every service at once.
+    listed = {s["name"]: s for s in daemon.get("/api/v1/services").json()["services"]}
+    assert listed[st["name"]]["running"] == 1 and listed[st["name"]]["desired"] == 1, listed
 
     # A yes/no parameter that is neither is an error, not a guess.
     assert_native_error(daemon.get(svc.path + "/logs", params={"follow": "maybe"}), 400,
