@@ -630,37 +630,39 @@ TEST_F(LinuxLauncherTest, AnInstanceWhoseAddressIsClaimedDoesNotStart) {
 }
 
 // A launcher given a claims directory claims each instance's address for as long as it runs,
-// and reports an address free only when nothing listens there and nobody claims it.
+// and reports an address free only when nothing listens there and nobody claims it. Its
+// addresses are far above those daemons hand out (from 127.1.0.1 up): a daemon running beside
+// the tests does not hold them.
 TEST_F(LinuxLauncherTest, ALauncherWithAClaimsDirectoryClaimsTheAddressOfEachInstance) {
   std::string claims = root_ + "/claims";
   auto launcher = MakeLinuxLauncher(TEST_BERTH_BINARY, claims);
-  EXPECT_TRUE(launcher->AddressFree("127.1.0.9", 8080));
+  EXPECT_TRUE(launcher->AddressFree("127.200.0.9", 8080));
   auto spec = Spec({"sleep", "30"});
-  spec.host = "127.1.0.9";
+  spec.host = "127.200.0.9";
   spec.port = 8080;
   auto rec = launcher->Start(Dir(spec), spec);
   ASSERT_TRUE(rec.ok()) << rec.status().ToString();
-  std::string path = AddressClaimPath(claims, "127.1.0.9", 8080);
+  std::string path = AddressClaimPath(claims, "127.200.0.9", 8080);
   EXPECT_TRUE(AddressClaimed(path));
-  EXPECT_FALSE(launcher->AddressFree("127.1.0.9", 8080)) << "claimed, though nothing listens";
-  EXPECT_TRUE(launcher->AddressFree("127.1.0.10", 8080));
+  EXPECT_FALSE(launcher->AddressFree("127.200.0.9", 8080)) << "claimed, though nothing listens";
+  EXPECT_TRUE(launcher->AddressFree("127.200.0.10", 8080));
   // Without a claims directory only a listener makes an address taken.
-  EXPECT_TRUE(launcher_->AddressFree("127.1.0.9", 8080));
+  EXPECT_TRUE(launcher_->AddressFree("127.200.0.9", 8080));
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(8080);
-  ::inet_pton(AF_INET, "127.1.0.11", &addr.sin_addr);
+  ::inet_pton(AF_INET, "127.200.0.11", &addr.sin_addr);
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   ASSERT_EQ(::listen(fd, 1), 0);
-  EXPECT_FALSE(launcher_->AddressFree("127.1.0.11", 8080));
+  EXPECT_FALSE(launcher_->AddressFree("127.200.0.11", 8080));
   ::close(fd);
   ASSERT_TRUE(launcher->Stop(Dir(spec)).ok());
   WaitExit(Dir(spec));
   for (int i = 0; i < 200 && AddressClaimed(path); ++i) {
     ::usleep(10000);
   }
-  EXPECT_TRUE(launcher->AddressFree("127.1.0.9", 8080)) << "the claim outlived its instance";
+  EXPECT_TRUE(launcher->AddressFree("127.200.0.9", 8080)) << "the claim outlived its instance";
 }
 
 TEST(PlanSandboxTest, EmptyIsNothingAndAFullOneMountsInOrder) {
