@@ -6,7 +6,7 @@
 #   status p99 while they start (GET .../status, sampled from a process of its own)
 #                                                        target < 5 ms
 #   daemon RSS with all running                          target < 100 MB at 10,000
-#   daemon idle CPU over 10 s                            target < 1 % at 10,000
+#   daemon idle CPU over 60 s (a health-check interval)  target < 1 % at 10,000
 #   berth's memory per instance: the shim's PSS and private memory   target <= 256 KB
 #   GET /api/v1/services p99 (the whole list)
 #   kill -9 of the daemon + restart: all re-adopted, none restarted, time until all are ready
@@ -122,8 +122,10 @@ print(f"  status p99 during the mass start: {sp99:.2f} ms over {len(status_ms)} 
 time.sleep(3)
 pid = daemon_pid()
 rss = rss_mb(pid)
+# Over one health-check interval of the services (60 s): every instance is checked once in
+# it, so the figure is the steady cost, not a quiet moment between rounds.
 c0, t0 = cpu_seconds(pid), time.time()
-time.sleep(10)
+time.sleep(tiny["health-check"]["interval"])
 cpu = (cpu_seconds(pid) - c0) / (time.time() - t0) * 100
 print(f"  daemon RSS: {rss:.1f} MB (target < 100 MB: {verdict(rss, 100)})")
 print(f"  daemon idle CPU: {cpu:.2f} % (target < 1 %: {verdict(cpu, 1)})")
