@@ -1812,6 +1812,11 @@ class SqliteStore final : public Store {
   Status AddEvent(std::string_view project, std::string_view name, std::string_view kind,
                   std::string_view message) override {
     MutexLock lock(mu_);
+    // The insert and the trim in one transaction: one commit per event, not two.
+    Transaction tx(this);
+    if (auto s = tx.Begin(); !s.ok()) {
+      return s;
+    }
     auto sid = ServiceId(project, name);
     if (!sid.ok()) {
       return sid.status();
@@ -1832,7 +1837,10 @@ class SqliteStore final : public Store {
       return trim.status();
     }
     trim->Bind(1, *sid).Bind(2, *sid);
-    return trim->Exec();
+    if (auto s = trim->Exec(); !s.ok()) {
+      return s.WithContext("recording event");
+    }
+    return tx.Commit();
   }
 
   Result<std::vector<EventRecord>> ListEvents(std::string_view project, std::string_view name,
