@@ -1575,7 +1575,11 @@ Supervisor::Readiness Supervisor::ReadinessOf(const ServiceKey& key) const {
   if (it == services_.end()) {
     return r;
   }
-  const Service& svc = *it->second;
+  return ReadinessLocked(*it->second);
+}
+
+Supervisor::Readiness Supervisor::ReadinessLocked(const Service& svc) const {
+  Readiness r;
   if (svc.desired.running && svc.desired.latest) {
     r.desired = svc.desired.latest->def.replicas;
   }
@@ -1596,12 +1600,9 @@ ServiceStatus Supervisor::Snapshot(const ServiceKey& key) const {
   const DesiredService& d = svc.desired;
   st.active_revision = d.active_revision;
   st.target_revision = svc.rollout_started ? svc.rollout_revision : d.active_revision;
-  if (d.running && d.latest) {
-    st.desired = d.latest->def.replicas;
-  }
-  for (const auto& inst : svc.instances) {
-    st.running += inst->Serving(d.active_revision);
-  }
+  Readiness r = ReadinessLocked(svc);
+  st.desired = r.desired;
+  st.running = r.running;
   // Live instances first, then exits, newest first.
   std::vector<const Instance*> order;
   for (const auto& inst : svc.instances) {

@@ -273,6 +273,7 @@ class Supervisor {
 
   // What the model says of a service, copied under the lock (Status adds what it reads).
   ServiceStatus Snapshot(const ServiceKey& key) const EXCLUDES(mu_);
+  Readiness ReadinessLocked(const Service& svc) const REQUIRES(mu_);
   void Loop() EXCLUDES(mu_, emit_mu_);
   void HealthLoop() EXCLUDES(mu_, emit_mu_);
   // Probes due instances once; returns when the next probe is due.
