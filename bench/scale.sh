@@ -41,7 +41,7 @@ ulimit -n "$(ulimit -Hn)"
 
 bench_start_daemon "$dir" --threads 2
 /usr/bin/python3 - "$dir" "$n" "$berth" "$tiny_http" <<'PY'
-import json, os, signal, statistics, subprocess, sys, time, urllib.request
+import json, os, signal, statistics, subprocess, sys, time, urllib.error, urllib.request
 sys.path.insert(0, "bench/tools")
 from bench_proc import cpu_seconds, rss_mb
 from concurrent.futures import ThreadPoolExecutor
@@ -94,7 +94,9 @@ def all_ready(deadline_s):
     while time.perf_counter() - t0 < deadline_s:
         try:
             services = call("GET", "/api/v1/services")["services"]
-        except OSError:  # the daemon is starting
+        except urllib.error.HTTPError:
+            raise  # an answer, and not the one wanted: say so rather than wait it out
+        except OSError:  # no answer yet: the daemon is starting
             services = []
         ready = {s["name"] for s in services if s["name"] in wanted and s["running"] >= 1}
         if ready == wanted:
